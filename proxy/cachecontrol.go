@@ -1,0 +1,293 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cacheControl holds the directives of Cache-Control fields (RFC 9111 §5.2)
+// that this cache acts on. A delta-seconds value of -1 means absent.
+type cacheControl struct {
+	noStore, noCache, private, public     bool
+	mustRevalidate, proxyRevalidate       bool
+	onlyIfCached, mustUnderstand          bool
+	maxAge, sMaxAge, minFresh             int64
+	maxStale                              int64 // -1 absent, maxInt64 for "max-stale" without value
+	staleWhileRevalidate, staleIfError    int64
+	noCacheFields, privateFields          bool // qualified forms
+	invalidMaxAge, invalidSMaxAge         bool
+	hasMaxAge, hasSMaxAge, hasMaxStaleArg bool
+}
+
+const unlimited = int64(1<<63 - 1)
+
+// parseCacheControl parses every Cache-Control field line of h. Unknown
+// directives are ignored; a directive's argument may be quoted.
+func parseCacheControl(h http.Header) cacheControl {
+	cc := cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1,
+		staleWhileRevalidate: -1, staleIfError: -1}
+	for _, line := range h["Cache-Control"] {
+		for _, d := range splitDirectives(line) {
+			name, arg, hasArg := strings.Cut(d, "=")
+			name = strings.ToLower(strings.TrimSpace(name))
+			arg = strings.Trim(strings.TrimSpace(arg), `"`)
+			switch name {
+			case "no-store":
+				cc.noStore = true
+			case "no-cache":
+				cc.noCache = true
+				if hasArg && arg != "" {
+					cc.noCacheFields = true
+				}
+			case "private":
+				cc.private = true
+				if hasArg && arg != "" {
+					cc.privateFields = true
+				}
+			case "public":
+				cc.public = true
+			case "must-revalidate":
+				cc.mustRevalidate = true
+			case "proxy-revalidate":
+				cc.proxyRevalidate = true
+			case "only-if-cached":
+				cc.onlyIfCached = true
+			case "must-understand":
+				cc.mustUnderstand = true
+			case "max-age":
+				cc.hasMaxAge = true
+				cc.maxAge = firstDelta(cc.maxAge, arg, &cc.invalidMaxAge)
+			case "s-maxage":
+				cc.hasSMaxAge = true
+				cc.sMaxAge = firstDelta(cc.sMaxAge, arg, &cc.invalidSMaxAge)
+			case "min-fresh":
+				cc.minFresh = firstDelta(cc.minFresh, arg, new(bool))
+			case "max-stale":
+				if !hasArg {
+					cc.maxStale = unlimited
+				} else {
+					cc.hasMaxStaleArg = true
+					cc.maxStale = firstDelta(cc.maxStale, arg, new(bool))
+				}
+			case "stale-while-revalidate":
+				cc.staleWhileRevalidate = firstDelta(cc.staleWhileRevalidate, arg, new(bool))
+			case "stale-if-error":
+				cc.staleIfError = firstDelta(cc.staleIfError, arg, new(bool))
+			}
+		}
+	}
+	return cc
+}
+
+// firstDelta parses a delta-seconds argument (RFC 9111 §1.2.2). The first
+// occurrence of a directive wins; an invalid value sets *invalid.
+func firstDelta(cur int64, arg string, invalid *bool) int64 {
+	if cur >= 0 {
+		return cur
+	}
+	if arg == "" {
+		*invalid = true
+		return -1
+	}
+	for i := 0; i < len(arg); i++ {
+		if arg[i] < '0' || arg[i] > '9' {
+			*invalid = true
+			return -1
+		}
+	}
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil {
+		// Larger than any delta we can represent: the RFC says to
+		// use the greatest positive integer, 2^31.
+		return 1 << 31
+	}
+	return n
+}
+
+// splitDirectives splits a Cache-Control field line on commas that are not
+// inside a quoted string.
+func splitDirectives(s string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted
+		case '\\':
+			if quoted {
+				i++
+			}
+		case ',':
+			if !quoted {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// heuristicStatus reports whether a status is heuristically cacheable
+// (RFC 9110 §15.1).
+func heuristicStatus(code int) bool {
+	switch code {
+	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// understoodStatus reports whether this cache understands a final status
+// well enough to store a response with it (RFC 9111 §3). It never stores
+// partial content or a 304, which it does not combine.
+func understoodStatus(code int) bool {
+	return code >= 200 && code <= 599 && code != 206 && code != 304
+}
+
+// policy is the outcome of the storability and freshness rules for one
+// response.
+type policy struct {
+	storable bool
+	reason   string // why not storable, for logs and tests
+	lifetime time.Duration
+	// shareable is true when the response explicitly allows a shared
+	// cache to serve it to requests with Authorization (RFC 9111 §3.5).
+	shareable bool
+}
+
+// decide applies RFC 9111 §3 (storing), §3.5 (Authorization) and §4.2.1
+// (freshness lifetime) to a response to req. rt is the route that matched
+// (nil if none) and defaultTTL the configured heuristic freshness.
+func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt *Route, defaultTTL time.Duration) policy {
+	cc := parseCacheControl(h)
+	shareable := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
+	p := policy{shareable: shareable}
+	override := rt != nil && rt.Override
+	switch {
+	case req.Method != http.MethodGet && req.Method != http.MethodHead:
+		p.reason = "method"
+	case reqCC.noStore:
+		p.reason = "request no-store"
+	case len(h["Set-Cookie"]) > 0:
+		p.reason = "set-cookie"
+	case req.Header.Get("Authorization") != "" && !shareable:
+		p.reason = "authorization"
+	case varyStar(h):
+		p.reason = "vary-star"
+	case override:
+		// The route's rule replaces the origin's Cache-Control.
+		if status != http.StatusOK {
+			p.reason = "override-status"
+			return p
+		}
+		p.lifetime = rt.TTL
+		if p.lifetime <= 0 {
+			p.lifetime = defaultTTL
+		}
+		p.storable = p.lifetime > 0
+		if !p.storable {
+			p.reason = "no-ttl"
+		}
+		return p
+	case !understoodStatus(status):
+		p.reason = "status"
+	case cc.noStore:
+		p.reason = "no-store"
+	case cc.private:
+		p.reason = "private"
+	case cc.noCache && (cc.noCacheFields || !hasValidator(h)):
+		// Stored, it would need a full fetch on every request anyway.
+		p.reason = "no-cache"
+	case cc.noCache:
+		// Stored with no freshness: revalidated on every request.
+		p.storable = true
+		return p
+	}
+	if p.reason != "" {
+		return p
+	}
+	lifetime, explicit := explicitLifetime(cc, h)
+	if !explicit {
+		if !heuristicStatus(status) && !cc.public {
+			p.reason = "status-not-heuristic"
+			return p
+		}
+		lifetime = defaultTTL
+		if rt != nil && rt.TTL > 0 {
+			lifetime = rt.TTL
+		}
+	}
+	if lifetime <= 0 {
+		if hasValidator(h) {
+			// Already stale, but cheap to revalidate.
+			p.storable = true
+			return p
+		}
+		p.reason = "not-fresh"
+		return p
+	}
+	p.lifetime, p.storable = lifetime, true
+	return p
+}
+
+func varyStar(h http.Header) bool {
+	_, star := parseVary(h)
+	return star
+}
+
+// explicitLifetime returns the freshness lifetime a response states
+// (RFC 9111 §4.2.1): s-maxage, else max-age, else Expires minus Date.
+// An invalid Expires means already expired.
+func explicitLifetime(cc cacheControl, h http.Header) (time.Duration, bool) {
+	switch {
+	case cc.sMaxAge >= 0:
+		return time.Duration(cc.sMaxAge) * time.Second, true
+	case cc.invalidSMaxAge:
+		return 0, true
+	case cc.maxAge >= 0:
+		return time.Duration(cc.maxAge) * time.Second, true
+	case cc.invalidMaxAge:
+		return 0, true
+	}
+	exp, ok := h["Expires"]
+	if !ok {
+		return 0, false
+	}
+	if len(exp) != 1 {
+		return 0, true
+	}
+	expires, err := http.ParseTime(exp[0])
+	if err != nil {
+		return 0, true
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		// No usable Date: the caller substitutes the response time.
+		return time.Until(expires), true
+	}
+	return expires.Sub(date), true
+}
+
+// initialAge returns corrected_initial_age (RFC 9111 §4.2.3) for a response
+// requested at reqTime and received at respTime.
+func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
+	var apparent time.Duration
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		if d := respTime.Sub(date); d > 0 {
+			apparent = d
+		}
+	}
+	var ageValue time.Duration
+	if a := h.Get("Age"); a != "" {
+		if n, err := strconv.ParseInt(strings.TrimSpace(a), 10, 64); err == nil && n >= 0 {
+			ageValue = time.Duration(n) * time.Second
+		}
+	}
+	corrected := ageValue + respTime.Sub(reqTime)
+	if apparent > corrected {
+		return apparent
+	}
+	return corrected
+}

@@ -1,0 +1,121 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestDecide(t *testing.T) {
+	get := func(kv ...string) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+		for i := 0; i < len(kv); i += 2 {
+			r.Header.Add(kv[i], kv[i+1])
+		}
+		return r
+	}
+	post, _ := http.NewRequest(http.MethodPost, "http://x/", nil)
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Add(kv[i], kv[i+1])
+		}
+		return h
+	}
+	date := "Wed, 25 Nov 2026 10:00:00 GMT"
+	route := &Route{Path: "/", TTL: time.Hour}
+	override := &Route{Path: "/", TTL: 2 * time.Hour, Override: true}
+	const def = 5 * time.Minute
+	cases := []struct {
+		name     string
+		req      *http.Request
+		status   int
+		h        http.Header
+		rt       *Route
+		def      time.Duration
+		storable bool
+		lifetime time.Duration
+	}{
+		{"s-maxage wins over max-age", get(), 200, hdr("Cache-Control", "max-age=10, s-maxage=20"), nil, def, true, 20 * time.Second},
+		{"max-age", get(), 200, hdr("Cache-Control", "max-age=10"), nil, def, true, 10 * time.Second},
+		{"max-age quoted", get(), 200, hdr("Cache-Control", `max-age="10"`), nil, def, true, 10 * time.Second},
+		{"max-age first wins", get(), 200, hdr("Cache-Control", "max-age=10, max-age=20"), nil, def, true, 10 * time.Second},
+		{"invalid max-age is stale", get(), 200, hdr("Cache-Control", "max-age=ten"), nil, def, false, 0},
+		{"max-age over Expires", get(), 200, hdr("Cache-Control", "max-age=10", "Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 GMT"), nil, def, true, 10 * time.Second},
+		{"Expires minus Date", get(), 200, hdr("Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 GMT"), nil, def, true, time.Hour},
+		{"invalid Expires is stale", get(), 200, hdr("Date", date, "Expires", "0"), nil, def, false, 0},
+		{"route ttl", get(), 200, hdr(), route, def, true, time.Hour},
+		{"default ttl", get(), 200, hdr(), nil, def, true, def},
+		{"default ttl 0 stores only explicit", get(), 200, hdr(), nil, 0, false, 0},
+		{"default ttl 0 with max-age", get(), 200, hdr("Cache-Control", "max-age=7"), nil, 0, true, 7 * time.Second},
+		{"heuristic 404", get(), 404, hdr(), nil, def, true, def},
+		{"heuristic 301", get(), 301, hdr(), nil, def, true, def},
+		{"302 needs explicit freshness", get(), 302, hdr(), nil, def, false, 0},
+		{"302 with max-age", get(), 302, hdr("Cache-Control", "max-age=9"), nil, def, true, 9 * time.Second},
+		{"500 needs explicit freshness", get(), 500, hdr(), nil, def, false, 0},
+		{"206 never", get(), 206, hdr("Cache-Control", "max-age=9"), nil, def, false, 0},
+		{"no-store", get(), 200, hdr("Cache-Control", "no-store"), nil, def, false, 0},
+		{"private", get(), 200, hdr("Cache-Control", "private, max-age=60"), nil, def, false, 0},
+		{"private qualified", get(), 200, hdr("Cache-Control", `private="x", max-age=60`), nil, def, false, 0},
+		{"no-cache", get(), 200, hdr("Cache-Control", "no-cache, max-age=60"), nil, def, false, 0},
+		{"set-cookie", get(), 200, hdr("Set-Cookie", "a=1", "Cache-Control", "max-age=60"), nil, def, false, 0},
+		{"request no-store", get("Cache-Control", "no-store"), 200, hdr("Cache-Control", "max-age=60"), nil, def, false, 0},
+		{"authorization", get("Authorization", "x"), 200, hdr("Cache-Control", "max-age=60"), nil, def, false, 0},
+		{"authorization public", get("Authorization", "x"), 200, hdr("Cache-Control", "public, max-age=60"), nil, def, true, time.Minute},
+		{"authorization s-maxage", get("Authorization", "x"), 200, hdr("Cache-Control", "s-maxage=60"), nil, def, true, time.Minute},
+		{"authorization must-revalidate", get("Authorization", "x"), 200, hdr("Cache-Control", "must-revalidate, max-age=60"), nil, def, true, time.Minute},
+		{"vary star", get(), 200, hdr("Vary", "*", "Cache-Control", "max-age=60"), nil, def, false, 0},
+		{"POST", post, 200, hdr("Cache-Control", "max-age=60"), nil, def, false, 0},
+		{"override ignores no-store", get(), 200, hdr("Cache-Control", "no-store"), override, def, true, 2 * time.Hour},
+		{"override ignores max-age", get(), 200, hdr("Cache-Control", "max-age=5"), override, def, true, 2 * time.Hour},
+		{"override keeps set-cookie rule", get(), 200, hdr("Set-Cookie", "a"), override, def, false, 0},
+		{"override only 200", get(), 500, hdr(), override, def, false, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := decide(tc.req, requestCacheControl(tc.req.Header), tc.status, tc.h, tc.rt, tc.def)
+			if p.storable != tc.storable {
+				t.Fatalf("storable = %v (%s), want %v", p.storable, p.reason, tc.storable)
+			}
+			if p.storable && p.lifetime != tc.lifetime {
+				t.Errorf("lifetime = %v, want %v", p.lifetime, tc.lifetime)
+			}
+		})
+	}
+}
+
+func TestInitialAge(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	h := http.Header{}
+	if got := initialAge(h, now.Add(-time.Second), now); got != time.Second {
+		t.Errorf("response delay only: %v", got)
+	}
+	h.Set("Age", "30")
+	if got := initialAge(h, now, now); got != 30*time.Second {
+		t.Errorf("Age header: %v", got)
+	}
+	h.Set("Date", now.Add(-time.Minute).Format(http.TimeFormat))
+	if got := initialAge(h, now, now); got != time.Minute {
+		t.Errorf("apparent age: %v", got)
+	}
+}
+
+func TestParseCacheControl(t *testing.T) {
+	cc := parseCacheControl(http.Header{"Cache-Control": {`no-cache="Set-Cookie, X", max-age=5`, "MAX-STALE"}})
+	if !cc.noCache || !cc.noCacheFields || cc.maxAge != 5 || cc.maxStale != unlimited {
+		t.Errorf("%+v", cc)
+	}
+	cc = parseCacheControl(http.Header{})
+	if cc.maxAge != -1 || cc.sMaxAge != -1 || cc.noStore {
+		t.Errorf("empty: %+v", cc)
+	}
+}
+
+func BenchmarkDecide(b *testing.B) {
+	r, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+	h := http.Header{"Cache-Control": {"public, max-age=60"}, "Content-Type": {"application/json"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		decide(r, cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1}, 200, h, nil, time.Minute)
+	}
+}

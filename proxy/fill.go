@@ -1,0 +1,318 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// fillResult is the outcome of one fill: an entry from the shared tier or
+// the origin, or a body too large to buffer, or an error.
+type fillResult struct {
+	entry *tiers.Entry
+	// key is the key entry was looked up or stored under (its variant
+	// key if it varies).
+	key string
+	// shareable means entry may answer requests other than the one that
+	// caused the fill: it is storable, or was found in a tier.
+	shareable bool
+	stored    bool
+	fromL2    bool
+	// revalidated: entry is a stored response the origin confirmed
+	// with a 304.
+	revalidated bool
+	// staleOnError: entry is a stale response served because the
+	// origin failed and the response allows it (stale-if-error).
+	staleOnError bool
+	// stream, for a response over MaxObjectBytes, is for the leader
+	// alone.
+	stream *streamedResponse
+	err    error
+}
+
+// streamedResponse is an origin response too large to store, handed to the
+// one client it was fetched for.
+type streamedResponse struct {
+	status int
+	header http.Header
+	prefix []byte        // the part already read
+	body   io.ReadCloser // the rest
+	cancel context.CancelFunc
+}
+
+func (s *streamedResponse) close() {
+	s.body.Close()
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
+
+// miss answers r from the shared tier or the origin, collapsing concurrent
+// misses of key into one fill. fwd is the reason the local tier did not
+// answer.
+func (h *Handler) miss(w http.ResponseWriter, r *http.Request, key string, rt *Route, reqCC cacheControl, fwd string, stale *tiers.Entry) {
+	useShared := fwd != "request"
+	res, leader, err := h.flights.do(r.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
+		return h.fill(ctx, r, key, rt, reqCC, useShared, stale)
+	})
+	if err != nil {
+		// The client has gone; nobody is left to answer.
+		return
+	}
+	if !leader {
+		if res.shareable && res.entry != nil && h.matches(res, r, reqCC) {
+			h.m.collapsed.Add(1)
+			h.writeResult(w, r, res, fwd, true)
+			return
+		}
+		// The leader's response is not for others: fetch our own.
+		res = h.fill(r.Context(), r, key, rt, reqCC, false, nil)
+	}
+	h.writeResult(w, r, res, fwd, false)
+}
+
+// matches reports whether a fill made for another request can answer r:
+// same variant, and usable under r's own directives.
+func (h *Handler) matches(res *fillResult, r *http.Request, reqCC cacheControl) bool {
+	e := res.entry
+	if len(e.Vary) > 0 && variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, r.Header) != res.key {
+		return false
+	}
+	return usability(e, r, reqCC, h.now()) == usable
+}
+
+// writeResult writes a fill's outcome to the client of r.
+func (h *Handler) writeResult(w http.ResponseWriter, r *http.Request, res *fillResult, fwd string, collapsed bool) {
+	switch {
+	case res.err != nil:
+		h.m.request("MISS")
+		h.writeError(w, r, res.err, xMiss)
+	case res.stream != nil:
+		h.m.request("MISS")
+		h.writeStream(w, r, res.stream, fwd)
+	case res.fromL2:
+		h.m.request("HIT-L2")
+		h.writeEntry(w, r, res.entry, xHitL2, h.status.hitL2, h.now())
+	case res.staleOnError:
+		h.m.request("STALE")
+		h.writeEntry(w, r, res.entry, xStale, h.status.staleOnError, h.now())
+	case res.revalidated:
+		h.m.request("REVALIDATED")
+		h.writeEntry(w, r, res.entry, xRevalidated, h.status.forward("stale", http.StatusNotModified, res.stored, collapsed), h.now())
+	default:
+		h.m.request("MISS")
+		h.writeEntry(w, r, res.entry, xMiss, h.status.forward(fwd, res.entry.Status, res.stored, collapsed), h.now())
+	}
+}
+
+// writeStream copies a response too large to store to the client.
+func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *streamedResponse, fwd string) {
+	defer s.close()
+	stop := context.AfterFunc(r.Context(), s.close)
+	defer stop()
+	hdr := w.Header()
+	for k, v := range s.header {
+		hdr[k] = v
+	}
+	hdr["X-Cache"] = xMiss
+	hdr["Cache-Status"] = h.status.forward(fwd, s.status, false, false)
+	w.WriteHeader(s.status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := w.Write(s.prefix); err != nil {
+		return
+	}
+	if _, err := io.Copy(w, s.body); err != nil && r.Context().Err() == nil {
+		h.log.Warn("origin body copy failed", "url", r.URL.String(), "err", err)
+	}
+}
+
+// fill fetches the entry for r: from the shared tier if useShared, else
+// from the origin, storing what may be stored. A stale entry, from the
+// local tier or found in the shared one, is revalidated rather than
+// fetched again, and served if the origin fails and it allows that. fill
+// runs under ctx, which may outlive r's own context.
+func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Route, reqCC cacheControl, useShared bool, stale *tiers.Entry) *fillResult {
+	if useShared && h.shared != nil {
+		now := h.now()
+		e, st, _ := h.lookup(ctx, h.shared, key, r, reqCC, now)
+		if e != nil {
+			h.promote(ctx, key, r, e, now)
+			return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
+		}
+		if st != nil && (stale == nil || st.StoredAt.After(stale.StoredAt)) {
+			stale = st
+		}
+	}
+	out := h.originRequest(ctx, r)
+	if stale != nil {
+		setValidators(out.Header, stale.Header)
+	}
+	reqTime := h.now()
+	h.m.originRequests.Add(1)
+	resp, err := h.transport.RoundTrip(out)
+	h.m.originLatency.Observe(h.now().Sub(reqTime).Seconds())
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errFillTimeout) && !errors.Is(err, errFillTimeout) {
+			err = fmt.Errorf("%w: %w", cause, err)
+		}
+		h.m.originFailed(err)
+		if stale != nil && staleIfError(stale, reqCC, h.now()) {
+			return &fillResult{entry: stale, key: key, shareable: true, staleOnError: true}
+		}
+		return &fillResult{err: err}
+	}
+	h.m.originOK()
+	removeHopHeaders(resp.Header)
+	if resp.StatusCode == http.StatusNotModified && stale != nil {
+		resp.Body.Close()
+		if e := h.freshen(stale, resp, out, reqCC, rt, reqTime); e != nil {
+			res := &fillResult{entry: e, key: key, shareable: true, revalidated: true}
+			if len(e.Vary) > 0 {
+				res.key = variantKey(key, e.Vary, out.Header)
+			}
+			res.stored = h.store(ctx, key, res.key, e, e.StoredAt)
+			return res
+		}
+		// The 304 is for another representation: fetch it whole.
+		return h.fill(ctx, r, key, rt, reqCC, false, nil)
+	}
+	if resp.StatusCode >= 500 && stale != nil && staleIfError(stale, reqCC, h.now()) {
+		resp.Body.Close()
+		return &fillResult{entry: stale, key: key, shareable: true, staleOnError: true}
+	}
+	if resp.ContentLength > h.maxObject {
+		return &fillResult{stream: &streamedResponse{status: resp.StatusCode, header: resp.Header, body: resp.Body}}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, h.maxObject+1))
+	if err != nil {
+		resp.Body.Close()
+		return &fillResult{err: err}
+	}
+	if int64(len(body)) > h.maxObject {
+		return &fillResult{stream: &streamedResponse{status: resp.StatusCode, header: resp.Header, prefix: body, body: resp.Body}}
+	}
+	resp.Body.Close()
+	respTime := h.now()
+
+	pol := decide(out, reqCC, resp.StatusCode, resp.Header, rt, h.defaultTTL)
+	if !pol.storable {
+		h.log.Debug("not storing", "url", r.URL.String(), "reason", pol.reason)
+		return &fillResult{entry: &tiers.Entry{
+			Kind: tiers.KindResponse, Status: resp.StatusCode, Header: resp.Header,
+			Body: body, StoredAt: respTime,
+		}, key: key}
+	}
+	vary, _ := parseVary(resp.Header)
+	e := &tiers.Entry{
+		Kind:       tiers.KindResponse,
+		Status:     resp.StatusCode,
+		Header:     storedHeader(resp.Header, len(body)),
+		Body:       body,
+		StoredAt:   respTime,
+		InitialAge: initialAge(resp.Header, reqTime, respTime),
+		Lifetime:   pol.lifetime,
+		Vary:       vary,
+		URL:        normalizeURL(r.URL.Path, r.URL.RawQuery),
+		Tags:       parseTags(resp.Header),
+	}
+	if rt != nil && rt.Override {
+		// The origin's freshness does not apply; neither may its age.
+		e.InitialAge = 0
+	}
+	res := &fillResult{entry: e, key: key, shareable: true}
+	if len(vary) > 0 {
+		res.key = variantKey(key, vary, out.Header)
+	}
+	res.stored = h.store(ctx, key, res.key, e, respTime)
+	return res
+}
+
+// store writes e under entryKey in both tiers and, if e varies, a Vary
+// marker under baseKey. It reports whether any tier took it.
+func (h *Handler) store(ctx context.Context, baseKey, entryKey string, e *tiers.Entry, now time.Time) bool {
+	ttl := e.Remaining(now) + retention(e)
+	if ttl <= 0 {
+		return false
+	}
+	var marker *tiers.Entry
+	if entryKey != baseKey {
+		marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
+			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
+	}
+	stored := false
+	if h.shared != nil {
+		err := h.shared.Set(ctx, entryKey, e, ttl)
+		if err == nil && marker != nil {
+			err = h.shared.Set(ctx, baseKey, marker, ttl)
+		}
+		if err != nil {
+			h.tierError(h.shared, err)
+		} else {
+			stored = true
+		}
+	}
+	if h.setLocal(ctx, baseKey, entryKey, e, marker, ttl) {
+		stored = true
+	}
+	if stored {
+		h.m.stored.Add(1)
+	}
+	return stored
+}
+
+// promote copies an entry found in the shared tier into the local tier.
+func (h *Handler) promote(ctx context.Context, baseKey string, r *http.Request, e *tiers.Entry, now time.Time) {
+	entryKey, marker := baseKey, (*tiers.Entry)(nil)
+	if len(e.Vary) > 0 {
+		entryKey = variantKey(baseKey, e.Vary, r.Header)
+		marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
+			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
+	}
+	h.setLocal(ctx, baseKey, entryKey, e, marker, e.Remaining(now)+retention(e))
+}
+
+// waiter is implemented by a tier whose writes become visible
+// asynchronously (ristretto buffers them).
+type waiter interface{ Wait() }
+
+func (h *Handler) setLocal(ctx context.Context, baseKey, entryKey string, e, marker *tiers.Entry, ttl time.Duration) bool {
+	if h.local == nil || ttl <= 0 {
+		return false
+	}
+	if ttl > h.l1TTL {
+		ttl = h.l1TTL
+	}
+	if err := h.local.Set(ctx, entryKey, e, ttl); err != nil {
+		return false
+	}
+	if marker != nil {
+		if err := h.local.Set(ctx, baseKey, marker, ttl); err != nil {
+			return false
+		}
+	}
+	if w, ok := h.local.(waiter); ok {
+		// Read-your-writes: the next request must see this fill.
+		w.Wait()
+	}
+	return true
+}
+
+// parseTags returns the surrogate keys of a response: the comma- or
+// space-separated values of Cache-Tag and Surrogate-Key.
+func parseTags(hdr http.Header) []string {
+	var tags []string
+	for _, name := range []string{"Cache-Tag", "Surrogate-Key"} {
+		for _, v := range hdr[name] {
+			tags = append(tags, strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })...)
+		}
+	}
+	return tags
+}

@@ -1,0 +1,130 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// flightGroup collapses concurrent fills of one key into one, like
+// golang.org/x/sync/singleflight, with two things singleflight does not
+// do: the fill runs under its own context, detached from the first
+// caller's, which is cancelled only when every caller waiting for it has
+// gone; and the caller that started the fill (the leader) can be handed a
+// result that is for it alone (a streamed body), which is closed if the
+// leader has gone by the time it is ready.
+//
+// The zero value is ready to use.
+type flightGroup struct {
+	mu sync.Mutex
+	m  map[string]*flight // lazily initialized
+}
+
+// errFillTimeout is the cause of a fill's context ending after the fill
+// timeout. It wraps context.DeadlineExceeded, so it maps to 504.
+var errFillTimeout = fmt.Errorf("fill timed out: %w", context.DeadlineExceeded)
+
+// flight is one fill in progress.
+type flight struct {
+	done   chan struct{} // closed when res is set
+	res    *fillResult
+	refs   int                // callers still waiting, guarded by flightGroup.mu
+	cancel context.CancelFunc // cancels the fill's context
+
+	leaderGone bool // the leader stopped waiting, guarded by flightGroup.mu
+}
+
+// do runs fill for key once for all concurrent callers and returns its
+// result. leader reports whether this caller started the fill. The fill
+// runs under a context detached from ctx, bounded by timeout, and
+// cancelled early only if every waiting caller has left. A caller whose
+// ctx ends first returns ctx.Err().
+func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration, fill func(context.Context) *fillResult) (res *fillResult, leader bool, err error) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = make(map[string]*flight)
+	}
+	if f, ok := g.m[key]; ok {
+		f.refs++
+		g.mu.Unlock()
+		select {
+		case <-f.done:
+			g.release(f, false)
+			return f.res, false, nil
+		case <-ctx.Done():
+			g.release(f, false)
+			return nil, false, ctx.Err()
+		}
+	}
+	// The timeout bounds the fill, not a body it hands over to be
+	// streamed: that lives as long as the leader's client reads it.
+	fctx, cancelCause := context.WithCancelCause(context.WithoutCancel(ctx))
+	cancel := func() { cancelCause(context.Canceled) }
+	timer := time.AfterFunc(timeout, func() { cancelCause(errFillTimeout) })
+	f := &flight{done: make(chan struct{}), refs: 1, cancel: cancel}
+	g.m[key] = f
+	g.mu.Unlock()
+
+	go func() {
+		r := fill(fctx)
+		timer.Stop()
+		g.mu.Lock()
+		delete(g.m, key)
+		if r.stream != nil && f.leaderGone {
+			r.stream.close()
+			r.stream = nil
+		}
+		f.res = r
+		g.mu.Unlock()
+		if r.stream == nil {
+			cancel()
+		} else {
+			// The stream owns the fill context: closing it cancels.
+			r.stream.cancel = cancel
+		}
+		close(f.done)
+	}()
+
+	select {
+	case <-f.done:
+		g.release(f, true)
+		return f.res, true, nil
+	case <-ctx.Done():
+		g.mu.Lock()
+		f.leaderGone = true
+		g.mu.Unlock()
+		g.release(f, true)
+		return nil, true, ctx.Err()
+	}
+}
+
+// release drops one caller's interest in f. When the last caller leaves
+// before the fill is done, the fill is cancelled. If the leader leaves
+// after the fill handed it a stream, the stream is closed.
+func (g *flightGroup) release(f *flight, leader bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f.refs--
+	select {
+	case <-f.done:
+		if leader && f.leaderGone && f.res.stream != nil {
+			f.res.stream.close()
+			f.res.stream = nil
+		}
+	default:
+		if f.refs == 0 {
+			f.cancel()
+		}
+	}
+}
+
+// waiting returns how many callers wait for the fill of key. For tests.
+func (g *flightGroup) waiting(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if f, ok := g.m[key]; ok {
+		return f.refs
+	}
+	return 0
+}

@@ -1,0 +1,361 @@
+// Package proxy is the HTTP behaviour of cacheproxy: a reverse proxy that
+// answers GET and HEAD from a local tier, then a shared tier, then the
+// origin, storing what RFC 9111 lets a shared cache store.
+//
+// The Handler speaks net/http only; the tiers it uses are the small Tier
+// interface, so this package depends on neither ristretto nor Redis.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// Handler is a caching reverse proxy. It is an http.Handler, safe for
+// concurrent use. Create it with New.
+type Handler struct {
+	origin      *urlBase
+	prefix      string
+	defaultTTL  time.Duration
+	l1TTL       time.Duration
+	maxObject   int64
+	fillTimeout time.Duration
+	routes      []Route
+	local       Tier
+	shared      Tier
+	transport   http.RoundTripper
+	pass        *httputil.ReverseProxy
+	log         *slog.Logger
+	now         func() time.Time
+	status      *cacheStatus
+	flights     flightGroup
+	m           *metrics
+}
+
+// New returns a Handler for opts, or an error naming the option that is
+// not valid.
+func New(opts Options) (*Handler, error) {
+	if opts.Origin == nil {
+		return nil, errors.New("proxy: Origin is required")
+	}
+	if opts.Origin.Scheme != "http" && opts.Origin.Scheme != "https" {
+		return nil, fmt.Errorf("proxy: Origin %q: scheme must be http or https", opts.Origin)
+	}
+	if opts.Origin.Host == "" {
+		return nil, fmt.Errorf("proxy: Origin %q: no host", opts.Origin)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"DefaultTTL", opts.DefaultTTL}, {"L1TTL", opts.L1TTL}, {"FillTimeout", opts.FillTimeout}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("proxy: %s must not be negative, got %v", d.name, d.v)
+		}
+	}
+	if opts.MaxObjectBytes < 0 {
+		return nil, fmt.Errorf("proxy: MaxObjectBytes must not be negative, got %d", opts.MaxObjectBytes)
+	}
+	for i, rt := range opts.Routes {
+		if rt.Path == "" || rt.Path[0] != '/' {
+			return nil, fmt.Errorf("proxy: Routes[%d].Path %q must start with /", i, rt.Path)
+		}
+		if isGlob(rt.Path) {
+			if _, err := path.Match(strings.TrimSuffix(rt.Path, "/**"), "/"); err != nil {
+				return nil, fmt.Errorf("proxy: Routes[%d].Path %q: %v", i, rt.Path, err)
+			}
+		}
+		if rt.TTL < 0 {
+			return nil, fmt.Errorf("proxy: Routes[%d].TTL must not be negative", i)
+		}
+	}
+	h := &Handler{
+		origin:      newURLBase(opts.Origin),
+		prefix:      opts.KeyPrefix,
+		defaultTTL:  opts.DefaultTTL,
+		l1TTL:       opts.L1TTL,
+		maxObject:   opts.MaxObjectBytes,
+		fillTimeout: opts.FillTimeout,
+		routes:      append([]Route(nil), opts.Routes...),
+		local:       opts.Local,
+		shared:      opts.Shared,
+		transport:   opts.Transport,
+		log:         opts.Logger,
+		now:         opts.Now,
+		m:           newMetrics(),
+	}
+	if h.prefix == "" {
+		h.prefix = "cacheproxy"
+	}
+	if h.l1TTL == 0 {
+		h.l1TTL = 30 * time.Second
+	}
+	if h.maxObject == 0 {
+		h.maxObject = 8 << 20
+	}
+	if h.fillTimeout == 0 {
+		h.fillTimeout = 30 * time.Second
+	}
+	if h.transport == nil {
+		h.transport = defaultTransport()
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.status = newCacheStatus("cacheproxy")
+	h.pass = h.newPassthrough()
+	return h, nil
+}
+
+// ServeHTTP answers r from the tiers or the origin.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.passThrough(w, r)
+		return
+	}
+	rt := h.route(r.URL.Path)
+	if rt != nil && rt.Bypass {
+		h.passThrough(w, r)
+		return
+	}
+	reqCC := requestCacheControl(r.Header)
+	if reqCC.noStore {
+		// The request forbids storing anything of this exchange.
+		h.passThrough(w, r)
+		return
+	}
+	key := baseKey(h.prefix, r.URL.Path, r.URL.RawQuery)
+	now := h.now()
+	fwd := "request"
+	var stale *tiers.Entry
+	if !reqCC.noCache && reqCC.maxAge != 0 {
+		fwd = "uri-miss"
+		if h.local != nil {
+			var e *tiers.Entry
+			e, stale, fwd = h.lookup(r.Context(), h.local, key, r, reqCC, now)
+			if e != nil {
+				h.m.hitL1.Add(1)
+				h.writeEntry(w, r, e, xHitL1, h.status.hitL1, now)
+				return
+			}
+			if stale != nil && staleWhileRevalidate(stale, now) {
+				h.m.request("STALE")
+				h.writeEntry(w, r, stale, xStale, h.status.staleRevalidating, now)
+				h.refreshInBackground(r, key, rt, stale)
+				return
+			}
+		}
+	}
+	if reqCC.onlyIfCached {
+		h.onlyIfCached(w, r, key, reqCC)
+		return
+	}
+	h.miss(w, r, key, rt, reqCC, fwd, stale)
+}
+
+// requestCacheControl parses a request's cache directives; a request with
+// Pragma: no-cache and no Cache-Control is treated as no-cache
+// (RFC 9111 §5.4).
+func requestCacheControl(hdr http.Header) cacheControl {
+	cc := parseCacheControl(hdr)
+	if _, ok := hdr["Cache-Control"]; !ok {
+		for _, p := range hdr["Pragma"] {
+			if strings.Contains(strings.ToLower(p), "no-cache") {
+				cc.noCache = true
+			}
+		}
+	}
+	return cc
+}
+
+// lookup finds the entry for r in t. It returns the entry if it may
+// answer r now; else, if one is stored but stale, that entry (to
+// revalidate or to serve if the origin fails); and the Cache-Status
+// forward reason. Tier errors count as misses.
+func (h *Handler) lookup(ctx context.Context, t Tier, key string, r *http.Request, reqCC cacheControl, now time.Time) (fresh, stale *tiers.Entry, fwd string) {
+	e, ok, err := t.Get(ctx, key)
+	if err != nil {
+		h.tierError(t, err)
+		return nil, nil, "uri-miss"
+	}
+	if !ok {
+		return nil, nil, "uri-miss"
+	}
+	if e.Kind == tiers.KindVary {
+		e, ok, err = t.Get(ctx, variantKey(key, e.Vary, r.Header))
+		if err != nil {
+			h.tierError(t, err)
+			return nil, nil, "vary-miss"
+		}
+		if !ok || e.Kind != tiers.KindResponse {
+			return nil, nil, "vary-miss"
+		}
+	}
+	switch usability(e, r, reqCC, now) {
+	case usable:
+		return e, nil, ""
+	case stored:
+		return nil, e, "stale"
+	}
+	return nil, nil, "miss"
+}
+
+// use says whether a stored entry may answer a request.
+type use int
+
+const (
+	usable    use = iota // fresh enough, or stale as the request allows
+	stored               // stale: usable only after revalidation
+	forbidden            // not for this request at all
+)
+
+// usability decides whether e may answer r at now: a request with
+// Authorization gets only responses that say a shared cache may serve
+// them (RFC 9111 §3.5); otherwise e must be fresh enough for the
+// request's directives, or stale within its max-stale (RFC 9111 §4.2.4).
+func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, now time.Time) use {
+	if _, auth := r.Header["Authorization"]; auth {
+		cc := parseCacheControl(e.Header)
+		if !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate {
+			return forbidden
+		}
+	}
+	age := e.Age(now)
+	remaining := e.Lifetime - age
+	if reqCC.maxAge >= 0 && age > time.Duration(reqCC.maxAge)*time.Second {
+		return stored
+	}
+	if reqCC.minFresh >= 0 && remaining < time.Duration(reqCC.minFresh)*time.Second {
+		return stored
+	}
+	if remaining > 0 {
+		return usable
+	}
+	if reqCC.maxStale < 0 || !mayServeStale(e) {
+		return stored
+	}
+	if reqCC.maxStale == unlimited || -remaining <= time.Duration(reqCC.maxStale)*time.Second {
+		return usable
+	}
+	return stored
+}
+
+func (h *Handler) tierError(t Tier, err error) {
+	if t == h.shared {
+		h.m.sharedErrors.Add(1)
+	}
+	h.log.Debug("cache tier error", "err", err)
+}
+
+// writeEntry writes e as the response to r. Header values are shared with
+// e, never copied or modified.
+func (h *Handler) writeEntry(w http.ResponseWriter, r *http.Request, e *tiers.Entry, xcache, cacheStatus []string, now time.Time) {
+	hdr := w.Header()
+	for k, v := range e.Header {
+		hdr[k] = v
+	}
+	hdr["Age"] = ageHeader(e.Age(now))
+	hdr["X-Cache"] = xcache
+	hdr["Cache-Status"] = cacheStatus
+	if e.Status == http.StatusOK && notModified(r, e.Header) {
+		delete(hdr, "Content-Length")
+		delete(hdr, "Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
+		w.Write(e.Body)
+	}
+}
+
+func bodyAllowed(status int) bool {
+	return status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
+}
+
+// notModified evaluates the request's If-None-Match, or if absent its
+// If-Modified-Since, against a stored 200 response (RFC 9110 §13.2.2).
+func notModified(r *http.Request, stored http.Header) bool {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
+		etag := stored.Get("Etag")
+		if etag == "" {
+			return false
+		}
+		for _, line := range inm {
+			for _, t := range strings.Split(line, ",") {
+				t = strings.TrimSpace(t)
+				if t == "*" || weakEqual(t, etag) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	ims := r.Header.Get("If-Modified-Since")
+	if ims == "" {
+		return false
+	}
+	since, err := http.ParseTime(ims)
+	if err != nil {
+		return false
+	}
+	lm, err := http.ParseTime(stored.Get("Last-Modified"))
+	if err != nil {
+		return false
+	}
+	return !lm.After(since)
+}
+
+// weakEqual compares two entity tags with the weak comparison function.
+func weakEqual(a, b string) bool {
+	return strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
+}
+
+// route returns the first route matching p, or nil.
+func (h *Handler) route(p string) *Route {
+	for i := range h.routes {
+		if routeMatch(h.routes[i].Path, p) {
+			return &h.routes[i]
+		}
+	}
+	return nil
+}
+
+func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
+
+// routeMatch matches a request path against a route pattern: a prefix,
+// or a path.Match glob where a trailing "/**" matches any depth.
+func routeMatch(pattern, p string) bool {
+	if !isGlob(pattern) {
+		return strings.HasPrefix(p, pattern)
+	}
+	if base, ok := strings.CutSuffix(pattern, "/**"); ok {
+		// Match the leading segments against base.
+		segs := strings.Count(base, "/")
+		cut := p
+		for i, n := 0, 0; i < len(p); i++ {
+			if p[i] == '/' {
+				n++
+				if n > segs {
+					cut = p[:i]
+					break
+				}
+			}
+		}
+		ok, _ := path.Match(base, cut)
+		return ok && len(p) > len(cut)
+	}
+	ok, _ := path.Match(pattern, p)
+	return ok
+}

@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// keyVersion is part of every key, so a change of key format never reads
+// entries written under the old one.
+const keyVersion = "1"
+
+// baseKey returns the cache key of a GET or HEAD request for path and
+// rawQuery: prefix, key format version, method class (GET and HEAD share
+// "G"), path, and the query with its parameters sorted.
+func baseKey(prefix, path, rawQuery string) string {
+	q := normalizeQuery(rawQuery)
+	if q == "" {
+		return prefix + ":" + keyVersion + ":G:" + path
+	}
+	return prefix + ":" + keyVersion + ":G:" + path + "?" + q
+}
+
+// normalizeQuery sorts the parameters of a raw query by name, keeping the
+// order of repeated names (whose order can matter to an origin), and drops
+// empty parameters. Encoding is left as sent.
+func normalizeQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	if strings.IndexByte(raw, '&') < 0 {
+		return raw
+	}
+	params := strings.Split(raw, "&")
+	n := 0
+	for _, p := range params {
+		if p != "" {
+			params[n] = p
+			n++
+		}
+	}
+	params = params[:n]
+	sort.SliceStable(params, func(i, j int) bool {
+		return paramName(params[i]) < paramName(params[j])
+	})
+	return strings.Join(params, "&")
+}
+
+func paramName(p string) string {
+	if i := strings.IndexByte(p, '='); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// normalizeURL returns the path and normalised query that identify a
+// request's URL in entries and purges.
+func normalizeURL(path, rawQuery string) string {
+	q := normalizeQuery(rawQuery)
+	if q == "" {
+		return path
+	}
+	return path + "?" + q
+}
+
+// variantKey returns the key of the variant of base selected by the values
+// of the request headers named in vary. A header that is absent differs
+// from one that is present but empty (RFC 9111 §4.1).
+func variantKey(base string, vary []string, h http.Header) string {
+	var b strings.Builder
+	b.Grow(len(base) + 32*len(vary))
+	b.WriteString(base)
+	b.WriteString("#")
+	for _, name := range vary {
+		b.WriteString(name)
+		vs, ok := h[name]
+		if !ok {
+			b.WriteString("\x01\n")
+			continue
+		}
+		b.WriteByte(':')
+		b.WriteString(normalizeFieldValue(vs))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// normalizeFieldValue combines the field lines of one header into one
+// value and removes optional whitespace around its list separators, so
+// that "gzip,br" and "gzip, br" select the same variant.
+func normalizeFieldValue(vs []string) string {
+	if len(vs) == 1 && !strings.ContainsAny(vs[0], " \t") {
+		return vs[0]
+	}
+	var parts []string
+	for _, v := range vs {
+		for _, p := range strings.Split(v, ",") {
+			parts = append(parts, strings.TrimSpace(p))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseVary returns the canonical header names listed in a response's Vary
+// fields, without duplicates, and whether any of them is "*".
+func parseVary(h http.Header) (names []string, star bool) {
+	for _, v := range h.Values("Vary") {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case p == "":
+				continue
+			case p == "*":
+				star = true
+				continue
+			}
+			name := http.CanonicalHeaderKey(p)
+			dup := false
+			for _, n := range names {
+				if n == name {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				names = append(names, name)
+			}
+		}
+	}
+	return names, star
+}

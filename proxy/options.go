@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// Tier is a cache tier as the proxy uses it. tiers/local and tiers/shared
+// implement it.
+type Tier interface {
+	// Get returns the entry stored under key. A miss is (nil, false, nil);
+	// an error means the tier could not answer and is treated as a miss.
+	Get(ctx context.Context, key string) (*tiers.Entry, bool, error)
+	// Set stores e under key for at most ttl. e must not be modified
+	// afterwards.
+	Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Duration) error
+	// Delete removes the given keys.
+	Delete(ctx context.Context, keys ...string) error
+}
+
+// Route is a per-path caching rule. The first route whose Path matches a
+// request's path applies.
+type Route struct {
+	// Path is a path prefix ("/players/") or, when it contains any of
+	// "*?[", a glob in the syntax of path.Match where "*" does not
+	// cross "/"; a trailing "/**" matches everything below.
+	Path string
+	// TTL is the freshness given to cacheable responses of this route
+	// that carry no explicit freshness, or to every response when
+	// Override is set. Zero means the proxy's DefaultTTL.
+	TTL time.Duration
+	// Bypass means requests on this route are never looked up or stored.
+	Bypass bool
+	// Override caches the route for TTL whatever the origin's
+	// Cache-Control says (Django's cache_page behaviour). Responses that
+	// set cookies or are not 200 are still never stored.
+	Override bool
+}
+
+// Options configures a Handler. The zero value of each field is a usable
+// default unless its comment says otherwise.
+type Options struct {
+	// Origin is the base URL requests are forwarded to. Required.
+	Origin *url.URL
+
+	// KeyPrefix namespaces every cache key. If empty, "cacheproxy".
+	KeyPrefix string
+
+	// DefaultTTL is the heuristic freshness (RFC 9111 §4.2.2) given to
+	// cacheable responses with no explicit freshness. Zero stores only
+	// responses with explicit freshness.
+	DefaultTTL time.Duration
+
+	// L1TTL is the longest an entry stays in Local. If zero, 30s.
+	L1TTL time.Duration
+
+	// MaxObjectBytes is the largest body that is buffered and stored;
+	// larger responses are streamed through. If zero, 8 MiB.
+	MaxObjectBytes int64
+
+	// Routes are per-path rules, first match wins.
+	Routes []Route
+
+	// Local is the in-process tier (L1). Nil means none.
+	Local Tier
+	// Shared is the shared tier (L2). Nil means none.
+	Shared Tier
+
+	// Transport performs origin requests. If nil, a clone of
+	// http.DefaultTransport tuned for a single origin.
+	Transport http.RoundTripper
+
+	// FillTimeout bounds one origin fetch made on behalf of possibly
+	// several clients. If zero, 30s.
+	FillTimeout time.Duration
+
+	// Logger receives the proxy's logs. If nil, slog.Default().
+	Logger *slog.Logger
+
+	// Now returns the current time. If nil, time.Now. For tests.
+	Now func() time.Time
+}

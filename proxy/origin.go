@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// urlBase is the origin's scheme, host and path prefix.
+type urlBase struct {
+	u *url.URL
+}
+
+func newURLBase(u *url.URL) *urlBase {
+	c := *u
+	c.RawQuery, c.Fragment = "", ""
+	return &urlBase{u: &c}
+}
+
+// defaultTransport is http.DefaultTransport tuned for one origin: many idle
+// connections kept, since every request goes to the same host.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 1024
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = 0
+	return t
+}
+
+// rewrite points out at the origin and sets the X-Forwarded headers,
+// appending to an X-Forwarded-For the client sent.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.origin.u)
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+}
+
+// originRequest builds the request a fill sends to the origin for r. A
+// fill asks for the whole representation with GET (a HEAD is answered
+// from it), without r's validators or ranges, which are evaluated here.
+func (h *Handler) originRequest(ctx context.Context, r *http.Request) *http.Request {
+	out := r.Clone(ctx)
+	out.RequestURI = ""
+	out.Method = http.MethodGet
+	out.Body = nil
+	out.ContentLength = 0
+	removeHopHeaders(out.Header)
+	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		out.Header.Del(name)
+	}
+	h.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	if _, ok := out.Header["User-Agent"]; !ok {
+		// Like ReverseProxy: don't let the client library add its own.
+		out.Header.Set("User-Agent", "")
+	}
+	return out
+}
+
+// newPassthrough returns the reverse proxy for requests that are not
+// looked up: other methods, bypassed routes, no-store requests. Bodies
+// stream both ways.
+func (h *Handler) newPassthrough() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:   h.rewrite,
+		Transport: h.transport,
+		ErrorLog:  nil,
+		ModifyResponse: func(resp *http.Response) error {
+			h.m.originOK()
+			resp.Header["X-Cache"] = xBypass
+			resp.Header["Cache-Status"] = h.status.bypass
+			if isUnsafe(resp.Request.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
+				h.invalidateAfterUnsafe(resp)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			h.writeError(w, r, err, xBypass)
+		},
+	}
+}
+
+// passThrough forwards r to the origin without looking it up or storing
+// the response.
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
+	h.m.request("BYPASS")
+	h.m.originRequests.Add(1)
+	start := h.now()
+	h.pass.ServeHTTP(w, r)
+	h.m.originLatency.Observe(h.now().Sub(start).Seconds())
+}
+
+// isUnsafe reports whether a method is not safe (RFC 9110 §9.2.1), so a
+// successful response to it invalidates stored responses (RFC 9111 §4.4).
+func isUnsafe(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, "PROPFIND", "SEARCH", "REPORT":
+		return false
+	}
+	return true
+}
+
+// invalidateAfterUnsafe drops the stored responses for the target URI of
+// an unsafe request and for its Location and Content-Location when they
+// are on the same host (RFC 9111 §4.4).
+func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
+	in := resp.Request
+	targets := []*url.URL{in.URL}
+	for _, name := range []string{"Location", "Content-Location"} {
+		v := resp.Header.Get(name)
+		if v == "" {
+			continue
+		}
+		u, err := in.URL.Parse(v)
+		if err != nil || (u.Host != "" && u.Host != in.URL.Host && u.Host != in.Host) {
+			continue
+		}
+		targets = append(targets, u)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.Context()), 5*time.Second)
+	defer cancel()
+	for _, u := range targets {
+		h.invalidateURL(ctx, u.EscapedPath(), u.RawQuery)
+	}
+}
+
+// invalidateURL removes the stored response for a URL from both tiers:
+// its base key holds the entry or the Vary marker that leads to every
+// variant, so deleting it makes them all unreachable.
+func (h *Handler) invalidateURL(ctx context.Context, path, rawQuery string) {
+	key := baseKey(h.prefix, path, rawQuery)
+	if h.local != nil {
+		h.local.Delete(ctx, key)
+	}
+	if h.shared != nil {
+		if err := h.shared.Delete(ctx, key); err != nil {
+			h.tierError(h.shared, err)
+		}
+	}
+}
+
+// errorStatus maps an origin failure to a status: a timeout is 504,
+// anything else 502.
+func errorStatus(err error) int {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// writeError answers r after an origin failure. A client that has gone
+// gets nothing and is not logged: it is not the origin's fault.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, xcache []string) {
+	if r.Context().Err() != nil {
+		return
+	}
+	status := errorStatus(err)
+	h.log.Warn("origin request failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
+	hdr := w.Header()
+	hdr["X-Cache"] = xcache
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if status == http.StatusGatewayTimeout {
+		w.Write([]byte("origin timed out\n"))
+	} else {
+		w.Write([]byte("origin unreachable\n"))
+	}
+}

@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRevalidationWith304(t *testing.T) {
+	var conditional atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			conditional.Add(1)
+			w.Header().Set("X-Fresh", "yes")
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "body-v1")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/e")
+	s.clock.Advance(11 * time.Second)
+	r := s.get(t, "/e")
+	wantXCache(t, r, "REVALIDATED")
+	if r.body != "body-v1" || r.header.Get("X-Fresh") != "yes" {
+		t.Fatalf("revalidated response: %q, X-Fresh %q", r.body, r.header.Get("X-Fresh"))
+	}
+	if conditional.Load() != 1 {
+		t.Fatalf("conditional requests = %d", conditional.Load())
+	}
+	// Freshened: served from L1 again, with its age reset.
+	r = s.get(t, "/e")
+	wantXCache(t, r, "HIT-L1")
+	if r.header.Get("Age") != "0" || r.header.Get("X-Fresh") != "yes" {
+		t.Errorf("Age %q X-Fresh %q", r.header.Get("Age"), r.header.Get("X-Fresh"))
+	}
+}
+
+func TestNoCacheRevalidatesEveryTime(t *testing.T) {
+	var full, conditional atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Last-Modified", "Wed, 25 Nov 2026 10:00:00 GMT")
+		if r.Header.Get("If-Modified-Since") != "" {
+			conditional.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		fmt.Fprint(w, "nc")
+	})
+	s := newStack(t, o, nil)
+	for i := 0; i < 3; i++ {
+		if r := s.get(t, "/nc"); r.body != "nc" {
+			t.Fatalf("request %d: %q", i, r.body)
+		}
+	}
+	if full.Load() != 1 || conditional.Load() != 2 {
+		t.Errorf("full %d conditional %d, want 1 and 2", full.Load(), conditional.Load())
+	}
+}
+
+func TestStaleIfError(t *testing.T) {
+	var fail atomic.Bool
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=10, stale-if-error=60")
+		fmt.Fprint(w, "good")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/s")
+	fail.Store(true)
+	s.clock.Advance(20 * time.Second)
+	r := s.get(t, "/s")
+	wantXCache(t, r, "STALE")
+	if r.status != 200 || r.body != "good" {
+		t.Fatalf("got %d %q", r.status, r.body)
+	}
+	s.clock.Advance(60 * time.Second)
+	if r := s.get(t, "/s"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("past stale-if-error: %d", r.status)
+	}
+}
+
+func TestMustRevalidateNeverServedStale(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10, must-revalidate, stale-if-error=60")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/m")
+	o.Close()
+	s.clock.Advance(20 * time.Second)
+	if r := s.get(t, "/m"); r.status != http.StatusBadGateway {
+		t.Errorf("got %d, want 502", r.status)
+	}
+	if r := s.get(t, "/m", "Cache-Control", "max-stale=100"); r.status != http.StatusBadGateway {
+		t.Errorf("max-stale: got %d, want 502", r.status)
+	}
+}
+
+func TestMaxStaleServesStale(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10, stale-if-error=300")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/ms")
+	s.clock.Advance(20 * time.Second)
+	wantXCache(t, s.get(t, "/ms", "Cache-Control", "max-stale=15"), "HIT-L1")
+	wantXCache(t, s.get(t, "/ms", "Cache-Control", "max-stale=5"), "MISS")
+}
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	var n atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=60")
+		fmt.Fprintf(w, "v%d", n.Add(1))
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/swr")
+	s.clock.Advance(15 * time.Second)
+	r := s.get(t, "/swr")
+	wantXCache(t, r, "STALE")
+	if r.body != "v1" {
+		t.Fatalf("stale body %q", r.body)
+	}
+	waitFor(t, func() bool {
+		r := s.get(t, "/swr")
+		return r.body == "v2" && r.header.Get("X-Cache") == "HIT-L1"
+	})
+}
+
+func TestOnlyIfCached(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	if r := s.get(t, "/o", "Cache-Control", "only-if-cached"); r.status != http.StatusGatewayTimeout {
+		t.Errorf("uncached: %d, want 504", r.status)
+	}
+	s.get(t, "/o")
+	if r := s.get(t, "/o", "Cache-Control", "only-if-cached"); r.status != 200 {
+		t.Errorf("cached: %d", r.status)
+	}
+	if o.hits.Load() != 1 {
+		t.Errorf("origin hits %d", o.hits.Load())
+	}
+}
+
+func TestCacheStatusOnStale(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/cs")
+	s.clock.Advance(2 * time.Second)
+	r := s.get(t, "/cs")
+	if cs := r.header.Get("Cache-Status"); !strings.Contains(cs, "fwd=uri-miss") && !strings.Contains(cs, "fwd=stale") {
+		t.Errorf("Cache-Status %q", cs)
+	}
+}

@@ -1,0 +1,224 @@
+package tiers
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// Encoding layout, version 1. Every integer is a varint (unsigned unless
+// noted); every string or byte slice is a uvarint length then the bytes.
+//
+//	magic    byte  0xCA
+//	version  byte  1
+//	kind     byte
+//	status   uvarint
+//	storedAt varint  (Unix nanoseconds)
+//	initAge  varint  (nanoseconds)
+//	lifetime varint  (nanoseconds)
+//	seq      uvarint
+//	url      string
+//	vary     uvarint count, then strings
+//	tags     uvarint count, then strings
+//	header   uvarint count of names, then per name: string, uvarint count, strings
+//	body     bytes
+const (
+	magic   = 0xCA
+	version = 1
+)
+
+// ErrUnknownVersion is returned by Decode for data written by another
+// version of the encoding. Callers treat it as a miss.
+var ErrUnknownVersion = errors.New("tiers: unknown entry encoding version")
+
+// ErrCorrupt is returned by Decode for data that is not a valid entry.
+var ErrCorrupt = errors.New("tiers: corrupt entry")
+
+// Encode returns the binary encoding of e. Header names are written in
+// sorted order, so equal entries encode to equal bytes.
+func Encode(e *Entry) []byte {
+	buf := make([]byte, 0, encodedSize(e))
+	return AppendEncode(buf, e)
+}
+
+// AppendEncode appends the encoding of e to dst and returns the result.
+func AppendEncode(dst []byte, e *Entry) []byte {
+	dst = append(dst, magic, version, byte(e.Kind))
+	dst = binary.AppendUvarint(dst, uint64(e.Status))
+	dst = binary.AppendVarint(dst, e.StoredAt.UnixNano())
+	dst = binary.AppendVarint(dst, int64(e.InitialAge))
+	dst = binary.AppendVarint(dst, int64(e.Lifetime))
+	dst = binary.AppendUvarint(dst, e.Seq)
+	dst = appendString(dst, e.URL)
+	dst = appendStrings(dst, e.Vary)
+	dst = appendStrings(dst, e.Tags)
+	names := make([]string, 0, len(e.Header))
+	for k := range e.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	dst = binary.AppendUvarint(dst, uint64(len(names)))
+	for _, k := range names {
+		dst = appendString(dst, k)
+		dst = appendStrings(dst, e.Header[k])
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
+	return append(dst, e.Body...)
+}
+
+// Decode parses data written by Encode. The returned entry's Body aliases
+// data, so the caller must not modify data afterwards. Data of another
+// encoding version yields ErrUnknownVersion; anything malformed yields an
+// error wrapping ErrCorrupt.
+func Decode(data []byte) (*Entry, error) {
+	if len(data) < 2 || data[0] != magic {
+		return nil, fmt.Errorf("%w: bad magic", ErrCorrupt)
+	}
+	if data[1] != version {
+		return nil, ErrUnknownVersion
+	}
+	d := decoder{b: data[2:]}
+	e := &Entry{}
+	e.Kind = Kind(d.byte())
+	e.Status = int(d.uvarint())
+	e.StoredAt = time.Unix(0, d.varint())
+	e.InitialAge = time.Duration(d.varint())
+	e.Lifetime = time.Duration(d.varint())
+	e.Seq = d.uvarint()
+	e.URL = d.string()
+	e.Vary = d.strings()
+	e.Tags = d.strings()
+	n := d.count()
+	if n > 0 {
+		e.Header = make(http.Header, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.string()
+		e.Header[k] = d.strings()
+	}
+	e.Body = d.bytes()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.b))
+	}
+	if e.Kind != KindResponse && e.Kind != KindVary {
+		return nil, fmt.Errorf("%w: kind %d", ErrCorrupt, e.Kind)
+	}
+	return e, nil
+}
+
+func encodedSize(e *Entry) int {
+	n := 3 + 5*binary.MaxVarintLen64 + len(e.URL) + binary.MaxVarintLen64
+	for _, s := range e.Vary {
+		n += len(s) + binary.MaxVarintLen32
+	}
+	for _, s := range e.Tags {
+		n += len(s) + binary.MaxVarintLen32
+	}
+	n += 3 * binary.MaxVarintLen32
+	for k, vs := range e.Header {
+		n += len(k) + 2*binary.MaxVarintLen32
+		for _, v := range vs {
+			n += len(v) + binary.MaxVarintLen32
+		}
+	}
+	return n + binary.MaxVarintLen64 + len(e.Body)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ss)))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
+	return dst
+}
+
+// decoder reads the encoding; the first error sticks and later reads
+// return zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated %s", ErrCorrupt, what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that must fit in what is left of the input.
+func (d *decoder) count() int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)) {
+		d.fail("length")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.count()
+	if d.err != nil {
+		return nil
+	}
+	b := d.b[:n:n]
+	d.b = d.b[n:]
+	return b
+}
+
+func (d *decoder) string() string {
+	return string(d.bytes())
+}
+
+func (d *decoder) strings() []string {
+	n := d.count()
+	if n == 0 || d.err != nil {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.string()
+	}
+	return ss
+}
