@@ -140,6 +140,9 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *streame
 // fetched again, and served if the origin fails and it allows that. fill
 // runs under ctx, which may outlive r's own context.
 func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Route, reqCC cacheControl, useShared bool, stale *tiers.Entry) *fillResult {
+	// Every purge applied from here on is newer than what this fill
+	// fetches, and will kill it.
+	seq := h.bans.Applied()
 	if useShared && h.shared != nil {
 		now := h.now()
 		e, st, _ := h.lookup(ctx, h.shared, key, r, reqCC, now)
@@ -173,7 +176,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	removeHopHeaders(resp.Header)
 	if resp.StatusCode == http.StatusNotModified && stale != nil {
 		resp.Body.Close()
-		if e := h.freshen(stale, resp, out, reqCC, rt, reqTime); e != nil {
+		if e := h.freshen(stale, resp, out, reqCC, rt, reqTime, seq); e != nil {
 			res := &fillResult{entry: e, key: key, shareable: true, revalidated: true}
 			if len(e.Vary) > 0 {
 				res.key = variantKey(key, e.Vary, out.Header)
@@ -222,6 +225,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		Vary:       vary,
 		URL:        normalizeURL(r.URL.Path, r.URL.RawQuery),
 		Tags:       parseTags(resp.Header),
+		Seq:        seq,
 	}
 	if rt != nil && rt.Override {
 		// The origin's freshness does not apply; neither may its age.
@@ -238,7 +242,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 // store writes e under entryKey in both tiers and, if e varies, a Vary
 // marker under baseKey. It reports whether any tier took it.
 func (h *Handler) store(ctx context.Context, baseKey, entryKey string, e *tiers.Entry, now time.Time) bool {
-	ttl := e.Remaining(now) + retention(e)
+	ttl := min(e.Remaining(now)+retention(e), h.maxTTL)
 	if ttl <= 0 {
 		return false
 	}
@@ -276,7 +280,7 @@ func (h *Handler) promote(ctx context.Context, baseKey string, r *http.Request, 
 		marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
 			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
 	}
-	h.setLocal(ctx, baseKey, entryKey, e, marker, e.Remaining(now)+retention(e))
+	h.setLocal(ctx, baseKey, entryKey, e, marker, min(e.Remaining(now)+retention(e), h.maxTTL))
 }
 
 // waiter is implemented by a tier whose writes become visible
@@ -284,7 +288,7 @@ func (h *Handler) promote(ctx context.Context, baseKey string, r *http.Request, 
 type waiter interface{ Wait() }
 
 func (h *Handler) setLocal(ctx context.Context, baseKey, entryKey string, e, marker *tiers.Entry, ttl time.Duration) bool {
-	if h.local == nil || ttl <= 0 {
+	if h.local == nil || ttl <= 0 || !h.localUsable() {
 		return false
 	}
 	if ttl > h.l1TTL {

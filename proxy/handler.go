@@ -39,6 +39,10 @@ type Handler struct {
 	status      *cacheStatus
 	flights     flightGroup
 	m           *metrics
+	bans        *tiers.Bans
+	localUsable func() bool
+	purge       func(ctx context.Context, kind tiers.BanKind, value string) error
+	maxTTL      time.Duration
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -56,7 +60,7 @@ func New(opts Options) (*Handler, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"DefaultTTL", opts.DefaultTTL}, {"L1TTL", opts.L1TTL}, {"FillTimeout", opts.FillTimeout}} {
+	}{{"DefaultTTL", opts.DefaultTTL}, {"L1TTL", opts.L1TTL}, {"FillTimeout", opts.FillTimeout}, {"MaxTTL", opts.MaxTTL}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("proxy: %s must not be negative, got %v", d.name, d.v)
 		}
@@ -91,6 +95,25 @@ func New(opts Options) (*Handler, error) {
 		log:         opts.Logger,
 		now:         opts.Now,
 		m:           newMetrics(),
+		bans:        opts.Bans,
+		localUsable: opts.LocalUsable,
+		purge:       opts.Purge,
+		maxTTL:      opts.MaxTTL,
+	}
+	if h.bans == nil {
+		h.bans = new(tiers.Bans)
+	}
+	if h.localUsable == nil {
+		h.localUsable = func() bool { return true }
+	}
+	if h.purge == nil {
+		h.purge = func(_ context.Context, kind tiers.BanKind, value string) error {
+			h.PurgeLocal(kind, value)
+			return nil
+		}
+	}
+	if h.maxTTL == 0 {
+		h.maxTTL = 24 * time.Hour
 	}
 	if h.prefix == "" {
 		h.prefix = "cacheproxy"
@@ -141,7 +164,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var stale *tiers.Entry
 	if !reqCC.noCache && reqCC.maxAge != 0 {
 		fwd = "uri-miss"
-		if h.local != nil {
+		if h.local != nil && h.localUsable() {
 			var e *tiers.Entry
 			e, stale, fwd = h.lookup(r.Context(), h.local, key, r, reqCC, now)
 			if e != nil {
@@ -189,7 +212,7 @@ func (h *Handler) lookup(ctx context.Context, t Tier, key string, r *http.Reques
 		h.tierError(t, err)
 		return nil, nil, "uri-miss"
 	}
-	if !ok {
+	if !ok || h.bans.Dead(e) {
 		return nil, nil, "uri-miss"
 	}
 	if e.Kind == tiers.KindVary {
@@ -198,7 +221,7 @@ func (h *Handler) lookup(ctx context.Context, t Tier, key string, r *http.Reques
 			h.tierError(t, err)
 			return nil, nil, "vary-miss"
 		}
-		if !ok || e.Kind != tiers.KindResponse {
+		if !ok || e.Kind != tiers.KindResponse || h.bans.Dead(e) {
 			return nil, nil, "vary-miss"
 		}
 	}
@@ -302,11 +325,11 @@ func notModified(r *http.Request, stored http.Header) bool {
 		}
 		return false
 	}
-	ims := r.Header.Get("If-Modified-Since")
-	if ims == "" {
+	ims := r.Header["If-Modified-Since"]
+	if len(ims) == 0 {
 		return false
 	}
-	since, err := http.ParseTime(ims)
+	since, err := http.ParseTime(ims[0])
 	if err != nil {
 		return false
 	}

@@ -84,4 +84,25 @@ type Options struct {
 
 	// Now returns the current time. If nil, time.Now. For tests.
 	Now func() time.Time
+
+	// Bans is the table of purges this instance has applied; every
+	// entry read from a tier is checked against it. If nil, a table of
+	// the Handler's own, fed only by PurgeLocal.
+	Bans *tiers.Bans
+
+	// LocalUsable reports whether Local may be used now. An instance in
+	// a fleet returns false while it cannot be sure it has seen every
+	// purge (its invalidation subscription is down). If nil, always.
+	LocalUsable func() bool
+
+	// Purge records a purge of the entries a ban of kind and value
+	// names, for every instance, and returns once it is applied. The
+	// proxy calls it after a successful unsafe request (RFC 9111 §4.4).
+	// If nil, PurgeLocal.
+	Purge func(ctx context.Context, kind tiers.BanKind, value string) error
+
+	// MaxTTL caps how long any entry is kept in any tier, whatever its
+	// freshness. Purges are remembered for MaxTTL plus FillTimeout. If
+	// zero, 24h.
+	MaxTTL time.Duration
 }

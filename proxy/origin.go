@@ -8,6 +8,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // urlBase is the origin's scheme, host and path prefix.
@@ -104,9 +106,9 @@ func isUnsafe(method string) bool {
 	return true
 }
 
-// invalidateAfterUnsafe drops the stored responses for the target URI of
+// invalidateAfterUnsafe purges the stored responses for the target URI of
 // an unsafe request and for its Location and Content-Location when they
-// are on the same host (RFC 9111 §4.4).
+// are on the same host (RFC 9111 §4.4), fleet-wide when in a fleet.
 func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
 	in := resp.Request
 	targets := []*url.URL{in.URL}
@@ -124,21 +126,9 @@ func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.Context()), 5*time.Second)
 	defer cancel()
 	for _, u := range targets {
-		h.invalidateURL(ctx, u.EscapedPath(), u.RawQuery)
-	}
-}
-
-// invalidateURL removes the stored response for a URL from both tiers:
-// its base key holds the entry or the Vary marker that leads to every
-// variant, so deleting it makes them all unreachable.
-func (h *Handler) invalidateURL(ctx context.Context, path, rawQuery string) {
-	key := baseKey(h.prefix, path, rawQuery)
-	if h.local != nil {
-		h.local.Delete(ctx, key)
-	}
-	if h.shared != nil {
-		if err := h.shared.Delete(ctx, key); err != nil {
-			h.tierError(h.shared, err)
+		target := normalizeURL(u.EscapedPath(), u.RawQuery)
+		if err := h.purge(ctx, tiers.BanURL, target); err != nil {
+			h.log.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)
 		}
 	}
 }

@@ -84,7 +84,7 @@ func staleIfError(e *tiers.Entry, reqCC cacheControl, now time.Time) bool {
 // freshen returns a copy of stale updated by a 304 response to a
 // conditional request (RFC 9111 §4.3.4), or nil if the 304 does not
 // select it (its strong validator differs).
-func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Request, reqCC cacheControl, rt *Route, reqTime time.Time) *tiers.Entry {
+func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Request, reqCC cacheControl, rt *Route, reqTime time.Time, seq uint64) *tiers.Entry {
 	if etag := resp.Header.Get("Etag"); etag != "" && etag != stale.Header.Get("Etag") && !weakEqual(etag, stale.Header.Get("Etag")) {
 		return nil
 	}
@@ -104,6 +104,7 @@ func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Req
 	e.InitialAge = initialAge(resp.Header, reqTime, respTime)
 	e.Lifetime = pol.lifetime
 	e.Tags = parseTags(hdr)
+	e.Seq = seq
 	return &e
 }
 

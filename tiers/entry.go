@@ -82,8 +82,8 @@ func (e *Entry) Fresh(now time.Time) bool {
 	return e.Remaining(now) > 0
 }
 
-// Size returns the number of bytes e occupies in its encoded form. It is
-// the cost of e in a memory-bounded tier.
+// Size returns an upper bound, within a few dozen bytes, of the length of
+// e's encoding. It is the cost of e in a memory-bounded tier.
 func (e *Entry) Size() int {
 	return encodedSize(e)
 }

@@ -1,0 +1,298 @@
+// Package redistest runs a private redis-server for tests that talk to
+// Redis: one process per Start, on a free loopback port, with persistence
+// off and its working directory in the test's temporary directory. Tests
+// can kill, restart, pause and resume it to simulate outages.
+//
+// It never touches a Redis it did not start, in particular not the one that
+// may be listening on 127.0.0.1:6379.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// readyTimeout bounds how long Start and Restart wait for PING.
+	readyTimeout = 10 * time.Second
+	// reservedPort is the default Redis port, never used here.
+	reservedPort = 6379
+)
+
+// Server is a redis-server process owned by one test. Its methods must be
+// called from the test's goroutine (they call t.Fatal on failure), except
+// Addr and URL, which may be read from anywhere.
+type Server struct {
+	// Addr is the server's address, "127.0.0.1:PORT". It stays the same
+	// across Restart.
+	Addr string
+
+	t      testing.TB
+	bin    string
+	dir    string
+	port   int
+	mu     sync.Mutex
+	proc   *exec.Cmd
+	exited chan struct{} // closed when proc has been waited for
+	out    *syncBuffer   // the server's output, for failure messages
+	client *redis.Client
+}
+
+// Start starts a redis-server for t and waits until it answers PING. The
+// server is killed when t and its subtests finish. Start fails t if
+// redis-server is not on PATH or does not come up within 10s.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server not found on PATH: install it (apt-get install redis-server) — " +
+			"tests that touch Redis need a real server")
+	}
+	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	t.Cleanup(s.stop)
+
+	// A free port can be taken between our probe and the server's bind;
+	// try a few.
+	var lastErr error
+	for range 5 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("redistest: finding a free port: %v", err)
+		}
+		s.port = port
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if lastErr = s.start(); lastErr == nil {
+			return s
+		}
+	}
+	t.Fatalf("redistest: %v", lastErr)
+	return nil
+}
+
+// URL returns the server's URL, "redis://127.0.0.1:PORT/0".
+func (s *Server) URL() string {
+	return "redis://" + s.Addr + "/0"
+}
+
+// Client returns a client connected to the server, created on first use
+// and closed when the test finishes.
+func (s *Server) Client() *redis.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil {
+		s.client = redis.NewClient(&redis.Options{Addr: s.Addr})
+		c := s.client
+		s.t.Cleanup(func() { c.Close() })
+	}
+	return s.client
+}
+
+// Kill kills the server with SIGKILL and waits for it to exit. Data is
+// lost (persistence is off).
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		s.t.Fatal("redistest: Kill of a server that is not running")
+	}
+	s.kill()
+}
+
+// Restart starts the server again on the same port, killing it first if
+// it is still running, and waits until it answers PING.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.mu.Lock()
+	if s.proc != nil {
+		s.kill()
+	}
+	s.mu.Unlock()
+
+	// The port was ours a moment ago, but the kernel may take a moment
+	// to release it; retry briefly.
+	var err error
+	for range 20 {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("redistest: restart: %v", err)
+}
+
+// Pause stops the server with SIGSTOP: connections stay open but nothing
+// is answered, like a hung Redis. Resume undoes it; cleanup kills a paused
+// server too.
+func (s *Server) Pause() {
+	s.t.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a server stopped by Pause with SIGCONT.
+func (s *Server) Resume() {
+	s.t.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		s.t.Fatalf("redistest: %v to a server that is not running", sig)
+	}
+	if err := s.proc.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
+
+// start launches redis-server on s.port and waits for it to answer PING.
+// On failure the process is gone and the error carries its output.
+func (s *Server) start() error {
+	out := &syncBuffer{}
+	cmd := exec.Command(s.bin,
+		"--port", strconv.Itoa(s.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.dir,
+		"--daemonize", "no",
+		"--logfile", "",
+	)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+
+	s.mu.Lock()
+	s.proc, s.exited, s.out = cmd, exited, out
+	s.mu.Unlock()
+
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		err := ping(s.Addr)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			s.mu.Lock()
+			s.proc = nil
+			s.mu.Unlock()
+			return fmt.Errorf("redis-server on port %d exited before answering PING: %s", s.port, lastLines(out.String()))
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.mu.Lock()
+			s.kill()
+			s.mu.Unlock()
+			return fmt.Errorf("redis-server on port %d did not answer PING within %v (last error: %v): %s",
+				s.port, readyTimeout, err, lastLines(out.String()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// kill SIGKILLs the running process and waits for it; s.mu is held.
+func (s *Server) kill() {
+	_ = s.proc.Process.Kill() // works on a stopped process too
+	<-s.exited
+	s.proc = nil
+}
+
+// stop is the cleanup: it kills the server if it is running.
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.kill()
+	}
+}
+
+// ping sends one PING on a fresh connection and expects +PONG.
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
+		return err
+	}
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		// -LOADING and the like: not ready yet.
+		return errors.New(strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago and is
+// not the default Redis port.
+func freePort() (int, error) {
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if port != reservedPort {
+			return port, nil
+		}
+	}
+}
+
+// lastLines returns the end of the server's output.
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a
+// process's stdout and stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -1,0 +1,103 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers"
+	"github.com/cacheproxy/cacheproxy/tiers/local"
+	"github.com/cacheproxy/cacheproxy/tiers/shared"
+)
+
+// discardWriter is a ResponseWriter that keeps one header map across
+// requests, as a server connection would reuse its buffers, so that the
+// benchmark counts the handler's allocations and not the recorder's.
+type discardWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+func (w *discardWriter) reset() {
+	clear(w.h)
+	w.status, w.n = 0, 0
+}
+
+func benchOrigin(b *testing.B, body []byte) *url.URL {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	b.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return u
+}
+
+func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func()) {
+	h, err := proxy.New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/players/42?page=1", nil)
+	w := &discardWriter{h: make(http.Header)}
+	h.ServeHTTP(w, req) // fill
+	if evictL1 != nil {
+		evictL1()
+	}
+	w.reset()
+	h.ServeHTTP(w, req)
+	if got := w.h.Get("X-Cache"); got != wantXCache {
+		b.Fatalf("X-Cache = %q, want %q", got, wantXCache)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.reset()
+		h.ServeHTTP(w, req)
+		if evictL1 != nil {
+			evictL1()
+		}
+	}
+	b.StopTimer()
+	if w.status != http.StatusOK || w.n == 0 {
+		b.Fatalf("status %d, %d bytes", w.status, w.n)
+	}
+}
+
+// BenchmarkL1Hit is an L1 hit through the whole handler.
+func BenchmarkL1Hit(b *testing.B) {
+	l1, err := local.New(local.Options{MaxBytes: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l1.Close()
+	origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
+	benchHit(b, proxy.Options{Origin: origin, Local: l1}, "HIT-L1", nil)
+}
+
+// BenchmarkL2Hit is a hit from Redis (a real redis-server) through the
+// whole handler, with no L1.
+func BenchmarkL2Hit(b *testing.B) {
+	srv := redistest.Start(b)
+	l2, err := shared.New(shared.Options{URL: srv.URL(), Bans: new(tiers.Bans)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l2.Close()
+	origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
+	benchHit(b, proxy.Options{Origin: origin, Shared: l2}, "HIT-L2", nil)
+}
+
+var _ = context.Background
+var _ = time.Second

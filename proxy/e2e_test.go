@@ -1,0 +1,135 @@
+package proxy_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers"
+	"github.com/cacheproxy/cacheproxy/tiers/local"
+	"github.com/cacheproxy/cacheproxy/tiers/shared"
+)
+
+// instance is one proxy with a real L1 and a real Redis L2.
+type instance struct {
+	srv *httptest.Server
+	h   *proxy.Handler
+	l1  *local.Cache
+	l2  *shared.Tier
+}
+
+func newInstance(t *testing.T, origin string, redisURL string) *instance {
+	t.Helper()
+	l1, err := local.New(local.Options{MaxBytes: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l1.Close)
+	l2, err := shared.New(shared.Options{URL: redisURL, Bans: new(tiers.Bans), RetryInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l2.Close() })
+	u, _ := url.Parse(origin)
+	h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Shared: l2, DefaultTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &instance{srv: srv, h: h, l1: l1, l2: l2}
+}
+
+func get(t *testing.T, base, path string) (status int, xcache, body string) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Cache"), string(b)
+}
+
+func countingOrigin(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "content of %s", r.URL.Path)
+	}))
+	t.Cleanup(o.Close)
+	return o, &n
+}
+
+func TestSecondInstanceHitsL2ThenL1(t *testing.T) {
+	redis := redistest.Start(t)
+	o, hits := countingOrigin(t)
+	a := newInstance(t, o.URL, redis.URL())
+	b := newInstance(t, o.URL, redis.URL())
+	if _, x, _ := get(t, a.srv.URL, "/rank"); x != "MISS" {
+		t.Fatalf("A first: %s", x)
+	}
+	if _, x, body := get(t, b.srv.URL, "/rank"); x != "HIT-L2" || body != "content of /rank" {
+		t.Fatalf("B first: %s %q", x, body)
+	}
+	if _, x, _ := get(t, b.srv.URL, "/rank"); x != "HIT-L1" {
+		t.Fatalf("B second: %s", x)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("origin requests = %d, want 1", hits.Load())
+	}
+}
+
+func TestRedisKilledRequestsStillServed(t *testing.T) {
+	redis := redistest.Start(t)
+	o, _ := countingOrigin(t)
+	a := newInstance(t, o.URL, redis.URL())
+	b := newInstance(t, o.URL, redis.URL())
+	get(t, a.srv.URL, "/before")
+	redis.Kill()
+	for i := 0; i < 20; i++ {
+		for _, in := range []*instance{a, b} {
+			if st, _, _ := get(t, in.srv.URL, fmt.Sprintf("/during/%d", i%5)); st != 200 {
+				t.Fatalf("status %d with Redis down", st)
+			}
+		}
+	}
+	if a.h.Stats().SharedErrors == 0 {
+		t.Error("no Redis error counted")
+	}
+	redis.Restart()
+	// A fills again once Redis is back; B then finds it in L2.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		path := fmt.Sprintf("/after/%d", i)
+		get(t, a.srv.URL, path)
+		if _, x, _ := get(t, b.srv.URL, path); x == "HIT-L2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B never got HIT-L2 after Redis restarted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRedisDownAtStart(t *testing.T) {
+	o, _ := countingOrigin(t)
+	a := newInstance(t, o.URL, "redis://127.0.0.1:1/0")
+	for i := 0; i < 3; i++ {
+		if st, _, _ := get(t, a.srv.URL, "/x"); st != 200 {
+			t.Fatalf("status %d", st)
+		}
+	}
+	if _, x, _ := get(t, a.srv.URL, "/x"); x != "HIT-L1" {
+		t.Errorf("X-Cache %s, want HIT-L1 with Redis down", x)
+	}
+}

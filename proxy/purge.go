@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// PurgeLocal purges, in this instance only, the entries a ban of kind and
+// value names: it records a ban with the next local sequence number. It
+// is the purge of a proxy that is not part of a fleet.
+func (h *Handler) PurgeLocal(kind tiers.BanKind, value string) {
+	now := h.now()
+	h.bans.Apply(now, h.BanRetention(), tiers.Ban{Seq: h.bans.Applied() + 1, Kind: kind, Value: value, At: now})
+}
+
+// BanRetention is how long a purge must be remembered: no entry filled
+// before it can be alive after that.
+func (h *Handler) BanRetention() time.Duration {
+	return h.maxTTL + h.fillTimeout + time.Minute
+}
+
+// NormalizeURL returns the form of a URL ("/path?query") that entries
+// record and URL purges name: the path and the query with its parameters
+// sorted. It accepts an absolute URL too, and uses only its path and
+// query.
+func NormalizeURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("bad url %q: %w", raw, err)
+	}
+	if u.Path == "" || u.EscapedPath()[0] != '/' {
+		return "", fmt.Errorf("bad url %q: path must start with /", raw)
+	}
+	return normalizeURL(u.EscapedPath(), u.RawQuery), nil
+}
+
+// Inspection describes what the tiers hold for one URL.
+type Inspection struct {
+	Key              string      `json:"key"`
+	URL              string      `json:"url"`
+	Tiers            []string    `json:"tiers"`
+	Status           int         `json:"status"`
+	StoredAt         time.Time   `json:"stored_at"`
+	AgeSeconds       float64     `json:"age_seconds"`
+	RemainingSeconds float64     `json:"remaining_seconds"`
+	Size             int         `json:"size"`
+	Tags             []string    `json:"tags"`
+	Vary             []string    `json:"vary"`
+	Seq              uint64      `json:"seq"`
+	Header           http.Header `json:"headers"`
+}
+
+// Inspect reports what the tiers hold for the URL raw, selecting among
+// Vary variants with hdr (the inspecting request's headers). It returns
+// nil if neither tier holds a live entry.
+func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*Inspection, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("bad url %q: %w", raw, err)
+	}
+	norm, err := NormalizeURL(raw)
+	if err != nil {
+		return nil, err
+	}
+	key := baseKey(h.prefix, u.EscapedPath(), u.RawQuery)
+	now := h.now()
+	var in *Inspection
+	for _, t := range []struct {
+		name string
+		tier Tier
+	}{{"l1", h.local}, {"l2", h.shared}} {
+		if t.tier == nil {
+			continue
+		}
+		e := h.peek(ctx, t.tier, key, hdr)
+		if e == nil {
+			continue
+		}
+		if in == nil {
+			in = &Inspection{
+				Key: key, URL: norm, Status: e.Status, StoredAt: e.StoredAt,
+				AgeSeconds:       e.Age(now).Seconds(),
+				RemainingSeconds: e.Remaining(now).Seconds(),
+				Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header,
+			}
+			if len(e.Vary) > 0 {
+				in.Key = variantKey(key, e.Vary, hdr)
+			}
+		}
+		in.Tiers = append(in.Tiers, t.name)
+	}
+	return in, nil
+}
+
+// peek returns the live entry (fresh or stale) a tier holds for key.
+func (h *Handler) peek(ctx context.Context, t Tier, key string, hdr http.Header) *tiers.Entry {
+	e, ok, err := t.Get(ctx, key)
+	if err != nil || !ok || h.bans.Dead(e) {
+		return nil
+	}
+	if e.Kind == tiers.KindVary {
+		e, ok, err = t.Get(ctx, variantKey(key, e.Vary, hdr))
+		if err != nil || !ok || e.Kind != tiers.KindResponse || h.bans.Dead(e) {
+			return nil
+		}
+	}
+	return e
+}

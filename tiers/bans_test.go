@@ -1,0 +1,101 @@
+package tiers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestBansDead(t *testing.T) {
+	now := time.Now()
+	e := func(url string, seq uint64, tags ...string) *Entry {
+		return &Entry{URL: url, Seq: seq, Tags: tags}
+	}
+	cases := []struct {
+		name string
+		ban  Ban
+		e    *Entry
+		dead bool
+	}{
+		{"url exact", Ban{Seq: 5, Kind: BanURL, Value: "/a?x=1"}, e("/a?x=1", 4), true},
+		{"url other", Ban{Seq: 5, Kind: BanURL, Value: "/a?x=1"}, e("/a?x=2", 4), false},
+		{"url filled after", Ban{Seq: 5, Kind: BanURL, Value: "/a"}, e("/a", 5), false},
+		{"prefix", Ban{Seq: 5, Kind: BanPrefix, Value: "/players/"}, e("/players/42", 1), true},
+		{"prefix other", Ban{Seq: 5, Kind: BanPrefix, Value: "/players/"}, e("/rank", 1), false},
+		{"prefix shorter url", Ban{Seq: 5, Kind: BanPrefix, Value: "/players/"}, e("/p", 1), false},
+		{"tag", Ban{Seq: 5, Kind: BanTag, Value: "player:42"}, e("/x", 1, "rank", "player:42"), true},
+		{"tag other", Ban{Seq: 5, Kind: BanTag, Value: "player:42"}, e("/x", 1, "player:4"), false},
+		{"all", Ban{Seq: 5, Kind: BanAll}, e("/anything", 4), true},
+		{"all filled after", Ban{Seq: 5, Kind: BanAll}, e("/anything", 5), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var b Bans
+			tc.ban.At = now
+			b.Apply(now, time.Hour, tc.ban)
+			if got := b.Dead(tc.e); got != tc.dead {
+				t.Errorf("Dead = %v, want %v", got, tc.dead)
+			}
+			if got := tc.ban.Matches(tc.e); tc.dead && !got {
+				t.Errorf("Matches = false for a dead entry")
+			}
+			if b.Applied() != 5 {
+				t.Errorf("Applied = %d", b.Applied())
+			}
+		})
+	}
+}
+
+func TestBansPrune(t *testing.T) {
+	var b Bans
+	t0 := time.Now()
+	b.Apply(t0, time.Hour, Ban{Seq: 1, Kind: BanURL, Value: "/old", At: t0})
+	b.Apply(t0.Add(2*time.Hour), time.Hour, Ban{Seq: 2, Kind: BanURL, Value: "/new", At: t0.Add(2 * time.Hour)})
+	if b.Len() != 1 {
+		t.Errorf("Len = %d after prune, want 1", b.Len())
+	}
+	if !b.Dead(&Entry{URL: "/new", Seq: 1}) {
+		t.Error("kept ban not applied")
+	}
+}
+
+func TestBanStringRoundTrip(t *testing.T) {
+	in := Ban{Seq: 42, Kind: BanURL, Value: "/a|b?c=d", At: time.UnixMilli(1700000000123), ID: "p-1"}
+	out, err := ParseBan(in.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != in {
+		t.Errorf("round trip: %+v != %+v", out, in)
+	}
+	for _, bad := range []string{"", "1|url", "x|url|1|id|v", "1|nope|1|id|v", "1|url|x|id|v"} {
+		if _, err := ParseBan(bad); err == nil {
+			t.Errorf("ParseBan(%q) succeeded", bad)
+		}
+	}
+}
+
+func BenchmarkBansDead(b *testing.B) {
+	var t Bans
+	now := time.Now()
+	var bans []Ban
+	for i := 1; i <= 1000; i++ {
+		kind := []BanKind{BanURL, BanPrefix, BanTag}[i%3]
+		bans = append(bans, Ban{Seq: uint64(i), Kind: kind, Value: fmt.Sprintf("/p/%d", i), At: now})
+	}
+	t.Apply(now, time.Hour, bans...)
+	e := &Entry{URL: "/players/42?x=1", Seq: 10, Tags: []string{"player:42"}}
+	b.Run("stale-seq", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t.Dead(e)
+		}
+	})
+	fresh := &Entry{URL: "/players/42", Seq: 1000}
+	b.Run("current-seq", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			t.Dead(fresh)
+		}
+	})
+}

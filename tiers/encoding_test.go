@@ -1,0 +1,383 @@
+package tiers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+func responseEntry() *Entry {
+	return &Entry{
+		Kind:   KindResponse,
+		Status: http.StatusOK,
+		Header: http.Header{
+			"Content-Type":  {"application/json"},
+			"Cache-Control": {"public, max-age=60"},
+			"Etag":          {`"v1"`},
+			"Vary":          {"Accept-Encoding", "Accept-Language"},
+			"X-Empty":       {""},
+		},
+		Body:       []byte(`{"player":"ada","score":42}`),
+		StoredAt:   t0,
+		InitialAge: 3 * time.Second,
+		Lifetime:   time.Minute,
+		Vary:       []string{"Accept-Encoding", "Accept-Language"},
+		URL:        "/players/ada?season=3",
+		Tags:       []string{"player:ada", "season:3"},
+		Seq:        1<<40 + 7,
+	}
+}
+
+// equalEntries reports how a and b differ, or "" if they are equal as
+// far as the encoding goes (nil and empty slices are equal).
+func equalEntries(a, b *Entry) string {
+	switch {
+	case a.Kind != b.Kind:
+		return fmt.Sprintf("Kind %d != %d", a.Kind, b.Kind)
+	case a.Status != b.Status:
+		return fmt.Sprintf("Status %d != %d", a.Status, b.Status)
+	case !a.StoredAt.Equal(b.StoredAt):
+		return fmt.Sprintf("StoredAt %v != %v", a.StoredAt, b.StoredAt)
+	case a.InitialAge != b.InitialAge:
+		return fmt.Sprintf("InitialAge %v != %v", a.InitialAge, b.InitialAge)
+	case a.Lifetime != b.Lifetime:
+		return fmt.Sprintf("Lifetime %v != %v", a.Lifetime, b.Lifetime)
+	case a.Seq != b.Seq:
+		return fmt.Sprintf("Seq %d != %d", a.Seq, b.Seq)
+	case a.URL != b.URL:
+		return fmt.Sprintf("URL %q != %q", a.URL, b.URL)
+	case !slices.Equal(a.Vary, b.Vary):
+		return fmt.Sprintf("Vary %q != %q", a.Vary, b.Vary)
+	case !slices.Equal(a.Tags, b.Tags):
+		return fmt.Sprintf("Tags %q != %q", a.Tags, b.Tags)
+	case !bytes.Equal(a.Body, b.Body):
+		return fmt.Sprintf("Body %q != %q", a.Body, b.Body)
+	case len(a.Header) != len(b.Header):
+		return fmt.Sprintf("Header %v != %v", a.Header, b.Header)
+	}
+	for k, v := range a.Header {
+		if w, ok := b.Header[k]; !ok || !slices.Equal(v, w) {
+			return fmt.Sprintf("Header[%q] %q != %q", k, v, w)
+		}
+	}
+	return ""
+}
+
+func TestRoundTrip(t *testing.T) {
+	full := responseEntry()
+
+	empty := responseEntry()
+	empty.Status = http.StatusNoContent
+	empty.Body = nil
+	empty.Header = nil
+	empty.Tags = nil
+	empty.Vary = nil
+
+	zeroLength := responseEntry()
+	zeroLength.Body = []byte{}
+
+	marker := &Entry{
+		Kind:     KindVary,
+		StoredAt: t0,
+		Lifetime: time.Hour,
+		Vary:     []string{"Accept-Encoding"},
+		URL:      "/players/ada",
+	}
+
+	negative := responseEntry()
+	negative.StoredAt = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	negative.InitialAge = -time.Second // never produced, but representable
+	negative.Lifetime = -time.Minute
+
+	binary := responseEntry()
+	binary.Body = []byte{0, 0xCA, 1, 0xff, '\r', '\n'}
+	binary.Header = http.Header{"X-Unicode": {"héllo wörld", "日本"}}
+
+	large := responseEntry()
+	large.Body = bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
+
+	for _, tt := range []struct {
+		name string
+		e    *Entry
+	}{
+		{"response", full},
+		{"empty body and no headers", empty},
+		{"zero-length body", zeroLength},
+		{"vary marker", marker},
+		{"negative durations and pre-1970 time", negative},
+		{"binary body and unicode headers", binary},
+		{"large body", large},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			data := Encode(tt.e)
+			got, err := Decode(data)
+			if err != nil {
+				t.Fatalf("Decode(Encode(e)): %v", err)
+			}
+			if diff := equalEntries(tt.e, got); diff != "" {
+				t.Errorf("round trip differs: %s", diff)
+			}
+			if size := tt.e.Size(); size < len(data) {
+				t.Errorf("Size() = %d, less than the %d encoded bytes", size, len(data))
+			}
+			if again := Encode(got); !bytes.Equal(again, data) {
+				t.Error("re-encoding the decoded entry gives different bytes")
+			}
+		})
+	}
+}
+
+func TestEncodeDeterministic(t *testing.T) {
+	a := responseEntry()
+	b := responseEntry()
+	// Build b's header in another insertion order.
+	b.Header = http.Header{}
+	keys := make([]string, 0, len(a.Header))
+	for k := range a.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range slices.Backward(keys) {
+		b.Header[k] = a.Header[k]
+	}
+	for range 10 {
+		if !bytes.Equal(Encode(a), Encode(b)) {
+			t.Fatal("equal entries encode to different bytes")
+		}
+	}
+}
+
+func TestAppendEncode(t *testing.T) {
+	e := responseEntry()
+	prefix := []byte("prefix")
+	got := AppendEncode(slices.Clone(prefix), e)
+	if !bytes.HasPrefix(got, prefix) || !bytes.Equal(got[len(prefix):], Encode(e)) {
+		t.Error("AppendEncode does not append Encode's bytes")
+	}
+}
+
+func TestDecodeUnknownVersion(t *testing.T) {
+	data := Encode(responseEntry())
+	for _, v := range []byte{0, 2, 0xff} {
+		bad := slices.Clone(data)
+		bad[1] = v
+		e, err := Decode(bad)
+		if !errors.Is(err, ErrUnknownVersion) {
+			t.Errorf("version %d: err = %v, want ErrUnknownVersion", v, err)
+		}
+		if e != nil {
+			t.Errorf("version %d: got an entry with the error", v)
+		}
+		if errors.Is(err, ErrCorrupt) {
+			t.Errorf("version %d: err also matches ErrCorrupt", v)
+		}
+	}
+}
+
+func TestDecodeCorrupt(t *testing.T) {
+	valid := Encode(responseEntry())
+	badKind := slices.Clone(valid)
+	badKind[2] = 9
+	hugeLength := slices.Clone(valid[:len(valid)-len(responseEntry().Body)-1])
+	hugeLength = append(hugeLength, 0xff, 0xff, 0xff, 0xff, 0x0f) // body length ~4 GiB
+
+	cases := []struct {
+		name string
+		data []byte
+	}{
+		{"nil", nil},
+		{"empty", []byte{}},
+		{"magic only", []byte{0xCA}},
+		{"bad magic", append([]byte{0xCB}, valid[1:]...)},
+		{"text", []byte("HTTP/1.1 200 OK\r\n")},
+		{"header only", valid[:3]},
+		{"bad kind", badKind},
+		{"trailing bytes", append(slices.Clone(valid), 0)},
+		{"length beyond input", hugeLength},
+		{"overlong varint", append(slices.Clone(valid[:3]), bytes.Repeat([]byte{0x80}, 11)...)},
+	}
+	// Every proper prefix of a valid encoding is truncated.
+	for n := 3; n < len(valid); n++ {
+		cases = append(cases, struct {
+			name string
+			data []byte
+		}{fmt.Sprintf("truncated to %d", n), valid[:n]})
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := Decode(tt.data)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("err = %v, want one wrapping ErrCorrupt", err)
+			}
+			if e != nil {
+				t.Error("got an entry with the error")
+			}
+		})
+	}
+}
+
+func TestDecodeAliasesInput(t *testing.T) {
+	// Documented: Body aliases data. Check it does not reach past the body
+	// (its capacity is capped), so an append cannot overwrite the input.
+	data := Encode(responseEntry())
+	e, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(e.Body) != len(e.Body) {
+		t.Errorf("cap(Body) = %d, want len(Body) = %d", cap(e.Body), len(e.Body))
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(Encode(responseEntry()))
+	f.Add(Encode(&Entry{Kind: KindVary, StoredAt: t0, Vary: []string{"Accept"}}))
+	f.Add(Encode(&Entry{Kind: KindResponse, StoredAt: t0}))
+	valid := Encode(responseEntry())
+	f.Add(valid[:len(valid)/2])
+	f.Add([]byte{})
+	f.Add([]byte{0xCA, 1})
+	f.Add([]byte{0xCA, 2, 1})
+	f.Add([]byte{0xCA, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := Decode(data)
+		if err != nil {
+			if e != nil {
+				t.Fatal("entry returned with an error")
+			}
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) {
+				t.Fatalf("err = %v, want ErrCorrupt or ErrUnknownVersion", err)
+			}
+			return
+		}
+		// What decodes re-encodes to something that decodes to the same
+		// entry, within the size Size promises.
+		enc := Encode(e)
+		if e.Size() < len(enc) {
+			t.Fatalf("Size() = %d < %d encoded bytes", e.Size(), len(enc))
+		}
+		again, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("re-encoded entry does not decode: %v", err)
+		}
+		if diff := equalEntries(e, again); diff != "" {
+			t.Fatalf("re-encoded entry differs: %s", diff)
+		}
+	})
+}
+
+func TestEntryFreshness(t *testing.T) {
+	now := t0
+	for _, tt := range []struct {
+		name      string
+		e         Entry
+		age       time.Duration
+		remaining time.Duration
+		fresh     bool
+	}{
+		{
+			name:      "new",
+			e:         Entry{StoredAt: now, Lifetime: time.Minute},
+			age:       0,
+			remaining: time.Minute,
+			fresh:     true,
+		},
+		{
+			name:      "resident plus initial age",
+			e:         Entry{StoredAt: now.Add(-10 * time.Second), InitialAge: 5 * time.Second, Lifetime: time.Minute},
+			age:       15 * time.Second,
+			remaining: 45 * time.Second,
+			fresh:     true,
+		},
+		{
+			name:      "exactly expired",
+			e:         Entry{StoredAt: now.Add(-time.Minute), Lifetime: time.Minute},
+			age:       time.Minute,
+			remaining: 0,
+			fresh:     false,
+		},
+		{
+			name:      "stale",
+			e:         Entry{StoredAt: now.Add(-2 * time.Minute), InitialAge: time.Second, Lifetime: time.Minute},
+			age:       2*time.Minute + time.Second,
+			remaining: -time.Minute - time.Second,
+			fresh:     false,
+		},
+		{
+			name:      "stored in the future (clock step) counts no residence",
+			e:         Entry{StoredAt: now.Add(time.Hour), InitialAge: 2 * time.Second, Lifetime: time.Minute},
+			age:       2 * time.Second,
+			remaining: 58 * time.Second,
+			fresh:     true,
+		},
+		{
+			name:      "zero lifetime is never fresh",
+			e:         Entry{StoredAt: now},
+			age:       0,
+			remaining: 0,
+			fresh:     false,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.e.Age(now); got != tt.age {
+				t.Errorf("Age = %v, want %v", got, tt.age)
+			}
+			if got := tt.e.Remaining(now); got != tt.remaining {
+				t.Errorf("Remaining = %v, want %v", got, tt.remaining)
+			}
+			if got := tt.e.Fresh(now); got != tt.fresh {
+				t.Errorf("Fresh = %v, want %v", got, tt.fresh)
+			}
+		})
+	}
+}
+
+// benchEntry is a typical stored response: a 1 KiB body and six headers.
+func benchEntry() *Entry {
+	return &Entry{
+		Kind:   KindResponse,
+		Status: http.StatusOK,
+		Header: http.Header{
+			"Content-Type":  {"application/json; charset=utf-8"},
+			"Cache-Control": {"public, max-age=60"},
+			"Etag":          {`W/"5f3c-1a2b3c"`},
+			"Last-Modified": {"Sat, 01 Mar 2025 12:00:00 GMT"},
+			"Vary":          {"Accept-Encoding"},
+			"X-Request-Id":  {"0f8e2c1a-7d3b-4e59-9a61-2b7c4d8e1f00"},
+		},
+		Body:     []byte(strings.Repeat("x", 1024)),
+		StoredAt: t0,
+		Lifetime: time.Minute,
+		Vary:     []string{"Accept-Encoding"},
+		URL:      "/players/ada?season=3",
+		Tags:     []string{"player:ada", "leaderboard"},
+		Seq:      12345,
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	e := benchEntry()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(Encode(e))))
+	for b.Loop() {
+		_ = Encode(e)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	data := Encode(benchEntry())
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

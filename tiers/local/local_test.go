@@ -1,0 +1,357 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+func newCache(t testing.TB, maxBytes int64) *Cache {
+	t.Helper()
+	c, err := New(Options{MaxBytes: maxBytes})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func entry(body string) *tiers.Entry {
+	return &tiers.Entry{
+		Kind:     tiers.KindResponse,
+		Status:   http.StatusOK,
+		Header:   http.Header{"Content-Type": {"text/plain"}},
+		Body:     []byte(body),
+		StoredAt: time.Now(),
+		Lifetime: time.Minute,
+		URL:      "/x",
+	}
+}
+
+// held returns the number and total size of the entries ristretto really
+// holds, independently of the Cache's counters.
+func held(c *Cache) (n, size int64) {
+	c.c.IterValues(func(e *tiers.Entry) bool {
+		n++
+		size += int64(e.Size())
+		return false
+	})
+	return n, size
+}
+
+func checkAccounting(t *testing.T, c *Cache) {
+	t.Helper()
+	c.Wait()
+	n, size := held(c)
+	if c.Len() != n || c.Bytes() != size {
+		t.Errorf("Len, Bytes = %d, %d; cache holds %d entries, %d bytes", c.Len(), c.Bytes(), n, size)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	for _, opts := range []Options{{}, {MaxBytes: -1}, {MaxBytes: 1 << 20, NumCounters: -1}} {
+		c, err := New(opts)
+		if err == nil {
+			c.Close()
+			t.Errorf("New(%+v) succeeded, want error", opts)
+			continue
+		}
+		field := "MaxBytes"
+		if opts.NumCounters < 0 {
+			field = "NumCounters"
+		}
+		if !strings.Contains(err.Error(), field) {
+			t.Errorf("New(%+v) error %q does not name %s", opts, err, field)
+		}
+	}
+}
+
+func TestSetGetMiss(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	e := entry("hello")
+	if err := c.Set(ctx, "k", e, time.Minute); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	c.Wait()
+
+	got, ok, err := c.Get(ctx, "k")
+	if err != nil || !ok || got != e {
+		t.Fatalf("Get(k) = %p, %v, %v; want %p, true, nil", got, ok, err, e)
+	}
+	got, ok, err = c.Get(ctx, "other")
+	if err != nil || ok || got != nil {
+		t.Fatalf("Get(other) = %v, %v, %v; want a miss", got, ok, err)
+	}
+	if c.Len() != 1 || c.Bytes() != int64(e.Size()) {
+		t.Errorf("Len, Bytes = %d, %d; want 1, %d", c.Len(), c.Bytes(), e.Size())
+	}
+}
+
+func TestSetNotStored(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, 1<<10)
+	if err := c.Set(ctx, "zero", entry("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "negative", entry("a"), -time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "huge", entry(strings.Repeat("x", 2<<10)), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "nil", nil, time.Minute); err == nil {
+		t.Error("Set of a nil entry succeeded")
+	}
+	c.Wait()
+	for _, k := range []string{"zero", "negative", "huge", "nil"} {
+		if _, ok, _ := c.Get(ctx, k); ok {
+			t.Errorf("Get(%s) hit, want miss", k)
+		}
+	}
+	if c.Len() != 0 || c.Bytes() != 0 {
+		t.Errorf("Len, Bytes = %d, %d; want 0, 0", c.Len(), c.Bytes())
+	}
+}
+
+func TestTTLExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	if err := c.Set(ctx, "short", entry("a"), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "long", entry("b"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	if _, ok, _ := c.Get(ctx, "long"); !ok {
+		t.Fatal("Get(long) missed right after Set")
+	}
+
+	waitFor(t, 5*time.Second, "short entry to expire", func() bool {
+		_, ok, _ := c.Get(ctx, "short")
+		return !ok
+	})
+	if _, ok, _ := c.Get(ctx, "long"); !ok {
+		t.Error("Get(long) missed after short expired")
+	}
+	// ristretto sweeps expired entries in 5s buckets; the counters follow.
+	waitFor(t, 20*time.Second, "expired entry to be swept", func() bool {
+		return c.Len() == 1
+	})
+	checkAccounting(t, c)
+}
+
+func TestDelete(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	for _, k := range []string{"a", "b", "c"} {
+		if err := c.Set(ctx, k, entry(k), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Wait()
+	if err := c.Delete(ctx, "a", "b", "absent"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	for k, want := range map[string]bool{"a": false, "b": false, "c": true} {
+		if _, ok, _ := c.Get(ctx, k); ok != want {
+			t.Errorf("Get(%s) ok = %v, want %v", k, ok, want)
+		}
+	}
+	checkAccounting(t, c)
+	if c.Len() != 1 {
+		t.Errorf("Len = %d, want 1", c.Len())
+	}
+}
+
+func TestClear(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	for i := range 100 {
+		if err := c.Set(ctx, fmt.Sprint(i), entry("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Wait()
+	c.Clear()
+	c.Wait()
+	if _, ok, _ := c.Get(ctx, "1"); ok {
+		t.Error("Get hit after Clear")
+	}
+	if c.Len() != 0 || c.Bytes() != 0 {
+		t.Errorf("after Clear: Len, Bytes = %d, %d; want 0, 0", c.Len(), c.Bytes())
+	}
+	// The cache stays usable.
+	if err := c.Set(ctx, "again", entry("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	if _, ok, _ := c.Get(ctx, "again"); !ok {
+		t.Error("Get missed after Set following Clear")
+	}
+	checkAccounting(t, c)
+}
+
+func TestReplaceAccounting(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	small, big := entry("s"), entry(strings.Repeat("b", 500))
+	for _, e := range []*tiers.Entry{small, big, small, small} {
+		if err := c.Set(ctx, "k", e, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		c.Wait()
+	}
+	if got, _, _ := c.Get(ctx, "k"); got != small {
+		t.Errorf("Get returned %p, want the last entry set %p", got, small)
+	}
+	if c.Len() != 1 || c.Bytes() != int64(small.Size()) {
+		t.Errorf("Len, Bytes = %d, %d; want 1, %d", c.Len(), c.Bytes(), small.Size())
+	}
+	checkAccounting(t, c)
+}
+
+func TestBoundedBytes(t *testing.T) {
+	ctx := context.Background()
+	const maxBytes = 64 << 10
+	c := newCache(t, maxBytes)
+	body := strings.Repeat("x", 1000)
+	var total int64
+	for i := range 1000 {
+		e := entry(body)
+		total += int64(e.Size())
+		if err := c.Set(ctx, fmt.Sprintf("k%d", i), e, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			c.Wait() // let evictions keep up, as live traffic would
+		}
+	}
+	c.Wait()
+	if total <= 4*maxBytes {
+		t.Fatalf("test inserted only %d bytes", total)
+	}
+	n, size := held(c)
+	if size > maxBytes {
+		t.Errorf("cache holds %d bytes, more than MaxBytes %d", size, maxBytes)
+	}
+	if n == 0 {
+		t.Error("cache holds nothing")
+	}
+	if c.Bytes() > maxBytes {
+		t.Errorf("Bytes = %d, more than MaxBytes %d", c.Bytes(), maxBytes)
+	}
+	checkAccounting(t, c)
+}
+
+func TestNumCounters(t *testing.T) {
+	for _, tt := range []struct {
+		opts Options
+		want int64
+	}{
+		{Options{MaxBytes: 1}, 10_000},
+		{Options{MaxBytes: 1 << 20}, 10_240},
+		{Options{MaxBytes: 1 << 30}, 10_485_760},
+		{Options{MaxBytes: 1 << 30, NumCounters: 500}, 500},
+	} {
+		if got := numCounters(tt.opts); got != tt.want {
+			t.Errorf("numCounters(%+v) = %d, want %d", tt.opts, got, tt.want)
+		}
+	}
+}
+
+func TestClose(t *testing.T) {
+	ctx := context.Background()
+	c, err := New(Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k", entry("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	c.Close()
+	if _, ok, err := c.Get(ctx, "k"); ok || err != nil {
+		t.Errorf("Get after Close = %v, %v; want a miss", ok, err)
+	}
+	if err := c.Set(ctx, "k", entry("v"), time.Minute); err != nil {
+		t.Errorf("Set after Close: %v", err)
+	}
+	if c.Len() != 0 || c.Bytes() != 0 {
+		t.Errorf("after Close: Len, Bytes = %d, %d; want 0, 0", c.Len(), c.Bytes())
+	}
+}
+
+func TestConcurrentAccounting(t *testing.T) {
+	ctx := context.Background()
+	c := newCache(t, 32<<10) // small enough to evict
+	bodies := []string{"s", strings.Repeat("m", 300), strings.Repeat("l", 900)}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				k := fmt.Sprintf("k%d", (i*7+g)%64)
+				switch i % 5 {
+				case 0:
+					c.Delete(ctx, k)
+				case 1:
+					c.Get(ctx, k)
+				default:
+					c.Set(ctx, k, entry(bodies[(i+g)%len(bodies)]), time.Minute)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	checkAccounting(t, c)
+	if c.Bytes() > c.MaxBytes() {
+		t.Errorf("Bytes = %d > MaxBytes %d", c.Bytes(), c.MaxBytes())
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	ctx := context.Background()
+	c := newCache(b, 64<<20)
+	const nkeys = 1024
+	keys := make([]string, nkeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("cacheproxy:GET:/players/%d", i)
+		e := entry(string(bytes.Repeat([]byte("x"), 1024)))
+		if err := c.Set(ctx, keys[i], e, time.Hour); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.Wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, ok, _ := c.Get(ctx, keys[i%nkeys]); !ok {
+				b.Error("miss")
+				return
+			}
+			i++
+		}
+	})
+}

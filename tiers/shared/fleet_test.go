@@ -1,0 +1,179 @@
+package shared
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// member is one fleet instance for tests: its tier, ban table and fleet.
+type member struct {
+	tier    *Tier
+	bans    *tiers.Bans
+	fleet   *Fleet
+	flushes atomic.Int64
+}
+
+func newMember(t *testing.T, srv *redistest.Server, id string) *member {
+	t.Helper()
+	m := &member{bans: new(tiers.Bans)}
+	m.tier, _ = newTier(t, Options{URL: srv.URL(), Bans: m.bans, RetryInterval: 100 * time.Millisecond})
+	f, err := NewFleet(FleetOptions{Tier: m.tier, ID: id, Heartbeat: 100 * time.Millisecond,
+		Flush: func() { m.flushes.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.fleet = f
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		f.Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitUntil(t, "member "+id+" usable", f.LocalUsable)
+	return m
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestFleetPurgeConfirmedByAll(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b, c := newMember(t, srv, "a"), newMember(t, srv, "b"), newMember(t, srv, "c")
+	waitUntil(t, "three live members", func() bool {
+		ms, _ := a.fleet.Members(context.Background())
+		return len(ms) == 3
+	})
+	res, err := a.fleet.Purge(context.Background(), tiers.BanPrefix, "/players/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Confirmed) != 3 || len(res.Missing) != 0 {
+		t.Fatalf("confirmed %v, missing %v", res.Confirmed, res.Missing)
+	}
+	old := &tiers.Entry{URL: "/players/1", Seq: 0}
+	for name, m := range map[string]*member{"a": a, "b": b, "c": c} {
+		if !m.bans.Dead(old) {
+			t.Errorf("%s: purge not applied", name)
+		}
+		if m.bans.Dead(&tiers.Entry{URL: "/rank"}) {
+			t.Errorf("%s: purge killed an entry it does not name", name)
+		}
+	}
+	if got := a.fleet.Stats().Purges["prefix"]; got != 1 {
+		t.Errorf("prefix purges counted %d", got)
+	}
+}
+
+func TestFleetResyncAfterSubscriptionKilled(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := newMember(t, srv, "a"), newMember(t, srv, "b")
+	flushesBefore := b.flushes.Load()
+	// Kill every pub/sub connection and purge before they come back.
+	if err := srv.Client().Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.fleet.Purge(context.Background(), tiers.BanURL, "/rank", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b resubscribed and usable", func() bool {
+		return b.fleet.LocalUsable() && b.flushes.Load() > flushesBefore
+	})
+	if !b.bans.Dead(&tiers.Entry{URL: "/rank"}) {
+		t.Error("b did not load the purge it missed")
+	}
+}
+
+func TestFleetGapTriggersResync(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMember(t, srv, "a")
+	b := newMember(t, srv, "b")
+	flushes := b.flushes.Load()
+	// Record a ban behind the fleet's back (no publish): the next
+	// published one leaves a gap.
+	cl := srv.Client()
+	ctx := context.Background()
+	seq, _ := cl.Incr(ctx, a.tier.seqKey()).Result()
+	ban := tiers.Ban{Seq: uint64(seq), Kind: tiers.BanTag, Value: "hidden", At: time.Now(), ID: "x"}
+	cl.ZAdd(ctx, a.tier.bansKey(), redisZ(float64(seq), ban.String()))
+	if _, err := a.fleet.Purge(ctx, tiers.BanURL, "/x", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b flushed after the gap", func() bool { return b.flushes.Load() > flushes })
+	if !b.bans.Dead(&tiers.Entry{Tags: []string{"hidden"}}) {
+		t.Error("hidden ban not loaded on resync")
+	}
+}
+
+func TestFleetReadPathCatchesUp(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMember(t, srv, "a")
+	// A tier with a ban table but no subscription: Get must still see
+	// purges recorded since.
+	bans := new(tiers.Bans)
+	lone, _ := newTier(t, Options{URL: srv.URL(), Bans: bans})
+	ctx := context.Background()
+	e := entry("x")
+	e.Seq = 0
+	if err := lone.Set(ctx, "k", e, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.fleet.Purge(ctx, tiers.BanURL, "/x", ""); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := lone.Get(ctx, "k")
+	if err != nil || !ok {
+		t.Fatalf("Get: %v %v", ok, err)
+	}
+	if !bans.Dead(got) {
+		t.Error("entry read after a purge is not dead")
+	}
+}
+
+func TestFleetPurgeWithRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMember(t, srv, "a")
+	srv.Kill()
+	waitUntil(t, "local tier fenced", func() bool { return !a.fleet.LocalUsable() })
+	if _, err := a.fleet.Purge(context.Background(), tiers.BanAll, "", ""); err == nil {
+		t.Fatal("purge with Redis down succeeded")
+	}
+	srv.Restart()
+	waitUntil(t, "usable again", a.fleet.LocalUsable)
+}
+
+func TestFleetMissingMemberReported(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMember(t, srv, "a")
+	// A member that heartbeats but never confirms.
+	ghost := &Fleet{t: a.tier, id: "ghost", hb: 100 * time.Millisecond}
+	ghost.heartbeatOnce(context.Background())
+	a.fleet.purgeWait = 300 * time.Millisecond
+	res, err := a.fleet.Purge(context.Background(), tiers.BanURL, "/y", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Missing) != 1 || res.Missing[0] != "ghost" || len(res.Confirmed) != 1 {
+		t.Errorf("confirmed %v missing %v", res.Confirmed, res.Missing)
+	}
+}
+
+func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }

@@ -1,0 +1,442 @@
+// Package shared is the Redis cache tier (L2), shared by every proxy
+// instance. Entries are stored with tiers.Encode under the keys the proxy
+// gives, with a Redis TTL.
+//
+// The tier fails open: when Redis cannot be reached it says so once in the
+// log, answers every call with ErrUnavailable without touching the network,
+// and probes Redis in the background until it answers again. The proxy
+// treats those errors as misses and carries on with L1 and the origin.
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+const (
+	defaultPrefix        = "cacheproxy"
+	defaultTimeout       = 100 * time.Millisecond
+	defaultRetryInterval = time.Second
+)
+
+// ErrUnavailable is returned, without any network call, while the tier
+// considers Redis unreachable. Callers treat it as a miss.
+var ErrUnavailable = errors.New("shared: redis unavailable")
+
+// rediser lists the Redis commands the tier calls, so that a Client, a
+// Ring or a ClusterClient all fit.
+type rediser interface {
+	Get(ctx context.Context, key string) *redis.StringCmd
+	MGet(ctx context.Context, keys ...string) *redis.SliceCmd
+	ZRangeByScore(ctx context.Context, key string, opt *redis.ZRangeBy) *redis.StringSliceCmd
+	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+	Ping(ctx context.Context) *redis.StatusCmd
+}
+
+// Options configures a Tier. Exactly one of URL and Client must be set.
+type Options struct {
+	// URL locates Redis, in the form accepted by redis.ParseURL:
+	// redis://[user:password@]host:port[/db] or rediss:// for TLS, with
+	// optional query parameters such as dial_timeout. The Tier creates
+	// the client and closes it on Close. Context deadlines are enabled
+	// on it, so Timeout bounds every call.
+	URL string
+
+	// Client is an existing client to use instead of URL, for tests or
+	// when embedding. The Tier does not close it. It should have
+	// ContextTimeoutEnabled set; otherwise its read and write timeouts,
+	// not Timeout, bound a call to a hung server.
+	Client redis.UniversalClient
+
+	// Prefix namespaces the tier's own channels and metadata keys. If
+	// empty, "cacheproxy". Entry keys are stored exactly as given: the
+	// caller includes the prefix.
+	Prefix string
+
+	// Timeout bounds each call to Redis. If zero, 100ms.
+	Timeout time.Duration
+
+	// RetryInterval is how often an unreachable Redis is probed with
+	// PING. If zero, 1s.
+	RetryInterval time.Duration
+
+	// Logger receives the tier's logs. If nil, slog.Default().
+	Logger *slog.Logger
+
+	// Bans, if set, is kept complete with the purges recorded in Redis
+	// before any entry is returned: each Get reads the fleet's purge
+	// sequence number with the entry (one round trip) and, if it is
+	// ahead of Bans.Applied, loads the missing bans first. The caller
+	// checks entries against Bans. See Fleet.
+	Bans *tiers.Bans
+
+	// BanKeep is how long bans are remembered (see tiers.Bans.Apply).
+	// If zero, 25h.
+	BanKeep time.Duration
+}
+
+// Tier is the Redis tier. It implements the proxy's Tier interface. All
+// methods are safe for concurrent use.
+type Tier struct {
+	rdb     rediser
+	client  redis.UniversalClient
+	owned   bool // client was created by New and is closed by Close
+	addr    string
+	prefix  string
+	timeout time.Duration
+	retry   time.Duration
+	log     *slog.Logger
+
+	down        atomic.Bool
+	errs        atomic.Int64
+	undecodable atomic.Int64
+
+	bans    *tiers.Bans
+	banKeep time.Duration
+	syncs   singleflight.Group // collapses concurrent ban syncs
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a Tier configured by opts, or an error if opts is invalid.
+// It does not fail when Redis is unreachable: it pings Redis once, logs
+// the outcome, and if Redis did not answer starts in the unavailable
+// state. The Tier owns a goroutine; call Close when done with it.
+func New(opts Options) (*Tier, error) {
+	t := &Tier{
+		prefix:  opts.Prefix,
+		timeout: opts.Timeout,
+		retry:   opts.RetryInterval,
+		log:     opts.Logger,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		bans:    opts.Bans,
+		banKeep: opts.BanKeep,
+	}
+	if t.banKeep <= 0 {
+		t.banKeep = 25 * time.Hour
+	}
+	switch {
+	case t.timeout < 0:
+		return nil, fmt.Errorf("shared: Options.Timeout must be >= 0, got %v", t.timeout)
+	case t.timeout == 0:
+		t.timeout = defaultTimeout
+	}
+	switch {
+	case t.retry < 0:
+		return nil, fmt.Errorf("shared: Options.RetryInterval must be >= 0, got %v", t.retry)
+	case t.retry == 0:
+		t.retry = defaultRetryInterval
+	}
+	if t.prefix == "" {
+		t.prefix = defaultPrefix
+	}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+
+	switch {
+	case opts.URL != "" && opts.Client != nil:
+		return nil, errors.New("shared: set Options.URL or Options.Client, not both")
+	case opts.Client != nil:
+		t.client = opts.Client
+		if c, ok := opts.Client.(*redis.Client); ok {
+			t.addr = c.Options().Addr
+		}
+	case opts.URL != "":
+		ropts, err := redis.ParseURL(opts.URL)
+		if err != nil {
+			return nil, fmt.Errorf("shared: invalid Options.URL: %w", hideURL(err))
+		}
+		ropts.ContextTimeoutEnabled = true
+		t.client = redis.NewClient(ropts)
+		t.owned = true
+		t.addr = ropts.Addr
+	default:
+		return nil, errors.New("shared: Options.URL or Options.Client is required")
+	}
+	t.rdb = t.client
+
+	if err := t.ping(context.Background()); err != nil {
+		t.markDown(err)
+	} else {
+		t.log.Info("redis reachable", "addr", t.addr)
+	}
+	go t.watch()
+	return t, nil
+}
+
+// hideURL strips the URL, which may hold a password, from a url.Parse
+// error.
+func hideURL(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err
+	}
+	return err
+}
+
+// Get returns the entry stored under key. A missing key, and a value that
+// does not decode (written by another encoding version, or corrupt), are
+// misses; the latter are counted by Undecodable. While Redis is
+// unavailable Get returns ErrUnavailable at once.
+func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) {
+	if t.down.Load() {
+		t.errs.Add(1)
+		return nil, false, ErrUnavailable
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	var data []byte
+	if t.bans == nil {
+		b, err := t.rdb.Get(cctx, key).Bytes()
+		if err != nil {
+			if errors.Is(err, redis.Nil) {
+				return nil, false, nil
+			}
+			return nil, false, t.fail(ctx, "get", err)
+		}
+		data = b
+	} else {
+		// The entry and the fleet's purge sequence in one round trip.
+		vals, err := t.rdb.MGet(cctx, key, t.seqKey()).Result()
+		if err != nil {
+			return nil, false, t.fail(ctx, "get", err)
+		}
+		if err := t.catchUp(cctx, vals[1]); err != nil {
+			return nil, false, t.fail(ctx, "get bans", err)
+		}
+		s, ok := vals[0].(string)
+		if !ok {
+			return nil, false, nil
+		}
+		data = []byte(s)
+	}
+	e, err := tiers.Decode(data)
+	if err != nil {
+		t.undecodable.Add(1)
+		t.log.Debug("undecodable entry in redis, treated as a miss", "key", key, "err", err)
+		return nil, false, nil
+	}
+	return e, true, nil
+}
+
+// Set stores e under key with a Redis TTL of ttl (millisecond precision).
+// If ttl <= 0 nothing is stored. While Redis is unavailable Set returns
+// ErrUnavailable at once.
+func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Duration) error {
+	if e == nil {
+		return errors.New("shared: Set of a nil entry")
+	}
+	if ttl <= 0 {
+		return nil
+	}
+	if t.down.Load() {
+		t.errs.Add(1)
+		return ErrUnavailable
+	}
+	// go-redis rounds a sub-millisecond TTL up to 1ms, with a log line;
+	// do it quietly.
+	ttl = max(ttl, time.Millisecond)
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	err := t.rdb.Set(cctx, key, tiers.Encode(e), ttl).Err()
+	cancel()
+	if err != nil {
+		return t.fail(ctx, "set", err)
+	}
+	return nil
+}
+
+// Delete removes the given keys. While Redis is unavailable it returns
+// ErrUnavailable at once.
+func (t *Tier) Delete(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if t.down.Load() {
+		t.errs.Add(1)
+		return ErrUnavailable
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	err := t.rdb.Del(cctx, keys...).Err()
+	cancel()
+	if err != nil {
+		return t.fail(ctx, "delete", err)
+	}
+	return nil
+}
+
+// Healthy reports whether Redis is considered reachable.
+func (t *Tier) Healthy() bool {
+	return !t.down.Load()
+}
+
+// Errors returns the number of calls that returned an error, including
+// those refused with ErrUnavailable.
+func (t *Tier) Errors() int64 {
+	return t.errs.Load()
+}
+
+// Undecodable returns the number of values Get found but could not
+// decode, and so reported as misses.
+func (t *Tier) Undecodable() int64 {
+	return t.undecodable.Load()
+}
+
+// Prefix returns the namespace for the tier's channels and metadata keys.
+func (t *Tier) Prefix() string {
+	return t.prefix
+}
+
+// Client returns the Redis client, so that other code (publish/subscribe,
+// metadata) can share its connections. It is closed by Close if New
+// created it.
+func (t *Tier) Client() redis.UniversalClient {
+	return t.client
+}
+
+// Close stops the background prober and, if New created the client,
+// closes it. Calls after Close fail. Close may be called more than once.
+func (t *Tier) Close() error {
+	t.closeOnce.Do(func() {
+		close(t.stop)
+		<-t.done
+		if t.owned {
+			t.closeErr = t.client.Close()
+		}
+	})
+	return t.closeErr
+}
+
+// fail counts a failed call, marks Redis down if the failure says it is
+// unreachable, and returns the error to give the caller. ctx is the
+// caller's context, without the per-call timeout.
+func (t *Tier) fail(ctx context.Context, op string, err error) error {
+	t.errs.Add(1)
+	if ctx.Err() == nil && unreachable(err) {
+		t.markDown(err)
+	}
+	return fmt.Errorf("shared: %s: %w", op, err)
+}
+
+// unreachable reports whether err means Redis could not be reached or did
+// not answer in time, as opposed to an error reply from a live server or
+// a closed client.
+func unreachable(err error) bool {
+	var rerr redis.Error
+	return !errors.As(err, &rerr) && !errors.Is(err, redis.ErrClosed)
+}
+
+func (t *Tier) markDown(err error) {
+	if t.down.CompareAndSwap(false, true) {
+		t.log.Warn("redis unreachable, serving from L1 and origin", "addr", t.addr, "err", err)
+	}
+}
+
+func (t *Tier) ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	return t.rdb.Ping(ctx).Err()
+}
+
+// watch probes Redis every RetryInterval while it is down, until Close.
+func (t *Tier) watch() {
+	defer close(t.done)
+	tick := time.NewTicker(t.retry)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		if !t.down.Load() {
+			continue
+		}
+		if err := t.ping(context.Background()); err != nil {
+			t.log.Debug("redis still unreachable", "addr", t.addr, "err", err)
+			continue
+		}
+		if t.down.CompareAndSwap(true, false) {
+			t.log.Info("redis reachable again", "addr", t.addr)
+		}
+	}
+}
+
+// seqKey holds the fleet's purge sequence number: the Seq of the last ban
+// recorded.
+func (t *Tier) seqKey() string { return t.prefix + ":purge:seq" }
+
+// bansKey is a sorted set of the recorded bans (tiers.Ban.String), scored
+// by Seq.
+func (t *Tier) bansKey() string { return t.prefix + ":purge:bans" }
+
+// catchUp loads the bans Bans has not applied if seq, the fleet's purge
+// sequence number as read from Redis (a string, or nil if no purge was
+// ever recorded), is ahead of it.
+func (t *Tier) catchUp(ctx context.Context, seq any) error {
+	s, ok := seq.(string)
+	if !ok {
+		return nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("purge sequence %q: %w", s, err)
+	}
+	// A sync already under way may have read the bans before the one
+	// numbered n was recorded: then sync again.
+	for range 3 {
+		if n <= t.bans.Applied() {
+			return nil
+		}
+		if err := t.syncBans(ctx); err != nil {
+			return err
+		}
+	}
+	if n <= t.bans.Applied() {
+		return nil
+	}
+	return fmt.Errorf("purge bans up to %d not found (have %d)", n, t.bans.Applied())
+}
+
+// syncBans applies every ban recorded in Redis after Bans.Applied.
+// Concurrent calls share one round trip.
+func (t *Tier) syncBans(ctx context.Context) error {
+	_, err, _ := t.syncs.Do("sync", func() (any, error) {
+		from := t.bans.Applied()
+		members, err := t.rdb.ZRangeByScore(ctx, t.bansKey(), &redis.ZRangeBy{
+			Min: "(" + strconv.FormatUint(from, 10), Max: "+inf",
+		}).Result()
+		if err != nil {
+			return nil, err
+		}
+		bans := make([]tiers.Ban, 0, len(members))
+		for _, m := range members {
+			b, err := tiers.ParseBan(m)
+			if err != nil {
+				t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
+				continue
+			}
+			bans = append(bans, b)
+		}
+		t.bans.Apply(time.Now(), t.banKeep, bans...)
+		return nil, nil
+	})
+	return err
+}
