@@ -133,3 +133,62 @@ func TestRedisDownAtStart(t *testing.T) {
 		t.Errorf("X-Cache %s, want HIT-L1 with Redis down", x)
 	}
 }
+
+func TestStampedeAcrossInstancesOneOriginRequest(t *testing.T) {
+	redis := redistest.Start(t)
+	var n atomic.Int64
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		time.Sleep(200 * time.Millisecond)
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "cold")
+	}))
+	t.Cleanup(o.Close)
+	ins := []*instance{newInstance(t, o.URL, redis.URL()), newInstance(t, o.URL, redis.URL()), newInstance(t, o.URL, redis.URL())}
+	const per = 100
+	errs := make(chan error, 3*per)
+	start := make(chan struct{})
+	for _, in := range ins {
+		for i := 0; i < per; i++ {
+			go func(base string) {
+				<-start
+				resp, err := http.Get(base + "/stampede")
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "cold" {
+					err = fmt.Errorf("got %d %q", resp.StatusCode, b)
+				}
+				errs <- err
+			}(in.srv.URL)
+		}
+	}
+	close(start)
+	for i := 0; i < 3*per; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("origin requests = %d, want 1", got)
+	}
+}
+
+func TestLeaseHolderGoneOthersFetch(t *testing.T) {
+	redis := redistest.Start(t)
+	o, hits := countingOrigin(t)
+	a := newInstance(t, o.URL, redis.URL())
+	// A lease held by an instance that died: it lapses, then A fetches.
+	if err := redis.Client().Set(t.Context(), "cacheproxy:lease:cacheproxy:1:G:/orphan", "dead", 500*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, body := get(t, a.srv.URL, "/orphan"); st != 200 || body != "content of /orphan" {
+		t.Fatalf("got %d %q", st, body)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("origin requests = %d", hits.Load())
+	}
+}

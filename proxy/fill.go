@@ -153,6 +153,21 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		if st != nil && (stale == nil || st.StoredAt.After(stale.StoredAt)) {
 			stale = st
 		}
+		if l, ok := h.shared.(leaser); ok && stale == nil {
+			held, release, err := l.Lease(ctx, key, leaseTTL)
+			switch {
+			case err != nil:
+				// No coordination without Redis: fetch ourselves.
+			case held:
+				defer release()
+			default:
+				if e := h.awaitFill(ctx, l, key, r, reqCC); e != nil {
+					h.m.fleetCollapsed.Add(1)
+					h.promote(ctx, key, r, e, h.now())
+					return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
+				}
+			}
+		}
 	}
 	out := h.originRequest(ctx, r)
 	if stale != nil {

@@ -14,6 +14,7 @@ type metrics struct {
 	stale, revalidated             atomic.Int64
 	originRequests, originErrors   atomic.Int64
 	collapsed, stored              atomic.Int64
+	fleetCollapsed                 atomic.Int64
 	sharedErrors                   atomic.Int64
 	originLatency                  prometheus.Histogram
 
@@ -82,6 +83,7 @@ func (h *Handler) Stats() Stats {
 		OriginRequests:  m.originRequests.Load(),
 		OriginErrors:    m.originErrors.Load(),
 		Collapsed:       m.collapsed.Load(),
+		FleetCollapsed:  m.fleetCollapsed.Load(),
 		Stored:          m.stored.Load(),
 		SharedErrors:    m.sharedErrors.Load(),
 		OriginUp:        up,
@@ -104,6 +106,8 @@ var (
 		"Origin requests that got no response.", nil, nil)
 	descCollapsed = prometheus.NewDesc("cacheproxy_collapsed_requests_total",
 		"Requests answered by another request's fill.", nil, nil)
+	descFleetCollapsed = prometheus.NewDesc("cacheproxy_fleet_collapsed_fills_total",
+		"Fills answered by another instance's fill (fleet-wide lease).", nil, nil)
 	descStored = prometheus.NewDesc("cacheproxy_stored_total",
 		"Responses stored in the cache tiers.", nil, nil)
 	descSharedErrors = prometheus.NewDesc("cacheproxy_redis_errors_total",
@@ -113,7 +117,7 @@ var (
 type collector struct{ h *Handler }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descStored, descSharedErrors} {
+	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed, descStored, descSharedErrors} {
 		ch <- d
 	}
 	c.h.m.originLatency.Describe(ch)
@@ -127,6 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOrigin, prometheus.CounterValue, float64(s.OriginRequests))
 	ch <- prometheus.MustNewConstMetric(descOriginErrors, prometheus.CounterValue, float64(s.OriginErrors))
 	ch <- prometheus.MustNewConstMetric(descCollapsed, prometheus.CounterValue, float64(s.Collapsed))
+	ch <- prometheus.MustNewConstMetric(descFleetCollapsed, prometheus.CounterValue, float64(s.FleetCollapsed))
 	ch <- prometheus.MustNewConstMetric(descStored, prometheus.CounterValue, float64(s.Stored))
 	ch <- prometheus.MustNewConstMetric(descSharedErrors, prometheus.CounterValue, float64(s.SharedErrors))
 	c.h.m.originLatency.Collect(ch)

@@ -11,6 +11,9 @@ type Stats struct {
 	OriginErrors int64 `json:"origin_errors"`
 	// Collapsed counts requests answered by another request's fill.
 	Collapsed int64 `json:"collapsed"`
+	// FleetCollapsed counts fills answered by another instance's fill
+	// (its fill lease) rather than by the origin.
+	FleetCollapsed int64 `json:"fleet_collapsed"`
 	// Stored counts entries written to the tiers.
 	Stored int64 `json:"stored"`
 	// SharedErrors counts failed calls to the shared tier.

@@ -1,0 +1,56 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// leaser is implemented by a shared tier that can coordinate fills across
+// instances: one instance fetches a key from the origin while the others
+// wait for the entry it stores.
+type leaser interface {
+	// Lease takes the fill lease on key for ttl if nobody holds it;
+	// release ends it.
+	Lease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error)
+	// LeaseHeld reports whether anybody holds the fill lease on key.
+	LeaseHeld(ctx context.Context, key string) (bool, error)
+}
+
+// leaseTTL is how long a fill lease lasts without renewal: how long the
+// fleet waits for an instance that died while fetching.
+const leaseTTL = 3 * time.Second
+
+// awaitFill waits for the instance holding the fill lease on key to store
+// the entry, polling the shared tier. It returns nil when the lease ends
+// without a usable entry (the response was not storable, or the holder
+// died), or when ctx ends: the caller then fetches itself.
+func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.Request, reqCC cacheControl) *tiers.Entry {
+	wait := 2 * time.Millisecond
+	deadline := time.NewTimer(h.fillTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+		if e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now()); e != nil {
+			return e
+		}
+		held, err := l.LeaseHeld(ctx, key)
+		if err != nil {
+			return nil
+		}
+		if !held {
+			// Released: the entry is there now, or will not be.
+			e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now())
+			return e
+		}
+	}
+}
