@@ -1,0 +1,25 @@
+# cacheproxy: build, test, demo and benchmarks. Needs Go; `make demo` also
+# uses curl, and redis-server when it is installed.
+
+GO ?= go
+
+.PHONY: build test demo bench
+
+## build: compile every command into bin/
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## test: gofmt check, go vet and the race-enabled tests
+test:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt -l reports unformatted files:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+## demo: run the quickstart (demo origin, Redis if installed, the proxy) and show a MISS then a HIT
+demo:
+	bash scripts/demo.sh
+
+## bench: the Go benchmarks (load benchmarks come later)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

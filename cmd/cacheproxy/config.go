@@ -1,0 +1,359 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
+)
+
+// envPrefix starts the name of every environment variable the server reads.
+const envPrefix = "CACHEPROXY_"
+
+// config is the validated configuration of the serve command. It is built
+// only by loadConfig, from flags, environment, the YAML file and defaults,
+// and then mapped into each package's Options by serve.
+type config struct {
+	ConfigFile      string
+	Listen          string
+	Origin          *url.URL
+	Redis           string // empty: L1 only
+	KeyPrefix       string
+	DefaultTTL      time.Duration
+	L1MaxBytes      int64 // 0: no L1
+	L1TTL           time.Duration
+	MaxObjectBytes  int64
+	AdminListen     string
+	AdminToken      string
+	LogLevel        slog.Level
+	LogFormat       string // "json" or "text"
+	ShutdownTimeout time.Duration
+	Routes          []proxy.Route
+}
+
+// setting is one configuration key. The same name is the flag (-name), the
+// YAML key (name) and, upper-cased with '-' turned into '_' and prefixed
+// with CACHEPROXY_, the environment variable.
+type setting struct {
+	name  string
+	def   string // the default, in flag syntax
+	usage string
+	// redact, if set, returns the value as it may be shown in an error:
+	// secrets are never echoed.
+	redact func(string) string
+	// parse validates v and stores it in c.
+	parse func(c *config, v string) error
+}
+
+// settings lists every key but -config and routes, in usage order.
+var settings = []setting{
+	{name: "listen", def: ":8080", usage: "proxy listen address",
+		parse: func(c *config, v string) (err error) { c.Listen, err = parseListen(v); return err }},
+	{name: "origin", usage: "origin base URL, e.g. http://127.0.0.1:9000 (required)",
+		parse: func(c *config, v string) (err error) { c.Origin, err = parseOrigin(v); return err }},
+	{name: "redis", usage: "Redis URL (redis://[user:password@]host:port/db, rediss://...); empty runs with L1 only", redact: redactURL,
+		parse: func(c *config, v string) error { c.Redis = v; return checkRedisURL(v) }},
+	{name: "key-prefix", def: "cacheproxy", usage: "namespace of every Redis key and channel",
+		parse: func(c *config, v string) error {
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\r\n") {
+				return errors.New("must be non-empty and contain no spaces")
+			}
+			c.KeyPrefix = v
+			return nil
+		}},
+	{name: "default-ttl", def: "5m", usage: "heuristic freshness for cacheable responses without explicit freshness; 0 stores only explicit freshness",
+		parse: func(c *config, v string) (err error) { c.DefaultTTL, err = parseDuration(v, false); return err }},
+	{name: "l1-max-bytes", def: "256MiB", usage: "L1 (in-process) memory bound: 256MiB, 1GB, 1048576; 0 turns L1 off",
+		parse: func(c *config, v string) (err error) { c.L1MaxBytes, err = parseSize(v, false); return err }},
+	{name: "l1-ttl", def: "30s", usage: "longest an entry stays in L1",
+		parse: func(c *config, v string) (err error) { c.L1TTL, err = parseDuration(v, true); return err }},
+	{name: "max-object-bytes", def: "8MiB", usage: "larger responses are streamed, never stored",
+		parse: func(c *config, v string) (err error) { c.MaxObjectBytes, err = parseSize(v, true); return err }},
+	{name: "admin-listen", def: "127.0.0.1:9090", usage: "admin listen address (/healthz, /readyz, /stats, /metrics)",
+		parse: func(c *config, v string) (err error) { c.AdminListen, err = parseListen(v); return err }},
+	{name: "admin-token", usage: "bearer token for the admin API; required when -admin-listen is not a loopback address", redact: func(string) string { return "(value not shown)" },
+		parse: func(c *config, v string) error {
+			for _, r := range v {
+				if r <= ' ' || r == 0x7f {
+					return errors.New("must not contain spaces or control characters")
+				}
+			}
+			c.AdminToken = v
+			return nil
+		}},
+	{name: "log-level", def: "info", usage: "debug, info, warn or error",
+		parse: func(c *config, v string) error {
+			switch strings.ToLower(v) {
+			case "debug":
+				c.LogLevel = slog.LevelDebug
+			case "info":
+				c.LogLevel = slog.LevelInfo
+			case "warn":
+				c.LogLevel = slog.LevelWarn
+			case "error":
+				c.LogLevel = slog.LevelError
+			default:
+				return errors.New("want debug, info, warn or error")
+			}
+			return nil
+		}},
+	{name: "log-format", def: "json", usage: "log format: json or text",
+		parse: func(c *config, v string) error {
+			switch v {
+			case "json", "text":
+				c.LogFormat = v
+				return nil
+			}
+			return errors.New("want json or text")
+		}},
+	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+		parse: func(c *config, v string) (err error) { c.ShutdownTimeout, err = parseDuration(v, true); return err }},
+}
+
+// envName returns the environment variable that sets the named key.
+func envName(name string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// source says where a value came from, for error messages.
+type source string
+
+func fromFlag() source                        { return "flag" }
+func fromEnv(name string) source              { return source("env " + envName(name)) }
+func fromFile(file string, line int) source   { return source(fmt.Sprintf("file %s:%d", file, line)) }
+func fromDefault() source                     { return "default" }
+func (s source) String() string               { return string(s) }
+func (s source) describe(field string) string { return fmt.Sprintf("%s (%s)", field, s) }
+
+// fileValue is one scalar read from the YAML file.
+type fileValue struct {
+	value string
+	line  int
+}
+
+// loadConfig builds the serve configuration from args (without the program
+// name), the environment as seen through getenv and the YAML file named by
+// -config or CACHEPROXY_CONFIG. For every key a flag wins over the
+// environment, which wins over the file, which wins over the default. An
+// environment variable set to the empty string counts as unset.
+//
+// Every error names the field and where its value came from. It returns
+// flag.ErrHelp when args ask for help.
+func loadConfig(args []string, getenv func(string) string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("cacheproxy", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; usage is printed by the caller
+	configFlag := fs.String("config", "", "")
+	flagVals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		flagVals[s.name] = fs.String(s.name, s.def, s.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w (see cacheproxy -help)", err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see cacheproxy -help)", fs.Arg(0))
+	}
+	setByFlag := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setByFlag[f.Name] = true })
+
+	c.ConfigFile = *configFlag
+	if !setByFlag["config"] {
+		c.ConfigFile = getenv(envName("config"))
+	}
+	var file map[string]fileValue
+	if c.ConfigFile != "" {
+		var err error
+		if file, c.Routes, err = readConfigFile(c.ConfigFile); err != nil {
+			return c, err
+		}
+	}
+
+	sources := make(map[string]source, len(settings))
+	for _, s := range settings {
+		v, src := s.def, fromDefault()
+		if setByFlag[s.name] {
+			v, src = *flagVals[s.name], fromFlag()
+		} else if e := getenv(envName(s.name)); e != "" {
+			v, src = e, fromEnv(s.name)
+		} else if fv, ok := file[s.name]; ok {
+			v, src = fv.value, fromFile(c.ConfigFile, fv.line)
+		}
+		sources[s.name] = src
+		if s.name == "origin" && v == "" {
+			return c, fmt.Errorf("missing -origin: set the flag, env %s or key origin in the -config file", envName("origin"))
+		}
+		if err := s.parse(&c, v); err != nil {
+			shown := strconv.Quote(v)
+			if s.redact != nil {
+				shown = s.redact(v)
+			}
+			return c, fmt.Errorf("invalid %s: %s: %w", src.describe("-"+s.name), shown, err)
+		}
+	}
+
+	// Checks across fields.
+	if c.AdminToken == "" && !isLoopback(c.AdminListen) {
+		return c, fmt.Errorf("-admin-token is required when -admin-listen %q (%s) is not a loopback address; set it with env %s",
+			c.AdminListen, sources["admin-listen"], envName("admin-token"))
+	}
+	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
+		return c, fmt.Errorf("invalid %s: %q is also -admin-listen", sources["listen"].describe("-listen"), c.Listen)
+	}
+	for i, r := range c.Routes {
+		if r.Override && r.TTL == 0 && c.DefaultTTL == 0 {
+			return c, fmt.Errorf("invalid routes[%d] (file %s): override needs a ttl when -default-ttl is 0", i, c.ConfigFile)
+		}
+	}
+	return c, nil
+}
+
+// parseDuration parses a Go duration. Negative values are refused, and
+// zero too when positive is set.
+func parseDuration(v string, positive bool) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, errors.New("must not be negative")
+	}
+	if positive && d == 0 {
+		return 0, errors.New("must be greater than 0")
+	}
+	return d, nil
+}
+
+// parseSize parses a byte count with optional unit: 1048576, 256MiB, 1GB,
+// 1.5 GiB. Negative values are refused, and zero too when positive is set.
+func parseSize(v string, positive bool) (int64, error) {
+	v = strings.TrimSpace(v)
+	if strings.HasPrefix(v, "-") {
+		return 0, errors.New("must not be negative")
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return 0, fmt.Errorf("want a size such as 1048576, 256MiB or 1GB: %w", err)
+	}
+	if n > math.MaxInt64 {
+		return 0, errors.New("too large")
+	}
+	if positive && n == 0 {
+		return 0, errors.New("must be greater than 0")
+	}
+	return int64(n), nil
+}
+
+// parseListen checks a host:port listen address.
+func parseListen(v string) (string, error) {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("bad port %q", port)
+	}
+	return v, nil
+}
+
+// parseOrigin checks the origin base URL: http or https with a host.
+func parseOrigin(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, errors.New("want an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return nil, errors.New("missing host")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("must not have a query or fragment")
+	}
+	return u, nil
+}
+
+// checkRedisURL validates a Redis URL the way the Redis client will read
+// it. Its errors never contain the URL, which may hold a password.
+func checkRedisURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" {
+		return errors.New("want a redis://, rediss:// or unix:// URL")
+	}
+	if _, err := redis.ParseURL(v); err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), v, u.Redacted()))
+	}
+	return nil
+}
+
+// redactURL returns v quoted with any password masked, or a placeholder if
+// v is not a URL.
+func redactURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil {
+		return "(value not shown)"
+	}
+	return strconv.Quote(u.Redacted())
+}
+
+// isLoopback reports whether a listen address only accepts connections from
+// this machine. An empty host listens on every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// printUsage writes the serve command's usage to w.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  cacheproxy [serve] [flags]   run the proxy (the default command)
+  cacheproxy help              print this help
+
+cacheproxy is a caching reverse proxy: L1 in-process, L2 Redis, then the origin.
+
+Every flag can also be set with the environment variable CACHEPROXY_<NAME>
+(upper case, '-' becomes '_') or as a key in the YAML file given by -config.
+A flag wins over the environment, which wins over the file, which wins over
+the default. Route rules are set only in the file, under "routes:".
+
+Flags:
+  -config string
+	YAML configuration file (env CACHEPROXY_CONFIG)
+`)
+	for _, s := range settings {
+		def := ""
+		if s.def != "" {
+			def = fmt.Sprintf(" (default %q)", s.def)
+		}
+		fmt.Fprintf(w, "  -%s string\n\t%s%s (env %s)\n", s.name, s.usage, def, envName(s.name))
+	}
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
+)
+
+// writeConfig writes a YAML file in a temporary directory and returns its
+// path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cacheproxy.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// env returns a getenv reading m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig([]string{"-origin", "http://127.0.0.1:9000"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{
+		Listen:          ":8080",
+		Origin:          c.Origin,
+		KeyPrefix:       "cacheproxy",
+		DefaultTTL:      5 * time.Minute,
+		L1MaxBytes:      256 << 20,
+		L1TTL:           30 * time.Second,
+		MaxObjectBytes:  8 << 20,
+		AdminListen:     "127.0.0.1:9090",
+		LogLevel:        slog.LevelInfo,
+		LogFormat:       "json",
+		ShutdownTimeout: 25 * time.Second,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
+	}
+	if c.Origin.String() != "http://127.0.0.1:9000" {
+		t.Errorf("origin = %v", c.Origin)
+	}
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	file := writeConfig(t, `
+origin: http://file.example
+listen: "127.0.0.1:1001"
+default-ttl: 1m
+l1-max-bytes: 1MiB
+key-prefix: file
+log-level: debug
+`)
+	type want struct {
+		origin, listen, prefix string
+		ttl                    time.Duration
+		l1                     int64
+		level                  slog.Level
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want want
+	}{
+		{
+			name: "file over default",
+			args: []string{"-config", file},
+			want: want{"http://file.example", "127.0.0.1:1001", "file", time.Minute, 1 << 20, slog.LevelDebug},
+		},
+		{
+			name: "env over file",
+			args: []string{"-config", file},
+			env: map[string]string{
+				"CACHEPROXY_ORIGIN":       "http://env.example",
+				"CACHEPROXY_LISTEN":       "127.0.0.1:2002",
+				"CACHEPROXY_DEFAULT_TTL":  "2m",
+				"CACHEPROXY_L1_MAX_BYTES": "2MiB",
+				"CACHEPROXY_KEY_PREFIX":   "env",
+			},
+			want: want{"http://env.example", "127.0.0.1:2002", "env", 2 * time.Minute, 2 << 20, slog.LevelDebug},
+		},
+		{
+			name: "flag over env and file",
+			args: []string{"-config", file, "-origin", "http://flag.example", "-listen", "127.0.0.1:3003",
+				"-default-ttl", "3m", "-l1-max-bytes", "3145728", "-key-prefix", "flag", "-log-level", "warn"},
+			env: map[string]string{
+				"CACHEPROXY_ORIGIN":      "http://env.example",
+				"CACHEPROXY_LISTEN":      "127.0.0.1:2002",
+				"CACHEPROXY_DEFAULT_TTL": "2m",
+				"CACHEPROXY_LOG_LEVEL":   "error",
+			},
+			want: want{"http://flag.example", "127.0.0.1:3003", "flag", 3 * time.Minute, 3 << 20, slog.LevelWarn},
+		},
+		{
+			name: "config file named by env",
+			env:  map[string]string{"CACHEPROXY_CONFIG": file, "CACHEPROXY_LOG_LEVEL": "ERROR"},
+			want: want{"http://file.example", "127.0.0.1:1001", "file", time.Minute, 1 << 20, slog.LevelError},
+		},
+		{
+			name: "empty env counts as unset",
+			args: []string{"-config", file},
+			env:  map[string]string{"CACHEPROXY_LISTEN": "", "CACHEPROXY_DEFAULT_TTL": ""},
+			want: want{"http://file.example", "127.0.0.1:1001", "file", time.Minute, 1 << 20, slog.LevelDebug},
+		},
+		{
+			name: "flag set to the default still wins",
+			args: []string{"-config", file, "-default-ttl", "5m", "-l1-max-bytes", "256MiB"},
+			want: want{"http://file.example", "127.0.0.1:1001", "file", 5 * time.Minute, 256 << 20, slog.LevelDebug},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(tt.args, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := want{c.Origin.String(), c.Listen, c.KeyPrefix, c.DefaultTTL, c.L1MaxBytes, c.LogLevel}
+			if got != tt.want {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigSizes(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"256MiB", 256 << 20},
+		{"1GB", 1_000_000_000},
+		{"1GiB", 1 << 30},
+		{"1048576", 1 << 20},
+		{"1.5KiB", 1536},
+		{"64 KiB", 64 << 10},
+		{"10mb", 10_000_000},
+		{"0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			c, err := loadConfig([]string{"-origin", "http://o", "-l1-max-bytes", tt.in}, env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.L1MaxBytes != tt.want {
+				t.Errorf("l1-max-bytes %q = %d, want %d", tt.in, c.L1MaxBytes, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigRoutes(t *testing.T) {
+	file := writeConfig(t, `
+origin: http://o
+default-ttl: 0
+l1-max-bytes: 1048576
+redis:
+routes:
+  - path: /rank
+    ttl: 10s
+    override: true
+  - path: /players/*
+    ttl: 1m
+  - path: /admin/**
+    bypass: true
+  - path: /static/
+`)
+	c, err := loadConfig([]string{"-config", file}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []proxy.Route{
+		{Path: "/rank", TTL: 10 * time.Second, Override: true},
+		{Path: "/players/*", TTL: time.Minute},
+		{Path: "/admin/**", Bypass: true},
+		{Path: "/static/"},
+	}
+	if !reflect.DeepEqual(c.Routes, want) {
+		t.Errorf("routes:\n got %+v\nwant %+v", c.Routes, want)
+	}
+	if c.DefaultTTL != 0 || c.L1MaxBytes != 1<<20 || c.Redis != "" {
+		t.Errorf("scalars: default-ttl %v, l1-max-bytes %d, redis %q", c.DefaultTTL, c.L1MaxBytes, c.Redis)
+	}
+}
+
+func TestLoadConfigAdminListen(t *testing.T) {
+	tests := []struct {
+		listen, token string
+		ok            bool
+	}{
+		{"127.0.0.1:9090", "", true},
+		{"127.0.0.2:9090", "", true},
+		{"localhost:9090", "", true},
+		{"[::1]:9090", "", true},
+		{"0.0.0.0:9090", "", false},
+		{":9090", "", false},
+		{"[::]:9090", "", false},
+		{"10.1.2.3:9090", "", false},
+		{"0.0.0.0:9090", "t0ken", true},
+		{":9090", "t0ken", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.listen+" "+tt.token, func(t *testing.T) {
+			e := map[string]string{"CACHEPROXY_ADMIN_TOKEN": tt.token}
+			_, err := loadConfig([]string{"-origin", "http://o", "-admin-listen", tt.listen}, env(e))
+			if tt.ok && err != nil {
+				t.Errorf("error: %v", err)
+			}
+			if !tt.ok && (err == nil || !strings.Contains(err.Error(), "-admin-token is required")) {
+				t.Errorf("error = %v, want one asking for -admin-token", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string // YAML; its path is appended as -config
+		want []string
+		hide string // must not appear in the message
+	}{
+		{name: "missing origin", want: []string{"missing -origin", "CACHEPROXY_ORIGIN"}},
+		{name: "empty origin flag", args: []string{"-origin", ""}, want: []string{"missing -origin"}},
+		{name: "bad duration flag", args: []string{"-origin", "http://o", "-default-ttl", "5x"},
+			want: []string{`invalid -default-ttl (flag): "5x": time: unknown unit`}},
+		{name: "bad duration env", env: map[string]string{"CACHEPROXY_ORIGIN": "http://o", "CACHEPROXY_DEFAULT_TTL": "5x"},
+			want: []string{`invalid -default-ttl (env CACHEPROXY_DEFAULT_TTL): "5x": time: unknown unit`}},
+		{name: "bad duration file", file: "origin: http://o\ndefault-ttl: 5x\n",
+			want: []string{`invalid -default-ttl (file `, `.yaml:2): "5x"`}},
+		{name: "negative duration", args: []string{"-origin", "http://o", "-default-ttl", "-1s"},
+			want: []string{"invalid -default-ttl (flag)", "must not be negative"}},
+		{name: "zero l1-ttl", args: []string{"-origin", "http://o", "-l1-ttl", "0"},
+			want: []string{"invalid -l1-ttl (flag)", "greater than 0"}},
+		{name: "zero shutdown-timeout", env: map[string]string{"CACHEPROXY_SHUTDOWN_TIMEOUT": "0s"}, args: []string{"-origin", "http://o"},
+			want: []string{"invalid -shutdown-timeout (env CACHEPROXY_SHUTDOWN_TIMEOUT)"}},
+		{name: "bad size", args: []string{"-origin", "http://o", "-l1-max-bytes", "12XB"},
+			want: []string{`invalid -l1-max-bytes (flag): "12XB"`}},
+		{name: "negative size", env: map[string]string{"CACHEPROXY_MAX_OBJECT_BYTES": "-1"}, args: []string{"-origin", "http://o"},
+			want: []string{"invalid -max-object-bytes (env CACHEPROXY_MAX_OBJECT_BYTES)", "must not be negative"}},
+		{name: "zero max-object-bytes", file: "origin: http://o\nmax-object-bytes: 0\n",
+			want: []string{"invalid -max-object-bytes (file", "greater than 0"}},
+		{name: "bad origin scheme", args: []string{"-origin", "ftp://o"},
+			want: []string{`invalid -origin (flag): "ftp://o"`, "http"}},
+		{name: "origin without host", args: []string{"-origin", "http:///path"},
+			want: []string{"invalid -origin (flag)", "host"}},
+		{name: "unparsable origin", env: map[string]string{"CACHEPROXY_ORIGIN": "http://a b"},
+			want: []string{"invalid -origin (env CACHEPROXY_ORIGIN)"}},
+		{name: "bad redis scheme", args: []string{"-origin", "http://o", "-redis", "http://user:hunter2@h:6379"},
+			want: []string{"invalid -redis (flag)", "redis://"}, hide: "hunter2"},
+		{name: "bad redis db", env: map[string]string{"CACHEPROXY_REDIS": "redis://user:hunter2@h:6379/x"}, args: []string{"-origin", "http://o"},
+			want: []string{"invalid -redis (env CACHEPROXY_REDIS)", "database"}, hide: "hunter2"},
+		{name: "bad log level", args: []string{"-origin", "http://o", "-log-level", "verbose"},
+			want: []string{`invalid -log-level (flag): "verbose"`}},
+		{name: "bad log format", args: []string{"-origin", "http://o", "-log-format", "xml"},
+			want: []string{`invalid -log-format (flag): "xml"`}},
+		{name: "bad listen", args: []string{"-origin", "http://o", "-listen", "8080"},
+			want: []string{`invalid -listen (flag): "8080"`}},
+		{name: "same listen addresses", args: []string{"-origin", "http://o", "-listen", "127.0.0.1:9090"},
+			want: []string{"invalid -listen (flag)", "also -admin-listen"}},
+		{name: "empty key prefix", file: "origin: http://o\nkey-prefix: ''\n",
+			want: []string{"invalid -key-prefix (file"}},
+		{name: "admin token with space", args: []string{"-origin", "http://o", "-admin-token", "pass word"},
+			want: []string{"invalid -admin-token (flag)"}, hide: "pass word"},
+		{name: "non-loopback admin without token", args: []string{"-origin", "http://o"},
+			env:  map[string]string{"CACHEPROXY_ADMIN_LISTEN": "0.0.0.0:9090"},
+			want: []string{"-admin-token is required", "env CACHEPROXY_ADMIN_LISTEN"}},
+		{name: "unknown yaml key", file: "origin: http://o\ncolour: blue\n",
+			want: []string{`unknown key "colour"`, ".yaml:2"}},
+		{name: "config key in yaml", file: "config: other.yaml\n", want: []string{`unknown key "config"`}},
+		{name: "yaml list for scalar", file: "origin: [http://o]\n", want: []string{"invalid -origin (file", "single value"}},
+		{name: "duplicate yaml key", file: "origin: http://o\norigin: http://p\n", want: []string{`"origin" given twice`}},
+		{name: "yaml syntax", file: "origin: http://o\n  bad: [\n", want: []string{"invalid -config file"}},
+		{name: "yaml not a mapping", file: "- a\n- b\n", want: []string{"want a mapping"}},
+		{name: "missing config file", args: []string{"-config", "/nonexistent/cacheproxy.yaml"},
+			want: []string{"invalid -config", "/nonexistent/cacheproxy.yaml"}},
+		{name: "route bad ttl", file: "origin: http://o\nroutes:\n  - path: /a\n  - path: /b\n    ttl: 1x\n",
+			want: []string{"invalid routes[1].ttl (file", `.yaml:5): "1x"`}},
+		{name: "route negative ttl", file: "origin: http://o\nroutes:\n  - {path: /a, ttl: -1s}\n",
+			want: []string{"invalid routes[0].ttl", "negative"}},
+		{name: "route unknown key", file: "origin: http://o\nroutes:\n  - path: /a\n    cache: yes\n",
+			want: []string{"invalid routes[0]", `unknown key "cache"`}},
+		{name: "route without path", file: "origin: http://o\nroutes:\n  - ttl: 1m\n",
+			want: []string{"invalid routes[0]", "path is required"}},
+		{name: "route relative path", file: "origin: http://o\nroutes:\n  - path: rank\n",
+			want: []string{"invalid routes[0].path", `start with "/"`}},
+		{name: "route bad glob", file: "origin: http://o\nroutes:\n  - path: /a/[b\n",
+			want: []string{"invalid routes[0].path", "syntax error"}},
+		{name: "route bad bool", file: "origin: http://o\nroutes:\n  - path: /a\n    bypass: sometimes\n",
+			want: []string{"invalid routes[0].bypass", "true or false"}},
+		{name: "route bypass and ttl", file: "origin: http://o\nroutes:\n  - {path: /a, bypass: true, ttl: 1m}\n",
+			want: []string{"invalid routes[0]", "bypass excludes"}},
+		{name: "route override without any ttl", file: "origin: http://o\ndefault-ttl: 0\nroutes:\n  - {path: /a, override: true}\n",
+			want: []string{"invalid routes[0]", "override needs a ttl"}},
+		{name: "routes not a list", file: "origin: http://o\nroutes: /a\n",
+			want: []string{"invalid routes", "want a list"}},
+		{name: "route not a mapping", file: "origin: http://o\nroutes:\n  - /a\n",
+			want: []string{"invalid routes[0]", "want a mapping"}},
+		{name: "unknown flag", args: []string{"-origin", "http://o", "-colour", "blue"},
+			want: []string{"-colour"}},
+		{name: "positional argument", args: []string{"-origin", "http://o", "extra"},
+			want: []string{`unexpected argument "extra"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append([]string{"-config", writeConfig(t, tt.file)}, args...)
+			}
+			_, err := loadConfig(args, env(tt.env))
+			if err == nil {
+				t.Fatalf("no error, want one containing %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if tt.hide != "" && strings.Contains(err.Error(), tt.hide) {
+				t.Errorf("error %q reveals %q", err, tt.hide)
+			}
+		})
+	}
+}
+
+func TestLoadConfigHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		if _, err := loadConfig([]string{arg}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%s: error = %v, want flag.ErrHelp", arg, err)
+		}
+	}
+}
+
+// TestExampleConfig checks that the commented example in configs/ loads.
+func TestExampleConfig(t *testing.T) {
+	c, err := loadConfig([]string{"-config", "../../configs/cacheproxy.yaml"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Origin == nil || len(c.Routes) == 0 {
+		t.Errorf("example config: origin %v, %d routes; want both set", c.Origin, len(c.Routes))
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for in, want := range map[string]string{
+		"listen":           "CACHEPROXY_LISTEN",
+		"l1-max-bytes":     "CACHEPROXY_L1_MAX_BYTES",
+		"shutdown-timeout": "CACHEPROXY_SHUTDOWN_TIMEOUT",
+	} {
+		if got := envName(in); got != want {
+			t.Errorf("envName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

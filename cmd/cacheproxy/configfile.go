@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
+)
+
+// readConfigFile reads the YAML file: a mapping of setting names to scalars
+// plus the routes list. Unknown keys are errors.
+func readConfigFile(name string) (map[string]fileValue, []proxy.Route, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid -config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("invalid -config file %s: %w", name, err)
+	}
+	if len(doc.Content) == 0 { // empty file
+		return nil, nil, nil
+	}
+	top := resolve(doc.Content[0])
+	if top.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("invalid -config file %s:%d: want a mapping of keys to values", name, top.Line)
+	}
+	known := make(map[string]bool, len(settings))
+	for _, s := range settings {
+		known[s.name] = true
+	}
+	values := map[string]fileValue{}
+	var routes []proxy.Route
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		k, v := top.Content[i], resolve(top.Content[i+1])
+		at := fromFile(name, k.Line)
+		if seen[k.Value] {
+			return nil, nil, fmt.Errorf("invalid -config (%s): key %q given twice", at, k.Value)
+		}
+		seen[k.Value] = true
+		switch {
+		case k.Value == "routes":
+			if routes, err = parseRoutes(name, v); err != nil {
+				return nil, nil, err
+			}
+		case known[k.Value]:
+			s, err := scalar(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("invalid %s: %w", at.describe("-"+k.Value), err)
+			}
+			values[k.Value] = fileValue{value: s, line: k.Line}
+		default:
+			return nil, nil, fmt.Errorf("invalid -config (%s): unknown key %q (known keys: %s, routes)", at, k.Value, knownKeys())
+		}
+	}
+	return values, routes, nil
+}
+
+func knownKeys() string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// resolve follows YAML aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// scalar returns the text of a scalar node; null is the empty string.
+func scalar(n *yaml.Node) (string, error) {
+	if n.Kind != yaml.ScalarNode {
+		return "", errors.New("want a single value, not a list or mapping")
+	}
+	if n.ShortTag() == "!!null" {
+		return "", nil
+	}
+	return n.Value, nil
+}
+
+// parseRoutes maps the routes list into proxy routes.
+func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
+	if n.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("invalid routes (%s): want a list of {path, ttl, bypass, override}", fromFile(file, n.Line))
+	}
+	routes := make([]proxy.Route, 0, len(n.Content))
+	for i, item := range n.Content {
+		item = resolve(item)
+		field := fmt.Sprintf("routes[%d]", i)
+		if item.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("invalid %s (%s): want a mapping {path, ttl, bypass, override}", field, fromFile(file, item.Line))
+		}
+		var r proxy.Route
+		var hasPath, hasTTL bool
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], resolve(item.Content[j+1])
+			name := field + "." + k.Value
+			at := fromFile(file, k.Line)
+			s, err := scalar(v)
+			if err != nil {
+				return nil, fmt.Errorf("invalid %s: %w", at.describe(name), err)
+			}
+			switch k.Value {
+			case "path":
+				if err := checkRoutePath(s); err != nil {
+					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
+				}
+				r.Path, hasPath = s, true
+			case "ttl":
+				if r.TTL, err = parseDuration(s, false); err != nil {
+					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
+				}
+				hasTTL = true
+			case "bypass", "override":
+				b, err := strconv.ParseBool(s)
+				if err != nil {
+					return nil, fmt.Errorf("invalid %s: %q: want true or false", at.describe(name), s)
+				}
+				if k.Value == "bypass" {
+					r.Bypass = b
+				} else {
+					r.Override = b
+				}
+			default:
+				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override)", field, at, k.Value)
+			}
+		}
+		at := fromFile(file, item.Line)
+		if !hasPath {
+			return nil, fmt.Errorf("invalid %s (%s): path is required", field, at)
+		}
+		if r.Bypass && (hasTTL || r.Override) {
+			return nil, fmt.Errorf("invalid %s (%s): bypass excludes ttl and override", field, at)
+		}
+		routes = append(routes, r)
+	}
+	return routes, nil
+}
+
+// checkRoutePath accepts a path prefix or a glob as proxy.Route documents.
+func checkRoutePath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return errors.New(`must start with "/"`)
+	}
+	if strings.ContainsAny(p, "*?[") {
+		if _, err := path.Match(strings.TrimSuffix(p, "/**"), "/"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

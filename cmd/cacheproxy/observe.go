@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cacheproxy/cacheproxy/admin"
+	"github.com/cacheproxy/cacheproxy/proxy"
+)
+
+// stats is the JSON of GET /stats.
+type stats struct {
+	Proxy proxy.Stats `json:"proxy"`
+	L1    *l1Stats    `json:"l1,omitempty"`
+	Redis *redisStats `json:"redis,omitempty"`
+}
+
+type l1Stats struct {
+	Entries  int64 `json:"entries"`
+	Bytes    int64 `json:"bytes"`
+	MaxBytes int64 `json:"max_bytes"`
+}
+
+type redisStats struct {
+	Healthy bool  `json:"healthy"`
+	Errors  int64 `json:"errors"`
+}
+
+// readiness is the JSON of GET /readyz.
+type readiness struct {
+	// Status is "ok", "degraded" (Redis down: still ready, L1 and the
+	// origin serve), "unavailable" (origin down) or "draining".
+	Status string       `json:"status"`
+	Origin originStatus `json:"origin"`
+	// Redis is "up", "down" or "disabled".
+	Redis string `json:"redis"`
+	// L1 is "enabled" or "disabled".
+	L1 string `json:"l1"`
+}
+
+type originStatus struct {
+	Up        bool   `json:"up"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// newAdmin returns the admin handler reporting on s. draining is set once
+// the graceful shutdown has started.
+func newAdmin(cfg config, s *stack, draining *atomic.Bool) (*admin.Handler, error) {
+	reg, err := newRegistry(cfg, s)
+	if err != nil {
+		return nil, err
+	}
+	return admin.New(admin.Options{
+		Token:   cfg.AdminToken,
+		Stats:   func() any { return s.stats(cfg) },
+		Ready:   func() (bool, any) { return s.ready(draining.Load()) },
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+	})
+}
+
+func (s *stack) stats(cfg config) stats {
+	st := stats{Proxy: s.proxy.Stats()}
+	if s.local != nil {
+		st.L1 = &l1Stats{Entries: s.local.Len(), Bytes: s.local.Bytes(), MaxBytes: cfg.L1MaxBytes}
+	}
+	if s.shared != nil {
+		st.Redis = &redisStats{Healthy: s.shared.Healthy(), Errors: s.shared.Errors()}
+	}
+	return st
+}
+
+// ready reports readiness: not ready while draining or once the last
+// origin request failed; Redis being down only degrades.
+func (s *stack) ready(draining bool) (bool, any) {
+	ps := s.proxy.Stats()
+	r := readiness{
+		Status: "ok",
+		Origin: originStatus{Up: ps.OriginUp, LastError: ps.OriginLastError},
+		Redis:  "disabled",
+		L1:     "disabled",
+	}
+	if s.local != nil {
+		r.L1 = "enabled"
+	}
+	if s.shared != nil {
+		r.Redis = "up"
+		if !s.shared.Healthy() {
+			r.Redis, r.Status = "down", "degraded"
+		}
+	}
+	switch {
+	case draining:
+		r.Status = "draining"
+	case !ps.OriginUp:
+		r.Status = "unavailable"
+	}
+	return r.Status == "ok" || r.Status == "degraded", r
+}
+
+// newRegistry returns the registry served on /metrics: the proxy's
+// collector, Go and process metrics, and gauges reading the tiers.
+func newRegistry(cfg config, s *stack) (*prometheus.Registry, error) {
+	reg := prometheus.NewRegistry()
+	cs := []prometheus.Collector{
+		s.proxy.Collector(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	}
+	if l := s.local; l != nil {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cacheproxy_l1_entries",
+				Help: "Entries held in the in-process cache (L1).",
+			}, func() float64 { return float64(l.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cacheproxy_l1_bytes",
+				Help: "Encoded bytes held in the in-process cache (L1).",
+			}, func() float64 { return float64(l.Bytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cacheproxy_l1_max_bytes",
+				Help: "Memory bound of the in-process cache (L1), -l1-max-bytes.",
+			}, func() float64 { return float64(cfg.L1MaxBytes) }),
+		)
+	}
+	if sh := s.shared; sh != nil {
+		cs = append(cs,
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "cacheproxy_redis_client_errors_total",
+				Help: "Failed Redis calls counted by the shared tier (L2).",
+			}, func() float64 { return float64(sh.Errors()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cacheproxy_redis_up",
+				Help: "1 when the shared tier (L2) considers Redis healthy, else 0.",
+			}, func() float64 {
+				if sh.Healthy() {
+					return 1
+				}
+				return 0
+			}),
+		)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return reg, nil
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers/local"
+	"github.com/cacheproxy/cacheproxy/tiers/shared"
+)
+
+// Timeouts of the proxy listener. There is deliberately no ReadTimeout or
+// WriteTimeout: request and response bodies are streamed and may take as
+// long as they take; the origin side is bounded by the proxy's own timeouts.
+const (
+	proxyReadHeaderTimeout = 10 * time.Second
+	proxyIdleTimeout       = 2 * time.Minute
+)
+
+// newLogger returns the process logger, writing to w at cfg.LogLevel.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// stack is the cache built from a config: the tiers and the proxy handler.
+type stack struct {
+	local  *local.Cache // nil when L1 is off
+	shared *shared.Tier // nil when there is no Redis
+	proxy  *proxy.Handler
+}
+
+// newStack builds the tiers and the proxy handler. On error, whatever was
+// built is closed.
+func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
+	s := &stack{}
+	defer func() {
+		if err != nil {
+			s.close(logger)
+		}
+	}()
+	popts := proxy.Options{
+		Origin:         cfg.Origin,
+		KeyPrefix:      cfg.KeyPrefix,
+		DefaultTTL:     cfg.DefaultTTL,
+		L1TTL:          cfg.L1TTL,
+		MaxObjectBytes: cfg.MaxObjectBytes,
+		Routes:         cfg.Routes,
+		Logger:         logger,
+	}
+	// Local and Shared are interfaces: assign them only when the tier
+	// exists, as a nil *T in an interface is not a nil interface.
+	if cfg.L1MaxBytes > 0 {
+		if s.local, err = local.New(local.Options{MaxBytes: cfg.L1MaxBytes, Logger: logger}); err != nil {
+			return nil, fmt.Errorf("L1 cache: %w", err)
+		}
+		popts.Local = s.local
+	} else {
+		logger.Info("-l1-max-bytes 0: running without L1")
+	}
+	if cfg.Redis != "" {
+		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Prefix: cfg.KeyPrefix, Logger: logger}); err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		popts.Shared = s.shared
+	} else {
+		logger.Info("no -redis: running with L1 only")
+	}
+	if s.local == nil && s.shared == nil {
+		logger.Warn("no L1 and no -redis: nothing is cached")
+	}
+	if s.proxy, err = proxy.New(popts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// close releases the tiers.
+func (s *stack) close(logger *slog.Logger) {
+	if s.shared != nil {
+		if err := s.shared.Close(); err != nil {
+			logger.Warn("closing redis", "err", err)
+		}
+	}
+	if s.local != nil {
+		s.local.Close()
+	}
+}
+
+// newEngine returns the Gin engine of the proxy listener: no routes, no
+// logger, every request (whatever its method, M-SEARCH and PROPFIND
+// included) handed to h. Gin's mode is process-wide state of the gin
+// package; release mode only silences its debug output.
+func newEngine(h http.Handler) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = false
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.NoRoute(wrapHandler(h))
+	return e
+}
+
+// wrapHandler is gin.WrapH for a NoRoute handler. Gin runs NoRoute
+// handlers with the status preset to 404 and, if they wrote no body,
+// replaces a 404 by its own "404 page not found" text. That would turn an
+// implicit 200 into a 404 and add a body to the origin's empty 404s, so the
+// status is reset to net/http's implicit 200 before h runs and whatever h
+// set is sent as it is afterwards.
+func wrapHandler(h http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Status(http.StatusOK)
+		h.ServeHTTP(c.Writer, c.Request)
+		c.Writer.WriteHeaderNow()
+	}
+}
+
+// serve runs the proxy and admin listeners until ctx is done, then shuts
+// them down gracefully: listeners close at once, in-flight requests get up
+// to cfg.ShutdownTimeout to finish, and the tiers are closed last.
+func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	s, err := newStack(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer s.close(logger)
+
+	var draining atomic.Bool
+	adm, err := newAdmin(cfg, s, &draining)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	proxySrv := &http.Server{
+		Handler:           newEngine(s.proxy),
+		ReadHeaderTimeout: proxyReadHeaderTimeout,
+		IdleTimeout:       proxyIdleTimeout,
+		ErrorLog:          errorLog,
+	}
+	adminSrv := &http.Server{
+		Handler:           adm,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          errorLog,
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveOn(proxySrv, ln) })
+	g.Go(func() error { return serveOn(adminSrv, adminLn) })
+	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())
+	logger.Info("listening", "server", "admin", "addr", adminLn.Addr().String(), "auth", cfg.AdminToken != "")
+	g.Go(func() error {
+		<-gctx.Done()
+		// /readyz answers 503 while the proxy drains; the admin listener
+		// stays up until the proxy is done.
+		draining.Store(true)
+		logger.Info("shutting down", "reason", context.Cause(gctx).Error(), "timeout", cfg.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(shutdown(sctx, proxySrv, "proxy"), shutdown(sctx, adminSrv, "admin"))
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// serveOn serves srv on ln until srv is shut down.
+func serveOn(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// shutdown stops srv gracefully, or closes its connections when ctx ends
+// first.
+func shutdown(ctx context.Context, srv *http.Server, name string) error {
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("%s listener: requests still in flight at the shutdown timeout were cut: %w", name, err)
+	}
+	return nil
+}
