@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -110,4 +111,11 @@ func (h *Handler) peek(ctx context.Context, t Tier, key string, hdr http.Header)
 		}
 	}
 	return e
+}
+
+// Key returns the cache key of a normalised URL (see NormalizeURL): the
+// key of its entry, or of the Vary marker that leads to its variants.
+func (h *Handler) Key(normalizedURL string) string {
+	p, q, _ := strings.Cut(normalizedURL, "?")
+	return baseKey(h.prefix, p, q)
 }

@@ -40,6 +40,7 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string // "json" or "text"
 	ShutdownTimeout time.Duration
+	PurgeWait       time.Duration
 	Routes          []proxy.Route
 }
 
@@ -118,6 +119,8 @@ var settings = []setting{
 			}
 			return errors.New("want json or text")
 		}},
+	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
+		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
 		parse: func(c *config, v string) (err error) { c.ShutdownTimeout, err = parseDuration(v, true); return err }},
 }

@@ -47,6 +47,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "json",
 		ShutdownTimeout: 25 * time.Second,
+		PurgeWait:       2 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -364,6 +365,7 @@ func TestEnvName(t *testing.T) {
 		"listen":           "CACHEPROXY_LISTEN",
 		"l1-max-bytes":     "CACHEPROXY_L1_MAX_BYTES",
 		"shutdown-timeout": "CACHEPROXY_SHUTDOWN_TIMEOUT",
+		"purge-wait":       "CACHEPROXY_PURGE_WAIT",
 	} {
 		if got := envName(in); got != want {
 			t.Errorf("envName(%q) = %q, want %q", in, got, want)

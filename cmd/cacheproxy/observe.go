@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
 
 // stats is the JSON of GET /stats.
@@ -17,6 +20,13 @@ type stats struct {
 	Proxy proxy.Stats `json:"proxy"`
 	L1    *l1Stats    `json:"l1,omitempty"`
 	Redis *redisStats `json:"redis,omitempty"`
+	Fleet *fleetStats `json:"fleet,omitempty"`
+}
+
+type fleetStats struct {
+	Self    shared.FleetStats `json:"self"`
+	Members []shared.Member   `json:"members"`
+	Error   string            `json:"error,omitempty"`
 }
 
 type l1Stats struct {
@@ -32,8 +42,8 @@ type redisStats struct {
 
 // readiness is the JSON of GET /readyz.
 type readiness struct {
-	// Status is "ok", "degraded" (Redis down: still ready, L1 and the
-	// origin serve), "unavailable" (origin down) or "draining".
+	// Status is "ok", "degraded" (Redis or the origin down: still ready,
+	// serving what can be served) or "draining" (not ready).
 	Status string       `json:"status"`
 	Origin originStatus `json:"origin"`
 	// Redis is "up", "down" or "disabled".
@@ -70,11 +80,44 @@ func (s *stack) stats(cfg config) stats {
 	if s.shared != nil {
 		st.Redis = &redisStats{Healthy: s.shared.Healthy(), Errors: s.shared.Errors()}
 	}
+	if s.fleet != nil {
+		st.Fleet = &fleetStats{Self: s.fleet.Stats(), Members: []shared.Member{}}
+		if ms, err := s.fleet.Members(context.Background()); err != nil {
+			st.Fleet.Error = "fleet unknown: " + err.Error()
+		} else {
+			st.Fleet.Members = ms
+		}
+	}
 	return st
 }
 
-// ready reports readiness: not ready while draining or once the last
-// origin request failed; Redis being down only degrades.
+// memberInfo is what this instance announces to the fleet with each
+// heartbeat, shown by GET /stats and cacheproxy stats on every instance.
+type memberInfo struct {
+	ID             string           `json:"id"`
+	Listen         string           `json:"listen"`
+	Admin          string           `json:"admin"`
+	Started        time.Time        `json:"started"`
+	Requests       map[string]int64 `json:"requests"`
+	OriginRequests int64            `json:"origin_requests"`
+	HitRatio       float64          `json:"hit_ratio"`
+}
+
+func (s *stack) memberInfo() any {
+	ps := s.proxy.Stats()
+	hits := ps.Requests["HIT-L1"] + ps.Requests["HIT-L2"]
+	info := memberInfo{ID: s.id, Listen: s.proxyAddr, Admin: s.adminAddr, Started: s.started,
+		Requests: ps.Requests, OriginRequests: ps.OriginRequests}
+	if n := hits + ps.Requests["MISS"]; n > 0 {
+		info.HitRatio = float64(hits) / float64(n)
+	}
+	return info
+}
+
+// ready reports readiness: not ready while draining. Redis or the origin
+// being down only degrades: the proxy still serves what it holds (and
+// answers 502/504 for the rest), and an unready proxy would get no traffic
+// to notice the origin is back.
 func (s *stack) ready(draining bool) (bool, any) {
 	ps := s.proxy.Stats()
 	r := readiness{
@@ -96,7 +139,7 @@ func (s *stack) ready(draining bool) (bool, any) {
 	case draining:
 		r.Status = "draining"
 	case !ps.OriginUp:
-		r.Status = "unavailable"
+		r.Status = "degraded"
 	}
 	return r.Status == "ok" || r.Status == "degraded", r
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers"
 	"github.com/cacheproxy/cacheproxy/tiers/local"
 	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
@@ -36,17 +38,25 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// stack is the cache built from a config: the tiers and the proxy handler.
+// stack is the cache built from a config: the tiers, the fleet membership
+// and the proxy handler.
 type stack struct {
-	local  *local.Cache // nil when L1 is off
-	shared *shared.Tier // nil when there is no Redis
-	proxy  *proxy.Handler
+	local  *local.Cache   // nil when L1 is off
+	shared *shared.Tier   // nil when there is no Redis
+	fleet  *shared.Fleet  // nil when there is no Redis
+	bans   *tiers.Bans    // nil when there is no Redis
+	proxy  *proxy.Handler //
+	id     string         // this instance's name in the fleet
+
+	started   time.Time
+	proxyAddr string // set once listening, before the fleet runs
+	adminAddr string
 }
 
 // newStack builds the tiers and the proxy handler. On error, whatever was
 // built is closed.
 func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
-	s := &stack{}
+	s := &stack{started: time.Now()}
 	defer func() {
 		if err != nil {
 			s.close(logger)
@@ -72,20 +82,46 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		logger.Info("-l1-max-bytes 0: running without L1")
 	}
 	if cfg.Redis != "" {
-		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Prefix: cfg.KeyPrefix, Logger: logger}); err != nil {
+		s.bans = new(tiers.Bans)
+		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans}); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
+		s.fleet, err = shared.NewFleet(shared.FleetOptions{
+			Tier:      s.shared,
+			PurgeWait: cfg.PurgeWait,
+			Info:      s.memberInfo,
+			Flush:     s.flushLocal,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+		s.id = s.fleet.ID()
 		popts.Shared = s.shared
+		popts.Bans = s.bans
+		popts.LocalUsable = s.fleet.LocalUsable
+		popts.Purge = s.purgeAfterUnsafe
 	} else {
 		logger.Info("no -redis: running with L1 only")
 	}
 	if s.local == nil && s.shared == nil {
 		logger.Warn("no L1 and no -redis: nothing is cached")
 	}
+	if s.id == "" {
+		host, _ := os.Hostname()
+		s.id = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	if s.proxy, err = proxy.New(popts); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// flushLocal drops every L1 entry: the fleet calls it whenever this
+// instance may have missed a purge.
+func (s *stack) flushLocal() {
+	if s.local != nil {
+		s.local.Clear()
+	}
 }
 
 // close releases the tiers.
@@ -169,7 +205,25 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		ErrorLog:          errorLog,
 	}
 
+	s.proxyAddr, s.adminAddr = ln.Addr().String(), adminLn.Addr().String()
+	adm.Handle("DELETE /cache", http.HandlerFunc(s.servePurge))
+	adm.Handle("GET /cache", http.HandlerFunc(s.serveInspect))
+
 	g, gctx := errgroup.WithContext(ctx)
+	if s.fleet != nil {
+		// The fleet leaves (and stops its heartbeat) only after the
+		// proxy has drained: in-flight requests may still purge.
+		fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+		fleetDone := make(chan struct{})
+		go func() {
+			defer close(fleetDone)
+			s.fleet.Run(fleetCtx)
+		}()
+		defer func() {
+			stopFleet()
+			<-fleetDone
+		}()
+	}
 	g.Go(func() error { return serveOn(proxySrv, ln) })
 	g.Go(func() error { return serveOn(adminSrv, adminLn) })
 	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())

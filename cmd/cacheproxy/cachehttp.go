@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/cacheproxy/cacheproxy/admin"
+	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// purgeResponse is the JSON answer of DELETE /cache.
+type purgeResponse struct {
+	Purge     purgeDesc `json:"purge"`
+	Confirmed []string  `json:"confirmed"`
+	Missing   []string  `json:"missing"`
+	// Fleet is false for a proxy without Redis: the purge was local.
+	Fleet bool `json:"fleet"`
+}
+
+type purgeDesc struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+	Seq   uint64 `json:"seq"`
+}
+
+type errorResponse struct {
+	Error         string `json:"error"`
+	LocalL1Purged bool   `json:"local_l1_purged,omitempty"`
+}
+
+// purgeSelector reads which entries a DELETE /cache names: exactly one of
+// url, prefix, tag or all=true.
+func purgeSelector(r *http.Request) (tiers.BanKind, string, error) {
+	q := r.URL.Query()
+	var kinds []string
+	for _, k := range []string{"url", "prefix", "tag", "all"} {
+		if q.Has(k) {
+			kinds = append(kinds, k)
+		}
+	}
+	if len(kinds) != 1 {
+		return 0, "", errors.New("give exactly one of url=/path?query, prefix=/path/, tag=name or all=true")
+	}
+	v := q.Get(kinds[0])
+	switch kinds[0] {
+	case "url":
+		norm, err := proxy.NormalizeURL(v)
+		return tiers.BanURL, norm, err
+	case "prefix":
+		if !strings.HasPrefix(v, "/") {
+			return 0, "", fmt.Errorf("prefix %q must start with /", v)
+		}
+		return tiers.BanPrefix, v, nil
+	case "tag":
+		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, ", \t") {
+			return 0, "", fmt.Errorf("tag %q must be one non-empty name without commas or spaces", v)
+		}
+		return tiers.BanTag, v, nil
+	default:
+		if v != "true" {
+			return 0, "", fmt.Errorf("all=%q: want all=true", v)
+		}
+		return tiers.BanAll, "", nil
+	}
+}
+
+// servePurge is DELETE /cache: a purge, fleet-wide when there is Redis.
+// 200 once every live instance confirmed, 202 if some did not within
+// -purge-wait, 503 if Redis cannot be reached (this instance's L1 is
+// purged all the same), 400 for a bad selector.
+func (s *stack) servePurge(w http.ResponseWriter, r *http.Request) {
+	kind, value, err := purgeSelector(r)
+	if err != nil {
+		admin.WriteJSON(w, http.StatusBadRequest, errorResponse{Error: err.Error()})
+		return
+	}
+	if s.fleet == nil {
+		s.proxy.PurgeLocal(kind, value)
+		admin.WriteJSON(w, http.StatusOK, purgeResponse{
+			Purge:     purgeDesc{Kind: kind.String(), Value: value},
+			Confirmed: []string{s.id}, Missing: []string{}, Fleet: false,
+		})
+		return
+	}
+	res, err := s.purgeFleet(r.Context(), kind, value)
+	if err != nil {
+		admin.WriteJSON(w, http.StatusServiceUnavailable, errorResponse{
+			Error:         "redis unreachable, the fleet could not be told (this instance's L1 was purged): " + err.Error(),
+			LocalL1Purged: true,
+		})
+		return
+	}
+	code := http.StatusOK
+	if len(res.Missing) > 0 {
+		code = http.StatusAccepted
+	}
+	admin.WriteJSON(w, code, res)
+}
+
+// purgeFleet records a purge for the fleet and waits for the live
+// instances. If the fleet cannot be told, this instance's whole L1 is
+// dropped: without the fleet's sequence a targeted local purge could not
+// be ordered with the others (and L1 is bypassed until Redis is back).
+func (s *stack) purgeFleet(ctx context.Context, kind tiers.BanKind, value string) (purgeResponse, error) {
+	var baseKey string
+	if kind == tiers.BanURL {
+		baseKey = s.proxy.Key(value)
+	}
+	res, err := s.fleet.Purge(ctx, kind, value, baseKey)
+	if err != nil {
+		s.flushLocal()
+		return purgeResponse{}, err
+	}
+	out := purgeResponse{
+		Purge:     purgeDesc{Kind: kind.String(), Value: value, Seq: res.Ban.Seq},
+		Confirmed: res.Confirmed, Missing: res.Missing, Fleet: true,
+	}
+	if out.Confirmed == nil {
+		out.Confirmed = []string{}
+	}
+	if out.Missing == nil {
+		out.Missing = []string{}
+	}
+	return out, nil
+}
+
+// purgeAfterUnsafe is the proxy's Purge hook: the invalidation that
+// follows a successful unsafe request, for the whole fleet.
+func (s *stack) purgeAfterUnsafe(ctx context.Context, kind tiers.BanKind, value string) error {
+	res, err := s.purgeFleet(ctx, kind, value)
+	if err != nil {
+		return err
+	}
+	if len(res.Missing) > 0 {
+		return fmt.Errorf("not confirmed by %s", strings.Join(res.Missing, ", "))
+	}
+	return nil
+}
+
+// serveInspect is GET /cache?url=: what the tiers hold for one URL.
+func (s *stack) serveInspect(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("url")
+	if raw == "" {
+		admin.WriteJSON(w, http.StatusBadRequest, errorResponse{Error: "give url=/path?query"})
+		return
+	}
+	hdr := r.Header.Clone()
+	hdr.Del("Authorization")
+	in, err := s.proxy.Inspect(r.Context(), raw, hdr)
+	if err != nil {
+		admin.WriteJSON(w, http.StatusBadRequest, errorResponse{Error: err.Error()})
+		return
+	}
+	if in == nil {
+		admin.WriteJSON(w, http.StatusNotFound, errorResponse{Error: "not cached"})
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, in)
+}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/redistest"
+)
+
+const fleetToken = "fleet-secret"
+
+// versionedOrigin serves "v<version> <path>" for every GET, cacheable for
+// five minutes and tagged player:<id> under /players/<id>; the test
+// changes version to change the content. A GET of a path registered with
+// hold blocks, after reading the version, until the hold is released.
+type versionedOrigin struct {
+	*httptest.Server
+	version atomic.Int64
+	mu      sync.Mutex
+	holds   map[string]chan struct{}
+	arrived chan string
+}
+
+func newVersionedOrigin(t *testing.T) *versionedOrigin {
+	o := &versionedOrigin{holds: map[string]chan struct{}{}, arrived: make(chan string, 16)}
+	o.version.Store(1)
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "done")
+			return
+		}
+		body := fmt.Sprintf("v%d %s", o.version.Load(), r.URL.Path)
+		o.mu.Lock()
+		hold := o.holds[r.URL.Path]
+		o.mu.Unlock()
+		if hold != nil {
+			o.arrived <- r.URL.Path
+			<-hold
+		}
+		w.Header().Set("Cache-Control", "max-age=300")
+		if id, ok := strings.CutPrefix(r.URL.Path, "/players/"); ok {
+			w.Header().Set("Cache-Tag", "player:"+id)
+		}
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *versionedOrigin) hold(path string) chan struct{} {
+	ch := make(chan struct{})
+	o.mu.Lock()
+	o.holds[path] = ch
+	o.mu.Unlock()
+	return ch
+}
+
+// startFleet starts n cacheproxy processes on one Redis, and waits until
+// each has subscribed to purges and sees the others.
+func startFleet(t *testing.T, redis *redistest.Server, origin string, n int) []*server {
+	t.Helper()
+	var fleet []*server
+	for i := 0; i < n; i++ {
+		fleet = append(fleet, startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL(), "CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
+			"-origin", origin))
+	}
+	for _, s := range fleet {
+		waitFor(t, "instance usable and fleet complete", func() bool {
+			st := adminStats(t, s)
+			return st.Fleet != nil && st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == n
+		})
+	}
+	return fleet
+}
+
+func adminStats(t *testing.T, s *server) stats {
+	t.Helper()
+	code, _, body := fetch(t, "GET", s.adminURL+"/stats", fleetToken)
+	var st stats
+	if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
+		t.Fatalf("/stats = %d %q", code, body)
+	}
+	return st
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// get fetches path from s and returns X-Cache and the body.
+func get(t *testing.T, s *server, path string) (string, string) {
+	t.Helper()
+	code, h, body := fetch(t, "GET", s.proxyURL+path, "")
+	if code != 200 {
+		t.Fatalf("GET %s = %d %q", path, code, body)
+	}
+	return h.Get("X-Cache"), body
+}
+
+// warm fetches path on every instance until each serves it from L1.
+func warm(t *testing.T, fleet []*server, path, want string) {
+	t.Helper()
+	for _, s := range fleet {
+		waitFor(t, "HIT-L1 of "+path, func() bool {
+			x, body := get(t, s, path)
+			if body != want {
+				t.Fatalf("warming %s: got %q, want %q", path, body, want)
+			}
+			return x == "HIT-L1"
+		})
+	}
+}
+
+func purge(t *testing.T, s *server, query string) (int, purgeResponse) {
+	t.Helper()
+	code, _, body := fetch(t, "DELETE", s.adminURL+"/cache?"+query, fleetToken)
+	var res purgeResponse
+	json.Unmarshal([]byte(body), &res)
+	return code, res
+}
+
+func TestFleetPurgeKinds(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	fleet := startFleet(t, redis, o.URL, 3)
+	a, b, c := fleet[0], fleet[1], fleet[2]
+	cases := []struct {
+		query, path, untouched string
+	}{
+		{"url=" + url.QueryEscape("/rank?b=2&a=1"), "/rank?a=1&b=2", "/rank?a=1"},
+		{"prefix=/players/", "/players/7", "/rank"},
+		{"tag=player:42", "/players/42", "/players/43"},
+		{"all=true", "/anything", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.query, func(t *testing.T) {
+			v := o.version.Load()
+			old := fmt.Sprintf("v%d %s", v, strings.SplitN(tc.path, "?", 2)[0])
+			warm(t, fleet, tc.path, old)
+			var untouched string
+			if tc.untouched != "" {
+				untouched = fmt.Sprintf("v%d %s", v, strings.SplitN(tc.untouched, "?", 2)[0])
+				warm(t, fleet, tc.untouched, untouched)
+			}
+			o.version.Add(1)
+			code, res := purge(t, a, tc.query)
+			if code != http.StatusOK || len(res.Confirmed) != 3 || !res.Fleet {
+				t.Fatalf("purge = %d %+v", code, res)
+			}
+			fresh := fmt.Sprintf("v%d %s", v+1, strings.SplitN(tc.path, "?", 2)[0])
+			for _, s := range []*server{b, c, a} {
+				x, body := get(t, s, tc.path)
+				if body != fresh || x == "HIT-L1" {
+					t.Errorf("after purge: %s %q, want new content %q", x, body, fresh)
+				}
+			}
+			if tc.untouched != "" {
+				for _, s := range fleet {
+					if x, body := get(t, s, tc.untouched); x != "HIT-L1" || body != untouched {
+						t.Errorf("entry the purge does not name: %s %q, want HIT-L1 %q", x, body, untouched)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestFleetPurgeWhileSubscriptionDown(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	fleet := startFleet(t, redis, o.URL, 3)
+	a, b := fleet[0], fleet[1]
+	warm(t, fleet, "/k", "v1 /k")
+	o.version.Store(2)
+	if err := redis.Client().Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	code, res := purge(t, a, "url=/k")
+	if code != http.StatusOK && code != http.StatusAccepted {
+		t.Fatalf("purge = %d %+v", code, res)
+	}
+	for i := 0; i < 50; i++ {
+		if _, body := get(t, b, "/k"); body != "v2 /k" {
+			t.Fatalf("request %d after the purge: %q, want v2", i, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := adminStats(t, b); st.Fleet.Self.SubscriptionResyncs == 0 || st.Fleet.Self.L1Flushes < 2 {
+		t.Errorf("b did not resync and flush: %+v", st.Fleet.Self)
+	}
+}
+
+func TestFleetSlowFillDoesNotResurrect(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	fleet := startFleet(t, redis, o.URL, 3)
+	a, b := fleet[0], fleet[1]
+	release := o.hold("/slow")
+	done := make(chan string)
+	go func() {
+		_, _, body := fetch(t, "GET", b.proxyURL+"/slow", "")
+		done <- body
+	}()
+	<-o.arrived // b's fill has read version 1 and waits
+	o.version.Store(2)
+	if code, res := purge(t, a, "url=/slow"); code != http.StatusOK {
+		t.Fatalf("purge = %d %+v", code, res)
+	}
+	o.mu.Lock()
+	delete(o.holds, "/slow")
+	o.mu.Unlock()
+	close(release)
+	if body := <-done; body != "v1 /slow" {
+		t.Fatalf("the slow request itself got %q", body)
+	}
+	for round := 0; round < 3; round++ {
+		for _, s := range fleet {
+			if x, body := get(t, s, "/slow"); body != "v2 /slow" {
+				t.Fatalf("round %d: %s %q: the slow fill brought old content back", round, x, body)
+			}
+		}
+	}
+}
+
+func TestFleetUnsafeMethodInvalidates(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	fleet := startFleet(t, redis, o.URL, 3)
+	a, b, c := fleet[0], fleet[1], fleet[2]
+	warm(t, fleet, "/players/1", "v1 /players/1")
+	o.version.Store(2)
+	if code, _, body := fetch(t, "POST", c.proxyURL+"/players/1", ""); code != 200 || body != "done" {
+		t.Fatalf("POST = %d %q", code, body)
+	}
+	for _, s := range []*server{a, b} {
+		if x, body := get(t, s, "/players/1"); body != "v2 /players/1" {
+			t.Errorf("after POST through another instance: %s %q", x, body)
+		}
+	}
+}
+
+func TestFleetAdminNeedsToken(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	s := startFleet(t, redis, o.URL, 1)[0]
+	for _, c := range []struct{ method, path string }{
+		{"DELETE", "/cache?url=/x"}, {"GET", "/cache?url=/x"}, {"GET", "/stats"},
+	} {
+		if code, _, _ := fetch(t, c.method, s.adminURL+c.path, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s %s without token = %d, want 401", c.method, c.path, code)
+		}
+		if code, _, _ := fetch(t, c.method, s.adminURL+c.path, "wrong"); code != http.StatusUnauthorized {
+			t.Errorf("%s %s with a wrong token = %d, want 401", c.method, c.path, code)
+		}
+	}
+	for _, q := range []string{"", "url=", "prefix=nope", "url=/a&tag=b", "all=yes", "tag="} {
+		if code, _ := purge(t, s, q); code != http.StatusBadRequest {
+			t.Errorf("purge ?%s = %d, want 400", q, code)
+		}
+	}
+}
+
+func TestFleetPurgeWithRedisDown(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	s := startFleet(t, redis, o.URL, 1)[0]
+	warm(t, []*server{s}, "/x", "v1 /x")
+	if n := adminStats(t, s).L1.Entries; n == 0 {
+		t.Fatal("nothing in L1 before the purge")
+	}
+	redis.Kill()
+	code, _, body := fetch(t, "DELETE", s.adminURL+"/cache?url=/x", fleetToken)
+	var res errorResponse
+	if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &res) != nil || !res.LocalL1Purged {
+		t.Fatalf("purge with Redis down = %d %q", code, body)
+	}
+	if !strings.Contains(res.Error, "fleet could not be told") {
+		t.Errorf("error message %q", res.Error)
+	}
+	waitFor(t, "L1 emptied", func() bool { return adminStats(t, s).L1.Entries == 0 })
+	if x, body := get(t, s, "/x"); body != "v1 /x" || x == "HIT-L1" {
+		t.Errorf("after local purge: %s %q", x, body)
+	}
+}
+
+func TestFleetInspect(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	fleet := startFleet(t, redis, o.URL, 2)
+	warm(t, fleet, "/players/5", "v1 /players/5")
+	code, _, body := fetch(t, "GET", fleet[0].adminURL+"/cache?url=/players/5", fleetToken)
+	var in struct {
+		Key   string   `json:"key"`
+		Tiers []string `json:"tiers"`
+		Tags  []string `json:"tags"`
+		Size  int      `json:"size"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &in) != nil {
+		t.Fatalf("inspect = %d %q", code, body)
+	}
+	if in.Key != "cacheproxy:1:G:/players/5" || strings.Join(in.Tiers, ",") != "l1,l2" || strings.Join(in.Tags, ",") != "player:5" || in.Size == 0 {
+		t.Errorf("inspect = %+v", in)
+	}
+	if code, _, _ := fetch(t, "GET", fleet[0].adminURL+"/cache?url=/never", fleetToken); code != http.StatusNotFound {
+		t.Errorf("inspect of an uncached URL = %d, want 404", code)
+	}
+}
