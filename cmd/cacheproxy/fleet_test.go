@@ -206,6 +206,16 @@ func TestFleetPurgeWhileSubscriptionDown(t *testing.T) {
 	if st := adminStats(t, b); st.Fleet.Self.SubscriptionResyncs == 0 || st.Fleet.Self.L1Flushes < 2 {
 		t.Errorf("b did not resync and flush: %+v", st.Fleet.Self)
 	}
+	_, _, metrics := fetch(t, "GET", b.adminURL+"/metrics", fleetToken)
+	for _, m := range []string{"cacheproxy_subscription_reconnects_total 1", "cacheproxy_l1_flushes_total 2", "cacheproxy_invalidations_received_total", "cacheproxy_l1_usable 1"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %q", m)
+		}
+	}
+	_, _, metrics = fetch(t, "GET", a.adminURL+"/metrics", fleetToken)
+	if !strings.Contains(metrics, `cacheproxy_purges_total{kind="url"} 1`) {
+		t.Errorf("/metrics of the purging instance lacks its purge count")
+	}
 }
 
 func TestFleetSlowFillDoesNotResurrect(t *testing.T) {

@@ -186,10 +186,50 @@ func newRegistry(cfg config, s *stack) (*prometheus.Registry, error) {
 			}),
 		)
 	}
+	if f := s.fleet; f != nil {
+		cs = append(cs, fleetCollector{f})
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
 	return reg, nil
+}
+
+// fleetCollector exports the fleet's counters.
+type fleetCollector struct{ f *shared.Fleet }
+
+var (
+	descPurges = prometheus.NewDesc("cacheproxy_purges_total",
+		"Purges this instance recorded for the fleet, by kind.", []string{"kind"}, nil)
+	descInvalidations = prometheus.NewDesc("cacheproxy_invalidations_received_total",
+		"Purge messages received from the fleet (this instance's own included).", nil, nil)
+	descResyncs = prometheus.NewDesc("cacheproxy_subscription_reconnects_total",
+		"Times the purge subscription was re-established after a loss.", nil, nil)
+	descFlushes = prometheus.NewDesc("cacheproxy_l1_flushes_total",
+		"Times L1 was flushed because a purge may have been missed.", nil, nil)
+	descL1Usable = prometheus.NewDesc("cacheproxy_l1_usable",
+		"1 while L1 may be used (purge subscription healthy and complete), else 0.", nil, nil)
+)
+
+func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPurges, descInvalidations, descResyncs, descFlushes, descL1Usable} {
+		ch <- d
+	}
+}
+
+func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.f.Stats()
+	for kind, n := range st.Purges {
+		ch <- prometheus.MustNewConstMetric(descPurges, prometheus.CounterValue, float64(n), kind)
+	}
+	ch <- prometheus.MustNewConstMetric(descInvalidations, prometheus.CounterValue, float64(st.InvalidationsRecvd))
+	ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(st.SubscriptionResyncs))
+	ch <- prometheus.MustNewConstMetric(descFlushes, prometheus.CounterValue, float64(st.L1Flushes))
+	usable := 0.0
+	if st.LocalUsable {
+		usable = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descL1Usable, prometheus.GaugeValue, usable)
 }

@@ -2,6 +2,7 @@ package shared
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,3 +178,44 @@ func TestFleetMissingMemberReported(t *testing.T) {
 }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// TestFleetPrefixPurgeOfManyEntriesIsConstant purges a prefix covering
+// 100,000 entries: the cost is one ban, whatever the number of entries.
+func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMember(t, srv, "a")
+	ctx := context.Background()
+	pipe := srv.Client().Pipeline()
+	for i := 0; i < 100_000; i++ {
+		e := entry("x")
+		e.URL = fmt.Sprintf("/players/%d", i)
+		pipe.Set(ctx, "cacheproxy:1:G:"+e.URL, tiers.Encode(e), time.Hour)
+		if i%10_000 == 9_999 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	res, err := a.fleet.Purge(ctx, tiers.BanPrefix, "/players/", "")
+	took := time.Since(start)
+	if err != nil || len(res.Confirmed) != 1 {
+		t.Fatalf("purge: %v %+v", err, res)
+	}
+	if took > time.Second {
+		t.Errorf("purge of a prefix over 100,000 entries took %v", took)
+	}
+	t.Logf("purge took %v", took)
+	for _, u := range []string{"/players/0", "/players/99999"} {
+		e, ok, err := a.tier.Get(ctx, "cacheproxy:1:G:"+u)
+		if err != nil || !ok {
+			t.Fatalf("Get %s: %v %v", u, ok, err)
+		}
+		if !a.bans.Dead(e) {
+			t.Errorf("%s not purged", u)
+		}
+	}
+	if a.bans.Dead(&tiers.Entry{URL: "/rank"}) {
+		t.Error("/rank purged")
+	}
+}
