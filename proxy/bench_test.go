@@ -2,12 +2,11 @@ package proxy_test
 
 import (
 	"bytes"
-	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/proxy"
@@ -77,27 +76,26 @@ func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(
 
 // BenchmarkL1Hit is an L1 hit through the whole handler.
 func BenchmarkL1Hit(b *testing.B) {
-	l1, err := local.New(local.Options{MaxBytes: 64 << 20})
+	l1, err := local.New(local.Options{MaxBytes: 64 << 20, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l1.Close()
 	origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
-	benchHit(b, proxy.Options{Origin: origin, Local: l1}, "HIT-L1", nil)
+	benchHit(b, proxy.Options{Origin: origin, Local: l1, Logger: quiet}, "HIT-L1", nil)
 }
 
 // BenchmarkL2Hit is a hit from Redis (a real redis-server) through the
 // whole handler, with no L1.
 func BenchmarkL2Hit(b *testing.B) {
 	srv := redistest.Start(b)
-	l2, err := shared.New(shared.Options{URL: srv.URL(), Bans: new(tiers.Bans)})
+	l2, err := shared.New(shared.Options{URL: srv.URL(), Bans: new(tiers.Bans), Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l2.Close()
 	origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
-	benchHit(b, proxy.Options{Origin: origin, Shared: l2}, "HIT-L2", nil)
+	benchHit(b, proxy.Options{Origin: origin, Shared: l2, Logger: quiet}, "HIT-L2", nil)
 }
 
-var _ = context.Background
-var _ = time.Second
+var quiet = slog.New(slog.DiscardHandler)
