@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"time"
+	"unsafe"
 )
 
 // Encoding layout, version 1. Every integer is a varint (unsigned unless
@@ -74,6 +75,18 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 // encoding version yields ErrUnknownVersion; anything malformed yields an
 // error wrapping ErrCorrupt.
 func Decode(data []byte) (*Entry, error) {
+	return decode(string(data))
+}
+
+// DecodeString is Decode for data held in a string, as a Redis client
+// returns it. It copies nothing: every string of the entry is a substring
+// of data and Body points into data's memory, which, like every Entry's,
+// must never be written.
+func DecodeString(data string) (*Entry, error) {
+	return decode(data)
+}
+
+func decode(data string) (*Entry, error) {
 	if len(data) < 2 || data[0] != magic {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
@@ -95,11 +108,26 @@ func Decode(data []byte) (*Entry, error) {
 	if n > 0 {
 		e.Header = make(http.Header, n)
 	}
+	// One backing array for every header's values.
+	var vals []string
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()
-		e.Header[k] = d.strings()
+		m := d.count()
+		if vals == nil {
+			vals = make([]string, 0, max(m, len(d.b)/16))
+		}
+		if cap(vals)-len(vals) < m {
+			vals = make([]string, 0, m+len(d.b)/16)
+		}
+		start := len(vals)
+		for j := 0; j < m && d.err == nil; j++ {
+			vals = append(vals, d.string())
+		}
+		e.Header[k] = vals[start:len(vals):len(vals)]
 	}
-	e.Body = d.bytes()
+	if body := d.string(); len(body) > 0 {
+		e.Body = unsafe.Slice(unsafe.StringData(body), len(body))
+	}
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -143,10 +171,11 @@ func appendStrings(dst []byte, ss []string) []byte {
 	return dst
 }
 
-// decoder reads the encoding; the first error sticks and later reads
-// return zero values.
+// decoder reads the encoding from a string, so that the strings it
+// returns are substrings of the input, not copies. The first error sticks
+// and later reads return zero values.
 type decoder struct {
-	b   []byte
+	b   string
 	err error
 }
 
@@ -154,7 +183,7 @@ func (d *decoder) fail(what string) {
 	if d.err == nil {
 		d.err = fmt.Errorf("%w: truncated %s", ErrCorrupt, what)
 	}
-	d.b = nil
+	d.b = ""
 }
 
 func (d *decoder) byte() byte {
@@ -168,23 +197,31 @@ func (d *decoder) byte() byte {
 }
 
 func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("uvarint")
-		return 0
+	var x uint64
+	var s uint
+	for i := 0; i < len(d.b) && i < binary.MaxVarintLen64; i++ {
+		c := d.b[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break // overflow
+			}
+			d.b = d.b[i+1:]
+			return x | uint64(c)<<s
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
 	}
-	d.b = d.b[n:]
-	return v
+	d.fail("uvarint")
+	return 0
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
+	ux := d.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
 	}
-	d.b = d.b[n:]
-	return v
+	return x
 }
 
 // count reads a length that must fit in what is left of the input.
@@ -197,18 +234,14 @@ func (d *decoder) count() int {
 	return int(v)
 }
 
-func (d *decoder) bytes() []byte {
+func (d *decoder) string() string {
 	n := d.count()
 	if d.err != nil {
-		return nil
+		return ""
 	}
-	b := d.b[:n:n]
+	s := d.b[:n]
 	d.b = d.b[n:]
-	return b
-}
-
-func (d *decoder) string() string {
-	return string(d.bytes())
+	return s
 }
 
 func (d *decoder) strings() []string {

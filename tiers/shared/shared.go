@@ -203,9 +203,9 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	var data []byte
+	var data string
 	if t.bans == nil {
-		b, err := t.rdb.Get(cctx, key).Bytes()
+		b, err := t.rdb.Get(cctx, key).Result()
 		if err != nil {
 			if errors.Is(err, redis.Nil) {
 				return nil, false, nil
@@ -226,9 +226,10 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 		if !ok {
 			return nil, false, nil
 		}
-		data = []byte(s)
+		data = s
 	}
-	e, err := tiers.Decode(data)
+	// The entry's strings and body point into data: no copy.
+	e, err := tiers.DecodeString(data)
 	if err != nil {
 		t.undecodable.Add(1)
 		t.log.Debug("undecodable entry in redis, treated as a miss", "key", key, "err", err)
