@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -98,9 +99,8 @@ func firstDelta(cur int64, arg string, invalid *bool) int64 {
 		}
 	}
 	n, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil {
-		// Larger than any delta we can represent: the RFC says to
-		// use the greatest positive integer, 2^31.
+	if err != nil || n > 1<<31 {
+		// The RFC says to treat a larger delta as 2^31 seconds.
 		return 1 << 31
 	}
 	return n
@@ -134,6 +134,16 @@ func splitDirectives(s string) []string {
 func heuristicStatus(code int) bool {
 	switch code {
 	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// mustUnderstandStatus reports whether this cache knows the caching rules
+// of a status well enough to honour must-understand (RFC 9111 §5.2.2.3).
+func mustUnderstandStatus(code int) bool {
+	switch code {
+	case 200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501:
 		return true
 	}
 	return false
@@ -193,7 +203,11 @@ func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt
 		return p
 	case !understoodStatus(status):
 		p.reason = "status"
-	case cc.noStore:
+	case cc.mustUnderstand && !mustUnderstandStatus(status):
+		p.reason = "must-understand"
+	case cc.noStore && !cc.mustUnderstand:
+		// must-understand, with a status understood, overrides no-store
+		// (RFC 9111 §5.2.2.3).
 		p.reason = "no-store"
 	case cc.private:
 		p.reason = "private"
@@ -281,8 +295,11 @@ func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 	}
 	var ageValue time.Duration
 	if a := h.Get("Age"); a != "" {
-		if n, err := strconv.ParseInt(strings.TrimSpace(a), 10, 64); err == nil && n >= 0 {
-			ageValue = time.Duration(n) * time.Second
+		if n, err := strconv.ParseUint(strings.TrimSpace(a), 10, 64); err == nil {
+			// RFC 9111 §1.2.2: too large a delta means 2^31 seconds.
+			ageValue = time.Duration(min(n, 1<<31)) * time.Second
+		} else if errors.Is(err, strconv.ErrRange) {
+			ageValue = (1 << 31) * time.Second
 		}
 	}
 	corrected := ageValue + respTime.Sub(reqTime)

@@ -65,6 +65,8 @@ func TestDecide(t *testing.T) {
 		{"authorization s-maxage", get("Authorization", "x"), 200, hdr("Cache-Control", "s-maxage=60"), nil, def, true, time.Minute},
 		{"authorization must-revalidate", get("Authorization", "x"), 200, hdr("Cache-Control", "must-revalidate, max-age=60"), nil, def, true, time.Minute},
 		{"vary star", get(), 200, hdr("Vary", "*", "Cache-Control", "max-age=60"), nil, def, false, 0},
+		{"must-understand overrides no-store", get(), 200, hdr("Cache-Control", "must-understand, no-store, max-age=60"), nil, def, true, time.Minute},
+		{"must-understand unknown status", get(), 599, hdr("Cache-Control", "must-understand, max-age=60"), nil, def, false, 0},
 		{"POST", post, 200, hdr("Cache-Control", "max-age=60"), nil, def, false, 0},
 		{"override ignores no-store", get(), 200, hdr("Cache-Control", "no-store"), override, def, true, 2 * time.Hour},
 		{"override ignores max-age", get(), 200, hdr("Cache-Control", "max-age=5"), override, def, true, 2 * time.Hour},
@@ -94,6 +96,11 @@ func TestInitialAge(t *testing.T) {
 	if got := initialAge(h, now, now); got != 30*time.Second {
 		t.Errorf("Age header: %v", got)
 	}
+	h.Set("Age", "99999999999999999999")
+	if got := initialAge(h, now, now); got != (1<<31)*time.Second {
+		t.Errorf("huge Age: %v", got)
+	}
+	h.Set("Age", "30")
 	h.Set("Date", now.Add(-time.Minute).Format(http.TimeFormat))
 	if got := initialAge(h, now, now); got != time.Minute {
 		t.Errorf("apparent age: %v", got)
