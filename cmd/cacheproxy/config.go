@@ -339,6 +339,9 @@ func isLoopback(addr string) bool {
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   cacheproxy [serve] [flags]   run the proxy (the default command)
+  cacheproxy purge [flags]     purge cached entries fleet-wide: -url, -prefix, -tag or -all
+  cacheproxy inspect URL       show what the cache holds for a URL
+  cacheproxy stats             show an instance's counters and its fleet
   cacheproxy help              print this help
 
 cacheproxy is a caching reverse proxy: L1 in-process, L2 Redis, then the origin.

@@ -333,3 +333,52 @@ func TestFleetInspect(t *testing.T) {
 		t.Errorf("inspect of an uncached URL = %d, want 404", code)
 	}
 }
+
+// TestFleetCLI runs the client commands, as a user would, against two
+// running instances.
+func TestFleetCLI(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	fleet := startFleet(t, redis, o.URL, 2)
+	a := fleet[0]
+	warm(t, fleet, "/rank", "v1 /rank")
+	cli := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := command(t, append(args, "-admin", a.adminURL), "CACHEPROXY_ADMIN_TOKEN="+fleetToken)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if err != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	if code, out, errOut := cli("inspect", "/rank"); code != 0 || !strings.Contains(out, "cacheproxy:1:G:/rank") || !strings.Contains(out, "l1, l2") {
+		t.Errorf("inspect: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := cli("stats"); code != 0 || !strings.Contains(out, "hit ratio") || !strings.Contains(out, "(self)") {
+		t.Errorf("stats: %d %q %q", code, out, errOut)
+	}
+	o.version.Store(2)
+	if code, out, errOut := cli("purge", "-url", "/rank"); code != 0 || !strings.Contains(out, "purged url /rank") || !strings.Contains(out, "confirmed by 2 instances") {
+		t.Errorf("purge: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := cli("inspect", "/rank"); code != 1 || !strings.Contains(errOut, "not cached") {
+		t.Errorf("inspect after purge: %d %q", code, errOut)
+	}
+	for _, s := range fleet {
+		if _, body := get(t, s, "/rank"); body != "v2 /rank" {
+			t.Errorf("after CLI purge: %q", body)
+		}
+	}
+	if code, out, _ := cli("purge", "-json", "-tag", "nothing"); code != 0 || !strings.Contains(out, `"confirmed"`) {
+		t.Errorf("purge -json: %d %q", code, out)
+	}
+	cmd := command(t, []string{"purge", "-url", "/rank", "-admin", a.adminURL})
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "unauthorized") {
+		t.Errorf("purge without token: %v %q", err, stderr.String())
+	}
+}

@@ -49,6 +49,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return runServe(ctx, args, getenv, stdout, stderr)
+	case "purge":
+		return runPurge(ctx, args, getenv, stdout, stderr)
+	case "inspect":
+		return runInspect(ctx, args, getenv, stdout, stderr)
+	case "stats":
+		return runStats(ctx, args, getenv, stdout, stderr)
 	case "help":
 		printUsage(stdout)
 		return 0

@@ -548,10 +548,10 @@ func TestEngine(t *testing.T) {
 func TestRunSubcommands(t *testing.T) {
 	ctx := context.Background()
 	var stdout, stderr bytes.Buffer
-	if code := run(ctx, []string{"inspect", "x"}, env(nil), &stdout, &stderr); code != 2 {
+	if code := run(ctx, []string{"frobnicate", "x"}, env(nil), &stdout, &stderr); code != 2 {
 		t.Errorf("unknown subcommand: exit %d, want 2", code)
 	}
-	if !strings.Contains(stderr.String(), `unknown command "inspect"`) || !strings.Contains(stderr.String(), "Usage:") {
+	if !strings.Contains(stderr.String(), `unknown command "frobnicate"`) || !strings.Contains(stderr.String(), "Usage:") {
 		t.Errorf("stderr = %q", stderr.String())
 	}
 	stdout.Reset()
