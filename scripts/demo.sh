@@ -92,7 +92,6 @@ show() {
 url="http://$proxy/rank"
 echo "==> GET $url twice"
 show 1 "$url"
-sleep 0.2 # L1 applies its writes asynchronously
 show 2 "$url"
 
 if [ "${#redis_args[@]}" -gt 0 ]; then
@@ -103,6 +102,10 @@ if [ "${#redis_args[@]}" -gt 0 ]; then
 	admin="$first_admin"
 fi
 
-echo "==> admin stats of the first proxy (curl http://$admin/stats)"
-curl -sS "http://$admin/stats"
+echo "==> purge /rank on the first proxy: bin/cacheproxy purge -url /rank -admin $admin"
+bin/cacheproxy purge -url /rank -admin "$admin"
+show 4 "http://$proxy/rank"
+
+echo "==> bin/cacheproxy stats -admin $admin"
+bin/cacheproxy stats -admin "$admin"
 echo "==> done; stopping everything"
