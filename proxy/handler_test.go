@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -511,5 +512,65 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {
+	arrived := make(chan struct{}, 2)
+	cancelled := make(chan struct{}, 2)
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-release:
+			w.Header().Set("Cache-Control", "max-age=60")
+			fmt.Fprint(w, "done")
+		}
+	})
+	s := newStack(t, o, nil)
+	call := func(ctx context.Context) (string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.srv.URL+"/gone", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+
+	// Alone: the client leaves, the origin request is cancelled.
+	ctx, cancel := context.WithCancel(context.Background())
+	go call(ctx)
+	<-arrived
+	cancel()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("origin request not cancelled after its only client left")
+	}
+
+	// With another waiter: the first leaves, the fill goes on for the second.
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	go call(ctx1)
+	<-arrived
+	second := make(chan string)
+	go func() {
+		body, _ := call(context.Background())
+		second <- body
+	}()
+	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 2 })
+	cancel1()
+	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 1 })
+	close(release)
+	if body := <-second; body != "done" {
+		t.Fatalf("the remaining waiter got %q", body)
+	}
+	select {
+	case <-cancelled:
+		t.Fatal("origin request cancelled although a waiter remained")
+	default:
 	}
 }
