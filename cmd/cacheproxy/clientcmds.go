@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
 
 // purgeAnswer is the client's view of a DELETE /cache answer.
@@ -122,20 +125,8 @@ func orNone(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// inspectAnswer is the client's view of a GET /cache answer.
-type inspectAnswer struct {
-	Key              string      `json:"key"`
-	URL              string      `json:"url"`
-	Tiers            []string    `json:"tiers"`
-	Status           int         `json:"status"`
-	StoredAt         time.Time   `json:"stored_at"`
-	AgeSeconds       float64     `json:"age_seconds"`
-	RemainingSeconds float64     `json:"remaining_seconds"`
-	Size             int64       `json:"size"`
-	Tags             []string    `json:"tags"`
-	Vary             []string    `json:"vary"`
-	Headers          http.Header `json:"headers"`
-}
+// inspectAnswer is a GET /cache answer: the server's own type.
+type inspectAnswer = proxy.Inspection
 
 // headerFlag collects repeated -H "Name: value" flags.
 type headerFlag http.Header
@@ -229,8 +220,8 @@ func printInspection(w io.Writer, a inspectAnswer) {
 	fmt.Fprintf(tw, "vary\t%s\n", orNone(a.Vary))
 	tw.Flush()
 	fmt.Fprintln(w, "\nheaders:")
-	for _, name := range slices.Sorted(maps.Keys(a.Headers)) {
-		for _, v := range a.Headers[name] {
+	for _, name := range slices.Sorted(maps.Keys(a.Header)) {
+		for _, v := range a.Header[name] {
 			fmt.Fprintf(w, "  %s: %s\n", name, v)
 		}
 	}
@@ -242,57 +233,9 @@ func seconds(s float64) string {
 	return time.Duration(s * float64(time.Second)).Round(100 * time.Millisecond).String()
 }
 
-// statsAnswer is the client's view of a GET /stats answer. Sections the
-// server leaves out stay nil.
-type statsAnswer struct {
-	Proxy struct {
-		Requests        map[string]int64 `json:"requests"`
-		OriginRequests  int64            `json:"origin_requests"`
-		OriginErrors    int64            `json:"origin_errors"`
-		OriginUp        bool             `json:"origin_up"`
-		OriginLastError string           `json:"origin_last_error"`
-		Collapsed       int64            `json:"collapsed"`
-		FleetCollapsed  int64            `json:"fleet_collapsed"`
-		Stored          int64            `json:"stored"`
-		SharedErrors    int64            `json:"shared_errors"`
-	} `json:"proxy"`
-	L1 *struct {
-		Entries  int64 `json:"entries"`
-		Bytes    int64 `json:"bytes"`
-		MaxBytes int64 `json:"max_bytes"`
-	} `json:"l1"`
-	Redis *struct {
-		Healthy bool  `json:"healthy"`
-		Errors  int64 `json:"errors"`
-	} `json:"redis"`
-	Fleet *struct {
-		Self struct {
-			ID                  string           `json:"id"`
-			LocalUsable         bool             `json:"local_usable"`
-			Purges              map[string]int64 `json:"purges"`
-			InvalidationsRecvd  int64            `json:"invalidations_received"`
-			SubscriptionResyncs int64            `json:"subscription_resyncs"`
-			L1Flushes           int64            `json:"l1_flushes"`
-			BansApplied         uint64           `json:"bans_applied_seq"`
-			BansHeld            int64            `json:"bans_held"`
-		} `json:"self"`
-		Members []memberAnswer `json:"members"`
-		Error   string         `json:"error"`
-	} `json:"fleet"`
-}
-
-// memberAnswer is one live instance in a GET /stats answer, with what it
-// announced of itself (Info, nil if unknown).
-type memberAnswer struct {
-	ID       string    `json:"id"`
-	LastSeen time.Time `json:"last_seen"`
-	Info     *struct {
-		Listen   string           `json:"listen"`
-		Admin    string           `json:"admin"`
-		Requests map[string]int64 `json:"requests"`
-		HitRatio float64          `json:"hit_ratio"`
-	} `json:"info"`
-}
+// statsAnswer is a GET /stats answer: the server's own type. Sections
+// the server leaves out stay nil.
+type statsAnswer = stats
 
 // runStats is cacheproxy stats.
 func runStats(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -383,14 +326,18 @@ func printStats(w io.Writer, a statsAnswer, now time.Time) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tLISTEN\tADMIN\tLAST SEEN\tREQUESTS\tHIT RATIO")
 	members := slices.Clone(a.Fleet.Members)
-	slices.SortFunc(members, func(x, y memberAnswer) int { return strings.Compare(x.ID, y.ID) })
+	slices.SortFunc(members, func(x, y shared.Member) int { return strings.Compare(x.ID, y.ID) })
 	for _, m := range members {
 		id := m.ID
 		if id == a.Fleet.Self.ID {
 			id += " (self)"
 		}
 		listen, admin, requests, ratio := "-", "-", "-", "-"
-		if i := m.Info; i != nil {
+		var info *memberInfo
+		if len(m.Info) > 0 && json.Unmarshal(m.Info, &info) != nil {
+			info = nil
+		}
+		if i := info; i != nil {
 			listen, admin = orDash(i.Listen), orDash(i.Admin)
 			var n int64
 			for _, v := range i.Requests {
