@@ -171,7 +171,7 @@ type policy struct {
 // (freshness lifetime) to a response to req. rt is the route that matched
 // (nil if none) and defaultTTL the configured heuristic freshness.
 func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt *Route, defaultTTL time.Duration) policy {
-	cc := parseCacheControl(h)
+	cc, targeted := responseCacheControl(h)
 	shareable := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
 	p := policy{shareable: shareable}
 	override := rt != nil && rt.Override
@@ -222,15 +222,17 @@ func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt
 	if p.reason != "" {
 		return p
 	}
-	lifetime, explicit := explicitLifetime(cc, h)
+	lifetime, explicit := explicitLifetime(cc, h, targeted)
 	if !explicit {
 		if !heuristicStatus(status) && !cc.public {
 			p.reason = "status-not-heuristic"
 			return p
 		}
-		lifetime = defaultTTL
 		if rt != nil && rt.TTL > 0 {
+			// The operator's rule for this route.
 			lifetime = rt.TTL
+		} else {
+			lifetime = heuristicLifetime(h, defaultTTL)
 		}
 	}
 	if lifetime <= 0 {
@@ -246,6 +248,28 @@ func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt
 	return p
 }
 
+// heuristicLifetime returns the heuristic freshness (RFC 9111 §4.2.2) of a
+// response without explicit freshness, at most limit: a tenth of the time
+// since its Last-Modified, or limit for a response with only an ETag. A
+// response with neither has nothing to base a heuristic on, and nothing to
+// revalidate with: it gets none, and is not stored.
+func heuristicLifetime(h http.Header, limit time.Duration) time.Duration {
+	if limit <= 0 {
+		return 0
+	}
+	if lm, err := parseHTTPDate(h.Get("Last-Modified")); err == nil {
+		date, err := parseHTTPDate(h.Get("Date"))
+		if err != nil || !date.After(lm) {
+			return 0
+		}
+		return min(date.Sub(lm)/10, limit)
+	}
+	if h.Get("Etag") != "" {
+		return limit
+	}
+	return 0
+}
+
 func varyStar(h http.Header) bool {
 	_, star := parseVary(h)
 	return star
@@ -254,7 +278,7 @@ func varyStar(h http.Header) bool {
 // explicitLifetime returns the freshness lifetime a response states
 // (RFC 9111 §4.2.1): s-maxage, else max-age, else Expires minus Date.
 // An invalid Expires means already expired.
-func explicitLifetime(cc cacheControl, h http.Header) (time.Duration, bool) {
+func explicitLifetime(cc cacheControl, h http.Header, targeted bool) (time.Duration, bool) {
 	switch {
 	case cc.sMaxAge >= 0:
 		return time.Duration(cc.sMaxAge) * time.Second, true
@@ -266,13 +290,13 @@ func explicitLifetime(cc cacheControl, h http.Header) (time.Duration, bool) {
 		return 0, true
 	}
 	exp, ok := h["Expires"]
-	if !ok {
+	if !ok || targeted {
 		return 0, false
 	}
 	if len(exp) != 1 {
 		return 0, true
 	}
-	expires, err := http.ParseTime(exp[0])
+	expires, err := parseHTTPDate(exp[0])
 	if err != nil {
 		return 0, true
 	}
@@ -295,6 +319,7 @@ func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 	}
 	var ageValue time.Duration
 	if a := h.Get("Age"); a != "" {
+		a, _, _ = strings.Cut(a, ",")
 		if n, err := strconv.ParseUint(strings.TrimSpace(a), 10, 64); err == nil {
 			// RFC 9111 §1.2.2: too large a delta means 2^31 seconds.
 			ageValue = time.Duration(min(n, 1<<31)) * time.Second
@@ -307,4 +332,100 @@ func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
 		return apparent
 	}
 	return corrected
+}
+
+// parseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) strictly: the fixed
+// layouts only (Go's http.ParseTime accepts 1-digit hours and runs of
+// spaces); the names are matched case-insensitively.
+func parseHTTPDate(v string) (time.Time, error) {
+	for _, layout := range []string{"Mon, 02 Jan 2006 15:04:05 GMT", "Monday, 02-Jan-06 15:04:05 GMT", time.ANSIC} {
+		s := v
+		if layout != time.ANSIC && len(s) > 3 && strings.EqualFold(s[len(s)-3:], "GMT") {
+			s = s[:len(s)-3] + "GMT"
+		}
+		t, err := time.Parse(layout, s)
+		if err == nil && sameAfterWeekday(t.Format(layout), s) {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("invalid HTTP-date")
+}
+
+// responseCacheControl returns the directives that govern this cache:
+// those of CDN-Cache-Control (RFC 9213) if present and valid, else
+// Cache-Control.
+func responseCacheControl(h http.Header) (cacheControl, bool) {
+	if v, ok := h["Cdn-Cache-Control"]; ok {
+		if cc, ok := parseTargeted(strings.Join(v, ",")); ok {
+			return cc, true
+		}
+	}
+	return parseCacheControl(h), false
+}
+
+// parseTargeted parses a targeted cache-control field as an sf-dictionary
+// (RFC 8941 §4.2.2), reduced to the members this cache acts on.
+func parseTargeted(v string) (cacheControl, bool) {
+	cc := cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1,
+		staleWhileRevalidate: -1, staleIfError: -1}
+	for _, m := range strings.Split(v, ",") {
+		m = strings.Trim(m, " \t")
+		key, val, hasVal := strings.Cut(m, "=")
+		key, _, _ = strings.Cut(key, ";")
+		if key == "" || !(key[0] == '*' || key[0] >= 'a' && key[0] <= 'z') ||
+			strings.IndexFunc(key, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.*", r)) }) >= 0 {
+			return cc, false
+		}
+		val, _, _ = strings.Cut(val, ";")
+		num := int64(-1)
+		if hasVal {
+			if val == "" {
+				return cc, false
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err == nil && n >= 0 {
+				num = n
+			} else if val[0] == '"' || val[0] >= '0' && val[0] <= '9' || val[0] == '-' {
+				num = -2 // a string or non-integer: wrong type for delta directives
+			}
+		}
+		switch key {
+		case "no-store":
+			cc.noStore = true
+		case "no-cache":
+			cc.noCache = true
+		case "private":
+			cc.private = true
+		case "public":
+			cc.public = true
+		case "must-revalidate":
+			cc.mustRevalidate = true
+		case "proxy-revalidate":
+			cc.proxyRevalidate = true
+		case "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error":
+			if num < 0 {
+				return cc, false
+			}
+			num = min(num, 1<<31)
+			switch key {
+			case "max-age":
+				cc.maxAge, cc.hasMaxAge = num, true
+			case "s-maxage":
+				cc.sMaxAge, cc.hasSMaxAge = num, true
+			case "stale-while-revalidate":
+				cc.staleWhileRevalidate = num
+			default:
+				cc.staleIfError = num
+			}
+		}
+	}
+	return cc, true
+}
+
+// sameAfterWeekday compares two dates case-insensitively, ignoring the
+// day-name (which time.Parse does not check either).
+func sameAfterWeekday(a, b string) bool {
+	_, a, _ = strings.Cut(a, " ")
+	_, b, _ = strings.Cut(b, " ")
+	return strings.EqualFold(a, b)
 }

@@ -45,11 +45,14 @@ func TestDecide(t *testing.T) {
 		{"Expires minus Date", get(), 200, hdr("Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 GMT"), nil, def, true, time.Hour},
 		{"invalid Expires is stale", get(), 200, hdr("Date", date, "Expires", "0"), nil, def, false, 0},
 		{"route ttl", get(), 200, hdr(), route, def, true, time.Hour},
-		{"default ttl", get(), 200, hdr(), nil, def, true, def},
-		{"default ttl 0 stores only explicit", get(), 200, hdr(), nil, 0, false, 0},
+		{"default ttl with an ETag", get(), 200, hdr("ETag", `"x"`), nil, def, true, def},
+		{"no freshness, no validator: nothing to base a heuristic on", get(), 200, hdr(), nil, def, false, 0},
+		{"Last-Modified: a tenth of its age", get(), 200, hdr("Date", date, "Last-Modified", "Wed, 25 Nov 2026 09:50:00 GMT"), nil, def, true, time.Minute},
+		{"Last-Modified: at most the default ttl", get(), 200, hdr("Date", date, "Last-Modified", "Wed, 25 Nov 2020 10:00:00 GMT"), nil, def, true, def},
+		{"default ttl 0 stores only explicit", get(), 200, hdr("ETag", `"x"`), nil, 0, true, 0},
 		{"default ttl 0 with max-age", get(), 200, hdr("Cache-Control", "max-age=7"), nil, 0, true, 7 * time.Second},
-		{"heuristic 404", get(), 404, hdr(), nil, def, true, def},
-		{"heuristic 301", get(), 301, hdr(), nil, def, true, def},
+		{"heuristic 404", get(), 404, hdr("ETag", `"x"`), nil, def, true, def},
+		{"heuristic 301", get(), 301, hdr("ETag", `"x"`), nil, def, true, def},
 		{"302 needs explicit freshness", get(), 302, hdr(), nil, def, false, 0},
 		{"302 with max-age", get(), 302, hdr("Cache-Control", "max-age=9"), nil, def, true, 9 * time.Second},
 		{"500 needs explicit freshness", get(), 500, hdr(), nil, def, false, 0},
@@ -80,6 +83,7 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("storable = %v (%s), want %v", p.storable, p.reason, tc.storable)
 			}
 			if p.storable && p.lifetime != tc.lifetime {
+				// (a stored response with no lifetime is revalidated on use)
 				t.Errorf("lifetime = %v, want %v", p.lifetime, tc.lifetime)
 			}
 		})

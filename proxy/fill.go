@@ -225,7 +225,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		h.log.Debug("not storing", "url", r.URL.String(), "reason", pol.reason)
 		return &fillResult{entry: &tiers.Entry{
 			Kind: tiers.KindResponse, Status: resp.StatusCode, Header: resp.Header,
-			Body: body, StoredAt: respTime,
+			Body: body, StoredAt: respTime, InitialAge: initialAge(resp.Header, reqTime, respTime),
 		}, key: key}
 	}
 	vary, _ := parseVary(resp.Header)

@@ -335,7 +335,10 @@ func notModified(r *http.Request, stored http.Header) bool {
 	}
 	lm, err := http.ParseTime(stored.Get("Last-Modified"))
 	if err != nil {
-		return false
+		// RFC 9111 §4.3.2: without Last-Modified, use Date.
+		if lm, err = http.ParseTime(stored.Get("Date")); err != nil {
+			return false
+		}
 	}
 	return !lm.After(since)
 }

@@ -18,7 +18,7 @@ const revalidateKeep = 10 * time.Minute
 // windows it grants (RFC 5861), and for revalidation if it has a
 // validator. An entry with none of these is dropped when it goes stale.
 func retention(e *tiers.Entry) time.Duration {
-	cc := parseCacheControl(e.Header)
+	cc, _ := responseCacheControl(e.Header)
 	var keep time.Duration
 	if cc.staleWhileRevalidate > 0 {
 		keep = time.Duration(cc.staleWhileRevalidate) * time.Second
@@ -50,14 +50,14 @@ func setValidators(out, stored http.Header) {
 // mayServeStale reports whether e may ever be served stale without
 // revalidation (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10).
 func mayServeStale(e *tiers.Entry) bool {
-	cc := parseCacheControl(e.Header)
+	cc, _ := responseCacheControl(e.Header)
 	return !cc.mustRevalidate && !cc.proxyRevalidate && !cc.noCache && cc.sMaxAge < 0
 }
 
 // staleWhileRevalidate reports whether stale e may be served while it is
 // revalidated in the background (RFC 5861 §3).
 func staleWhileRevalidate(e *tiers.Entry, now time.Time) bool {
-	cc := parseCacheControl(e.Header)
+	cc, _ := responseCacheControl(e.Header)
 	if cc.staleWhileRevalidate <= 0 || !mayServeStale(e) {
 		return false
 	}
@@ -71,7 +71,8 @@ func staleIfError(e *tiers.Entry, reqCC cacheControl, now time.Time) bool {
 	if !mayServeStale(e) {
 		return false
 	}
-	limit := parseCacheControl(e.Header).staleIfError
+	ecc, _ := responseCacheControl(e.Header)
+	limit := ecc.staleIfError
 	if reqCC.staleIfError > limit {
 		limit = reqCC.staleIfError
 	}

@@ -74,7 +74,7 @@ var settings = []setting{
 			c.KeyPrefix = v
 			return nil
 		}},
-	{name: "default-ttl", def: "5m", usage: "heuristic freshness for cacheable responses without explicit freshness; 0 stores only explicit freshness",
+	{name: "default-ttl", def: "5m", usage: "most heuristic freshness for responses without explicit freshness: 10% of the time since Last-Modified, or this with only an ETag; 0 stores only explicit freshness",
 		parse: func(c *config, v string) (err error) { c.DefaultTTL, err = parseDuration(v, false); return err }},
 	{name: "l1-max-bytes", def: "256MiB", usage: "L1 (in-process) memory bound: 256MiB, 1GB, 1048576; 0 turns L1 off",
 		parse: func(c *config, v string) (err error) { c.L1MaxBytes, err = parseSize(v, false); return err }},

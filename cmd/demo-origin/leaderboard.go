@@ -128,7 +128,7 @@ func (lb *leaderboard) rank(w http.ResponseWriter, r *http.Request) {
 		top = append(top, rankedPlayer{Rank: i + 1, player: p})
 	}
 	w.Header().Set("Cache-Tag", "rank")
-	writeJSON(w, http.StatusOK, map[string]any{"players": top})
+	writeJSON(w, r, http.StatusOK, map[string]any{"players": top})
 }
 
 // lookup returns the player with the given id and its rank.
@@ -152,11 +152,11 @@ func (lb *leaderboard) player(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.Atoi(r.PathValue("id"))
 	p, ok := lb.lookup(id)
 	if err != nil || !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such player"})
+		writeJSON(w, r, http.StatusNotFound, map[string]string{"error": "no such player"})
 		return
 	}
 	w.Header().Set("Cache-Tag", "player:"+strconv.Itoa(id))
-	writeJSON(w, http.StatusOK, p)
+	writeJSON(w, r, http.StatusOK, p)
 }
 
 // game is the body of POST /games.
@@ -170,21 +170,21 @@ func (lb *leaderboard) recordGame(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&g); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
+		writeJSON(w, r, http.StatusBadRequest, map[string]string{"error": "bad JSON: " + err.Error()})
 		return
 	}
 	if g.Player == nil || g.Score == nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"player": id, "score": n}`})
+		writeJSON(w, r, http.StatusBadRequest, map[string]string{"error": `want {"player": id, "score": n}`})
 		return
 	}
 	if *g.Score < 0 || *g.Score > maxScore {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("score must be between 0 and %d", maxScore)})
+		writeJSON(w, r, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("score must be between 0 and %d", maxScore)})
 		return
 	}
 	lb.mu.Lock()
 	if *g.Player < 1 || *g.Player > len(lb.players) {
 		lb.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such player"})
+		writeJSON(w, r, http.StatusNotFound, map[string]string{"error": "no such player"})
 		return
 	}
 	p := &lb.players[*g.Player-1]
@@ -194,7 +194,7 @@ func (lb *leaderboard) recordGame(w http.ResponseWriter, r *http.Request) {
 
 	rp, _ := lb.lookup(*g.Player)
 	w.Header().Set("Location", "/players/"+strconv.Itoa(*g.Player))
-	writeJSON(w, http.StatusCreated, rp)
+	writeJSON(w, r, http.StatusCreated, rp)
 }
 
 // blob serves size deterministic bytes for id: the same id and size always
@@ -204,7 +204,7 @@ func blob(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("size"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 || n > maxBlobSize {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("size must be an integer between 0 and %d", maxBlobSize)})
+			writeJSON(w, r, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("size must be an integer between 0 and %d", maxBlobSize)})
 			return
 		}
 		size = n
@@ -221,14 +221,27 @@ func blob(w http.ResponseWriter, r *http.Request) {
 	io.CopyN(w, rand.NewChaCha8(seed), size) // an error means the client is gone
 }
 
-// writeJSON writes v as the JSON body of a response with status code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// writeJSON writes v as the JSON body of a response with status code. A
+// 200 carries an ETag of its body and answers a matching If-None-Match
+// with 304, as Django's ConditionalGetMiddleware or Express do; like a
+// plain Django view it says nothing about freshness.
+func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	body = append(body, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	if code == http.StatusOK {
+		sum := sha256.Sum256(body)
+		etag := fmt.Sprintf(`"%x"`, sum[:8])
+		w.Header().Set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
 	w.WriteHeader(code)
-	w.Write(append(body, '\n'))
+	w.Write(body)
 }

@@ -189,3 +189,27 @@ func TestRunFlags(t *testing.T) {
 		t.Errorf("run with a cancelled context = %d, want 0 (stderr %q)", code, stderr.String())
 	}
 }
+
+func TestETagAndNotModified(t *testing.T) {
+	srv := httptest.NewServer(newLeaderboard(10, 0).Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/rank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	if etag == "" || resp.Header.Get("Cache-Control") != "" {
+		t.Fatalf("ETag %q, Cache-Control %q", etag, resp.Header.Get("Cache-Control"))
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/rank", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match with the current ETag: %d, want 304", resp.StatusCode)
+	}
+}
