@@ -373,7 +373,9 @@ func parseTargeted(v string) (cacheControl, bool) {
 		key, val, hasVal := strings.Cut(m, "=")
 		key, _, _ = strings.Cut(key, ";")
 		if key == "" || !(key[0] == '*' || key[0] >= 'a' && key[0] <= 'z') ||
-			strings.IndexFunc(key, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.*", r)) }) >= 0 {
+			strings.IndexFunc(key, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.*", r))
+			}) >= 0 {
 			return cc, false
 		}
 		val, _, _ = strings.Cut(val, ";")
