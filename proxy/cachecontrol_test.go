@@ -70,6 +70,13 @@ func TestDecide(t *testing.T) {
 		{"vary star", get(), 200, hdr("Vary", "*", "Cache-Control", "max-age=60"), nil, def, false, 0},
 		{"must-understand overrides no-store", get(), 200, hdr("Cache-Control", "must-understand, no-store, max-age=60"), nil, def, true, time.Minute},
 		{"must-understand unknown status", get(), 599, hdr("Cache-Control", "must-understand, max-age=60"), nil, def, false, 0},
+		{"CDN-Cache-Control no-store wins", get(), 200, hdr("Cdn-Cache-Control", "no-store", "Cache-Control", "max-age=100"), nil, def, false, 0},
+		{"CDN-Cache-Control max-age over Cache-Control no-store", get(), 200, hdr("Cdn-Cache-Control", "max-age=100", "Cache-Control", "no-store"), nil, def, true, 100 * time.Second},
+		{"CDN-Cache-Control ignores Expires", get(), 200, hdr("Cdn-Cache-Control", "public", "Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 GMT"), nil, def, false, 0},
+		{"invalid CDN-Cache-Control is ignored", get(), 200, hdr("Cdn-Cache-Control", `max-age="10"`, "Cache-Control", "max-age=7"), nil, def, true, 7 * time.Second},
+		{"Expires with a 1-digit hour is invalid", get(), 200, hdr("Date", date, "Expires", "Wed, 25 Nov 2026 1:00:00 GMT"), nil, def, false, 0},
+		{"Expires with double spaces is invalid", get(), 200, hdr("Date", date, "Expires", "Wed, 25  Nov 2026 11:00:00 GMT"), nil, def, false, 0},
+		{"Expires in lower-case gmt", get(), 200, hdr("Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 gmt"), nil, def, true, time.Hour},
 		{"POST", post, 200, hdr("Cache-Control", "max-age=60"), nil, def, false, 0},
 		{"override ignores no-store", get(), 200, hdr("Cache-Control", "no-store"), override, def, true, 2 * time.Hour},
 		{"override ignores max-age", get(), 200, hdr("Cache-Control", "max-age=5"), override, def, true, 2 * time.Hour},
@@ -99,6 +106,10 @@ func TestInitialAge(t *testing.T) {
 	h.Set("Age", "30")
 	if got := initialAge(h, now, now); got != 30*time.Second {
 		t.Errorf("Age header: %v", got)
+	}
+	h.Set("Age", "7200, 0")
+	if got := initialAge(h, now, now); got != 2*time.Hour {
+		t.Errorf("Age list: %v", got)
 	}
 	h.Set("Age", "99999999999999999999")
 	if got := initialAge(h, now, now); got != (1<<31)*time.Second {

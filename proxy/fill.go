@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -58,9 +61,13 @@ func (s *streamedResponse) close() {
 // answer.
 func (h *Handler) miss(w http.ResponseWriter, r *http.Request, key string, rt *Route, reqCC cacheControl, fwd string, stale *tiers.Entry) {
 	useShared := fwd != "request"
+	interim := &interimWriter{w: w}
 	res, leader, err := h.flights.do(r.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
+		// Only the leader's own client sees the origin's 1xx responses.
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: interim.write})
 		return h.fill(ctx, r, key, rt, reqCC, useShared, stale)
 	})
+	interim.close()
 	if err != nil {
 		// The client has gone; nobody is left to answer.
 		return
@@ -75,6 +82,53 @@ func (h *Handler) miss(w http.ResponseWriter, r *http.Request, key string, rt *R
 		res = h.fill(r.Context(), r, key, rt, reqCC, false, nil)
 	}
 	h.writeResult(w, r, res, fwd, false)
+}
+
+// interimWriter forwards the origin's informational (1xx) responses to the
+// client while the fill runs on another goroutine, until close.
+type interimWriter struct {
+	mu     sync.Mutex
+	w      http.ResponseWriter
+	closed bool
+}
+
+func (iw *interimWriter) write(code int, hdr textproto.MIMEHeader) error {
+	if code == http.StatusContinue || code == http.StatusSwitchingProtocols {
+		return nil
+	}
+	iw.mu.Lock()
+	defer iw.mu.Unlock()
+	if iw.closed {
+		return nil
+	}
+	// Write through wrappers (Gin's buffers the status until the final
+	// write) to the connection's own writer.
+	w := iw.w
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	h := w.Header()
+	for k, v := range hdr {
+		h[k] = v
+	}
+	w.WriteHeader(code)
+	// The header map is sent again with the final response: the 1xx's
+	// fields must not be.
+	for k := range hdr {
+		delete(h, k)
+	}
+	return nil
+}
+
+// close stops forwarding; the caller owns the ResponseWriter again.
+func (iw *interimWriter) close() {
+	iw.mu.Lock()
+	iw.closed = true
+	iw.mu.Unlock()
 }
 
 // matches reports whether a fill made for another request can answer r:

@@ -179,6 +179,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	} else if h.local != nil && h.localUsable() {
+		// The request wants the origin's word: revalidate what is
+		// stored rather than fetch it whole (RFC 9111 §5.2.1.4).
+		if e, st, _ := h.lookup(r.Context(), h.local, key, r, reqCC, now); e != nil {
+			stale = e
+		} else {
+			stale = st
+		}
 	}
 	if reqCC.onlyIfCached {
 		h.onlyIfCached(w, r, key, reqCC)

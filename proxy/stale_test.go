@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -168,5 +171,67 @@ func TestCacheStatusOnStale(t *testing.T) {
 	r := s.get(t, "/cs")
 	if cs := r.header.Get("Cache-Status"); !strings.Contains(cs, "fwd=uri-miss") && !strings.Contains(cs, "fwd=stale") {
 		t.Errorf("Cache-Status %q", cs)
+	}
+}
+
+func TestRequestNoCacheRevalidates(t *testing.T) {
+	var conditional atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("ETag", `"e1"`)
+		if r.Header.Get("If-None-Match") == `"e1"` {
+			conditional.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "full")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/nc")
+	r := s.get(t, "/nc", "Cache-Control", "no-cache")
+	wantXCache(t, r, "REVALIDATED")
+	if r.body != "full" || conditional.Load() != 1 {
+		t.Errorf("body %q, conditional requests %d", r.body, conditional.Load())
+	}
+}
+
+func TestInterimResponsesForwarded(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "final")
+	})
+	s := newStack(t, o, nil)
+	var got []int
+	var links []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, code)
+		links = append(links, h.Get("Link"))
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, s.srv.URL+"/hints", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got) != 1 || got[0] != http.StatusEarlyHints || links[0] == "" {
+		t.Errorf("1xx seen: %v %v", got, links)
+	}
+	if resp.Header.Get("Link") != "" {
+		t.Errorf("the 103's Link leaked into the final response")
+	}
+	// The 103 is not stored: a hit sends none.
+	got = nil
+	req, _ = http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, s.srv.URL+"/hints", nil)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(got) != 0 || resp.Header.Get("X-Cache") != "HIT-L1" {
+		t.Errorf("hit: 1xx %v, X-Cache %q", got, resp.Header.Get("X-Cache"))
 	}
 }
