@@ -87,3 +87,21 @@ func (e *Entry) Fresh(now time.Time) bool {
 func (e *Entry) Size() int {
 	return encodedSize(e)
 }
+
+// MemSize returns an estimate of the heap bytes e occupies once decoded:
+// its encoded size plus the overhead of the struct, the header map and
+// the slice and string headers. It is the cost of e in a memory-bounded
+// in-process tier, so that the bound holds for the memory really used.
+func (e *Entry) MemSize() int {
+	const (
+		structBytes   = 256 // Entry, its pointer in the cache, the cache's item
+		perHeader     = 96  // map slot, key string header, value slice header
+		perValue      = 16  // value string header
+		perListString = 16  // Vary and Tags string headers
+	)
+	n := structBytes + encodedSize(e) + perListString*(len(e.Vary)+len(e.Tags))
+	for _, vs := range e.Header {
+		n += perHeader + perValue*len(vs)
+	}
+	return n
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -168,6 +169,7 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 // them down gracefully: listeners close at once, in-flight requests get up
 // to cfg.ShutdownTimeout to finish, and the tiers are closed last.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	setMemoryLimit(cfg, logger)
 	s, err := newStack(cfg, logger)
 	if err != nil {
 		return err
@@ -243,6 +245,23 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// memoryHeadroom is what the process may use beyond -l1-max-bytes: the
+// runtime, connections, buffers of requests in flight.
+const memoryHeadroom = 48 << 20
+
+// setMemoryLimit gives the Go runtime a soft memory limit of -l1-max-bytes
+// plus some headroom, unless GOMEMLIMIT is set: without it the collector
+// lets the heap grow to twice what is live, so a full L1 would cost twice
+// its bound in RSS.
+func setMemoryLimit(cfg config, logger *slog.Logger) {
+	if cfg.L1MaxBytes <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := cfg.L1MaxBytes + memoryHeadroom
+	debug.SetMemoryLimit(limit)
+	logger.Debug("memory limit set", "bytes", limit)
 }
 
 // serveOn serves srv on ln until srv is shut down.

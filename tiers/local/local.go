@@ -1,7 +1,7 @@
 // Package local is the in-process cache tier (L1): a memory-bounded map of
 // immutable *tiers.Entry values on top of ristretto, with a TinyLFU
-// admission policy, per-entry TTLs and a cost equal to each entry's encoded
-// size.
+// admission policy, per-entry TTLs and a cost equal to each entry's
+// estimated memory (tiers.Entry.MemSize).
 //
 // Entries are stored by pointer and never copied: a Get returns the very
 // Entry that was Set, which callers must treat as read-only (see
@@ -32,7 +32,7 @@ const (
 
 // Options configures a Cache.
 type Options struct {
-	// MaxBytes bounds the total encoded size (tiers.Entry.Size) of the
+	// MaxBytes bounds the total estimated memory (tiers.Entry.MemSize) of the
 	// entries held. Required: it must be greater than zero.
 	MaxBytes int64
 
@@ -119,7 +119,7 @@ func (c *Cache) onExit(e *tiers.Entry) {
 		return
 	}
 	c.entries.Add(-1)
-	c.bytes.Add(-int64(e.Size()))
+	c.bytes.Add(-int64(e.MemSize()))
 }
 
 // Get returns the entry stored under key. It never returns an error and
@@ -132,7 +132,7 @@ func (c *Cache) Get(_ context.Context, key string) (*tiers.Entry, bool, error) {
 // errNilEntry is returned by Set for a nil entry.
 var errNilEntry = errors.New("local: Set of a nil entry")
 
-// Set stores e under key for at most ttl, with a cost of e.Size() bytes.
+// Set stores e under key for at most ttl, with a cost of e.MemSize() bytes.
 // If ttl <= 0, or e is larger than MaxBytes, nothing is stored. The store
 // is asynchronous and may be dropped or refused (see Cache). e must not be
 // modified afterwards. Set returns an error only for a nil e.
@@ -143,7 +143,7 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 	if ttl <= 0 {
 		return nil
 	}
-	cost := int64(e.Size())
+	cost := int64(e.MemSize())
 	if cost > c.max {
 		return nil
 	}
@@ -185,8 +185,10 @@ func (c *Cache) Len() int64 {
 	return c.entries.Load()
 }
 
-// Bytes returns the total cost (encoded size) of the entries held, with
-// the same precision as Len. After Wait it is at most MaxBytes.
+// Bytes returns the total cost (estimated memory) of the entries held,
+// with the same precision as Len. After Wait it is at most MaxBytes, but
+// for replacements: ristretto replaces an entry in place without evicting
+// for the difference in cost.
 func (c *Cache) Bytes() int64 {
 	return c.bytes.Load()
 }

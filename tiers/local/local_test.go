@@ -40,7 +40,7 @@ func entry(body string) *tiers.Entry {
 func held(c *Cache) (n, size int64) {
 	c.c.IterValues(func(e *tiers.Entry) bool {
 		n++
-		size += int64(e.Size())
+		size += int64(e.MemSize())
 		return false
 	})
 	return n, size
@@ -90,8 +90,8 @@ func TestSetGetMiss(t *testing.T) {
 	if err != nil || ok || got != nil {
 		t.Fatalf("Get(other) = %v, %v, %v; want a miss", got, ok, err)
 	}
-	if c.Len() != 1 || c.Bytes() != int64(e.Size()) {
-		t.Errorf("Len, Bytes = %d, %d; want 1, %d", c.Len(), c.Bytes(), e.Size())
+	if c.Len() != 1 || c.Bytes() != int64(e.MemSize()) {
+		t.Errorf("Len, Bytes = %d, %d; want 1, %d", c.Len(), c.Bytes(), e.MemSize())
 	}
 }
 
@@ -214,8 +214,8 @@ func TestReplaceAccounting(t *testing.T) {
 	if got, _, _ := c.Get(ctx, "k"); got != small {
 		t.Errorf("Get returned %p, want the last entry set %p", got, small)
 	}
-	if c.Len() != 1 || c.Bytes() != int64(small.Size()) {
-		t.Errorf("Len, Bytes = %d, %d; want 1, %d", c.Len(), c.Bytes(), small.Size())
+	if c.Len() != 1 || c.Bytes() != int64(small.MemSize()) {
+		t.Errorf("Len, Bytes = %d, %d; want 1, %d", c.Len(), c.Bytes(), small.MemSize())
 	}
 	checkAccounting(t, c)
 }
@@ -228,7 +228,7 @@ func TestBoundedBytes(t *testing.T) {
 	var total int64
 	for i := range 1000 {
 		e := entry(body)
-		total += int64(e.Size())
+		total += int64(e.MemSize())
 		if err := c.Set(ctx, fmt.Sprintf("k%d", i), e, time.Minute); err != nil {
 			t.Fatal(err)
 		}
@@ -313,8 +313,10 @@ func TestConcurrentAccounting(t *testing.T) {
 	}
 	wg.Wait()
 	checkAccounting(t, c)
-	if c.Bytes() > c.MaxBytes() {
-		t.Errorf("Bytes = %d > MaxBytes %d", c.Bytes(), c.MaxBytes())
+	// ristretto replaces an entry in place, without evicting for the
+	// difference: the bound may be overshot by one entry's growth.
+	if slack := int64(entry(bodies[2]).MemSize()); c.Bytes() > c.MaxBytes()+slack {
+		t.Errorf("Bytes = %d > MaxBytes %d + %d", c.Bytes(), c.MaxBytes(), slack)
 	}
 }
 

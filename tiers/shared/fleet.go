@@ -121,6 +121,13 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// opTimeout bounds the fleet's own calls to Redis (heartbeats, purges,
+// confirmations, resyncs): longer than a cache read's, since nobody's
+// response waits on them and a loaded Redis must not look like a dead one.
+func (f *Fleet) opTimeout() time.Duration {
+	return max(f.t.timeout, f.hb)
+}
+
 // ID returns this instance's name in the fleet.
 func (f *Fleet) ID() string { return f.id }
 
@@ -217,7 +224,7 @@ func (f *Fleet) resync(ctx context.Context, why string) {
 		f.log.Info("resynchronising purges", "reason", why)
 	}
 	for ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, 5*f.t.timeout)
+		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 		err := f.t.syncBans(cctx)
 		cancel()
 		if err == nil {
@@ -251,7 +258,7 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	default:
 		f.resync(ctx, fmt.Sprintf("gap in purge sequence: have %d, got %d", applied, b.Seq))
 	}
-	cctx, cancel := context.WithTimeout(ctx, f.t.timeout)
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
 	if err := f.t.client.Publish(cctx, f.ackChannel(), b.ID+"|"+f.id).Err(); err != nil {
 		f.log.Debug("purge confirmation not sent", "err", err)
@@ -301,7 +308,7 @@ func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}
 			f.refreshUsable()
 		case <-tick.C:
 			f.heartbeatOnce(ctx)
-			pctx, cancel := context.WithTimeout(ctx, f.t.timeout)
+			pctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 			ps.Ping(pctx) // the pong arrives through receive
 			cancel()
 		}
@@ -313,7 +320,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	if f.info != nil {
 		info, _ = json.Marshal(f.info())
 	}
-	cctx, cancel := context.WithTimeout(ctx, f.t.timeout)
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
 	err := heartbeatScript.Run(cctx, f.t.client, []string{f.membersKey(), f.memberKey(f.id)},
 		f.id, string(info), strconv.FormatInt((5*f.hb).Milliseconds(), 10)).Err()
@@ -376,9 +383,6 @@ type PurgeResult struct {
 // makes it dead). An error means the ban could not be recorded: the fleet
 // was not told.
 func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey string) (PurgeResult, error) {
-	if !f.t.Healthy() {
-		return PurgeResult{}, ErrUnavailable
-	}
 	id := randomID()
 	acks := make(chan string, 256)
 	f.mu.Lock()
@@ -394,7 +398,7 @@ func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey st
 	if kind == tiers.BanURL && baseKey != "" {
 		keys = append(keys, baseKey)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*f.t.timeout)
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
 		strconv.FormatInt(f.t.banKeep.Milliseconds(), 10)).Text()
 	cancel()
@@ -408,7 +412,7 @@ func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey st
 	}
 	res := PurgeResult{Ban: b}
 
-	cctx, cancel = context.WithTimeout(ctx, f.t.timeout*5)
+	cctx, cancel = context.WithTimeout(ctx, f.opTimeout())
 	live, err := liveScript.Run(cctx, f.t.client, []string{f.membersKey()},
 		strconv.FormatInt((5*f.hb).Milliseconds(), 10)).StringSlice()
 	cancel()

@@ -101,6 +101,7 @@ type Tier struct {
 	log     *slog.Logger
 
 	down        atomic.Bool
+	lastOK      atomic.Int64 // unix nanos of the last call Redis answered, coarse
 	errs        atomic.Int64
 	undecodable atomic.Int64
 
@@ -176,6 +177,7 @@ func New(opts Options) (*Tier, error) {
 	if err := t.ping(context.Background()); err != nil {
 		t.markDown(err)
 	} else {
+		t.lastOK.Store(time.Now().UnixNano())
 		t.log.Info("redis reachable", "addr", t.addr)
 	}
 	go t.watch()
@@ -208,6 +210,7 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 		b, err := t.rdb.Get(cctx, key).Result()
 		if err != nil {
 			if errors.Is(err, redis.Nil) {
+				t.ok()
 				return nil, false, nil
 			}
 			return nil, false, t.fail(ctx, "get", err)
@@ -224,10 +227,12 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 		}
 		s, ok := vals[0].(string)
 		if !ok {
+			t.ok()
 			return nil, false, nil
 		}
 		data = s
 	}
+	t.ok()
 	// The entry's strings and body point into data: no copy.
 	e, err := tiers.DecodeString(data)
 	if err != nil {
@@ -261,6 +266,7 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	if err != nil {
 		return t.fail(ctx, "set", err)
 	}
+	t.ok()
 	return nil
 }
 
@@ -331,9 +337,32 @@ func (t *Tier) Close() error {
 func (t *Tier) fail(ctx context.Context, op string, err error) error {
 	t.errs.Add(1)
 	if ctx.Err() == nil && unreachable(err) {
-		t.markDown(err)
+		// A refused or broken connection trips the circuit at once; a
+		// slow answer only when it keeps happening, so that a loaded
+		// Redis (or a loaded machine) costs a few misses, not the tier.
+		if !isTimeout(err) || time.Since(time.Unix(0, t.lastOK.Load())) > tripAfter {
+			t.markDown(err)
+		}
 	}
 	return fmt.Errorf("shared: %s: %w", op, err)
+}
+
+// tripAfter is how long calls must have gone unanswered before a timeout
+// marks the tier unreachable.
+const tripAfter = time.Second
+
+// ok records a call that Redis answered. The time is stored at most every
+// 50ms, so that concurrent hits do not all write one cache line.
+func (t *Tier) ok() {
+	now := time.Now().UnixNano()
+	if now-t.lastOK.Load() > int64(50*time.Millisecond) {
+		t.lastOK.Store(now)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // unreachable reports whether err means Redis could not be reached or did
@@ -374,6 +403,7 @@ func (t *Tier) watch() {
 			t.log.Debug("redis still unreachable", "addr", t.addr, "err", err)
 			continue
 		}
+		t.lastOK.Store(time.Now().UnixNano())
 		if t.down.CompareAndSwap(true, false) {
 			t.log.Info("redis reachable again", "addr", t.addr)
 		}
