@@ -7,6 +7,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -303,6 +304,13 @@ func (h *Handler) writeEntry(w http.ResponseWriter, r *http.Request, e *tiers.En
 		delete(hdr, "Content-Length")
 		delete(hdr, "Content-Type")
 		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK {
+		// A range of a stored whole response (RFC 9110 §14): 206, 416,
+		// or the whole 200 for an If-Range that does not match.
+		delete(hdr, "Content-Length")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.Body))
 		return
 	}
 	w.WriteHeader(e.Status)

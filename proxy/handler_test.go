@@ -574,3 +574,35 @@ func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {
 	default:
 	}
 }
+
+func TestRangeOfStoredResponse(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Range") != "" {
+			t.Errorf("origin got Range %q", r.Header.Get("Range"))
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("ETag", `"r1"`)
+		fmt.Fprint(w, "0123456789")
+	})
+	s := newStack(t, o, nil)
+	// On a miss the whole response is fetched and stored, the range served.
+	r := s.get(t, "/r", "Range", "bytes=2-4")
+	if r.status != http.StatusPartialContent || r.body != "234" {
+		t.Fatalf("miss: %d %q", r.status, r.body)
+	}
+	r = s.get(t, "/r", "Range", "bytes=-3")
+	if r.status != http.StatusPartialContent || r.body != "789" || r.header.Get("Content-Range") != "bytes 7-9/10" {
+		t.Fatalf("hit: %d %q %q", r.status, r.body, r.header.Get("Content-Range"))
+	}
+	wantXCache(t, r, "HIT-L1")
+	if r := s.get(t, "/r", "Range", "bytes=20-30"); r.status != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("unsatisfiable: %d", r.status)
+	}
+	if r := s.get(t, "/r", "Range", "bytes=0-1", "If-Range", `"other"`); r.status != 200 || r.body != "0123456789" {
+		t.Errorf("If-Range mismatch: %d %q", r.status, r.body)
+	}
+	if o.hits.Load() != 1 {
+		t.Errorf("origin hits %d", o.hits.Load())
+	}
+}
