@@ -263,7 +263,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	if resp.ContentLength > h.maxObject {
 		return &fillResult{stream: &streamedResponse{status: resp.StatusCode, header: resp.Header, body: resp.Body}}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, h.maxObject+1))
+	body, err := readBody(resp, h.maxObject+1)
 	if err != nil {
 		resp.Body.Close()
 		return &fillResult{err: err}
@@ -308,6 +308,21 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	return res
 }
 
+// readBody reads up to limit bytes of resp's body into a slice of exactly
+// that length, so that a stored body wastes no capacity.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n < limit {
+		body := make([]byte, n)
+		_, err := io.ReadFull(resp.Body, body)
+		return body, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err == nil && cap(body)-len(body) > len(body)/8 {
+		body = append([]byte(nil), body...)
+	}
+	return body, err
+}
+
 // store writes e under entryKey in both tiers and, if e varies, a Vary
 // marker under baseKey. It reports whether any tier took it.
 func (h *Handler) store(ctx context.Context, baseKey, entryKey string, e *tiers.Entry, now time.Time) bool {
@@ -332,7 +347,7 @@ func (h *Handler) store(ctx context.Context, baseKey, entryKey string, e *tiers.
 			stored = true
 		}
 	}
-	if h.setLocal(ctx, baseKey, entryKey, e, marker, ttl) {
+	if h.setLocal(ctx, baseKey, entryKey, e, marker, ttl, true) {
 		stored = true
 	}
 	if stored {
@@ -349,14 +364,19 @@ func (h *Handler) promote(ctx context.Context, baseKey string, r *http.Request, 
 		marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
 			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
 	}
-	h.setLocal(ctx, baseKey, entryKey, e, marker, min(e.Remaining(now)+retention(e), h.maxTTL))
+	h.setLocal(ctx, baseKey, entryKey, e, marker, min(e.Remaining(now)+retention(e), h.maxTTL), false)
 }
 
 // waiter is implemented by a tier whose writes become visible
 // asynchronously (ristretto buffers them).
 type waiter interface{ Wait() }
 
-func (h *Handler) setLocal(ctx context.Context, baseKey, entryKey string, e, marker *tiers.Entry, ttl time.Duration) bool {
+// setLocal stores e (and its Vary marker) in the local tier. With wait, it
+// returns only once the write is visible (ristretto applies writes
+// asynchronously): a fill from the origin waits, so that the next request
+// cannot go to the origin again; a promotion from the shared tier does
+// not, since missing it only costs another shared-tier read.
+func (h *Handler) setLocal(ctx context.Context, baseKey, entryKey string, e, marker *tiers.Entry, ttl time.Duration, wait bool) bool {
 	if h.local == nil || ttl <= 0 || !h.localUsable() {
 		return false
 	}
@@ -371,8 +391,7 @@ func (h *Handler) setLocal(ctx context.Context, baseKey, entryKey string, e, mar
 			return false
 		}
 	}
-	if w, ok := h.local.(waiter); ok {
-		// Read-your-writes: the next request must see this fill.
+	if w, ok := h.local.(waiter); ok && wait {
 		w.Wait()
 	}
 	return true

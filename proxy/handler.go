@@ -193,6 +193,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.onlyIfCached(w, r, key, reqCC)
 		return
 	}
+	if h.shared != nil && fwd != "request" {
+		// An L2 hit needs no fill: answer it here, without the flight's
+		// goroutine and timer. The fill re-checks L2 before the origin.
+		e, st, _ := h.lookup(r.Context(), h.shared, key, r, reqCC, now)
+		if e != nil {
+			h.promote(r.Context(), key, r, e, now)
+			h.m.request("HIT-L2")
+			h.writeEntry(w, r, e, xHitL2, h.status.hitL2, now)
+			return
+		}
+		if st != nil && (stale == nil || st.StoredAt.After(stale.StoredAt)) {
+			stale = st
+		}
+	}
 	h.miss(w, r, key, rt, reqCC, fwd, stale)
 }
 
