@@ -60,12 +60,15 @@ func (s *streamedResponse) close() {
 // misses of key into one fill. fwd is the reason the local tier did not
 // answer.
 func (h *Handler) miss(w http.ResponseWriter, r *http.Request, key string, rt *Route, reqCC cacheControl, fwd string, stale *tiers.Entry) {
-	useShared := fwd != "request"
+	use := sharedLeaseOnly // the handler has just read L2
+	if fwd == "request" {
+		use = sharedNone
+	}
 	interim := &interimWriter{w: w}
 	res, leader, err := h.flights.do(r.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
 		// Only the leader's own client sees the origin's 1xx responses.
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: interim.write})
-		return h.fill(ctx, r, key, rt, reqCC, useShared, stale)
+		return h.fill(ctx, r, key, rt, reqCC, use, stale)
 	})
 	interim.close()
 	if err != nil {
@@ -79,7 +82,7 @@ func (h *Handler) miss(w http.ResponseWriter, r *http.Request, key string, rt *R
 			return
 		}
 		// The leader's response is not for others: fetch our own.
-		res = h.fill(r.Context(), r, key, rt, reqCC, false, nil)
+		res = h.fill(r.Context(), r, key, rt, reqCC, sharedNone, nil)
 	}
 	h.writeResult(w, r, res, fwd, false)
 }
@@ -188,24 +191,35 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *streame
 	}
 }
 
-// fill fetches the entry for r: from the shared tier if useShared, else
+// sharedUse says what a fill asks of the shared tier before the origin.
+type sharedUse int
+
+const (
+	sharedNone      sharedUse = iota // straight to the origin
+	sharedLeaseOnly                  // L2 was just read: only take the fill lease
+	sharedFull                       // read L2, then take the fill lease
+)
+
+// fill fetches the entry for r: from the shared tier if use says so, else
 // from the origin, storing what may be stored. A stale entry, from the
 // local tier or found in the shared one, is revalidated rather than
 // fetched again, and served if the origin fails and it allows that. fill
 // runs under ctx, which may outlive r's own context.
-func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Route, reqCC cacheControl, useShared bool, stale *tiers.Entry) *fillResult {
+func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Route, reqCC cacheControl, use sharedUse, stale *tiers.Entry) *fillResult {
 	// Every purge applied from here on is newer than what this fill
 	// fetches, and will kill it.
 	seq := h.bans.Applied()
-	if useShared && h.shared != nil {
-		now := h.now()
-		e, st, _ := h.lookup(ctx, h.shared, key, r, reqCC, now)
-		if e != nil {
-			h.promote(ctx, key, r, e, now)
-			return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
-		}
-		if st != nil && (stale == nil || st.StoredAt.After(stale.StoredAt)) {
-			stale = st
+	if use != sharedNone && h.shared != nil {
+		if use == sharedFull {
+			now := h.now()
+			e, st, _ := h.lookup(ctx, h.shared, key, r, reqCC, now)
+			if e != nil {
+				h.promote(ctx, key, r, e, now)
+				return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
+			}
+			if st != nil && (stale == nil || st.StoredAt.After(stale.StoredAt)) {
+				stale = st
+			}
 		}
 		if l, ok := h.shared.(leaser); ok && stale == nil {
 			held, release, err := l.Lease(ctx, key, leaseTTL)
@@ -214,6 +228,12 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 				// No coordination without Redis: fetch ourselves.
 			case held:
 				defer release()
+				// The previous holder may have stored the entry and
+				// released the lease since L2 was read.
+				if e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now()); e != nil {
+					h.promote(ctx, key, r, e, h.now())
+					return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
+				}
 			default:
 				if e := h.awaitFill(ctx, l, key, r, reqCC); e != nil {
 					h.m.fleetCollapsed.Add(1)
@@ -254,7 +274,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 			return res
 		}
 		// The 304 is for another representation: fetch it whole.
-		return h.fill(ctx, r, key, rt, reqCC, false, nil)
+		return h.fill(ctx, r, key, rt, reqCC, sharedNone, nil)
 	}
 	if resp.StatusCode >= 500 && stale != nil && staleIfError(stale, reqCC, h.now()) {
 		resp.Body.Close()
