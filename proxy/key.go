@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"sort"
 	"strings"
 )
 
@@ -23,26 +22,36 @@ func baseKey(prefix, path, rawQuery string) string {
 
 // normalizeQuery sorts the parameters of a raw query by name, keeping the
 // order of repeated names (whose order can matter to an origin), and drops
-// empty parameters. Encoding is left as sent.
+// empty parameters. Encoding is left as sent. A query already in order
+// is returned as it is, without allocating.
 func normalizeQuery(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	if strings.IndexByte(raw, '&') < 0 {
+	if raw == "" || strings.IndexByte(raw, '&') < 0 {
 		return raw
 	}
-	params := strings.Split(raw, "&")
-	n := 0
-	for _, p := range params {
-		if p != "" {
-			params[n] = p
-			n++
+	var buf [16]string
+	params := buf[:0]
+	sorted, prev := true, ""
+	for p := range strings.SplitSeq(raw, "&") {
+		if p == "" {
+			sorted = false // drop it
+			continue
+		}
+		if name := paramName(p); name < prev {
+			sorted = false
+		} else {
+			prev = name
+		}
+		params = append(params, p)
+	}
+	if sorted {
+		return raw
+	}
+	// Insertion sort: stable, and queries are short.
+	for i := 1; i < len(params); i++ {
+		for j := i; j > 0 && paramName(params[j]) < paramName(params[j-1]); j-- {
+			params[j], params[j-1] = params[j-1], params[j]
 		}
 	}
-	params = params[:n]
-	sort.SliceStable(params, func(i, j int) bool {
-		return paramName(params[i]) < paramName(params[j])
-	})
 	return strings.Join(params, "&")
 }
 

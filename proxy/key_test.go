@@ -16,6 +16,8 @@ func TestBaseKey(t *testing.T) {
 		{"/rank", "a=1&b=2", "cacheproxy:1:G:/rank?a=1&b=2"},
 		{"/rank", "b=1&a=2&a=1", "cacheproxy:1:G:/rank?a=2&a=1&b=1"}, // repeated names keep their order
 		{"/rank", "&&b&a=", "cacheproxy:1:G:/rank?a=&b"},
+		{"/rank", "a=1&&b=2", "cacheproxy:1:G:/rank?a=1&b=2"},
+		{"/rank", "c=3&b=2&a=1&b=1", "cacheproxy:1:G:/rank?a=1&b=2&b=1&c=3"},
 		{"/r%20s", "q=a%20b", "cacheproxy:1:G:/r%20s?q=a%20b"},
 	}
 	for _, tc := range cases {
