@@ -191,6 +191,9 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *streame
 	}
 }
 
+// errNoLease stands for a lease not taken on purpose.
+var errNoLease = errors.New("no fill lease")
+
 // sharedUse says what a fill asks of the shared tier before the origin.
 type sharedUse int
 
@@ -222,18 +225,26 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 			}
 		}
 		if l, ok := h.shared.(leaser); ok && stale == nil {
-			held, release, err := l.Lease(ctx, key, leaseTTL)
+			e, held, release, err := l.Lease(ctx, key, leaseTTL)
+			if e != nil && e.Kind == tiers.KindVary {
+				// A Vary marker: the variant decides. Read it the
+				// usual way; no lease for varying responses.
+				e, _, _ = h.lookup(ctx, h.shared, key, r, reqCC, h.now())
+				held, err = false, errNoLease
+			} else if e != nil && (h.bans.Dead(e) || usability(e, r, reqCC, h.now()) != usable) {
+				// Stored but not for this request: the script took no
+				// lease; fetch without one.
+				e, err = nil, errNoLease
+			}
 			switch {
+			case e != nil:
+				// Stored since the handler read L2.
+				h.promote(ctx, key, r, e, h.now())
+				return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
 			case err != nil:
-				// No coordination without Redis: fetch ourselves.
+				// No coordination: fetch ourselves.
 			case held:
 				defer release()
-				// The previous holder may have stored the entry and
-				// released the lease since L2 was read.
-				if e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now()); e != nil {
-					h.promote(ctx, key, r, e, h.now())
-					return &fillResult{entry: e, key: key, shareable: true, fromL2: true}
-				}
 			default:
 				if e := h.awaitFill(ctx, l, key, r, reqCC); e != nil {
 					h.m.fleetCollapsed.Add(1)

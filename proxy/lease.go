@@ -12,9 +12,10 @@ import (
 // instances: one instance fetches a key from the origin while the others
 // wait for the entry it stores.
 type leaser interface {
-	// Lease takes the fill lease on key for ttl if nobody holds it;
+	// Lease returns the entry stored under key if there is one; else it
+	// takes the fill lease on key for ttl if nobody holds it (held), and
 	// release ends it.
-	Lease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error)
+	Lease(ctx context.Context, key string, ttl time.Duration) (e *tiers.Entry, held bool, release func(), err error)
 	// LeaseHeld reports whether anybody holds the fill lease on key.
 	LeaseHeld(ctx context.Context, key string) (bool, error)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -210,6 +211,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	s.proxyAddr, s.adminAddr = ln.Addr().String(), adminLn.Addr().String()
 	adm.Handle("DELETE /cache", http.HandlerFunc(s.servePurge))
 	adm.Handle("GET /cache", http.HandlerFunc(s.serveInspect))
+	// Profiles, behind the admin token like everything but /healthz.
+	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
+	adm.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	adm.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 
 	g, gctx := errgroup.WithContext(ctx)
 	if s.fleet != nil {

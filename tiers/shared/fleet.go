@@ -161,6 +161,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	close(done)
 	wg.Wait()
 	f.usable.Store(false)
+	f.t.peers.Store(0)
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.t.timeout)
 	defer cancel()
 	f.t.client.ZRem(lctx, f.membersKey(), f.id)
@@ -290,7 +291,7 @@ local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 60000)
-return ms
+return redis.call('ZCOUNT', KEYS[1], ms - tonumber(ARGV[4]), '+inf')
 `)
 
 // beat runs the heartbeat and the subscription's ping until done.
@@ -322,10 +323,12 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
-	err := heartbeatScript.Run(cctx, f.t.client, []string{f.membersKey(), f.memberKey(f.id)},
-		f.id, string(info), strconv.FormatInt((5*f.hb).Milliseconds(), 10)).Err()
+	window := strconv.FormatInt((5 * f.hb).Milliseconds(), 10)
+	live, err := heartbeatScript.Run(cctx, f.t.client, []string{f.membersKey(), f.memberKey(f.id)},
+		f.id, string(info), window, window).Int64()
 	if err == nil {
 		f.heartbeat.Store(time.Now().UnixNano())
+		f.t.peers.Store(live)
 	}
 	f.refreshUsable()
 }

@@ -2,9 +2,13 @@ package shared
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // Fill leases coordinate fills across the fleet, like the leases of
@@ -29,27 +33,70 @@ end
 return 0
 `)
 
+// ErrAlone is returned by Lease while this instance is the only live one
+// in its fleet: there is nobody to coordinate with.
+var ErrAlone = errors.New("shared: alone in the fleet, no lease needed")
+
 func (t *Tier) leaseKey(key string) string { return t.prefix + ":lease:" + key }
 
-// Lease tries to take the fill lease on key for ttl. If it is taken, held
-// is true and release must be called when the fill is done (the lease is
-// renewed every ttl/3 until then). If another instance holds it, held is
+// leaseScript returns the entry under KEYS[1] if there is one; else it
+// takes the lease KEYS[2] (SET NX PX) if nobody holds it. Either way it
+// returns the purge sequence KEYS[3], so the caller can judge the entry.
+// One round trip where GET, then SET NX, then GET again would take three,
+// and atomic, so no entry stored between them goes unseen.
+var leaseScript = redis.NewScript(`
+local seq = redis.call('GET', KEYS[3])
+local v = redis.call('GET', KEYS[1])
+if v then return {v, seq, 0} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {false, seq, 1}
+end
+return {false, seq, 0}
+`)
+
+// Lease looks up key and, if no entry is stored there, tries to take the
+// fill lease on it for ttl, in one round trip. If an entry is found it is
+// returned (held is false). Otherwise, if the lease is taken, held is
+// true and release must be called when the fill is done (the lease is
+// renewed every ttl/3 until then); if another instance holds it, held is
 // false. While Redis is unavailable Lease returns ErrUnavailable.
-func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error) {
+func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tiers.Entry, held bool, release func(), err error) {
+	if t.peers.Load() == 1 {
+		// Alone in the fleet: the in-process flight already collapses
+		// every fill; a lease would only cost a round trip.
+		return nil, false, nil, ErrAlone
+	}
 	if t.down.Load() {
 		t.errs.Add(1)
-		return false, nil, ErrUnavailable
+		return nil, false, nil, ErrUnavailable
 	}
 	token := randomID()
 	lk := t.leaseKey(key)
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	ok, err := t.client.SetNX(cctx, lk, token, ttl).Result()
-	cancel()
+	defer cancel()
+	res, err := leaseScript.Run(cctx, t.client, []string{key, lk, t.seqKey()}, token, ttl.Milliseconds()).Slice()
 	if err != nil {
-		return false, nil, t.fail(ctx, "lease", err)
+		return nil, false, nil, t.fail(ctx, "lease", err)
 	}
-	if !ok {
-		return false, nil, nil
+	t.ok()
+	if len(res) != 3 {
+		return nil, false, nil, fmt.Errorf("shared: lease: unexpected reply %v", res)
+	}
+	if t.bans != nil {
+		if err := t.catchUp(cctx, res[1]); err != nil {
+			return nil, false, nil, t.fail(ctx, "lease bans", err)
+		}
+	}
+	if v, ok := res[0].(string); ok {
+		e, err := tiers.DecodeString(v)
+		if err != nil {
+			t.undecodable.Add(1)
+			return nil, false, nil, nil
+		}
+		return e, false, nil, nil
+	}
+	if n, _ := res[2].(int64); n != 1 {
+		return nil, false, nil, nil
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -75,7 +122,7 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (held b
 		defer cancel()
 		releaseScript.Run(rctx, t.client, []string{lk}, token)
 	}
-	return true, release, nil
+	return nil, true, release, nil
 }
 
 // LeaseHeld reports whether some instance holds the fill lease on key.

@@ -100,8 +100,11 @@ type Tier struct {
 	retry   time.Duration
 	log     *slog.Logger
 
-	down        atomic.Bool
-	lastOK      atomic.Int64 // unix nanos of the last call Redis answered, coarse
+	down   atomic.Bool
+	lastOK atomic.Int64 // unix nanos of the last call Redis answered, coarse
+	// peers is the number of live instances of the fleet, this one
+	// included, as of the last heartbeat; 0 if unknown (no Fleet).
+	peers       atomic.Int64
 	errs        atomic.Int64
 	undecodable atomic.Int64
 
