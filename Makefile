@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test demo bench
+.PHONY: build test demo bench gobench
 
 ## build: compile every command into bin/
 build:
@@ -20,6 +20,10 @@ test:
 demo:
 	bash scripts/demo.sh
 
-## bench: the Go benchmarks (load benchmarks come later)
+## bench: the load benchmarks against nginx, Varnish and a plain Go proxy (bench/run.sh; about 15 minutes)
 bench:
+	bash bench/run.sh
+
+## gobench: the Go benchmarks of the hot path
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

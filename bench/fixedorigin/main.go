@@ -1,0 +1,94 @@
+// Command fixedorigin is the origin server of the benchmarks: it serves
+// GET /blob/{id}?size=N as N deterministic bytes from memory, cacheable for
+// five minutes, after an optional artificial delay, and counts the requests
+// it serves so that a benchmark can tell how many reached it.
+//
+// It is deliberately minimal (net/http's ServeMux, no middleware, no
+// logging) because "the origin alone serving the same bytes" is the ceiling
+// every proxy is compared with.
+//
+//	GET /blob/{id}?size=N   N bytes (default 1024), Cache-Control: max-age=300
+//	GET /__count            requests served on /blob/ so far, as a decimal number
+//
+// Usage:
+//
+//	fixedorigin -listen 127.0.0.1:9000 -latency 20ms -max-size 16MiB
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:9000", "listen address")
+	latency := flag.Duration("latency", 0, "artificial delay before each /blob/ response")
+	maxSize := flag.Int("max-size", 16<<20, "largest body served, in bytes")
+	flag.Parse()
+
+	o := newOrigin(*maxSize, *latency)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: o.mux(), ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.Serve(ln))
+}
+
+// origin holds the body bytes and the request counter.
+type origin struct {
+	body    []byte // every response is a prefix of body
+	latency time.Duration
+	served  atomic.Int64
+}
+
+func newOrigin(maxSize int, latency time.Duration) *origin {
+	body := make([]byte, maxSize)
+	// Printable, deterministic, and not all one byte, so that a proxy
+	// cannot get away with anything clever and a human can read it.
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	for i := range body {
+		body[i] = alphabet[i%len(alphabet)]
+	}
+	return &origin{body: body, latency: latency}
+}
+
+func (o *origin) mux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /blob/{id}", o.blob)
+	m.HandleFunc("GET /__count", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "%d\n", o.served.Load())
+	})
+	return m
+}
+
+func (o *origin) blob(w http.ResponseWriter, r *http.Request) {
+	o.served.Add(1)
+	size := 1024
+	if s := r.URL.Query().Get("size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > len(o.body) {
+			http.Error(w, "bad size", http.StatusBadRequest)
+			return
+		}
+		size = n
+	}
+	if o.latency > 0 {
+		// A timer rather than time.Sleep would not be cheaper; what matters
+		// is that the delay does not hold a CPU.
+		time.Sleep(o.latency)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Cache-Control", "max-age=300")
+	h.Set("Content-Length", strconv.Itoa(size))
+	w.Write(o.body[:size])
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/xml"
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestRecordNormalises(t *testing.T) {
+	h := &harness{bin: "/tmp/run/bin", tmp: "/tmp/cb-1", shm: "/dev/shm/cb-2"}
+	h.record([]string{"taskset", "-c", "0", "/tmp/run/bin/cacheproxy", "-listen", "127.0.0.1:41234", "-origin", "http://127.0.0.1:5555"})
+	h.record([]string{"taskset", "-c", "0", "/tmp/run/bin/cacheproxy", "-listen", "127.0.0.1:40000", "-origin", "http://127.0.0.1:6666"})
+	h.record([]string{"redis-server", "--port", "43339", "--save", ""})
+	h.record([]string{"nginx", "-p", "/tmp/cb-1/nginx-398", "-c", "/tmp/cb-1/nginx-398/nginx.conf"})
+	h.record([]string{"loadgen", "-url", "http://127.0.0.1:1/blob/{key}?size=1024"})
+	want := []string{
+		"taskset -c 0 $BIN/cacheproxy -listen 127.0.0.1:$PORT -origin http://127.0.0.1:$PORT",
+		"redis-server --port $PORT --save ''",
+		"nginx -p $TMP/nginx-XXXX -c $TMP/nginx-XXXX/nginx.conf",
+		"loadgen -url 'http://127.0.0.1:$PORT/blob/{key}?size=1024'",
+	}
+	if strings.Join(h.commands, "\n") != strings.Join(want, "\n") {
+		t.Errorf("commands:\n%s\nwant:\n%s", strings.Join(h.commands, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestFormats(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{num(0), "0"}, {num(999), "999"}, {num(1000), "1,000"}, {num(1234567.4), "1,234,567"}, {num(-1500), "-1,500"},
+		{ms(0.1234), "0.12"}, {ms(12.34), "12.3"}, {ms(1234.5), "1234"}, {ms(0), "—"},
+		{pct(0.6927), "69.3%"}, {pct(-1), "—"}, {ratio(3, 2), "1.50×"}, {ratio(1, 0), "—"},
+		{mib(64 << 20), "64.0 MiB"}, {axisLabel(12500), "12.5k"}, {axisLabel(40000), "40k"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want float64 }{{0, 1}, {7, 10}, {41000, 50000}, {150, 200}, {1000, 1000}} {
+		if got := niceCeil(c.in); got != c.want {
+			t.Errorf("niceCeil(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestProcReading(t *testing.T) {
+	pid := os.Getpid()
+	f, err := statFields(pid)
+	if err != nil || len(f) < 20 {
+		t.Fatalf("statFields: %v, %d fields", err, len(f))
+	}
+	if f[0] != "R" && f[0] != "S" {
+		t.Errorf("state %q", f[0])
+	}
+	if _, err := startTime(pid); err != nil {
+		t.Error(err)
+	}
+	u := treeUsage(pid)
+	if u.PeakRSS <= 0 {
+		t.Errorf("peak RSS %d", u.PeakRSS)
+	}
+}
+
+func TestHotChartIsSVG(t *testing.T) {
+	rs := []row{
+		{System: "a", Variant: "1 KiB, 64 conns", RPS: 30000, P99: 5},
+		{System: "b <&>", Variant: "1 KiB, 64 conns", RPS: 20000, P99: 9},
+		{System: "a", Variant: "16 KiB, 64 conns", RPS: 10000, P99: 12},
+	}
+	svg := hotChart(rs)
+	d := xml.NewDecoder(strings.NewReader(svg))
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not XML: %v\n%s", err, svg)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	// background + 2 panels × 2 variants × 2 systems + 2 legend swatches
+	if rects != 1+8+2 {
+		t.Errorf("%d rects, want 11:\n%s", rects, svg)
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Systems as named in the results.
+const (
+	sysOrigin = "origin alone"
+	sysL1     = "cacheproxy (L1)"
+	sysNginx  = "nginx"
+	sysVarn   = "varnish"
+	sysPlain  = "plainproxy (no cache)"
+	sysShared = "cacheproxy (Redis only)"
+)
+
+func (h *harness) hotSection(b *strings.Builder) {
+	b.WriteString("100 keys, every request a hit after warm-up (L1 for cacheproxy); wrk -t1, closed loop. " +
+		"cacheproxy runs with `-l1-max-bytes 256MiB -l1-ttl 5m` (no Redis); nginx caches on tmpfs; Varnish `-s malloc,256M`. " +
+		"\"origin reqs\" counts requests that reached the origin during the measured run (0 means all hits).\n\n")
+	h.throughputTable(b, h.rows("hot"))
+	b.WriteString("Ratios of cacheproxy (L1) to each system (throughput: higher is better for cacheproxy; CPU per request: lower is better):\n\n")
+	var rows [][]string
+	for _, r := range h.rows("hot") {
+		if r.System == sysL1 {
+			continue
+		}
+		us := h.find("hot", sysL1, r.Variant)
+		if us == nil {
+			continue
+		}
+		rows = append(rows, []string{r.System, r.Variant, ratio(us.RPS, r.RPS), ratio(us.CPUPerReq, r.CPUPerReq), ratio(us.P99, r.P99)})
+	}
+	table(b, []string{"vs", "load", "throughput", "CPU/req", "p99"}, rows)
+}
+
+// throughputTable is the table of the closed-loop scenarios.
+func (h *harness) throughputTable(b *strings.Builder, rs []row) {
+	var rows [][]string
+	for _, r := range rs {
+		origin := "—"
+		if r.OriginReqs >= 0 {
+			origin = num(float64(r.OriginReqs))
+		}
+		rows = append(rows, []string{r.System, r.Variant, num(r.RPS), ms(r.P50), ms(r.P99), ms(r.P999),
+			num(float64(r.Errors)), us(r.CPUPerReq), mib(r.PeakRSS), origin, tiers(r.Tiers), load(r)})
+	}
+	table(b, []string{"system", "load", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req", "peak RSS", "origin reqs", "cacheproxy X-Cache", "other load (CPUs)"}, rows)
+}
+
+func (h *harness) sharedSection(b *strings.Builder) {
+	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private Redis: every hit is a Redis GET. " +
+		"CPU and RSS are cacheproxy's plus Redis's (Redis runs on the server CPUs too).\n\n")
+	h.throughputTable(b, h.rows("shared"))
+	var rows [][]string
+	for _, r := range h.rows("shared") {
+		if l1 := h.find("hot", sysL1, r.Variant); l1 != nil {
+			rows = append(rows, []string{r.Variant, num(r.RPS), num(l1.RPS), ratio(r.RPS, l1.RPS)})
+		}
+	}
+	if len(rows) > 0 {
+		table(b, []string{"load", "Redis only req/s", "L1 req/s", "ratio"}, rows)
+	}
+}
+
+// target is one goal of the issue and how this run did against it.
+type target struct {
+	goal, measured string
+	met            bool
+	known          bool   // false: not measured in this run
+	inconclusive   string // why this run cannot tell
+}
+
+// writeTargets checks the issue's targets against the results.
+func writeTargets(b *strings.Builder, h *harness) {
+	var ts []target
+	add := func(goal string, ok bool, measured string) {
+		ts = append(ts, target{goal: goal, measured: measured, met: ok, known: measured != ""})
+	}
+
+	// worst returns the smallest ratio of system a to b over the hot
+	// variants (filtered by conns when > 0), and the list of all.
+	worst := func(scA, a, scB, bSys string, conns int, inverse bool) (bool, float64, string) {
+		var parts []string
+		min, any := 0.0, false
+		for _, r := range h.rows(scA) {
+			if r.System != a || (conns > 0 && r.Conns != conns) {
+				continue
+			}
+			o := h.find(scB, bSys, r.Variant)
+			if o == nil || o.RPS == 0 || o.CPUPerReq == 0 {
+				continue
+			}
+			v := r.RPS / o.RPS
+			if inverse {
+				v = r.CPUPerReq / o.CPUPerReq
+			}
+			parts = append(parts, fmt.Sprintf("%.2f (%s)", v, r.Variant))
+			if !any || (!inverse && v < min) || (inverse && v > min) {
+				min, any = v, true
+			}
+		}
+		return any, min, strings.Join(parts, "; ")
+	}
+	if ok, v, s := worst("hot", sysL1, "hot", sysOrigin, 0, false); ok {
+		add("hot L1 throughput ≥ 0.95× origin alone", v >= 0.95, s)
+	}
+	if ok, v, s := worst("hot", sysL1, "hot", sysNginx, 0, false); ok {
+		add("hot L1 throughput ≥ 0.9× nginx", v >= 0.9, s)
+	}
+	if ok, v, s := worst("hot", sysL1, "hot", sysVarn, 256, false); ok {
+		add("hot L1 throughput above Varnish at 256 connections", v > 1, s)
+	}
+	if ok, v, s := worst("hot", sysL1, "hot", sysOrigin, 0, true); ok {
+		add("hot server CPU/request ≤ 1.1× origin alone", v <= 1.1, s)
+	}
+	if ok, v, s := worst("shared", sysShared, "hot", sysL1, 0, false); ok {
+		add("shared tier throughput ≥ 0.5× hot L1", v >= 0.5, s)
+	}
+	ts = append(ts, h.zipfTargets()...)
+	ts = append(ts, h.stampedeTargets()...)
+
+	b.WriteString("## Targets\n\n")
+	var rows [][]string
+	var met, missed, unsure int
+	for _, t := range ts {
+		res := "met"
+		switch {
+		case !t.known:
+			res = "not measured"
+		case t.inconclusive != "":
+			res, unsure = "inconclusive: "+t.inconclusive, unsure+1
+		case !t.met:
+			res, missed = "**MISSED**", missed+1
+		default:
+			met++
+		}
+		rows = append(rows, []string{t.goal, t.measured, res})
+	}
+	if len(rows) == 0 {
+		b.WriteString("No target was measured in this run.\n\n")
+		return
+	}
+	fmt.Fprintf(b, "Of %d targets checked in this run: %d met, %d **missed**, %d inconclusive.", len(rows), met, missed, unsure)
+	if missed > 0 {
+		b.WriteString(" The misses are the rows marked MISSED.")
+	}
+	b.WriteString("\n\n")
+	table(b, []string{"target", "measured", "result"}, rows)
+}

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// server is a running system under test, or a part of one.
+type server struct {
+	name string
+	url  string // base URL, e.g. http://127.0.0.1:40123
+	addr string // host:port of url
+	// pids are the processes whose CPU time and memory count as the
+	// server's; their descendants count too.
+	pids []int
+
+	admin      string // cacheproxy: admin base URL
+	varnishDir string // Varnish: its -n directory, for varnishstat
+	nginxCache string // nginx cache: the proxy_cache_path directory
+	redisAddr  string // Redis: host:port
+}
+
+// listen allocates a port and returns its 127.0.0.1 address.
+func (h *harness) listen() (string, int, error) {
+	p, err := h.ps.port()
+	return fmt.Sprintf("127.0.0.1:%d", p), p, err
+}
+
+// launch starts argv, records the command for the report and waits for
+// each of addrs to accept connections.
+func (h *harness) launch(name string, argv []string, addrs ...string) (*proc, error) {
+	p, err := h.ps.start(name, argv...)
+	if err != nil {
+		return nil, err
+	}
+	h.record(p.argv)
+	for _, a := range addrs {
+		if err := waitPort(p, a); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// startOrigin starts the fixed-body origin with the given artificial
+// latency.
+func (h *harness) startOrigin(latency time.Duration) (*server, error) {
+	addr, _, err := h.listen()
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.launch("fixedorigin", []string{filepath.Join(h.bin, "fixedorigin"), "-listen", addr, "-latency", latency.String()}, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: "origin alone", url: "http://" + addr, addr: addr, pids: []int{p.Pid()}}, nil
+}
+
+// startRedis starts a private Redis that keeps nothing on disk.
+func (h *harness) startRedis() (*server, error) {
+	addr, port, err := h.listen()
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.launch("redis", []string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", h.tmp}, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: "redis", url: fmt.Sprintf("redis://%s/0", addr), addr: addr, redisAddr: addr, pids: []int{p.Pid()}}, nil
+}
+
+// startCacheproxy starts one cacheproxy instance in front of origin, with
+// Redis when redis is not nil, and extra flags.
+func (h *harness) startCacheproxy(name string, origin, redis *server, extra ...string) (*server, error) {
+	addr, _, err := h.listen()
+	if err != nil {
+		return nil, err
+	}
+	adminAddr, _, err := h.listen()
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{filepath.Join(h.bin, "cacheproxy"), "-listen", addr, "-origin", origin.url,
+		"-admin-listen", adminAddr, "-log-level", "warn", "-key-prefix", "bench"}
+	if redis != nil {
+		argv = append(argv, "-redis", redis.url)
+	}
+	argv = append(argv, extra...)
+	p, err := h.launch(name, argv, addr, adminAddr)
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: name, url: "http://" + addr, addr: addr, admin: "http://" + adminAddr, pids: []int{p.Pid()}}, nil
+}
+
+// startPlain starts the Go reverse proxy without a cache.
+func (h *harness) startPlain(origin *server) (*server, error) {
+	addr, _, err := h.listen()
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.launch("plainproxy", []string{filepath.Join(h.bin, "plainproxy"), "-listen", addr, "-origin", origin.url}, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: "plainproxy", url: "http://" + addr, addr: addr, pids: []int{p.Pid()}}, nil
+}
+
+// nginxConf is the skeleton of every nginx we run: our own prefix, pid
+// file and temp paths, in the foreground, with as many workers as the
+// server CPUs. keepalive_requests is raised because its default (1,000)
+// would make nginx, alone of all the systems, close client connections
+// during a run.
+const nginxConf = `user root;
+worker_processes %d;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+worker_rlimit_nofile 65536;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  client_body_temp_path %[2]s/client_body;
+  proxy_temp_path %[2]s/proxy_temp;
+  fastcgi_temp_path %[2]s/fastcgi_temp;
+  uwsgi_temp_path %[2]s/uwsgi_temp;
+  scgi_temp_path %[2]s/scgi_temp;
+%[3]s
+  server {
+    listen %[4]s backlog=4096;
+    location / {
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+%[5]s
+    }
+  }
+}
+`
+
+// startNginx writes a config from nginxConf with the given http-level and
+// location-level directives and starts nginx on it.
+func (h *harness) startNginx(name, httpBlock, location string) (*server, string, error) {
+	addr, _, err := h.listen()
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := os.MkdirTemp(h.tmp, "nginx-")
+	if err != nil {
+		return nil, "", err
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	text := fmt.Sprintf(nginxConf, h.serverCPUCount(), dir, httpBlock, addr, location)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, "", err
+	}
+	p, err := h.launch(name, []string{"nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")}, addr)
+	if err != nil {
+		return nil, "", err
+	}
+	return &server{name: name, url: "http://" + addr, addr: addr, pids: []int{p.Pid()}}, dir, nil
+}
+
+// startNginxCache starts nginx as a cache of origin holding at most maxSize
+// (nginx syntax: 64m) on tmpfs. proxy_cache_lock is nginx's collapsing of
+// concurrent misses; keys_zone=16m holds about 128,000 keys.
+func (h *harness) startNginxCache(origin *server, maxSize string) (*server, error) {
+	cacheDir, err := os.MkdirTemp(h.shm, "nginx-cache-")
+	if err != nil {
+		return nil, err
+	}
+	httpBlock, location := nginxCacheBlocks(cacheDir, maxSize, origin.addr)
+	s, _, err := h.startNginx("nginx", httpBlock, location)
+	if err != nil {
+		return nil, err
+	}
+	s.nginxCache = cacheDir
+	return s, nil
+}
+
+// nginxCacheBlocks returns the http-level and location-level directives
+// of nginx as a cache.
+func nginxCacheBlocks(cacheDir, maxSize, originAddr string) (httpBlock, location string) {
+	httpBlock = fmt.Sprintf(`  proxy_cache_path %s levels=1:2 keys_zone=bench:16m max_size=%s inactive=1h use_temp_path=off;
+  upstream origin { server %s; keepalive 512; }`, cacheDir, maxSize, originAddr)
+	location = `      proxy_pass http://origin;
+      proxy_cache bench;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 30s;
+      proxy_cache_lock_age 30s;
+      add_header X-Cache $upstream_cache_status;`
+	return httpBlock, location
+}
+
+// startNginxLB starts nginx as a round-robin load balancer over backends.
+func (h *harness) startNginxLB(backends []*server) (*server, error) {
+	var ups strings.Builder
+	ups.WriteString("  upstream backends {\n")
+	for _, b := range backends {
+		fmt.Fprintf(&ups, "    server %s;\n", b.addr)
+	}
+	ups.WriteString("    keepalive 512;\n  }")
+	s, _, err := h.startNginx("nginx-lb", ups.String(), "      proxy_pass http://backends;")
+	return s, err
+}
+
+// varnishVCL is Varnish's builtin behaviour plus an X-Cache header.
+const varnishVCL = `vcl 4.1;
+backend origin { .host = "127.0.0.1"; .port = "%s"; }
+sub vcl_deliver {
+  if (obj.hits > 0) { set resp.http.X-Cache = "HIT"; } else { set resp.http.X-Cache = "MISS"; }
+}
+`
+
+// startVarnish starts varnishd in the foreground as a cache of origin with
+// mem of malloc storage (varnishd syntax: 64M). -j none keeps it from
+// switching users, so that it can use our temp directory.
+func (h *harness) startVarnish(origin *server, mem string) (*server, error) {
+	addr, _, err := h.listen()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(h.tmp, "varnish-")
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(origin.addr)
+	vcl := filepath.Join(dir, "bench.vcl")
+	if err := os.WriteFile(vcl, fmt.Appendf(nil, varnishVCL, port), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := h.launch("varnish", []string{"varnishd", "-F", "-j", "none", "-n", filepath.Join(dir, "n"),
+		"-a", addr, "-f", vcl, "-s", "malloc," + mem}, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &server{name: "varnish", url: "http://" + addr, addr: addr, pids: []int{p.Pid()}, varnishDir: filepath.Join(dir, "n")}, nil
+}
+
+// redisCmd sends one inline command to Redis and returns its reply, a
+// line or a bulk string, without the protocol framing.
+func redisCmd(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\r\n", cmd); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if !strings.HasPrefix(line, "$") {
+		return strings.TrimLeft(line, "+:-"), nil
+	}
+	n, _ := strconv.Atoi(line[1:])
+	buf := make([]byte, n+2)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// redisInfo returns one field of Redis INFO.
+func redisInfo(addr, field string) string {
+	s, err := redisCmd(addr, "INFO")
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// dirUsage counts the files under dir and the space they take (in whole
+// blocks, which is what nginx's max_size counts).
+func dirUsage(dir string) (files, bytes int64) {
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			files++
+			bytes += (info.Size() + 4095) / 4096 * 4096
+		}
+		return nil
+	})
+	return files, bytes
+}
