@@ -67,6 +67,7 @@ type Fleet struct {
 	purgeWait time.Duration
 	log       *slog.Logger
 
+	started    time.Time
 	synced     atomic.Bool  // the ban table is complete since the last (re)subscription
 	pubsubOK   atomic.Int64 // unix nanos of the last sign of life of the subscription
 	heartbeat  atomic.Int64 // unix nanos of the last successful heartbeat
@@ -95,6 +96,7 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		t: opts.Tier, id: opts.ID, info: opts.Info, flush: opts.Flush,
 		hb: opts.Heartbeat, purgeWait: opts.PurgeWait, log: opts.Tier.log,
 		waiters: make(map[string]chan string),
+		started: time.Now(),
 	}
 	if f.id == "" {
 		host, _ := os.Hostname()
@@ -328,6 +330,12 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 		f.id, string(info), window, window).Int64()
 	if err == nil {
 		f.heartbeat.Store(time.Now().UnixNano())
+		// Instances started together see only themselves on their
+		// first heartbeats: claim to be alone only once every instance
+		// started with this one has had time to announce itself.
+		if live == 1 && time.Since(f.started) < 5*f.hb {
+			live = 0
+		}
 		f.t.peers.Store(live)
 	}
 	f.refreshUsable()

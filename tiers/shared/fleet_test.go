@@ -2,6 +2,7 @@ package shared
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -218,4 +219,24 @@ func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
 	if a.bans.Dead(&tiers.Entry{URL: "/rank"}) {
 		t.Error("/rank purged")
 	}
+}
+
+// TestFleetLeaseOnlyWithPeers: an instance alone in its fleet takes no
+// fill lease (its in-process flight collapses fills); with a peer it does.
+func TestFleetLeaseOnlyWithPeers(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMember(t, srv, "a")
+	ctx := context.Background()
+	waitUntil(t, "a to know it is alone", func() bool {
+		_, _, _, err := a.tier.Lease(ctx, "k", time.Second)
+		return errors.Is(err, ErrAlone)
+	})
+	newMember(t, srv, "b")
+	waitUntil(t, "a to see its peer", func() bool {
+		_, held, release, err := a.tier.Lease(ctx, "k2", time.Second)
+		if held {
+			release()
+		}
+		return err == nil && held
+	})
 }
