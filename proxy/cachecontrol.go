@@ -24,11 +24,16 @@ type cacheControl struct {
 
 const unlimited = int64(1<<63 - 1)
 
+// noDirectives returns the cacheControl of a message without any.
+func noDirectives() cacheControl {
+	return cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1,
+		staleWhileRevalidate: -1, staleIfError: -1}
+}
+
 // parseCacheControl parses every Cache-Control field line of h. Unknown
 // directives are ignored; a directive's argument may be quoted.
 func parseCacheControl(h http.Header) cacheControl {
-	cc := cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1,
-		staleWhileRevalidate: -1, staleIfError: -1}
+	cc := noDirectives()
 	for _, line := range h["Cache-Control"] {
 		for _, d := range splitDirectives(line) {
 			name, arg, hasArg := strings.Cut(d, "=")
@@ -366,8 +371,7 @@ func responseCacheControl(h http.Header) (cacheControl, bool) {
 // parseTargeted parses a targeted cache-control field as an sf-dictionary
 // (RFC 8941 §4.2.2), reduced to the members this cache acts on.
 func parseTargeted(v string) (cacheControl, bool) {
-	cc := cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1,
-		staleWhileRevalidate: -1, staleIfError: -1}
+	cc := noDirectives()
 	for _, m := range strings.Split(v, ",") {
 		m = strings.Trim(m, " \t")
 		key, val, hasVal := strings.Cut(m, "=")

@@ -138,6 +138,6 @@ func BenchmarkDecide(b *testing.B) {
 	h := http.Header{"Cache-Control": {"public, max-age=60"}, "Content-Type": {"application/json"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		decide(r, cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1}, 200, h, nil, time.Minute)
+		decide(r, noDirectives(), 200, h, nil, time.Minute)
 	}
 }

@@ -114,7 +114,7 @@ func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Req
 func (h *Handler) refreshInBackground(r *http.Request, key string, rt *Route, stale *tiers.Entry) {
 	bg := r.Clone(context.Background())
 	go h.flights.do(bg.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
-		return h.fill(ctx, bg, key, rt, cacheControl{maxAge: -1, sMaxAge: -1, minFresh: -1, maxStale: -1, staleWhileRevalidate: -1, staleIfError: -1}, sharedFull, stale)
+		return h.fill(ctx, bg, key, rt, noDirectives(), sharedFull, stale)
 	})
 }
 
