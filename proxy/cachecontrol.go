@@ -11,15 +11,14 @@ import (
 // cacheControl holds the directives of Cache-Control fields (RFC 9111 §5.2)
 // that this cache acts on. A delta-seconds value of -1 means absent.
 type cacheControl struct {
-	noStore, noCache, private, public     bool
-	mustRevalidate, proxyRevalidate       bool
-	onlyIfCached, mustUnderstand          bool
-	maxAge, sMaxAge, minFresh             int64
-	maxStale                              int64 // -1 absent, maxInt64 for "max-stale" without value
-	staleWhileRevalidate, staleIfError    int64
-	noCacheFields, privateFields          bool // qualified forms
-	invalidMaxAge, invalidSMaxAge         bool
-	hasMaxAge, hasSMaxAge, hasMaxStaleArg bool
+	noStore, noCache, private, public  bool
+	mustRevalidate, proxyRevalidate    bool
+	onlyIfCached, mustUnderstand       bool
+	maxAge, sMaxAge, minFresh          int64
+	maxStale                           int64 // -1 absent, maxInt64 for "max-stale" without value
+	staleWhileRevalidate, staleIfError int64
+	noCacheFields                      bool // no-cache="field,...": not stored (the fields are not stripped)
+	invalidMaxAge, invalidSMaxAge      bool
 }
 
 const unlimited = int64(1<<63 - 1)
@@ -39,34 +38,19 @@ func parseCacheControl(h http.Header) cacheControl {
 			name, arg, hasArg := strings.Cut(d, "=")
 			name = strings.ToLower(strings.TrimSpace(name))
 			arg = strings.Trim(strings.TrimSpace(arg), `"`)
-			switch name {
-			case "no-store":
-				cc.noStore = true
-			case "no-cache":
-				cc.noCache = true
-				if hasArg && arg != "" {
+			if cc.setFlag(name) {
+				// A qualified private="field" is treated as private
+				// (RFC 9111 §5.2.2.7 allows it); a qualified no-cache
+				// is remembered, since it is stored differently.
+				if name == "no-cache" && hasArg && arg != "" {
 					cc.noCacheFields = true
 				}
-			case "private":
-				cc.private = true
-				if hasArg && arg != "" {
-					cc.privateFields = true
-				}
-			case "public":
-				cc.public = true
-			case "must-revalidate":
-				cc.mustRevalidate = true
-			case "proxy-revalidate":
-				cc.proxyRevalidate = true
-			case "only-if-cached":
-				cc.onlyIfCached = true
-			case "must-understand":
-				cc.mustUnderstand = true
+				continue
+			}
+			switch name {
 			case "max-age":
-				cc.hasMaxAge = true
 				cc.maxAge = firstDelta(cc.maxAge, arg, &cc.invalidMaxAge)
 			case "s-maxage":
-				cc.hasSMaxAge = true
 				cc.sMaxAge = firstDelta(cc.sMaxAge, arg, &cc.invalidSMaxAge)
 			case "min-fresh":
 				cc.minFresh = firstDelta(cc.minFresh, arg, new(bool))
@@ -74,7 +58,6 @@ func parseCacheControl(h http.Header) cacheControl {
 				if !hasArg {
 					cc.maxStale = unlimited
 				} else {
-					cc.hasMaxStaleArg = true
 					cc.maxStale = firstDelta(cc.maxStale, arg, new(bool))
 				}
 			case "stale-while-revalidate":
@@ -85,6 +68,32 @@ func parseCacheControl(h http.Header) cacheControl {
 		}
 	}
 	return cc
+}
+
+// setFlag sets the directive name if it is one without an argument (or
+// whose argument this cache does not need), and reports whether it was.
+func (cc *cacheControl) setFlag(name string) bool {
+	switch name {
+	case "no-store":
+		cc.noStore = true
+	case "no-cache":
+		cc.noCache = true
+	case "private":
+		cc.private = true
+	case "public":
+		cc.public = true
+	case "must-revalidate":
+		cc.mustRevalidate = true
+	case "proxy-revalidate":
+		cc.proxyRevalidate = true
+	case "only-if-cached":
+		cc.onlyIfCached = true
+	case "must-understand":
+		cc.mustUnderstand = true
+	default:
+		return false
+	}
+	return true
 }
 
 // firstDelta parses a delta-seconds argument (RFC 9111 §1.2.2). The first
@@ -395,19 +404,10 @@ func parseTargeted(v string) (cacheControl, bool) {
 				num = -2 // a string or non-integer: wrong type for delta directives
 			}
 		}
+		if cc.setFlag(key) {
+			continue
+		}
 		switch key {
-		case "no-store":
-			cc.noStore = true
-		case "no-cache":
-			cc.noCache = true
-		case "private":
-			cc.private = true
-		case "public":
-			cc.public = true
-		case "must-revalidate":
-			cc.mustRevalidate = true
-		case "proxy-revalidate":
-			cc.proxyRevalidate = true
 		case "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error":
 			if num < 0 {
 				return cc, false
@@ -415,9 +415,9 @@ func parseTargeted(v string) (cacheControl, bool) {
 			num = min(num, 1<<31)
 			switch key {
 			case "max-age":
-				cc.maxAge, cc.hasMaxAge = num, true
+				cc.maxAge = num
 			case "s-maxage":
-				cc.sMaxAge, cc.hasSMaxAge = num, true
+				cc.sMaxAge = num
 			case "stale-while-revalidate":
 				cc.staleWhileRevalidate = num
 			default:
