@@ -29,7 +29,7 @@ const leaseTTL = 3 * time.Second
 // without a usable entry (the response was not storable, or the holder
 // died), or when ctx ends: the caller then fetches itself.
 func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.Request, reqCC cacheControl) *tiers.Entry {
-	wait := 2 * time.Millisecond
+	wait, failures := 2*time.Millisecond, 0
 	deadline := time.NewTimer(h.fillTimeout)
 	defer deadline.Stop()
 	for {
@@ -46,8 +46,14 @@ func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.R
 		}
 		held, err := l.LeaseHeld(ctx, key)
 		if err != nil {
-			return nil
+			// A slow answer is no reason to stampede the origin; a
+			// Redis that keeps failing is.
+			if failures++; failures >= 3 {
+				return nil
+			}
+			continue
 		}
+		failures = 0
 		if !held {
 			// Released: the entry is there now, or will not be.
 			e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now())

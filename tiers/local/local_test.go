@@ -314,8 +314,9 @@ func TestConcurrentAccounting(t *testing.T) {
 	wg.Wait()
 	checkAccounting(t, c)
 	// ristretto replaces an entry in place, without evicting for the
-	// difference: the bound may be overshot by one entry's growth.
-	if slack := int64(entry(bodies[2]).MemSize()); c.Bytes() > c.MaxBytes()+slack {
+	// difference: the bound may be overshot by the growth of the entries
+	// being replaced concurrently, at most one per writer.
+	if slack := 4 * int64(entry(bodies[2]).MemSize()); c.Bytes() > c.MaxBytes()+slack {
 		t.Errorf("Bytes = %d > MaxBytes %d + %d", c.Bytes(), c.MaxBytes(), slack)
 	}
 }

@@ -72,7 +72,9 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 	}
 	token := randomID()
 	lk := t.leaseKey(key)
-	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	// More time than a read: without the lease every instance would go
+	// to the origin, which costs more than waiting a little for Redis.
+	cctx, cancel := context.WithTimeout(ctx, 5*t.timeout)
 	defer cancel()
 	res, err := leaseScript.Run(cctx, t.client, []string{key, lk, t.seqKey()}, token, ttl.Milliseconds()).Slice()
 	if err != nil {

@@ -263,7 +263,10 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	// go-redis rounds a sub-millisecond TTL up to 1ms, with a log line;
 	// do it quietly.
 	ttl = max(ttl, time.Millisecond)
-	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	// A write gets more time than a read: a lost write means the next
+	// request (on any instance) goes to the origin again, while the
+	// response it stores is already in hand.
+	cctx, cancel := context.WithTimeout(ctx, 5*t.timeout)
 	err := t.rdb.Set(cctx, key, tiers.Encode(e), ttl).Err()
 	cancel()
 	if err != nil {
