@@ -146,8 +146,8 @@ func (t *Bans) load() *banSnapshot {
 }
 
 // Applied returns the highest sequence number applied: every ban up to it
-// is in the table (unless SetApplied skipped some). A fill records it in
-// the entry it stores.
+// is in the table, but for bans pruned as too old to matter. A fill
+// records it in the entry it stores.
 func (t *Bans) Applied() uint64 { return t.load().applied }
 
 // Dead reports whether a ban recorded after e's fill started matches e.
@@ -241,20 +241,6 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 	}
 	sort.Ints(s.lens)
 	t.snap.Store(s)
-}
-
-// SetApplied raises Applied to seq without adding bans, for an instance
-// that starts with an empty local tier and so cannot hold anything older.
-func (t *Bans) SetApplied(seq uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	old := t.load()
-	if seq <= old.applied {
-		return
-	}
-	s := *old
-	s.applied = seq
-	t.snap.Store(&s)
 }
 
 // Len returns the number of distinct names (URLs, prefixes, tags, and

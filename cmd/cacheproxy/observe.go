@@ -38,6 +38,9 @@ type l1Stats struct {
 type redisStats struct {
 	Healthy bool  `json:"healthy"`
 	Errors  int64 `json:"errors"`
+	// Undecodable counts entries found in Redis that did not decode
+	// (written by another encoding version), served as misses.
+	Undecodable int64 `json:"undecodable"`
 }
 
 // readiness is the JSON of GET /readyz.
@@ -78,7 +81,7 @@ func (s *stack) stats(cfg config) stats {
 		st.L1 = &l1Stats{Entries: s.local.Len(), Bytes: s.local.Bytes(), MaxBytes: cfg.L1MaxBytes}
 	}
 	if s.shared != nil {
-		st.Redis = &redisStats{Healthy: s.shared.Healthy(), Errors: s.shared.Errors()}
+		st.Redis = &redisStats{Healthy: s.shared.Healthy(), Errors: s.shared.Errors(), Undecodable: s.shared.Undecodable()}
 	}
 	if s.fleet != nil {
 		st.Fleet = &fleetStats{Self: s.fleet.Stats(), Members: []shared.Member{}}
