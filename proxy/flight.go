@@ -50,10 +50,10 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 		g.mu.Unlock()
 		select {
 		case <-f.done:
-			g.release(f, false)
+			g.release(f, key, false)
 			return f.res, false, nil
 		case <-ctx.Done():
-			g.release(f, false)
+			g.release(f, key, false)
 			return nil, false, ctx.Err()
 		}
 	}
@@ -70,7 +70,9 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 		r := fill(fctx)
 		timer.Stop()
 		g.mu.Lock()
-		delete(g.m, key)
+		if g.m[key] == f {
+			delete(g.m, key)
+		}
 		if r.stream != nil && f.leaderGone {
 			r.stream.close()
 			r.stream = nil
@@ -88,21 +90,23 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 
 	select {
 	case <-f.done:
-		g.release(f, true)
+		g.release(f, key, true)
 		return f.res, true, nil
 	case <-ctx.Done():
 		g.mu.Lock()
 		f.leaderGone = true
 		g.mu.Unlock()
-		g.release(f, true)
+		g.release(f, key, true)
 		return nil, true, ctx.Err()
 	}
 }
 
 // release drops one caller's interest in f. When the last caller leaves
-// before the fill is done, the fill is cancelled. If the leader leaves
-// after the fill handed it a stream, the stream is closed.
-func (g *flightGroup) release(f *flight, leader bool) {
+// before the fill is done, the fill is cancelled and forgotten, so that a
+// caller arriving next starts a fill of its own rather than waiting for
+// one that can only fail. If the leader leaves after the fill handed it a
+// stream, the stream is closed.
+func (g *flightGroup) release(f *flight, key string, leader bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f.refs--
@@ -115,6 +119,9 @@ func (g *flightGroup) release(f *flight, leader bool) {
 	default:
 		if f.refs == 0 {
 			f.cancel()
+			if g.m[key] == f {
+				delete(g.m, key)
+			}
 		}
 	}
 }

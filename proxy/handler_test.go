@@ -530,6 +530,11 @@ func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {
 		}
 	})
 	s := newStack(t, o, nil)
+	// Unblock the origin handler however the test ends, or closing the
+	// origin server waits for it forever.
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
 	call := func(ctx context.Context) (string, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.srv.URL+"/gone", nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -564,7 +569,7 @@ func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {
 	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 2 })
 	cancel1()
 	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 1 })
-	close(release)
+	unblock()
 	if body := <-second; body != "done" {
 		t.Fatalf("the remaining waiter got %q", body)
 	}
