@@ -31,9 +31,9 @@ func noDirectives() cacheControl {
 
 // parseCacheControl parses every Cache-Control field line of h. Unknown
 // directives are ignored; a directive's argument may be quoted.
-func parseCacheControl(h http.Header) cacheControl {
+func parseCacheControl(h fields) cacheControl {
 	cc := noDirectives()
-	for _, line := range h["Cache-Control"] {
+	for _, line := range h.Values("Cache-Control") {
 		for _, d := range splitDirectives(line) {
 			name, arg, hasArg := strings.Cut(d, "=")
 			name = strings.ToLower(strings.TrimSpace(name))
@@ -368,8 +368,8 @@ func parseHTTPDate(v string) (time.Time, error) {
 // responseCacheControl returns the directives that govern this cache:
 // those of CDN-Cache-Control (RFC 9213) if present and valid, else
 // Cache-Control.
-func responseCacheControl(h http.Header) (cacheControl, bool) {
-	if v, ok := h["Cdn-Cache-Control"]; ok {
+func responseCacheControl(h fields) (cacheControl, bool) {
+	if v := h.Values("Cdn-Cache-Control"); v != nil {
 		if cc, ok := parseTargeted(strings.Join(v, ",")); ok {
 			return cc, true
 		}

@@ -309,7 +309,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	if !pol.storable {
 		h.log.Debug("not storing", "url", r.URL.String(), "reason", pol.reason)
 		return &fillResult{entry: &tiers.Entry{
-			Kind: tiers.KindResponse, Status: resp.StatusCode, Header: resp.Header,
+			Kind: tiers.KindResponse, Status: resp.StatusCode, Header: tiers.MakeHeader(resp.Header),
 			Body: body, StoredAt: respTime, InitialAge: initialAge(resp.Header, reqTime, respTime),
 		}, key: key}
 	}
@@ -317,7 +317,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	e := &tiers.Entry{
 		Kind:       tiers.KindResponse,
 		Status:     resp.StatusCode,
-		Header:     storedHeader(resp.Header, len(body)),
+		Header:     tiers.MakeHeader(storedHeader(resp.Header, len(body))),
 		Body:       body,
 		StoredAt:   respTime,
 		InitialAge: initialAge(resp.Header, reqTime, respTime),
@@ -331,6 +331,9 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		// The origin's freshness does not apply; neither may its age.
 		e.InitialAge = 0
 	}
+	// The body and every string of the entry into one allocation: it
+	// may be held for long.
+	e = e.Packed()
 	res := &fillResult{entry: e, key: key, shareable: true}
 	if len(vary) > 0 {
 		res.key = variantKey(key, vary, out.Header)

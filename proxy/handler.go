@@ -308,9 +308,7 @@ func (h *Handler) tierError(t Tier, err error) {
 // e, never copied or modified.
 func (h *Handler) writeEntry(w http.ResponseWriter, r *http.Request, e *tiers.Entry, xcache, cacheStatus []string, now time.Time) {
 	hdr := w.Header()
-	for k, v := range e.Header {
-		hdr[k] = v
-	}
+	e.Header.CopyTo(hdr)
 	hdr["Age"] = ageHeader(e.Age(now))
 	hdr["X-Cache"] = xcache
 	hdr["Cache-Status"] = cacheStatus
@@ -339,7 +337,7 @@ func bodyAllowed(status int) bool {
 
 // notModified evaluates the request's If-None-Match, or if absent its
 // If-Modified-Since, against a stored 200 response (RFC 9110 §13.2.2).
-func notModified(r *http.Request, stored http.Header) bool {
+func notModified(r *http.Request, stored tiers.Header) bool {
 	if inm := r.Header["If-None-Match"]; len(inm) > 0 {
 		etag := stored.Get("Etag")
 		if etag == "" {

@@ -21,6 +21,13 @@ var hopHeaders = []string{
 	"Upgrade",
 }
 
+// fields reads a response's header fields: an http.Header for a response
+// from the origin, a tiers.Header for a stored one.
+type fields interface {
+	Get(name string) string
+	Values(name string) []string
+}
+
 // removeHopHeaders deletes hop-by-hop headers from h, including those
 // named by its Connection fields.
 func removeHopHeaders(h http.Header) {

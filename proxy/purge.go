@@ -87,7 +87,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 				Key: key, URL: norm, Status: e.Status, StoredAt: e.StoredAt,
 				AgeSeconds:       e.Age(now).Seconds(),
 				RemainingSeconds: e.Remaining(now).Seconds(),
-				Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header,
+				Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header.Clone(),
 			}
 			if len(e.Vary) > 0 {
 				in.Key = variantKey(key, e.Vary, hdr)

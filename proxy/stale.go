@@ -32,13 +32,13 @@ func retention(e *tiers.Entry) time.Duration {
 	return keep
 }
 
-func hasValidator(h http.Header) bool {
+func hasValidator(h fields) bool {
 	return h.Get("Etag") != "" || h.Get("Last-Modified") != ""
 }
 
 // setValidators makes out a conditional request for the stored response
 // whose headers are stored (RFC 9111 §4.3.1).
-func setValidators(out, stored http.Header) {
+func setValidators(out http.Header, stored fields) {
 	if etag := stored.Get("Etag"); etag != "" {
 		out.Set("If-None-Match", etag)
 	}
@@ -100,13 +100,13 @@ func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Req
 	}
 	pol := decide(out, reqCC, stale.Status, hdr, rt, h.defaultTTL)
 	e := *stale
-	e.Header = hdr
+	e.Header = tiers.MakeHeader(hdr)
 	e.StoredAt = respTime
 	e.InitialAge = initialAge(resp.Header, reqTime, respTime)
 	e.Lifetime = pol.lifetime
 	e.Tags = parseTags(hdr)
 	e.Seq = seq
-	return &e
+	return e.Packed()
 }
 
 // refreshInBackground revalidates stale after it was served to r under

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
-	"sort"
 	"time"
 	"unsafe"
 )
@@ -56,15 +54,26 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = appendString(dst, e.URL)
 	dst = appendStrings(dst, e.Vary)
 	dst = appendStrings(dst, e.Tags)
-	names := make([]string, 0, len(e.Header))
-	for k := range e.Header {
-		names = append(names, k)
+	// Per name: the name, then its values (a Header's fields are sorted
+	// by name).
+	kv := e.Header.kv
+	names := 0
+	for i := 0; i < len(kv); i += 2 {
+		if i == 0 || kv[i] != kv[i-2] {
+			names++
+		}
 	}
-	sort.Strings(names)
-	dst = binary.AppendUvarint(dst, uint64(len(names)))
-	for _, k := range names {
-		dst = appendString(dst, k)
-		dst = appendStrings(dst, e.Header[k])
+	dst = binary.AppendUvarint(dst, uint64(names))
+	for i := 0; i < len(kv); {
+		j := i
+		for j < len(kv) && kv[j] == kv[i] {
+			j += 2
+		}
+		dst = appendString(dst, kv[i])
+		dst = binary.AppendUvarint(dst, uint64((j-i)/2))
+		for ; i < j; i += 2 {
+			dst = appendString(dst, kv[i+1])
+		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
 	return append(dst, e.Body...)
@@ -105,25 +114,26 @@ func decode(data string) (*Entry, error) {
 	e.Vary = d.strings()
 	e.Tags = d.strings()
 	n := d.count()
-	if n > 0 {
-		e.Header = make(http.Header, n)
-	}
-	// One backing array for every header's values.
-	var vals []string
+	var kv []string
+	prev := ""
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()
+		if k < prev {
+			// Header lookups search the names: they must be sorted.
+			return nil, fmt.Errorf("%w: header names out of order", ErrCorrupt)
+		}
+		prev = k
 		m := d.count()
-		if vals == nil {
-			vals = make([]string, 0, max(m, len(d.b)/16))
+		if kv == nil {
+			// Most names have one value.
+			kv = make([]string, 0, 2*max(n, m))
 		}
-		if cap(vals)-len(vals) < m {
-			vals = make([]string, 0, m+len(d.b)/16)
-		}
-		start := len(vals)
 		for j := 0; j < m && d.err == nil; j++ {
-			vals = append(vals, d.string())
+			kv = append(kv, k, d.string())
 		}
-		e.Header[k] = vals[start:len(vals):len(vals)]
+	}
+	if len(kv) > 0 {
+		e.Header = Header{kv: kv}
 	}
 	if body := d.string(); len(body) > 0 {
 		e.Body = unsafe.Slice(unsafe.StringData(body), len(body))
@@ -149,11 +159,8 @@ func encodedSize(e *Entry) int {
 		n += len(s) + binary.MaxVarintLen32
 	}
 	n += 3 * binary.MaxVarintLen32
-	for k, vs := range e.Header {
-		n += len(k) + 2*binary.MaxVarintLen32
-		for _, v := range vs {
-			n += len(v) + binary.MaxVarintLen32
-		}
+	for i := 0; i < len(e.Header.kv); i += 2 {
+		n += len(e.Header.kv[i]) + len(e.Header.kv[i+1]) + 3*binary.MaxVarintLen32
 	}
 	return n + binary.MaxVarintLen64 + len(e.Body)
 }

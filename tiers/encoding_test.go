@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,13 +18,13 @@ func responseEntry() *Entry {
 	return &Entry{
 		Kind:   KindResponse,
 		Status: http.StatusOK,
-		Header: http.Header{
+		Header: MakeHeader(http.Header{
 			"Content-Type":  {"application/json"},
 			"Cache-Control": {"public, max-age=60"},
 			"Etag":          {`"v1"`},
 			"Vary":          {"Accept-Encoding", "Accept-Language"},
 			"X-Empty":       {""},
-		},
+		}),
 		Body:       []byte(`{"player":"ada","score":42}`),
 		StoredAt:   t0,
 		InitialAge: 3 * time.Second,
@@ -59,13 +60,8 @@ func equalEntries(a, b *Entry) string {
 		return fmt.Sprintf("Tags %q != %q", a.Tags, b.Tags)
 	case !bytes.Equal(a.Body, b.Body):
 		return fmt.Sprintf("Body %q != %q", a.Body, b.Body)
-	case len(a.Header) != len(b.Header):
-		return fmt.Sprintf("Header %v != %v", a.Header, b.Header)
-	}
-	for k, v := range a.Header {
-		if w, ok := b.Header[k]; !ok || !slices.Equal(v, w) {
-			return fmt.Sprintf("Header[%q] %q != %q", k, v, w)
-		}
+	case !slices.Equal(a.Header.kv, b.Header.kv):
+		return fmt.Sprintf("Header %q != %q", a.Header.kv, b.Header.kv)
 	}
 	return ""
 }
@@ -76,7 +72,7 @@ func TestRoundTrip(t *testing.T) {
 	empty := responseEntry()
 	empty.Status = http.StatusNoContent
 	empty.Body = nil
-	empty.Header = nil
+	empty.Header = Header{}
 	empty.Tags = nil
 	empty.Vary = nil
 
@@ -98,7 +94,7 @@ func TestRoundTrip(t *testing.T) {
 
 	binary := responseEntry()
 	binary.Body = []byte{0, 0xCA, 1, 0xff, '\r', '\n'}
-	binary.Header = http.Header{"X-Unicode": {"héllo wörld", "日本"}}
+	binary.Header = MakeHeader(http.Header{"X-Unicode": {"héllo wörld", "日本"}})
 
 	large := responseEntry()
 	large.Body = bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
@@ -137,17 +133,15 @@ func TestRoundTrip(t *testing.T) {
 func TestEncodeDeterministic(t *testing.T) {
 	a := responseEntry()
 	b := responseEntry()
-	// Build b's header in another insertion order.
-	b.Header = http.Header{}
-	keys := make([]string, 0, len(a.Header))
-	for k := range a.Header {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range slices.Backward(keys) {
-		b.Header[k] = a.Header[k]
-	}
+	// Build b's header from maps filled in other insertion orders.
+	src := a.Header.Clone()
+	keys := slices.Sorted(maps.Keys(src))
 	for range 10 {
+		h := http.Header{}
+		for _, k := range slices.Backward(keys) {
+			h[k] = src[k]
+		}
+		b.Header = MakeHeader(h)
 		if !bytes.Equal(Encode(a), Encode(b)) {
 			t.Fatal("equal entries encode to different bytes")
 		}
@@ -344,14 +338,14 @@ func benchEntry() *Entry {
 	return &Entry{
 		Kind:   KindResponse,
 		Status: http.StatusOK,
-		Header: http.Header{
+		Header: MakeHeader(http.Header{
 			"Content-Type":  {"application/json; charset=utf-8"},
 			"Cache-Control": {"public, max-age=60"},
 			"Etag":          {`W/"5f3c-1a2b3c"`},
 			"Last-Modified": {"Sat, 01 Mar 2025 12:00:00 GMT"},
 			"Vary":          {"Accept-Encoding"},
 			"X-Request-Id":  {"0f8e2c1a-7d3b-4e59-9a61-2b7c4d8e1f00"},
-		},
+		}),
 		Body:     []byte(strings.Repeat("x", 1024)),
 		StoredAt: t0,
 		Lifetime: time.Minute,

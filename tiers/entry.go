@@ -7,7 +7,7 @@
 package tiers
 
 import (
-	"net/http"
+	"slices"
 	"time"
 )
 
@@ -27,15 +27,15 @@ const (
 //
 // An Entry is an immutable snapshot: once built and handed to a tier it is
 // never modified, so it may be shared by any number of goroutines and
-// responses. Header value slices and Body may be served as they are; they
-// must never be appended to or written.
+// responses. Header values and Body may be served as they are; they must
+// never be written.
 type Entry struct {
 	Kind   Kind
 	Status int
 
 	// Header holds the stored response headers, without hop-by-hop
 	// headers, Set-Cookie or Age.
-	Header http.Header
+	Header Header
 	Body   []byte
 
 	// StoredAt is when the response was received from the origin
@@ -88,20 +88,53 @@ func (e *Entry) Size() int {
 	return encodedSize(e)
 }
 
-// MemSize returns an estimate of the heap bytes e occupies once decoded:
-// its encoded size plus the overhead of the struct, the header map and
-// the slice and string headers. It is the cost of e in a memory-bounded
-// in-process tier, so that the bound holds for the memory really used.
+// MemSize returns an estimate of the heap bytes e occupies while a tier
+// holds it: its struct and the tier's record of it, the header's slice,
+// the Vary and Tags slices, and the bytes of its body and strings, each
+// allocation rounded up as the allocator rounds it. It is exact, within
+// a few bytes, for an entry as Packed or Decode return it (one allocation
+// for all the bytes); for other entries, whose strings may be separate
+// allocations, it is a lower bound. It is the cost of e in a
+// memory-bounded in-process tier.
 func (e *Entry) MemSize() int {
-	const (
-		structBytes   = 256 // Entry, its pointer in the cache, the cache's item
-		perHeader     = 96  // map slot, key string header, value slice header
-		perValue      = 16  // value string header
-		perListString = 16  // Vary and Tags string headers
-	)
-	n := structBytes + encodedSize(e) + perListString*(len(e.Vary)+len(e.Tags))
-	for _, vs := range e.Header {
-		n += perHeader + perValue*len(vs)
+	// The Entry struct (176-byte size class) plus what ristretto keeps
+	// per item: its store map slot, the expiry bucket's slot and the
+	// admission policy's cost record, measured by
+	// TestMemSizeMatchesHeap in tiers/local.
+	const fixed = 176 + 160
+	n := fixed + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
+	bytes := len(e.Body) + len(e.URL) + e.Header.strBytes() - e.Header.repeatedNameBytes()
+	for _, s := range e.Vary {
+		bytes += len(s)
 	}
-	return n
+	for _, s := range e.Tags {
+		bytes += len(s)
+	}
+	return n + allocSize(bytes)
+}
+
+// allocSize returns the bytes the Go allocator sets aside for an
+// allocation of n bytes: n rounded up to its size class, or to whole
+// pages beyond the largest class.
+func allocSize(n int) int {
+	if n == 0 {
+		return 0
+	}
+	if n > sizeClasses[len(sizeClasses)-1] {
+		return (n + 8191) &^ 8191
+	}
+	i, _ := slices.BinarySearch(sizeClasses, n)
+	return sizeClasses[i]
+}
+
+// sizeClasses are the Go runtime's small-object size classes
+// (runtime/sizeclasses.go, unchanged since Go 1.14 but for the 24-byte
+// class added in 1.16).
+var sizeClasses = []int{
+	8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224,
+	240, 256, 288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768,
+	896, 1024, 1152, 1280, 1408, 1536, 1792, 2048, 2304, 2688, 3072, 3200,
+	3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240,
+	10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576,
+	27264, 28672, 32768,
 }

@@ -180,6 +180,29 @@ func TestLFUHits(t *testing.T) {
 	}
 }
 
+func TestLRUHits(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		trace    []uint64
+		capacity int
+		want     uint64
+	}{
+		{"no room", []uint64{1, 1, 1}, 0, 0},
+		{"fits", []uint64{1, 2, 1, 2, 3, 3}, 3, 3},
+		// Capacity 2: 3 evicts 1 (least recent), so 1 misses; then 1
+		// evicts 2, and 3 hits.
+		{"recency wins", []uint64{1, 2, 3, 1, 3}, 2, 1},
+		// Unlike LFU, a scan of one-off keys flushes the hot key.
+		{"scan flushes", []uint64{7, 7, 7, 1, 2, 3, 4, 7}, 1, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := lruHits(c.trace, c.capacity); got != c.want {
+				t.Errorf("lruHits = %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
 func TestSimulate(t *testing.T) {
 	g, _ := newKeyGen("zipf", 100_000, 1.01, 3)
 	res := simulate(g, 50_000, []int{100, 1_000, 1_000_000})
@@ -196,6 +219,15 @@ func TestSimulate(t *testing.T) {
 	}
 	if res.LFU[2].HitRatio != res.Unbounded {
 		t.Errorf("LFU larger than the key space: %v, unbounded %v", res.LFU[2].HitRatio, res.Unbounded)
+	}
+	// On a skewed trace, LRU of the same size does no better than LFU.
+	for i := range res.LRU {
+		if res.LRU[i].Capacity != res.LFU[i].Capacity || res.LRU[i].HitRatio > res.LFU[i].HitRatio {
+			t.Errorf("LRU %+v against LFU %+v", res.LRU[i], res.LFU[i])
+		}
+	}
+	if res.LRU[0].HitRatio == 0 || res.LRU[2].HitRatio != res.Unbounded {
+		t.Errorf("LRU hit ratios %+v, unbounded %v", res.LRU, res.Unbounded)
 	}
 	// The same arguments give the same answer.
 	g2, _ := newKeyGen("zipf", 100_000, 1.01, 3)

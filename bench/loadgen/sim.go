@@ -1,6 +1,9 @@
 package main
 
-import "container/heap"
+import (
+	"container/heap"
+	"container/list"
+)
 
 // simResult is what -simulate prints: the hit ratios that reference caches
 // would reach on the very trace a run sends (same distribution, keys, seed
@@ -12,6 +15,9 @@ type simResult struct {
 	// request but the first for each key hits.
 	Unbounded float64  `json:"unbounded_hit_ratio"`
 	LFU       []lfuHit `json:"lfu"`
+	// LRU holds, for the same capacities, the hit ratio of a cache that
+	// evicts the least recently used key, as Varnish and nginx do.
+	LRU []lfuHit `json:"lru"`
 }
 
 type lfuHit struct {
@@ -41,6 +47,11 @@ func simulate(gen keyGen, n uint64, capacities []int) simResult {
 			r.HitRatio = float64(hits) / float64(n)
 		}
 		res.LFU = append(res.LFU, r)
+		r = lfuHit{Capacity: c}
+		if n > 0 {
+			r.HitRatio = float64(lruHits(trace, c)) / float64(n)
+		}
+		res.LRU = append(res.LRU, r)
 	}
 	return res
 }
@@ -108,4 +119,29 @@ func (h *lfuHeap) Pop() any {
 	h.items = h.items[:len(h.items)-1]
 	delete(h.pos, it.key)
 	return it
+}
+
+// lruHits counts the hits of an LRU cache of capacity objects on trace:
+// every miss is admitted, evicting the key used least recently.
+func lruHits(trace []uint64, capacity int) uint64 {
+	if capacity <= 0 {
+		return 0
+	}
+	order := list.New() // front: most recently used
+	at := make(map[uint64]*list.Element, capacity)
+	var hits uint64
+	for _, k := range trace {
+		if el, ok := at[k]; ok {
+			hits++
+			order.MoveToFront(el)
+			continue
+		}
+		if order.Len() >= capacity {
+			old := order.Back()
+			delete(at, old.Value.(uint64))
+			order.Remove(old)
+		}
+		at[k] = order.PushFront(k)
+	}
+	return hits
 }

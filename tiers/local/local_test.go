@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +29,7 @@ func entry(body string) *tiers.Entry {
 	return &tiers.Entry{
 		Kind:     tiers.KindResponse,
 		Status:   http.StatusOK,
-		Header:   http.Header{"Content-Type": {"text/plain"}},
+		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
 		Body:     []byte(body),
 		StoredAt: time.Now(),
 		Lifetime: time.Minute,
@@ -357,4 +359,58 @@ func BenchmarkGet(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// The cost of an entry is the memory it really takes while held: the heap
+// grows by about the sum of the MemSize of the entries set, for entries
+// built as the proxy builds them (Packed) and for each body size the
+// proxy commonly stores.
+func TestMemSizeMatchesHeap(t *testing.T) {
+	for _, size := range []int{100, 1024, 16 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			const n = 20_000
+			c, err := New(Options{MaxBytes: 1 << 40, NumCounters: 10 * n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			body := strings.Repeat("x", size)
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			before := ms.HeapAlloc
+			var cost int64
+			for i := range n {
+				e := &tiers.Entry{
+					Kind:   tiers.KindResponse,
+					Status: http.StatusOK,
+					Header: tiers.MakeHeader(http.Header{
+						"Content-Type":   {"application/octet-stream"},
+						"Cache-Control":  {"max-age=300"},
+						"Content-Length": {strconv.Itoa(size)},
+						"Date":           {"Wed, 25 Nov 2026 18:00:00 GMT"},
+					}),
+					Body:     []byte(body),
+					StoredAt: time.Now(),
+					Lifetime: time.Minute,
+					URL:      fmt.Sprintf("/blob/%d?size=%d", i, size),
+				}
+				e = e.Packed()
+				cost += int64(e.MemSize())
+				c.Set(context.Background(), fmt.Sprint("k", i), e, time.Hour)
+			}
+			c.Wait()
+			if c.Len() != n {
+				t.Fatalf("held %d of %d entries", c.Len(), n)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			grown := int64(ms.HeapAlloc) - int64(before)
+			per, est := float64(grown)/n, float64(cost)/n
+			t.Logf("body %d B: heap grew %.0f B per entry, MemSize %.0f B", size, per, est)
+			if per > est*1.1 || per < est*0.85 {
+				t.Errorf("heap grew %.0f B per entry, MemSize says %.0f B: off by more than 10%%", per, est)
+			}
+		})
+	}
 }

@@ -51,7 +51,7 @@ func entry(body string) *tiers.Entry {
 	return &tiers.Entry{
 		Kind:     tiers.KindResponse,
 		Status:   http.StatusOK,
-		Header:   http.Header{"Content-Type": {"text/plain"}},
+		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
 		Body:     []byte(body),
 		StoredAt: time.Unix(1_700_000_000, 0),
 		Lifetime: time.Minute,

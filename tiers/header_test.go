@@ -1,0 +1,146 @@
+package tiers
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+func TestHeader(t *testing.T) {
+	h := MakeHeader(http.Header{
+		"Vary":          {"Accept", "Accept-Language"},
+		"Content-Type":  {"text/plain"},
+		"Etag":          {`"v1"`},
+		"X-Empty-Names": {},
+	})
+	if h.Len() != 4 {
+		t.Fatalf("Len = %d, want 4 (a name without values is dropped)", h.Len())
+	}
+	var names []string
+	for i := range h.Len() {
+		n, _ := h.Field(i)
+		names = append(names, n)
+	}
+	if want := []string{"Content-Type", "Etag", "Vary", "Vary"}; !slices.Equal(names, want) {
+		t.Errorf("field names %q, want sorted %q", names, want)
+	}
+	if got := h.Get("etag"); got != `"v1"` {
+		t.Errorf("Get(etag) = %q", got)
+	}
+	if got := h.Get("Missing"); got != "" || h.Has("Missing") || h.Values("Missing") != nil {
+		t.Errorf("a missing name is found: %q", got)
+	}
+	if got := h.Values("vary"); !slices.Equal(got, []string{"Accept", "Accept-Language"}) {
+		t.Errorf("Values(vary) = %q", got)
+	}
+	if !h.Has("Content-Type") || h.Has("X-Empty-Names") {
+		t.Error("Has is wrong")
+	}
+
+	dst := http.Header{"Content-Type": {"old"}, "Other": {"kept"}}
+	h.CopyTo(dst)
+	want := http.Header{
+		"Content-Type": {"text/plain"}, "Etag": {`"v1"`},
+		"Vary": {"Accept", "Accept-Language"}, "Other": {"kept"},
+	}
+	if len(dst) != len(want) {
+		t.Fatalf("CopyTo gave %v, want %v", dst, want)
+	}
+	for k, v := range want {
+		if !slices.Equal(dst[k], v) {
+			t.Errorf("CopyTo: %s = %q, want %q", k, dst[k], v)
+		}
+	}
+	// The shared value slices are capped: an append copies, never writes
+	// into the Header.
+	dst.Add("Content-Type", "appended")
+	dst.Add("Etag", "appended")
+	if h.Get("Etag") != `"v1"` || h.Values("Vary")[0] != "Accept" {
+		t.Errorf("appending to CopyTo's values changed the Header: %q", h.kv)
+	}
+	if n, v := h.Field(1); n != "Etag" || v != `"v1"` {
+		t.Errorf("field 1 is %s: %q after appends to the copy", n, v)
+	}
+
+	c := h.Clone()
+	c.Set("Etag", "changed")
+	if h.Get("Etag") != `"v1"` {
+		t.Error("modifying a Clone changed the Header")
+	}
+	if !slices.Equal(c["Vary"], []string{"Accept", "Accept-Language"}) {
+		t.Errorf("Clone's Vary = %q", c["Vary"])
+	}
+
+	var zero Header
+	if zero.Len() != 0 || zero.Get("X") != "" || len(zero.Clone()) != 0 {
+		t.Error("the zero Header is not empty")
+	}
+	zero.CopyTo(dst) // no panic, nothing set
+}
+
+// CopyTo on a Header whose names have one value each allocates nothing:
+// it runs on every hit.
+func TestHeaderCopyToAllocs(t *testing.T) {
+	h := benchEntry().Header
+	dst := make(http.Header, 16)
+	if n := testing.AllocsPerRun(100, func() { h.CopyTo(dst) }); n != 0 {
+		t.Errorf("CopyTo allocates %v times", n)
+	}
+}
+
+func TestPacked(t *testing.T) {
+	e := responseEntry()
+	before := Encode(e)
+	p := e.Packed()
+	if diff := equalEntries(e, p); diff != "" {
+		t.Fatalf("Packed differs: %s", diff)
+	}
+	if !slices.Equal(Encode(e), before) {
+		t.Fatal("Packed changed its receiver")
+	}
+	// Every byte of p lives in one allocation, starting with the body.
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(p.Body)))
+	hi := lo + uintptr(e.Size())
+	inside := func(what, s string) {
+		if s == "" {
+			return
+		}
+		a := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		if a < lo || a+uintptr(len(s)) > hi {
+			t.Errorf("%s %q is not in the packed allocation", what, s)
+		}
+	}
+	inside("URL", p.URL)
+	for _, s := range append(slices.Clone(p.Vary), p.Tags...) {
+		inside("Vary or tag", s)
+	}
+	for _, s := range p.Header.kv {
+		inside("header string", s)
+	}
+	if &p.Body[0] == &e.Body[0] {
+		t.Error("Packed shares the body with its receiver")
+	}
+}
+
+// MemSize of a packed entry counts its allocations as the allocator
+// rounds them. The part that lives in the cache's own structures (the
+// fixed per-item overhead) is checked in tiers/local.
+func TestMemSizeCountsAllocations(t *testing.T) {
+	e := benchEntry().Packed()
+	kv := 16 * len(e.Header.kv)
+	vt := 16 * (len(e.Vary) + len(e.Tags))
+	bytes := len(e.Body) + len(e.URL) + e.Header.strBytes()
+	for _, s := range append(slices.Clone(e.Vary), e.Tags...) {
+		bytes += len(s)
+	}
+	lower := 176 + kv + vt + bytes
+	if got := e.MemSize(); got < lower || got > lower+lower/8+160+3*16 {
+		t.Errorf("MemSize = %d, want within size-class rounding above %d", got, lower)
+	}
+	for n, want := range map[int]int{0: 0, 1: 8, 17: 24, 1025: 1152, 1152: 1152, 33000: 40960} {
+		if got := allocSize(n); got != want {
+			t.Errorf("allocSize(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
