@@ -11,9 +11,9 @@
 #                          [--duration 10s] [--zipf-rate 5000] [--no-pin] [--out DIR]
 #
 #   --quick        short runs: a smoke test that finishes in under 3 minutes
-#   --scenarios    which scenarios to run (default: all, in about 15 minutes)
+#   --scenarios    which scenarios to run (default: all, in about 20 minutes)
 #   --duration     length of one measured run of hot and shared (default 10s, 2s with --quick)
-#   --zipf-rate    open-loop request rate of zipf and purge (default 5000/s, 2000/s with --quick)
+#   --zipf-rate    open-loop request rate of zipf; purge runs at half (default 3000/s, 2000/s with --quick)
 #   --no-pin       do not pin servers and load generator to separate CPUs
 #   --out DIR      where report directories go (default bench/results)
 #
@@ -95,12 +95,12 @@ go build -o "$bin/" ./cmd/cacheproxy ./bench/fixedorigin ./bench/plainproxy ./be
 # 1,000 concurrent connections (stampede) and nginx's worker_rlimit_nofile.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# The whole run is bounded: 5 minutes for --quick, 25 for a full run.
+# The whole run is bounded: 5 minutes for --quick, 35 for a full run.
 # timeout runs the harness in its own process group, out of reach of a
 # terminal's Ctrl-C, so INT and TERM are passed on to it by pid (timeout
 # forwards them to the harness, which stops its servers and writes a
 # partial report).
-limit=25m
+limit=35m
 [[ -z "$quick" ]] || limit=5m
 timeout --signal=TERM --kill-after=30s "$limit" \
 	"$bin/harness" -bin "$bin" -pidfile "$pids" -cmdline "$orig" "${args[@]}" &

@@ -68,7 +68,7 @@ func (h *harness) hot(ctx context.Context) error {
 			return ours(h.startCacheproxy("cacheproxy", o, nil, "-l1-max-bytes", "256MiB", "-l1-ttl", "5m"))
 		}},
 		{sysNginx, func(h *harness, o *server) (*server, []int, []*server, error) {
-			return single(h.startNginxCache(o, "256m"))
+			return single(h.startNginxCache(o, 256<<20))
 		}},
 		{sysVarn, func(h *harness, o *server) (*server, []int, []*server, error) {
 			return single(h.startVarnish(o, "256M"))

@@ -66,8 +66,8 @@ func (h *harness) writeReport() (string, error) {
 		}
 		b.WriteString("\n")
 	}
-	httpBlock, location := nginxCacheBlocks("$SHM/nginx-cache-XXXX", "64m", "127.0.0.1:$ORIGIN_PORT")
-	b.WriteString("## Peer configurations\n\nnginx as a cache (max_size 256m in the hot scenario, 64m elsewhere); the load balancer uses the same skeleton with an `upstream` of the backends and `proxy_pass` only:\n\n```nginx\n")
+	httpBlock, location := nginxCacheBlocks("$SHM/nginx-cache-XXXX", zipfBudget, "127.0.0.1:$ORIGIN_PORT")
+	b.WriteString("## Peer configurations\n\nnginx as a cache (shown for the 64 MiB budget of zipf, scale and stampede; the hot scenario gives it 256 MiB: keys_zone 9m, max_size 256m); the load balancer uses the same skeleton with an `upstream` of the backends and `proxy_pass` only:\n\n```nginx\n")
 	fmt.Fprintf(&b, nginxConf, h.serverCPUCount(), "$TMP/nginx-XXXX", httpBlock, "127.0.0.1:$PORT", location)
 	b.WriteString("```\n\nVarnish (`varnishd -F -j none -n $TMP/varnish-XXXX/n -a 127.0.0.1:$PORT -f bench.vcl -s malloc,SIZE`):\n\n```vcl\n")
 	fmt.Fprintf(&b, varnishVCL, "$ORIGIN_PORT")

@@ -47,13 +47,16 @@ type row struct {
 	Trials      []int64 `json:"trials,omitempty"` // stampede: origin requests per trial
 
 	// Zipf: the closed-loop warm-up before the measured phase, and the
-	// references on the same trace: unbounded, ideal LFU at this
-	// system's capacity (SimCapacity objects) and at cacheproxy's.
+	// references on the same trace: unbounded, ideal LFU and LRU at this
+	// system's capacity (SimCapacity objects), ideal LFU at cacheproxy's
+	// and at the budget's (as many bodies as the budget holds).
 	WarmRequests uint64  `json:"warm_requests,omitempty"`
 	SimUnbounded float64 `json:"sim_unbounded,omitempty"`
 	SimCapacity  int     `json:"sim_capacity,omitempty"`
 	SimLFU       float64 `json:"sim_lfu,omitempty"`
+	SimLRU       float64 `json:"sim_lru,omitempty"`
 	SimLFUOurs   float64 `json:"sim_lfu_ours_capacity,omitempty"`
+	SimLFUBudget float64 `json:"sim_lfu_budget,omitempty"`
 	Note         string  `json:"note,omitempty"`
 }
 
@@ -74,13 +77,16 @@ func (r row) summary() string {
 
 // simOut is loadgen -simulate's output.
 type simOut struct {
-	Requests  uint64  `json:"requests"`
-	Distinct  uint64  `json:"distinct"`
-	Unbounded float64 `json:"unbounded_hit_ratio"`
-	LFU       []struct {
-		Capacity int     `json:"capacity_objects"`
-		HitRatio float64 `json:"hit_ratio"`
-	} `json:"lfu"`
+	Requests  uint64   `json:"requests"`
+	Distinct  uint64   `json:"distinct"`
+	Unbounded float64  `json:"unbounded_hit_ratio"`
+	LFU       []simHit `json:"lfu"`
+	LRU       []simHit `json:"lru"`
+}
+
+type simHit struct {
+	Capacity int     `json:"capacity_objects"`
+	HitRatio float64 `json:"hit_ratio"`
 }
 
 // usageDelta turns two readings of the servers' usage into per-request CPU

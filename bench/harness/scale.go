@@ -62,7 +62,7 @@ func (h *harness) scale(ctx context.Context) error {
 		{"cacheproxy ×1 (+Redis)", ourN(1)},
 		{"cacheproxy ×2 (one Redis)", ourN(2)},
 		{"cacheproxy ×3 (one Redis)", ourN(3)},
-		{"nginx ×3 (independent)", three(func(o *server) (*server, error) { return h.startNginxCache(o, "64m") })},
+		{"nginx ×3 (independent)", three(func(o *server) (*server, error) { return h.startNginxCache(o, zipfBudget) })},
 		{"varnish ×3 (independent)", three(func(o *server) (*server, error) { return h.startVarnish(o, "64M") })},
 	}
 	for _, sys := range systems {

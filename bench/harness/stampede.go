@@ -56,7 +56,7 @@ func (h *harness) stampede(ctx context.Context) error {
 	}{
 		{sysOne, withRedis(1)},
 		{sysThree, withRedis(3)},
-		{"nginx (proxy_cache_lock on)", one(func(o *server) (*server, error) { return h.startNginxCache(o, "64m") })},
+		{"nginx (proxy_cache_lock on)", one(func(o *server) (*server, error) { return h.startNginxCache(o, zipfBudget) })},
 		{sysVarn, one(func(o *server) (*server, error) { return h.startVarnish(o, "64M") })},
 	}
 	for _, sys := range systems {

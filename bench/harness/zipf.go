@@ -17,6 +17,9 @@ const (
 	zipfSeed      = "1"
 	zipfBudget    = 64 << 20
 	originLatency = 20 * time.Millisecond
+	// zipfBudgetObjects is how many 1 KiB bodies the budget holds: the
+	// capacity of the ideal LFU "of that size" the issue compares with.
+	zipfBudgetObjects = zipfBudget / 1024
 )
 
 const (
@@ -52,7 +55,7 @@ func (h *harness) zipf(ctx context.Context) error {
 			return s, append(s.pids, r.pids...), []*server{s}, nil
 		}},
 		{sysNginx, func(h *harness, o *server) (*server, []int, []*server, error) {
-			return single(h.startNginxCache(o, "64m"))
+			return single(h.startNginxCache(o, zipfBudget))
 		}},
 		{sysVarn, func(h *harness, o *server) (*server, []int, []*server, error) {
 			return single(h.startVarnish(o, "64M"))
@@ -74,17 +77,18 @@ func (h *harness) zipf(ctx context.Context) error {
 		}
 		// The references, on the very trace this system was sent.
 		if capacity > 0 {
-			caps := []string{fmt.Sprint(capacity), fmt.Sprint(max(oursCap, 1))}
+			caps := []string{fmt.Sprint(capacity), fmt.Sprint(max(oursCap, 1)), fmt.Sprint(zipfBudgetObjects)}
 			var sim simOut
 			out, err := h.runTool(ctx, time.Minute, append([]string{h.bin + "/loadgen"},
 				zipfArgs(nil, "-simulate", "-requests", fmt.Sprint(r.WarmRequests+r.Requests), "-capacity", strings.Join(caps, ","))...)...)
 			if err == nil {
 				err = json.Unmarshal(out, &sim)
 			}
-			if err != nil || len(sim.LFU) != 2 {
+			if err != nil || len(sim.LFU) != 3 || len(sim.LRU) != 3 {
 				h.note(h.scenario, fmt.Sprintf("%s: simulation: %v", sys.name, err))
 			} else {
-				r.SimUnbounded, r.SimCapacity, r.SimLFU = sim.Unbounded, capacity, sim.LFU[0].HitRatio
+				r.SimUnbounded, r.SimCapacity = sim.Unbounded, capacity
+				r.SimLFU, r.SimLRU, r.SimLFUBudget = sim.LFU[0].HitRatio, sim.LRU[0].HitRatio, sim.LFU[2].HitRatio
 				if oursCap > 0 {
 					r.SimLFUOurs = sim.LFU[1].HitRatio
 				}
@@ -97,13 +101,16 @@ func (h *harness) zipf(ctx context.Context) error {
 
 // zipfPhases returns the size of the closed-loop warm-up and of the
 // measured open-loop phase. The warm-up makes the trace long enough for
-// the 64 MiB budgets to matter: over a short trace every cache holds
-// every key it was asked for and all hit ratios are the same.
+// the 64 MiB budgets and the eviction policies to matter: over a short
+// trace every cache holds about every key it was asked for, an LRU does
+// as well as an LFU, and all hit ratios are about the same (at 340,000
+// requests an LRU of 52,000 objects gets 70.6%, an ideal LFU 70.8%; at
+// 1,590,000 requests, 73.1% and 76.3%).
 func (h *harness) zipfPhases() (warm int, dur time.Duration) {
 	if h.opt.quick {
 		return 0, 3 * h.opt.duration
 	}
-	return 250_000, 3 * h.opt.duration
+	return 1_500_000, 3 * h.opt.duration
 }
 
 // zipfSystem runs the zipf load against one system and returns its row
@@ -121,8 +128,8 @@ func (h *harness) zipfSystem(ctx context.Context, sys system) (row, int, error) 
 	var warmOrigin int64
 	if warm > 0 {
 		h.progress(fmt.Sprintf("%-26s warm-up: %s requests, closed loop", sys.name, num(float64(warm))))
-		out, err := h.loadgen(ctx, 3*time.Minute, zipfArgs([]string{front.url},
-			"-c", "256", "-requests", fmt.Sprint(warm), "-duration", "3m")...)
+		out, err := h.loadgen(ctx, 6*time.Minute, zipfArgs([]string{front.url},
+			"-c", "256", "-requests", fmt.Sprint(warm), "-duration", "6m")...)
 		if err != nil {
 			return row{}, 0, fmt.Errorf("warm-up: %w", err)
 		}
@@ -230,7 +237,7 @@ func (h *harness) measureLoad(ctx context.Context, origin *server, counted []int
 func (h *harness) zipfSection(b *strings.Builder) {
 	warm, dur := h.zipfPhases()
 	fmt.Fprintf(b, "%s keys, Zipf s=%s, 1 KiB bodies, origin latency %s, from cold caches. Memory budget 64 MiB for every cache: "+
-		"cacheproxy `-l1-max-bytes 64MiB`, nginx `max_size=64m` on tmpfs, Varnish `-s malloc,64M`. ",
+		"cacheproxy `-l1-max-bytes 64MiB`, nginx `max_size=64m` on tmpfs with a keys zone of 16,000 keys (its objects take a 4 KiB page each: the budget holds 16,384), Varnish `-s malloc,64M`. ",
 		num(zipfKeys), zipfS, originLatency)
 	if warm > 0 {
 		fmt.Fprintf(b, "The trace is sent in two phases: %s requests in a closed loop (256 connections) to fill the caches, then %s at %s req/s in an open loop, "+
@@ -249,16 +256,20 @@ func (h *harness) zipfSection(b *strings.Builder) {
 	table(b, []string{"system", "req/s", "hit ratio", "X-Cache", "origin req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req", "peak RSS", "objects held", "bytes held", "other load (CPUs)", "notes"}, rows)
 
 	b.WriteString("References computed offline by `loadgen -simulate` on the same trace (same seed, same request count): " +
-		"an ideal (perfect) LFU cache holding as many objects as the system did (cacheproxy: as many as 64 MiB holds at its entry size), and a cache that never evicts.\n\n")
+		"an ideal (perfect) LFU cache and an LRU cache (the policy of nginx and Varnish) holding as many objects as the system did " +
+		"(cacheproxy: as many as 64 MiB holds at its entry size, counted as the memory an entry really takes), " +
+		fmt.Sprintf("an ideal LFU holding as many bodies as the budget (%s objects of 1 KiB, no overhead counted), ", num(zipfBudgetObjects)) +
+		"and a cache that never evicts.\n\n")
 	rows = nil
 	for _, r := range h.rows("zipf") {
 		if r.SimCapacity == 0 {
 			continue
 		}
 		rows = append(rows, []string{r.System, num(float64(r.WarmRequests + r.Requests)), pct(r.HitRatio), num(float64(r.SimCapacity)),
-			pct(r.SimLFU), fmt.Sprintf("%+.1f", 100*(r.HitRatio-r.SimLFU)), pct(r.SimUnbounded)})
+			pct(r.SimLFU), fmt.Sprintf("%+.1f", 100*(r.HitRatio-r.SimLFU)), pct(r.SimLRU), pct(r.SimLFUBudget), pct(r.SimUnbounded)})
 	}
-	table(b, []string{"system", "trace requests", "hit ratio", "LFU capacity (objects)", "ideal LFU", "points vs LFU", "unbounded"}, rows)
+	table(b, []string{"system", "trace requests", "hit ratio", "capacity (objects)", "ideal LFU", "points vs LFU", "LRU",
+		"ideal LFU, " + num(zipfBudgetObjects) + " objects", "unbounded"}, rows)
 }
 
 func (h *harness) zipfTargets() []target {
@@ -282,9 +293,10 @@ func (h *harness) zipfTargets() []target {
 		ts = append(ts, t)
 	}
 	if us.SimCapacity > 0 {
-		t := target{goal: "zipf hit ratio within 2 points of ideal LFU", known: true, met: us.HitRatio >= us.SimLFU-0.02,
-			measured: fmt.Sprintf("%s vs LFU %s (%+.1f points)", pct(us.HitRatio), pct(us.SimLFU), 100*(us.HitRatio-us.SimLFU))}
-		if us.SimUnbounded-us.SimLFU < 0.001 {
+		t := target{goal: "zipf hit ratio within 2 points of an ideal LFU of 64 MiB of bodies", known: true, met: us.HitRatio >= us.SimLFUBudget-0.02,
+			measured: fmt.Sprintf("%s vs LFU %s (%+.1f points; %+.1f vs an ideal LFU of the %s objects it held)", pct(us.HitRatio), pct(us.SimLFUBudget),
+				100*(us.HitRatio-us.SimLFUBudget), 100*(us.HitRatio-us.SimLFU), num(float64(us.SimCapacity)))}
+		if us.SimUnbounded-us.SimLFUBudget < 0.001 {
 			t.inconclusive = "the LFU never had to evict on this trace (use a full run)"
 		}
 		ts = append(ts, t)

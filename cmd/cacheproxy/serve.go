@@ -253,11 +253,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 }
 
 // memoryHeadroom is what the process may use beyond -l1-max-bytes: the
-// runtime, connections, buffers of requests in flight. Too little, and a
-// full L1 leaves the collector running without pause (at 48 MiB, the
-// benchmark's zipf load with Redis spent 60% of its CPU in the GC and its
-// latency went to seconds).
-const memoryHeadroom = 96 << 20
+// runtime, connections, buffers of requests in flight, and the collector's
+// room to work. Too little, and a full L1 leaves the collector running
+// without pause. -l1-max-bytes counts the memory entries really take
+// (tiers.Entry.MemSize, checked against the heap), so 56 MiB keeps RSS
+// below -l1-max-bytes + 64 MiB with the binary's own pages.
+const memoryHeadroom = 56 << 20
 
 // setMemoryLimit gives the Go runtime a soft memory limit of -l1-max-bytes
 // plus some headroom, unless GOMEMLIMIT is set: without it the collector

@@ -111,6 +111,10 @@ type Tier struct {
 	bans    *tiers.Bans
 	banKeep time.Duration
 	syncs   singleflight.Group // collapses concurrent ban syncs
+	seq     string             // seqKey(), built once: every Get reads it
+
+	reads chan *read     // Gets waiting for a pipeline (batch.go)
+	pipes sync.WaitGroup // the pipeline goroutines
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -132,6 +136,7 @@ func New(opts Options) (*Tier, error) {
 		done:    make(chan struct{}),
 		bans:    opts.Bans,
 		banKeep: opts.BanKeep,
+		reads:   make(chan *read),
 	}
 	if t.banKeep <= 0 {
 		t.banKeep = 25 * time.Hour
@@ -151,6 +156,7 @@ func New(opts Options) (*Tier, error) {
 	if t.prefix == "" {
 		t.prefix = defaultPrefix
 	}
+	t.seq = t.prefix + ":purge:seq"
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -177,13 +183,19 @@ func New(opts Options) (*Tier, error) {
 	}
 	t.rdb = t.client
 
-	if err := t.ping(context.Background()); err != nil {
+	// A slow first answer is not an unreachable Redis: as for calls
+	// (see fail), only tripAfter without one is.
+	if err := t.ping(context.Background(), max(t.timeout, tripAfter)); err != nil {
 		t.markDown(err)
 	} else {
 		t.lastOK.Store(time.Now().UnixNano())
 		t.log.Info("redis reachable", "addr", t.addr)
 	}
 	go t.watch()
+	for range pipelines {
+		t.pipes.Add(1)
+		go t.pipeline()
+	}
 	return t, nil
 }
 
@@ -201,41 +213,29 @@ func hideURL(err error) error {
 // does not decode (written by another encoding version, or corrupt), are
 // misses; the latter are counted by Undecodable. While Redis is
 // unavailable Get returns ErrUnavailable at once.
+//
+// Concurrent Gets share pipelines (see batch.go). A Get waits for its
+// pipeline's turn and then for its answer, each bounded by Timeout.
 func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) {
 	if t.down.Load() {
 		t.errs.Add(1)
 		return nil, false, ErrUnavailable
 	}
-	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	var data string
-	if t.bans == nil {
-		b, err := t.rdb.Get(cctx, key).Result()
-		if err != nil {
-			if errors.Is(err, redis.Nil) {
-				t.ok()
-				return nil, false, nil
-			}
-			return nil, false, t.fail(ctx, "get", err)
-		}
-		data = b
-	} else {
-		// The entry and the fleet's purge sequence in one round trip.
-		vals, err := t.rdb.MGet(cctx, key, t.seqKey()).Result()
-		if err != nil {
-			return nil, false, t.fail(ctx, "get", err)
-		}
-		if err := t.catchUp(cctx, vals[1]); err != nil {
+	// The entry and the fleet's purge sequence in one round trip.
+	vals, err := t.batchGet(ctx, key)
+	if err != nil {
+		return nil, false, t.fail(ctx, "get", err)
+	}
+	if t.bans != nil {
+		if err := t.catchUp(ctx, vals[1]); err != nil {
 			return nil, false, t.fail(ctx, "get bans", err)
 		}
-		s, ok := vals[0].(string)
-		if !ok {
-			t.ok()
-			return nil, false, nil
-		}
-		data = s
 	}
 	t.ok()
+	data, ok := vals[0].(string)
+	if !ok {
+		return nil, false, nil
+	}
 	// The entry's strings and body point into data: no copy.
 	e, err := tiers.DecodeString(data)
 	if err != nil {
@@ -330,6 +330,7 @@ func (t *Tier) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.stop)
 		<-t.done
+		t.pipes.Wait()
 		if t.owned {
 			t.closeErr = t.client.Close()
 		}
@@ -385,8 +386,8 @@ func (t *Tier) markDown(err error) {
 	}
 }
 
-func (t *Tier) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+func (t *Tier) ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return t.rdb.Ping(ctx).Err()
 }
@@ -405,7 +406,7 @@ func (t *Tier) watch() {
 		if !t.down.Load() {
 			continue
 		}
-		if err := t.ping(context.Background()); err != nil {
+		if err := t.ping(context.Background(), t.timeout); err != nil {
 			t.log.Debug("redis still unreachable", "addr", t.addr, "err", err)
 			continue
 		}
@@ -418,7 +419,7 @@ func (t *Tier) watch() {
 
 // seqKey holds the fleet's purge sequence number: the Seq of the last ban
 // recorded.
-func (t *Tier) seqKey() string { return t.prefix + ":purge:seq" }
+func (t *Tier) seqKey() string { return t.seq }
 
 // bansKey is a sorted set of the recorded bans (tiers.Ban.String), scored
 // by Seq.
@@ -426,7 +427,7 @@ func (t *Tier) bansKey() string { return t.prefix + ":purge:bans" }
 
 // catchUp loads the bans Bans has not applied if seq, the fleet's purge
 // sequence number as read from Redis (a string, or nil if no purge was
-// ever recorded), is ahead of it.
+// ever recorded), is ahead of it. Loading them is bounded by Timeout.
 func (t *Tier) catchUp(ctx context.Context, seq any) error {
 	s, ok := seq.(string)
 	if !ok {
@@ -436,6 +437,11 @@ func (t *Tier) catchUp(ctx context.Context, seq any) error {
 	if err != nil {
 		return fmt.Errorf("purge sequence %q: %w", s, err)
 	}
+	if n <= t.bans.Applied() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
 	// A sync already under way may have read the bans before the one
 	// numbered n was recorded: then sync again.
 	for range 3 {

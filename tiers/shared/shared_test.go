@@ -449,3 +449,65 @@ func TestSlowAnswerDoesNotTrip(t *testing.T) {
 		t.Errorf("Get after resume: %v %v", ok, err)
 	}
 }
+
+// Concurrent Gets share pipelines; each gets its own key's answer.
+func TestConcurrentGets(t *testing.T) {
+	srv := redistest.Start(t)
+	tier, _ := newTier(t, Options{URL: srv.URL(), Bans: new(tiers.Bans), Timeout: 5 * time.Second})
+	ctx := context.Background()
+	const keys = 50
+	for i := range keys {
+		if err := tier.Set(ctx, "k"+strconv.Itoa(i), entry("v"+strconv.Itoa(i)), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 20 {
+				i := (g*7 + j) % (keys + 10) // keys+: absent
+				e, ok, err := tier.Get(ctx, "k"+strconv.Itoa(i))
+				switch {
+				case err != nil:
+					t.Errorf("Get(k%d): %v", i, err)
+				case i >= keys && ok:
+					t.Errorf("Get(k%d) hit an absent key: %q", i, e.Body)
+				case i < keys && (!ok || string(e.Body) != "v"+strconv.Itoa(i)):
+					t.Errorf("Get(k%d) = %v, %v; want v%d", i, e, ok, i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// One pipeline answers each read of a batch with its own key's value,
+// a missing key with nil, and the purge sequence with each.
+func TestSendBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	tier, _ := newTier(t, Options{URL: srv.URL(), Bans: new(tiers.Bans)})
+	ctx := context.Background()
+	cl := srv.Client()
+	if err := cl.Set(ctx, "a", "A", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Set(ctx, "c", "C", 0)
+	cl.Set(ctx, tier.seqKey(), "7", 0)
+	batch := []*read{{key: "a"}, {key: "b"}, {key: "c"}}
+	cmds := tier.sendBatch(batch, nil)
+	want := []any{"A", nil, "C"}
+	for i, c := range cmds {
+		vals, err := c.Result()
+		if err != nil || len(vals) != 2 || vals[0] != want[i] || vals[1] != "7" {
+			t.Errorf("read %d (%s): %q, %v; want [%v 7]", i, batch[i].key, vals, err, want[i])
+		}
+	}
+	srv.Kill()
+	for i, c := range tier.sendBatch(batch, nil) {
+		if c.Err() == nil {
+			t.Errorf("read %d with Redis killed: no error", i)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package shared
+
+import (
+	"context"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reads are batched. Each Get hands its key to one of a few pipeline
+// goroutines; a goroutine takes every read waiting at that moment (up to
+// maxBatch) and sends them to Redis in one pipeline: one write, one read,
+// one reply parsed after another. Under load this divides the system
+// calls, wake-ups and Redis's own per-command work by the batch size;
+// with one request at a time it costs one goroutine hand-off. No read
+// waits for a batch to fill: a batch is whatever is queued when a
+// pipeline goroutine is free ("natural" batching), so the slower Redis
+// answers, the larger the batches.
+const (
+	// pipelines is how many batches may be in flight at once.
+	pipelines = 4
+	// maxBatch bounds the reads of one pipeline.
+	maxBatch = 128
+)
+
+// read is one Get waiting for its batch.
+type read struct {
+	key string
+	// done receives one value when vals and err are set. It is
+	// buffered, so that the pipeline goroutine never blocks on a
+	// reader that gave up.
+	done chan struct{}
+	vals []any // the entry and the purge sequence, as MGET returns them
+	err  error
+}
+
+var readPool = sync.Pool{New: func() any { return &read{done: make(chan struct{}, 1)} }}
+
+// batchGet reads key (and the purge sequence) in the next pipeline. It
+// returns ctx's error if ctx ends first.
+func (t *Tier) batchGet(ctx context.Context, key string) ([]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rd := readPool.Get().(*read)
+	rd.key = key
+	select {
+	case t.reads <- rd:
+	case <-ctx.Done():
+		readPool.Put(rd)
+		return nil, ctx.Err()
+	case <-t.stop:
+		readPool.Put(rd)
+		return nil, redis.ErrClosed
+	}
+	select {
+	case <-rd.done:
+		vals, err := rd.vals, rd.err
+		rd.vals, rd.err = nil, nil
+		readPool.Put(rd)
+		return vals, err
+	case <-ctx.Done():
+		// The pipeline goroutine still owns rd: leave it to the
+		// collector rather than to the pool.
+		return nil, ctx.Err()
+	}
+}
+
+// pipeline sends batches of reads until Close.
+func (t *Tier) pipeline() {
+	defer t.pipes.Done()
+	batch := make([]*read, 0, maxBatch)
+	cmds := make([]*redis.SliceCmd, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case rd := <-t.reads:
+			batch = append(batch, rd)
+		case <-t.stop:
+			return
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case rd := <-t.reads:
+				batch = append(batch, rd)
+			default:
+				break more
+			}
+		}
+		cmds = t.sendBatch(batch, cmds[:0])
+		for i, rd := range batch {
+			rd.vals, rd.err = cmds[i].Val(), cmds[i].Err()
+			rd.done <- struct{}{}
+			batch[i], cmds[i] = nil, nil
+		}
+	}
+}
+
+// sendBatch queues an MGET of each read's key and the purge sequence
+// (a GET if there are no bans to keep) in one pipeline and runs it. Every
+// command carries its own result or error.
+func (t *Tier) sendBatch(batch []*read, cmds []*redis.SliceCmd) []*redis.SliceCmd {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	if len(batch) == 1 {
+		// No pipeline for one command: the same round trip, less work.
+		return append(cmds, t.mget(ctx, t.rdb, batch[0].key))
+	}
+	p := t.client.Pipeline()
+	for _, rd := range batch {
+		cmds = append(cmds, t.mget(ctx, p, rd.key))
+	}
+	// Exec's error is also each failed command's.
+	p.Exec(ctx)
+	return cmds
+}
+
+// mget reads key and, if the tier keeps bans, the purge sequence.
+func (t *Tier) mget(ctx context.Context, c interface {
+	MGet(ctx context.Context, keys ...string) *redis.SliceCmd
+}, key string) *redis.SliceCmd {
+	if t.bans == nil {
+		return c.MGet(ctx, key)
+	}
+	return c.MGet(ctx, key, t.seqKey())
+}
