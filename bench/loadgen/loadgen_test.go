@@ -156,48 +156,34 @@ func TestPercentileApprox(t *testing.T) {
 	}
 }
 
-func TestLFUHits(t *testing.T) {
+func TestLFUAndLRUHits(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		trace    []uint64
 		capacity int
-		want     uint64
+		lfu, lru uint64
 	}{
-		{"no room", []uint64{1, 1, 1}, 0, 0},
-		{"fits", []uint64{1, 2, 1, 2, 3, 3}, 3, 3},
-		// Capacity 1: 1 is admitted and hit once (count 2); 2 reaches
-		// count 1 then 2, never more than 1's count, so never admitted;
-		// 2's third access (count 3 > 2) evicts 1; its fourth hits.
-		{"frequency wins", []uint64{1, 1, 2, 2, 2, 2}, 1, 2},
-		// A scan of one-off keys never displaces the hot key.
-		{"scan resistant", []uint64{7, 7, 7, 1, 2, 3, 4, 7}, 1, 3},
+		{"no room", []uint64{1, 1, 1}, 0, 0, 0},
+		{"fits", []uint64{1, 2, 1, 2, 3, 3}, 3, 3, 3},
+		// Capacity 1, LFU: 1 is admitted and hit once (count 2); 2
+		// reaches count 1 then 2, never more than 1's count, so is not
+		// admitted; 2's third access (count 3 > 2) evicts 1; its fourth
+		// hits. LRU admits every miss: 1 hits once, 2 three times.
+		{"frequency wins", []uint64{1, 1, 2, 2, 2, 2}, 1, 2, 4},
+		// A scan of one-off keys never displaces the hot key from the
+		// LFU; it flushes it from the LRU.
+		{"scan", []uint64{7, 7, 7, 1, 2, 3, 4, 7}, 1, 3, 2},
+		// Capacity 2, LRU: 3 evicts 1 (least recent), so 1 misses and
+		// evicts 2, and 3 hits. LFU: 3 (count 1) is not admitted, 1
+		// hits, and 3's second access (count 2) displaces 2, a miss.
+		{"recency", []uint64{1, 2, 3, 1, 3}, 2, 1, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := lfuHits(c.trace, c.capacity); got != c.want {
-				t.Errorf("lfuHits = %d, want %d", got, c.want)
+			if got := lfuHits(c.trace, c.capacity); got != c.lfu {
+				t.Errorf("lfuHits = %d, want %d", got, c.lfu)
 			}
-		})
-	}
-}
-
-func TestLRUHits(t *testing.T) {
-	for _, c := range []struct {
-		name     string
-		trace    []uint64
-		capacity int
-		want     uint64
-	}{
-		{"no room", []uint64{1, 1, 1}, 0, 0},
-		{"fits", []uint64{1, 2, 1, 2, 3, 3}, 3, 3},
-		// Capacity 2: 3 evicts 1 (least recent), so 1 misses; then 1
-		// evicts 2, and 3 hits.
-		{"recency wins", []uint64{1, 2, 3, 1, 3}, 2, 1},
-		// Unlike LFU, a scan of one-off keys flushes the hot key.
-		{"scan flushes", []uint64{7, 7, 7, 1, 2, 3, 4, 7}, 1, 2},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := lruHits(c.trace, c.capacity); got != c.want {
-				t.Errorf("lruHits = %d, want %d", got, c.want)
+			if got := lruHits(c.trace, c.capacity); got != c.lru {
+				t.Errorf("lruHits = %d, want %d", got, c.lru)
 			}
 		})
 	}
