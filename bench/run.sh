@@ -11,7 +11,7 @@
 #                          [--duration 10s] [--zipf-rate 5000] [--no-pin] [--out DIR]
 #
 #   --quick        short runs: a smoke test that finishes in under 3 minutes
-#   --scenarios    which scenarios to run (default: all, in about 20 minutes)
+#   --scenarios    which scenarios to run (default: all, in about 25 minutes)
 #   --duration     length of one measured run of hot and shared (default 10s, 2s with --quick)
 #   --zipf-rate    open-loop request rate of zipf; purge runs at half (default 3000/s, 2000/s with --quick)
 #   --no-pin       do not pin servers and load generator to separate CPUs
