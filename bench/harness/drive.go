@@ -154,6 +154,43 @@ func stats(s *server) (proxyStats, error) {
 	return st, nil
 }
 
+// measureAround runs load (which returns how many requests it sent) and
+// fills r with what the servers did meanwhile: CPU per request and peak
+// RSS of the counted processes, the other load on the machine, the
+// requests that reached origin, and cacheproxy's X-Cache counts summed
+// over cps.
+func (h *harness) measureAround(r *row, origin *server, counted []int, cps []*server, load func() (uint64, error)) error {
+	o0, err := originCount(origin)
+	if err != nil {
+		return err
+	}
+	s0, err := sumStats(cps)
+	if err != nil {
+		return err
+	}
+	snap0 := h.ps.snapshot(counted)
+	requests, err := load()
+	if err != nil {
+		return err
+	}
+	snap1 := h.ps.snapshot(counted)
+	o1, err := originCount(origin)
+	if err != nil {
+		return err
+	}
+	s1, err := sumStats(cps)
+	if err != nil {
+		return err
+	}
+	r.CPUPerReq, r.PeakRSS = usageDelta(snap0.servers, snap1.servers, requests)
+	r.OtherLoad = otherLoad(snap0, snap1)
+	r.OriginReqs = o1 - o0
+	if len(cps) > 0 {
+		r.Tiers = delta(s0, s1)
+	}
+	return nil
+}
+
 // sumStats adds up the request counters of several instances.
 func sumStats(ss []*server) (map[string]int64, error) {
 	sum := map[string]int64{}

@@ -186,25 +186,12 @@ func (h *harness) quiet() {
 // origin's counter and cacheproxy's tiers around it.
 func (h *harness) measureWrk(ctx context.Context, front, origin *server, counted []int, cps []*server, before, after string, conns int) (row, error) {
 	r := row{Tool: "wrk", HitRatio: -1, Objects: -1, ObjectBytes: -1}
-	o0, err := originCount(origin)
-	if err != nil {
-		return r, err
-	}
-	s0, err := sumStats(cps)
-	if err != nil {
-		return r, err
-	}
-	snap0 := h.ps.snapshot(counted)
-	w, err := h.wrk(ctx, front.url, before, after, hotKeys, conns, h.opt.duration)
-	if err != nil {
-		return r, err
-	}
-	snap1 := h.ps.snapshot(counted)
-	o1, err := originCount(origin)
-	if err != nil {
-		return r, err
-	}
-	s1, err := sumStats(cps)
+	var w wrkOut
+	err := h.measureAround(&r, origin, counted, cps, func() (uint64, error) {
+		var err error
+		w, err = h.wrk(ctx, front.url, before, after, hotKeys, conns, h.opt.duration)
+		return w.Requests, err
+	})
 	if err != nil {
 		return r, err
 	}
@@ -215,12 +202,6 @@ func (h *harness) measureWrk(ctx context.Context, front, origin *server, counted
 	}
 	r.P50, r.P99, r.P999 = w.P50US/1e3, w.P99US/1e3, w.P999US/1e3
 	r.Errors = w.Connect + w.Read + w.Write + w.Status + w.Timeout
-	r.CPUPerReq, r.PeakRSS = usageDelta(snap0.servers, snap1.servers, w.Requests)
-	r.OtherLoad = otherLoad(snap0, snap1)
-	r.OriginReqs = o1 - o0
-	if len(cps) > 0 {
-		r.Tiers = delta(s0, s1)
-	}
 	return r, nil
 }
 

@@ -187,42 +187,24 @@ func (h *harness) zipfSystem(ctx context.Context, sys system) (row, int, error) 
 // origin's counter and cacheproxy's tiers around it.
 func (h *harness) measureLoad(ctx context.Context, origin *server, counted []int, cps []*server, budget time.Duration, args ...string) (row, error) {
 	r := row{Tool: "loadgen", HitRatio: -1, Objects: -1, ObjectBytes: -1}
-	o0, err := originCount(origin)
-	if err != nil {
-		return r, err
-	}
-	s0, err := sumStats(cps)
-	if err != nil {
-		return r, err
-	}
-	snap0 := h.ps.snapshot(counted)
-	out, err := h.loadgen(ctx, budget, args...)
-	if err != nil {
-		return r, err
-	}
-	snap1 := h.ps.snapshot(counted)
-	o1, err := originCount(origin)
-	if err != nil {
-		return r, err
-	}
-	s1, err := sumStats(cps)
+	var out loadOut
+	err := h.measureAround(&r, origin, counted, cps, func() (uint64, error) {
+		var err error
+		out, err = h.loadgen(ctx, budget, args...)
+		return out.Count, err
+	})
 	if err != nil {
 		return r, err
 	}
 	r.Requests, r.Errors, r.Seconds, r.RPS = out.Count, out.Errors, out.DurationS, out.ThroughputRPS
 	r.P50, r.P99, r.P999, r.MaxMS = out.LatencyMS.P50, out.LatencyMS.P99, out.LatencyMS.P999, out.LatencyMS.Max
-	r.CPUPerReq, r.PeakRSS = usageDelta(snap0.servers, snap1.servers, out.Count)
-	r.OtherLoad = otherLoad(snap0, snap1)
-	r.OriginReqs = o1 - o0
 	if out.DurationS > 0 {
 		r.OriginRPS = float64(r.OriginReqs) / out.DurationS
 	}
 	if out.Count > 0 {
 		r.HitRatio = math.Max(0, 1-float64(r.OriginReqs)/float64(out.Count))
 	}
-	if len(cps) > 0 {
-		r.Tiers = delta(s0, s1)
-	} else {
+	if len(cps) == 0 {
 		r.Tiers = map[string]int64{}
 		for k, v := range out.XCache {
 			r.Tiers[k] = int64(v)
