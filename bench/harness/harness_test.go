@@ -88,3 +88,19 @@ func TestHotChartIsSVG(t *testing.T) {
 		t.Errorf("%d rects, want 11:\n%s", rects, svg)
 	}
 }
+
+// nginx is held to a budget by a keys zone sized for the 4 KiB pages the
+// budget holds, at 8,000 keys a megabyte rounded up; max_size alone
+// overshoots.
+func TestNginxCacheBlocksSizeTheKeysZone(t *testing.T) {
+	for budget, want := range map[int64]string{
+		64 << 20:  "keys_zone=bench:3m max_size=64m ",
+		256 << 20: "keys_zone=bench:9m max_size=256m ",
+		1 << 20:   "keys_zone=bench:1m max_size=1m ",
+	} {
+		httpBlock, _ := nginxCacheBlocks("/c", budget, "127.0.0.1:1")
+		if !strings.Contains(httpBlock, want) {
+			t.Errorf("budget %d: %q lacks %q", budget, httpBlock, want)
+		}
+	}
+}

@@ -219,7 +219,7 @@ func (h *harness) measureLoad(ctx context.Context, origin *server, counted []int
 func (h *harness) zipfSection(b *strings.Builder) {
 	warm, dur := h.zipfPhases()
 	fmt.Fprintf(b, "%s keys, Zipf s=%s, 1 KiB bodies, origin latency %s, from cold caches. Memory budget 64 MiB for every cache: "+
-		"cacheproxy `-l1-max-bytes 64MiB`, nginx `max_size=64m` on tmpfs with a 2 MiB keys zone, sized by nginx's rule of thumb of 8,000 keys a megabyte for the 16,384 objects of a 4 KiB page each that the budget holds (it holds about 19,500), Varnish `-s malloc,64M`. ",
+		"cacheproxy `-l1-max-bytes 64MiB`, nginx `max_size=64m` on tmpfs with a 3 MiB keys zone, sized by nginx's rule of thumb of 8,000 keys a megabyte, rounded up, for the 16,384 objects of a 4 KiB page each that the budget holds (it holds about 19,500), Varnish `-s malloc,64M`. ",
 		num(zipfKeys), zipfS, originLatency)
 	if warm > 0 {
 		fmt.Fprintf(b, "The trace is sent in two phases: %s requests in a closed loop (256 connections) to fill the caches, then %s at %s req/s in an open loop, "+
