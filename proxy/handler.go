@@ -214,12 +214,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Pragma: no-cache and no Cache-Control is treated as no-cache
 // (RFC 9111 §5.4).
 func requestCacheControl(hdr http.Header) cacheControl {
-	cc := parseCacheControl(hdr)
-	if _, ok := hdr["Cache-Control"]; !ok {
-		for _, p := range hdr["Pragma"] {
-			if strings.Contains(strings.ToLower(p), "no-cache") {
-				cc.noCache = true
-			}
+	// Most requests have no Cache-Control: look it up as net/http stores
+	// it rather than have Values canonicalize the name on every request.
+	if _, ok := hdr["Cache-Control"]; ok {
+		return parseCacheControl(hdr)
+	}
+	cc := noDirectives()
+	for _, p := range hdr["Pragma"] {
+		if strings.Contains(strings.ToLower(p), "no-cache") {
+			cc.noCache = true
 		}
 	}
 	return cc

@@ -98,10 +98,9 @@ func (e *Entry) Size() int {
 // memory-bounded in-process tier.
 func (e *Entry) MemSize() int {
 	// The Entry struct (176-byte size class) plus what ristretto keeps
-	// per item: its store map slot, the expiry bucket's slot and the
-	// admission policy's cost record, measured by
-	// TestMemSizeMatchesHeap in tiers/local.
-	const fixed = 176 + 160
+	// per item: its store map slot and the admission policy's cost
+	// record, measured by TestMemSizeMatchesHeap in tiers/local.
+	const fixed = 176 + 148
 	n := fixed + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
 	bytes := len(e.Body) + len(e.URL) + e.Header.strBytes() - e.Header.repeatedNameBytes()
 	for _, s := range e.Vary {
