@@ -8,11 +8,13 @@
 # SVG chart under bench/results/<date>-<mode>/.
 #
 # Usage: bash bench/run.sh [--quick] [--scenarios hot,shared,zipf,stampede,purge,scale]
-#                          [--duration 10s] [--zipf-rate 5000] [--no-pin] [--out DIR]
+#                          [--duration 6s] [--rounds 3] [--zipf-rate 5000] [--no-pin] [--out DIR]
 #
 #   --quick        short runs: a smoke test that finishes in under 3 minutes
-#   --scenarios    which scenarios to run (default: all, in about 25 minutes)
-#   --duration     length of one measured run of hot and shared (default 10s, 2s with --quick)
+#   --scenarios    which scenarios to run (default: all, in about 30 minutes)
+#   --duration     length of one measured run of hot and shared (default 6s, 2s with --quick)
+#   --rounds       measured runs of each hot and shared load, taking the systems in
+#                  turn; the report shows their median (default 3, 1 with --quick)
 #   --zipf-rate    open-loop request rate of zipf; purge runs at half (default 3000/s, 2000/s with --quick)
 #   --no-pin       do not pin servers and load generator to separate CPUs
 #   --out DIR      where report directories go (default bench/results)
@@ -31,13 +33,13 @@ args=()
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--quick) quick=1; args+=(-quick); shift ;;
-	--scenarios|--duration|--zipf-rate|--out)
+	--scenarios|--duration|--rounds|--zipf-rate|--out)
 		[[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
 		args+=("-${1#--}" "$2"); shift 2 ;;
-	--scenarios=*|--duration=*|--zipf-rate=*|--out=*)
+	--scenarios=*|--duration=*|--rounds=*|--zipf-rate=*|--out=*)
 		args+=("-${1#--}"); shift ;;
 	--no-pin) args+=(-no-pin); shift ;;
-	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -95,12 +97,12 @@ go build -o "$bin/" ./cmd/cacheproxy ./bench/fixedorigin ./bench/plainproxy ./be
 # 1,000 concurrent connections (stampede) and nginx's worker_rlimit_nofile.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# The whole run is bounded: 5 minutes for --quick, 35 for a full run.
+# The whole run is bounded: 5 minutes for --quick, 45 for a full run.
 # timeout runs the harness in its own process group, out of reach of a
 # terminal's Ctrl-C, so INT and TERM are passed on to it by pid (timeout
 # forwards them to the harness, which stops its servers and writes a
 # partial report).
-limit=35m
+limit=45m
 [[ -z "$quick" ]] || limit=5m
 timeout --signal=TERM --kill-after=30s "$limit" \
 	"$bin/harness" -bin "$bin" -pidfile "$pids" -cmdline "$orig" "${args[@]}" &

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,5 +103,37 @@ func TestNginxCacheBlocksSizeTheKeysZone(t *testing.T) {
 		if !strings.Contains(httpBlock, want) {
 			t.Errorf("budget %d: %q lacks %q", budget, httpBlock, want)
 		}
+	}
+}
+
+// The rounds of a load are combined by median, not mean or best: one
+// slow round (the machine was busy) moves nothing, and every round's
+// throughput is kept.
+func TestMedianRow(t *testing.T) {
+	runs := []row{
+		{RPS: 100, P99: 2, CPUPerReq: 10, Requests: 600, Errors: 1, OriginReqs: 0, PeakRSS: 5, OtherLoad: 0.1, Tiers: map[string]int64{"HIT-L1": 600}},
+		{RPS: 40, P99: 9, CPUPerReq: 30, Requests: 240, OriginReqs: 2, PeakRSS: 7, OtherLoad: 0.9, Retried: true, Tiers: map[string]int64{"HIT-L1": 238, "MISS": 2}},
+		{RPS: 90, P99: 3, CPUPerReq: 11, Requests: 540, OriginReqs: 0, PeakRSS: 6, OtherLoad: 0.2, Tiers: map[string]int64{"HIT-L1": 540}},
+	}
+	r := medianRow(runs)
+	if r.RPS != 90 || r.P99 != 3 || r.CPUPerReq != 11 {
+		t.Errorf("RPS, P99, CPU = %v, %v, %v; want the medians 90, 3, 11", r.RPS, r.P99, r.CPUPerReq)
+	}
+	if r.Requests != 1380 || r.Errors != 1 || r.OriginReqs != 2 || r.Tiers["HIT-L1"] != 1378 || r.Tiers["MISS"] != 2 {
+		t.Errorf("counts not summed: %+v", r)
+	}
+	if r.PeakRSS != 7 || r.OtherLoad != 0.9 || !r.Retried {
+		t.Errorf("peaks: RSS %d, other load %v, retried %v; want the worst round's", r.PeakRSS, r.OtherLoad, r.Retried)
+	}
+	if want := []float64{100, 40, 90}; !slices.Equal(r.RPSRuns, want) {
+		t.Errorf("RPSRuns = %v, want %v", r.RPSRuns, want)
+	}
+	if even := medianRow(runs[:2]); even.RPS != 70 {
+		t.Errorf("median of two rounds = %v, want their mean 70", even.RPS)
+	}
+	// The origin alone has no origin count (-1); summing must keep it so.
+	o := medianRow([]row{{RPS: 1, OriginReqs: -1}, {RPS: 2, OriginReqs: -1}})
+	if o.OriginReqs != -1 {
+		t.Errorf("origin alone: OriginReqs = %d, want -1", o.OriginReqs)
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -96,82 +98,178 @@ func (h *harness) shared(ctx context.Context) error {
 	}}})
 }
 
-// hotSystems runs the hot load against each system in turn, each with a
-// fresh origin, stopping everything between systems.
+// running is a system under test, up, with its own origin.
+type running struct {
+	sys           system
+	origin, front *server
+	counted       []int
+	ours          []*server
+	dead          bool // failed: measured no further
+}
+
+// hotSystems runs the hot load against every system. All of them are up
+// at once, each with its own origin, and each load is measured in rounds
+// that take the systems in turn, so that a slow drift of the machine's
+// speed (it may be shared) weighs on every system alike; each figure
+// reported is the median over the rounds.
 func (h *harness) hotSystems(ctx context.Context, systems []system) error {
+	defer h.ps.stopAll()
+	var up []*running
 	for _, sys := range systems {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		err := h.hotSystem(ctx, sys)
-		h.ps.stopAll()
+		origin, err := h.startOrigin(0)
 		if err != nil {
 			h.fail(sys.name, err)
+			continue
+		}
+		front, counted, cps, err := sys.start(h, origin)
+		if err != nil {
+			h.fail(sys.name, err)
+			continue
+		}
+		up = append(up, &running{sys: sys, origin: origin, front: front, counted: counted, ours: cps})
+	}
+	for _, size := range hotSizes {
+		after := fmt.Sprintf("?size=%d", size)
+		for _, u := range up {
+			if err := h.warmHot(ctx, u, after); err != nil && !u.dead {
+				u.dead = true
+				h.fail(u.sys.name, err)
+			}
+		}
+		for _, conns := range hotConns {
+			runs := make([][]row, len(up))
+			for round := range h.opt.rounds {
+				for i, u := range up {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					if u.dead {
+						continue
+					}
+					// A short run first brings connections, goroutines
+					// and worker threads up, outside the measurement; a
+					// quick run skips it.
+					if round == 0 && !h.opt.quick {
+						if _, err := h.wrk(ctx, u.front.url, "/blob/", after, hotKeys, conns, time.Second); err != nil {
+							u.dead = true
+							h.fail(u.sys.name, err)
+							continue
+						}
+					}
+					r, err := h.measureHot(ctx, u, size, after, conns)
+					if err != nil {
+						u.dead = true
+						h.fail(u.sys.name, err)
+						continue
+					}
+					if h.opt.rounds > 1 {
+						h.progress(fmt.Sprintf("%-26s %-18s round %d/%d: %.0f req/s", r.System, r.Variant, round+1, h.opt.rounds, r.RPS))
+					}
+					runs[i] = append(runs[i], r)
+				}
+			}
+			for i := range up {
+				if len(runs[i]) > 0 {
+					h.add(medianRow(runs[i]))
+				}
+			}
 		}
 	}
 	return nil
 }
 
-func (h *harness) hotSystem(ctx context.Context, sys system) error {
-	origin, err := h.startOrigin(0)
-	if err != nil {
-		return err
-	}
-	front, counted, cps, err := sys.start(h, origin)
-	if err != nil {
-		return err
-	}
-	warm := time.Second
-	for _, size := range hotSizes {
-		after := fmt.Sprintf("?size=%d", size)
-		// Two passes over the keys: the first fills, the second finds
-		// any that an asynchronous or admission-filtered store dropped.
-		for range 2 {
-			if _, err := h.loadgen(ctx, 20*time.Second, "-dist", "seq", "-keys", fmt.Sprint(hotKeys),
-				"-requests", fmt.Sprint(hotKeys), "-c", "4", "-duration", "20s", "-url", front.url+"/blob/{key}"+after); err != nil {
-				return fmt.Errorf("warm-up: %w", err)
-			}
-			time.Sleep(200 * time.Millisecond)
+// warmHot fills u's cache with the hot keys of one size: two passes, the
+// second finding any that an asynchronous or admission-filtered store
+// dropped.
+func (h *harness) warmHot(ctx context.Context, u *running, after string) error {
+	for range 2 {
+		if _, err := h.loadgen(ctx, 20*time.Second, "-dist", "seq", "-keys", fmt.Sprint(hotKeys),
+			"-requests", fmt.Sprint(hotKeys), "-c", "4", "-duration", "20s", "-url", u.front.url+"/blob/{key}"+after); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
 		}
-		for _, conns := range hotConns {
-			// A short run first brings connections, goroutines and
-			// worker threads up, outside the measurement; a quick run
-			// skips it.
-			if !h.opt.quick {
-				if _, err := h.wrk(ctx, front.url, "/blob/", after, hotKeys, conns, warm); err != nil {
-					return err
-				}
-			}
-			// This machine may be shared: wait a little for unrelated
-			// work to calm down, and measure a run that competed with
-			// it once more, keeping the quieter of the two.
-			h.quiet()
-			r, err := h.measureWrk(ctx, front, origin, counted, cps, "/blob/", after, conns)
-			if err != nil {
-				return err
-			}
-			if r.OtherLoad > noisyLoad && h.retries < h.maxRetries() {
-				h.retries++
-				h.progress(fmt.Sprintf("%-26s %-18s other load %.2f CPUs: measuring again", sys.name, sizeName(size), r.OtherLoad))
-				h.quiet()
-				again, err := h.measureWrk(ctx, front, origin, counted, cps, "/blob/", after, conns)
-				if err != nil {
-					return err
-				}
-				if again.OtherLoad < r.OtherLoad {
-					r = again
-				}
-				r.Retried = true
-			}
-			r.System, r.Size, r.Conns = sys.name, size, conns
-			r.Variant = fmt.Sprintf("%s, %d conns", sizeName(size), conns)
-			if front == origin {
-				r.OriginReqs = -1
-			}
-			h.add(r)
-		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	return nil
+}
+
+// measureHot measures one run of the hot load against u. This machine
+// may be shared: it waits a little for unrelated work to calm down, and
+// measures a run that competed with it once more, keeping the quieter of
+// the two.
+func (h *harness) measureHot(ctx context.Context, u *running, size int, after string, conns int) (row, error) {
+	name := u.sys.name
+	h.quiet()
+	r, err := h.measureWrk(ctx, u.front, u.origin, u.counted, u.ours, "/blob/", after, conns)
+	if err != nil {
+		return r, err
+	}
+	if r.OtherLoad > noisyLoad && h.retries < h.maxRetries() {
+		h.retries++
+		h.progress(fmt.Sprintf("%-26s %-18s other load %.2f CPUs: measuring again", name, sizeName(size), r.OtherLoad))
+		h.quiet()
+		again, err := h.measureWrk(ctx, u.front, u.origin, u.counted, u.ours, "/blob/", after, conns)
+		if err != nil {
+			return r, err
+		}
+		if again.OtherLoad < r.OtherLoad {
+			r = again
+		}
+		r.Retried = true
+	}
+	r.System, r.Size, r.Conns = name, size, conns
+	r.Variant = fmt.Sprintf("%s, %d conns", sizeName(size), conns)
+	if u.front == u.origin {
+		r.OriginReqs = -1
+	}
+	return r, nil
+}
+
+// medianRow combines the rounds of one load against one system: each
+// rate, latency and cost is the median over the rounds (the rounds are
+// few and noisy, so not the mean); counts are summed, peaks and noise
+// are the worst seen. RPSRuns keeps every round's throughput.
+func medianRow(runs []row) row {
+	r := runs[0]
+	r.Tiers = maps.Clone(r.Tiers)
+	med := func(get func(row) float64) float64 {
+		vs := make([]float64, len(runs))
+		for i, x := range runs {
+			vs[i] = get(x)
+		}
+		slices.Sort(vs)
+		if n := len(vs); n%2 == 0 {
+			return (vs[n/2-1] + vs[n/2]) / 2
+		}
+		return vs[len(vs)/2]
+	}
+	r.RPS = med(func(x row) float64 { return x.RPS })
+	r.P50 = med(func(x row) float64 { return x.P50 })
+	r.P99 = med(func(x row) float64 { return x.P99 })
+	r.P999 = med(func(x row) float64 { return x.P999 })
+	r.CPUPerReq = med(func(x row) float64 { return x.CPUPerReq })
+	r.RPSRuns = nil
+	for i, x := range runs {
+		r.RPSRuns = append(r.RPSRuns, x.RPS)
+		if i == 0 {
+			continue
+		}
+		r.Requests += x.Requests
+		r.Errors += x.Errors
+		r.Seconds += x.Seconds
+		if r.OriginReqs >= 0 {
+			r.OriginReqs += x.OriginReqs
+		}
+		for k, v := range x.Tiers {
+			if r.Tiers == nil {
+				r.Tiers = map[string]int64{}
+			}
+			r.Tiers[k] += v
+		}
+		r.PeakRSS = max(r.PeakRSS, x.PeakRSS)
+		r.OtherLoad = max(r.OtherLoad, x.OtherLoad)
+		r.Retried = r.Retried || x.Retried
+	}
+	return r
 }
 
 // quiet waits for unrelated work to calm down: up to 10 s at a time and

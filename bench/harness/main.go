@@ -32,6 +32,7 @@ type options struct {
 	quick     bool
 	scenarios []string
 	duration  time.Duration // one measured load run of the hot and shared scenarios
+	rounds    int           // measured runs of each hot and shared load, taking the systems in turn
 	zipfRate  float64       // open-loop rate of the zipf scenario; purge runs at half
 	bin       string        // directory of the built binaries
 	out       string        // the report goes to a new directory under it
@@ -60,7 +61,8 @@ func main() {
 	var scen string
 	flag.BoolVar(&opt.quick, "quick", false, "short runs: a smoke test in under 3 minutes")
 	flag.StringVar(&scen, "scenarios", "hot,shared,zipf,stampede,purge,scale", "comma-separated scenarios to run")
-	flag.DurationVar(&opt.duration, "duration", 0, "length of one measured run (default 10s, 2s with -quick)")
+	flag.DurationVar(&opt.duration, "duration", 0, "length of one measured run of hot and shared (default 6s, 2s with -quick)")
+	flag.IntVar(&opt.rounds, "rounds", 0, "measured runs of each hot and shared load, the median reported (default 3, 1 with -quick)")
 	flag.Float64Var(&opt.zipfRate, "zipf-rate", 0, "open-loop requests/s of the zipf scenario; purge runs at half (default 3000, 2000 with -quick)")
 	flag.StringVar(&opt.bin, "bin", "", "directory holding cacheproxy, fixedorigin, plainproxy and loadgen (required)")
 	flag.StringVar(&opt.out, "out", "bench/results", "the report goes to a new directory under this one")
@@ -70,9 +72,15 @@ func main() {
 	flag.Parse()
 	opt.scenarios = strings.Split(scen, ",")
 	if opt.duration == 0 {
-		opt.duration = 10 * time.Second
+		opt.duration = 6 * time.Second
 		if opt.quick {
 			opt.duration = 2 * time.Second
+		}
+	}
+	if opt.rounds == 0 {
+		opt.rounds = 3
+		if opt.quick {
+			opt.rounds = 1
 		}
 	}
 	if opt.zipfRate == 0 {
@@ -92,6 +100,9 @@ func main() {
 func runMain(opt options) error {
 	if opt.bin == "" {
 		return fmt.Errorf("-bin is required")
+	}
+	if opt.rounds < 1 || opt.duration <= 0 {
+		return fmt.Errorf("-rounds and -duration must be positive, got %d and %v", opt.rounds, opt.duration)
 	}
 	known := map[string]bool{}
 	for _, s := range allScenarios {
@@ -188,6 +199,15 @@ func newHarness(opt options) (*harness, error) {
 		h.loadCPU = fmt.Sprint(n - 1)
 	}
 	return h, nil
+}
+
+// phase is the unit length of the open-loop scenarios (zipf, purge,
+// scale): 10s, 2s in a quick run.
+func (h *harness) phase() time.Duration {
+	if h.opt.quick {
+		return 2 * time.Second
+	}
+	return 10 * time.Second
 }
 
 // serverCPUCount is the number of CPUs servers run on: nginx's workers.

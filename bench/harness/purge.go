@@ -74,7 +74,7 @@ func (h *harness) purgeRun(ctx context.Context, storm bool) error {
 		return err
 	}
 
-	dur := 2 * h.opt.duration
+	dur := 2 * h.phase()
 	var urls []string
 	for _, f := range fronts {
 		urls = append(urls, f.url)

@@ -15,14 +15,16 @@ type row struct {
 	Conns    int    `json:"conns,omitempty"` // closed loop connections
 	Tool     string `json:"tool"`
 
-	RPS      float64 `json:"rps"`
-	P50      float64 `json:"p50_ms"`
-	P99      float64 `json:"p99_ms"`
-	P999     float64 `json:"p999_ms"`
-	MaxMS    float64 `json:"max_ms,omitempty"`
-	Requests uint64  `json:"requests"`
-	Errors   uint64  `json:"errors"`
-	Seconds  float64 `json:"seconds"`
+	RPS float64 `json:"rps"`
+	// RPSRuns is the throughput of each round when RPS is their median.
+	RPSRuns  []float64 `json:"rps_runs,omitempty"`
+	P50      float64   `json:"p50_ms"`
+	P99      float64   `json:"p99_ms"`
+	P999     float64   `json:"p999_ms"`
+	MaxMS    float64   `json:"max_ms,omitempty"`
+	Requests uint64    `json:"requests"`
+	Errors   uint64    `json:"errors"`
+	Seconds  float64   `json:"seconds"`
 
 	// CPUPerReq is the server processes' CPU time per request, in µs.
 	CPUPerReq float64 `json:"cpu_us_per_req"`

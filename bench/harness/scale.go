@@ -16,9 +16,9 @@ const scaleConns = 64
 
 func (h *harness) scale(ctx context.Context) error {
 	// A bound; the count normally ends the run first.
-	requests, dur := 60_000, max(6*h.opt.duration, time.Minute)
+	requests, dur := 60_000, max(6*h.phase(), time.Minute)
 	if h.opt.quick {
-		requests, dur = 10_000, max(6*h.opt.duration, 20*time.Second)
+		requests, dur = 10_000, max(6*h.phase(), 20*time.Second)
 	}
 	type backends func(h *harness, o *server) (fronts []*server, counted []int, cps []*server, err error)
 	ourN := func(n int) backends {

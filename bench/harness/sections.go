@@ -18,7 +18,8 @@ const (
 func (h *harness) hotSection(b *strings.Builder) {
 	b.WriteString("100 keys, every request a hit after warm-up (L1 for cacheproxy); wrk -t1, closed loop. " +
 		"cacheproxy runs with `-l1-max-bytes 256MiB -l1-ttl 5m` (no Redis); nginx caches on tmpfs; Varnish `-s malloc,256M`. " +
-		"\"origin reqs\" counts requests that reached the origin during the measured run (0 means all hits).\n\n")
+		h.roundsText() +
+		"\"origin reqs\" counts requests that reached the origin during the measured runs (0 means all hits).\n\n")
 	h.throughputTable(b, h.rows("hot"))
 	b.WriteString("Ratios of cacheproxy (L1) to each system (throughput: higher is better for cacheproxy; CPU per request: lower is better):\n\n")
 	var rows [][]string
@@ -35,6 +36,17 @@ func (h *harness) hotSection(b *strings.Builder) {
 	table(b, []string{"vs", "load", "throughput", "CPU/req", "p99"}, rows)
 }
 
+// roundsText says how the closed-loop figures were measured.
+func (h *harness) roundsText() string {
+	if h.opt.rounds == 1 {
+		return fmt.Sprintf("One measured run of %v per load. ", h.opt.duration)
+	}
+	return fmt.Sprintf("Each load is measured in %d rounds of %v that take the systems in turn (all of them up at once, "+
+		"each with its own origin), so that a drift in the machine's speed weighs on all alike; "+
+		"rates, latencies and CPU are the medians over the rounds, counts their sums, and \"req/s by round\" shows the spread. ",
+		h.opt.rounds, h.opt.duration)
+}
+
 // throughputTable is the table of the closed-loop scenarios.
 func (h *harness) throughputTable(b *strings.Builder, rs []row) {
 	var rows [][]string
@@ -43,14 +55,18 @@ func (h *harness) throughputTable(b *strings.Builder, rs []row) {
 		if r.OriginReqs >= 0 {
 			origin = num(float64(r.OriginReqs))
 		}
-		rows = append(rows, []string{r.System, r.Variant, num(r.RPS), ms(r.P50), ms(r.P99), ms(r.P999),
+		var byRound []string
+		for _, v := range r.RPSRuns {
+			byRound = append(byRound, num(v))
+		}
+		rows = append(rows, []string{r.System, r.Variant, num(r.RPS), strings.Join(byRound, " / "), ms(r.P50), ms(r.P99), ms(r.P999),
 			num(float64(r.Errors)), us(r.CPUPerReq), mib(r.PeakRSS), origin, tiers(r.Tiers), load(r)})
 	}
-	table(b, []string{"system", "load", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req", "peak RSS", "origin reqs", "cacheproxy X-Cache", "other load (CPUs)"}, rows)
+	table(b, []string{"system", "load", "req/s", "req/s by round", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req", "peak RSS", "origin reqs", "cacheproxy X-Cache", "other load (CPUs)"}, rows)
 }
 
 func (h *harness) sharedSection(b *strings.Builder) {
-	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private Redis: every hit is a Redis GET. " +
+	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private Redis: every hit is a Redis GET. " + h.roundsText() +
 		"CPU and RSS are cacheproxy's plus Redis's (Redis runs on the server CPUs too).\n\n")
 	h.throughputTable(b, h.rows("shared"))
 	var rows [][]string

@@ -108,9 +108,9 @@ func (h *harness) zipf(ctx context.Context) error {
 // 1,590,000 requests, 73.1% and 76.3%).
 func (h *harness) zipfPhases() (warm int, dur time.Duration) {
 	if h.opt.quick {
-		return 0, 3 * h.opt.duration
+		return 0, 3 * h.phase()
 	}
-	return 1_500_000, 3 * h.opt.duration
+	return 1_500_000, 3 * h.phase()
 }
 
 // zipfSystem runs the zipf load against one system and returns its row
