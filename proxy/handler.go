@@ -330,6 +330,7 @@ func (h *Handler) writeEntry(w http.ResponseWriter, r *http.Request, e *tiers.En
 	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
+		armCoalescing(r, len(e.Body))
 		w.Write(e.Body)
 	}
 }

@@ -143,7 +143,11 @@ func newStack(t *testing.T, o *origin, mod func(*Options)) *stack {
 		t.Fatal(err)
 	}
 	s.h = h
-	s.srv = httptest.NewServer(h)
+	// Served as cmd/cacheproxy serves it: large responses coalesced.
+	s.srv = httptest.NewUnstartedServer(h)
+	s.srv.Listener = CoalesceWrites(s.srv.Listener)
+	s.srv.Config.ConnContext = ConnContext
+	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	return s
 }

@@ -195,6 +195,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	proxySrv := &http.Server{
 		Handler:           newEngine(s.proxy),
+		ConnContext:       proxy.ConnContext,
 		ReadHeaderTimeout: proxyReadHeaderTimeout,
 		IdleTimeout:       proxyIdleTimeout,
 		ErrorLog:          errorLog,
@@ -231,7 +232,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			<-fleetDone
 		}()
 	}
-	g.Go(func() error { return serveOn(proxySrv, ln) })
+	g.Go(func() error { return serveOn(proxySrv, proxy.CoalesceWrites(ln)) })
 	g.Go(func() error { return serveOn(adminSrv, adminLn) })
 	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())
 	logger.Info("listening", "server", "admin", "addr", adminLn.Addr().String(), "auth", cfg.AdminToken != "")

@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// net/http writes a response through a 4 KiB buffer per connection. For
+// a body of more than that it makes two write calls: the buffer, holding
+// the header and the start of the body, then the rest. On loopback and
+// fast networks the second system call and the second TCP segment cost
+// as much as the whole of an L1 hit's handler; nginx sends such a
+// response with one writev.
+//
+// CoalesceWrites wraps a listener so that the handler can ask, for one
+// response, that those two writes go out as one writev: arming the
+// connection before the body's Write makes it hold a first write of
+// exactly the buffer's size (copying it, since net/http reuses the
+// buffer) and send it with the next write. A held write always has a
+// next one: a full buffer is flushed only while more of the body waits.
+// Any other first write disarms the connection, so a different buffer
+// size in a future Go costs the saving, never a response.
+const connBufferSize = 4 << 10
+
+// CoalesceWrites returns ln with its connections wrapped so that the
+// Handler can coalesce the two writes of a large response (see above).
+// Serve it with ConnContext as the http.Server's ConnContext.
+func CoalesceWrites(ln net.Listener) net.Listener {
+	return coalescingListener{ln}
+}
+
+// ConnContext is the http.Server ConnContext hook that lets the Handler
+// find the connection of a request served from a CoalesceWrites listener.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*coalescingConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+type connKey struct{}
+
+type coalescingListener struct{ net.Listener }
+
+func (l coalescingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &coalescingConn{Conn: c}, nil
+}
+
+// heldBuffers holds the copies of held writes while they wait for the
+// next write: one per connection in the middle of a large response.
+var heldBuffers = sync.Pool{New: func() any { return new([connBufferSize]byte) }}
+
+// coalescingConn is a connection that can hold one write to send it with
+// the next. Only the goroutine serving the connection writes to it (and
+// arms it); net/http's background reads do not touch its fields.
+type coalescingConn struct {
+	net.Conn
+	armed bool
+	held  *[connBufferSize]byte // nil unless a write is held
+	bufs  net.Buffers
+	vec   [2][]byte
+	// coalesced counts the writes sent together with a held one.
+	coalesced atomic.Int64
+}
+
+// arm makes the connection hold its next write if that write fills
+// net/http's buffer.
+func (c *coalescingConn) arm() { c.armed = true }
+
+func (c *coalescingConn) Write(p []byte) (int, error) {
+	if c.armed {
+		c.armed = false
+		if len(p) == connBufferSize && c.held == nil {
+			c.held = heldBuffers.Get().(*[connBufferSize]byte)
+			copy(c.held[:], p)
+			return len(p), nil
+		}
+	}
+	if c.held == nil {
+		return c.Conn.Write(p)
+	}
+	held := c.held
+	c.vec[0], c.vec[1] = held[:], p
+	c.bufs = c.vec[:]
+	c.coalesced.Add(1)
+	n, err := c.bufs.WriteTo(c.Conn)
+	c.vec[0], c.vec[1], c.bufs = nil, nil, nil
+	c.held = nil
+	heldBuffers.Put(held)
+	n -= connBufferSize
+	if n < 0 {
+		n = 0
+	}
+	return int(n), err
+}
+
+// CloseWrite half-closes the connection, as net/http does before closing
+// one with unread input, if the wrapped connection can. (net/http calls
+// it, like Write, from the serving goroutine, after its last write: no
+// write can be held then.)
+func (c *coalescingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// armCoalescing arms the connection of r, if it was accepted by a
+// CoalesceWrites listener, for a body of n bytes written in one Write.
+func armCoalescing(r *http.Request, n int) {
+	if n <= connBufferSize {
+		return
+	}
+	if c, ok := r.Context().Value(connKey{}).(*coalescingConn); ok {
+		c.arm()
+	}
+}
