@@ -170,7 +170,7 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 // them down gracefully: listeners close at once, in-flight requests get up
 // to cfg.ShutdownTimeout to finish, and the tiers are closed last.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
-	setMemoryLimit(cfg, logger)
+	tuneGC(cfg, logger)
 	s, err := newStack(cfg, logger)
 	if err != nil {
 		return err
@@ -263,17 +263,27 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 // about a fifth of the CPU (56 MiB: 129 MiB, a ninth).
 const memoryHeadroom = 48 << 20
 
-// setMemoryLimit gives the Go runtime a soft memory limit of -l1-max-bytes
-// plus some headroom, unless GOMEMLIMIT is set: without it the collector
-// lets the heap grow to twice what is live, so a full L1 would cost twice
-// its bound in RSS.
-func setMemoryLimit(cfg config, logger *slog.Logger) {
-	if cfg.L1MaxBytes <= 0 || os.Getenv("GOMEMLIMIT") != "" {
-		return
+// gcPercent is the collector's GOGC unless the environment sets one.
+// Under the memory limit it only decides how often the collector runs
+// while the live heap is small: at 100, an instance with a 5 MiB live heap
+// that answers from Redis (every hit a new copy of the body) collects
+// after every 5 MiB; at 800, after every 40 MiB, still within the limit,
+// which bounds the heap whatever the percent. 16 KiB hits from Redis, 64
+// connections, one CPU: 23,300-24,800 req/s at 100, 28,100-29,900 at 800.
+const gcPercent = 800
+
+// tuneGC gives the Go runtime a soft memory limit of -l1-max-bytes +
+// memoryHeadroom, unless GOMEMLIMIT is set, and a GC percent of gcPercent,
+// unless GOGC is set.
+func tuneGC(cfg config, logger *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit := max(cfg.L1MaxBytes, 0) + memoryHeadroom
+		debug.SetMemoryLimit(limit)
+		logger.Debug("memory limit set", "bytes", limit)
 	}
-	limit := cfg.L1MaxBytes + memoryHeadroom
-	debug.SetMemoryLimit(limit)
-	logger.Debug("memory limit set", "bytes", limit)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 // serveOn serves srv on ln until srv is shut down.

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"testing"
+)
+
+// The collector gets a memory limit of the L1 budget plus headroom, also
+// with no L1, and a GC percent that spares a small live heap constant
+// collections; GOMEMLIMIT and GOGC from the environment win.
+func TestTuneGC(t *testing.T) {
+	prevPercent := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		debug.SetGCPercent(prevPercent)
+		debug.SetMemoryLimit(prevLimit)
+	})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("GOGC", "")
+	for _, l1 := range []int64{0, 64 << 20} {
+		tuneGC(config{L1MaxBytes: l1}, quiet)
+		if got, want := debug.SetMemoryLimit(-1), l1+memoryHeadroom; got != want {
+			t.Errorf("L1 %d: memory limit %d, want %d", l1, got, want)
+		}
+		if got := debug.SetGCPercent(100); got != gcPercent {
+			t.Errorf("L1 %d: GC percent %d, want %d", l1, got, gcPercent)
+		}
+	}
+
+	debug.SetMemoryLimit(1 << 40)
+	t.Setenv("GOMEMLIMIT", "1TiB")
+	t.Setenv("GOGC", "50")
+	tuneGC(config{L1MaxBytes: 64 << 20}, quiet)
+	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+		t.Errorf("GOMEMLIMIT set: memory limit changed to %d", got)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC set: GC percent changed to %d", got)
+	}
+}
