@@ -8,8 +8,8 @@ import (
 )
 
 // The collector gets a memory limit of the L1 budget plus headroom, also
-// with no L1, and a GC percent that spares a small live heap constant
-// collections; GOMEMLIMIT and GOGC from the environment win.
+// with no L1, and with no L1 a GC percent that spares its small live heap
+// constant collections; GOMEMLIMIT and GOGC from the environment win.
 func TestTuneGC(t *testing.T) {
 	prevPercent := debug.SetGCPercent(100)
 	prevLimit := debug.SetMemoryLimit(-1)
@@ -26,15 +26,19 @@ func TestTuneGC(t *testing.T) {
 		if got, want := debug.SetMemoryLimit(-1), l1+memoryHeadroom; got != want {
 			t.Errorf("L1 %d: memory limit %d, want %d", l1, got, want)
 		}
-		if got := debug.SetGCPercent(100); got != gcPercent {
-			t.Errorf("L1 %d: GC percent %d, want %d", l1, got, gcPercent)
+		want := 100
+		if l1 == 0 {
+			want = gcPercentNoL1
+		}
+		if got := debug.SetGCPercent(100); got != want {
+			t.Errorf("L1 %d: GC percent %d, want %d", l1, got, want)
 		}
 	}
 
 	debug.SetMemoryLimit(1 << 40)
 	t.Setenv("GOMEMLIMIT", "1TiB")
 	t.Setenv("GOGC", "50")
-	tuneGC(config{L1MaxBytes: 64 << 20}, quiet)
+	tuneGC(config{L1MaxBytes: 0}, quiet)
 	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
 		t.Errorf("GOMEMLIMIT set: memory limit changed to %d", got)
 	}
