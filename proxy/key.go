@@ -88,11 +88,20 @@ func variantKey(base string, vary []string, h http.Header) string {
 			continue
 		}
 		b.WriteByte(':')
-		b.WriteString(normalizeFieldValue(vs))
+		v := normalizeFieldValue(vs)
+		if caseInsensitive[name] {
+			v = strings.ToLower(v)
+		}
+		b.WriteString(v)
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
+
+// caseInsensitive lists the request headers whose values are compared
+// without regard to case: language tags (RFC 4647 §2) and content codings
+// (RFC 9110 §8.4.1), so that "en-US" and "en-us" select one variant.
+var caseInsensitive = map[string]bool{"Accept-Language": true, "Accept-Encoding": true}
 
 // normalizeFieldValue combines the field lines of one header into one
 // value and removes optional whitespace around its list separators, so

@@ -44,6 +44,8 @@ func TestVariantKey(t *testing.T) {
 		{h("Accept-Encoding", "gzip, br"), h("Accept-Encoding", "gzip,br")},
 		{h("Accept-Encoding", "gzip", "Accept-Encoding", "br"), h("Accept-Encoding", "gzip, br")},
 		{h("Accept-Encoding", "gzip", "X-Other", "1"), h("Accept-Encoding", "gzip")},
+		{h("Accept-Language", "en-US, De"), h("Accept-Language", "en-us,de")},
+		{h("Accept-Encoding", "GZIP"), h("Accept-Encoding", "gzip")},
 	}
 	for _, p := range same {
 		if a, b := variantKey(base, vary, p[0]), variantKey(base, vary, p[1]); a != b {
@@ -54,6 +56,8 @@ func TestVariantKey(t *testing.T) {
 		{h("Accept-Encoding", "gzip"), h("Accept-Encoding", "br")},
 		{h("Accept-Encoding", ""), h()},
 		{h("Accept-Language", "en"), h("Accept-Encoding", "en")},
+		// Order is kept: an origin may pick the first of equal weights.
+		{h("Accept-Language", "en, de"), h("Accept-Language", "de, en")},
 	}
 	for _, p := range differ {
 		if a, b := variantKey(base, vary, p[0]), variantKey(base, vary, p[1]); a == b {
