@@ -5,10 +5,11 @@
 //
 // TTLs are kept here rather than by ristretto: ristretto would read the
 // clock on every Get of an entry with a TTL, and keep a second map of
-// expiry buckets, about 30 bytes an entry. Here an entry's deadline sits
-// beside it, and a Get compares it with a clock that a ticker advances
-// every clockTick. An entry past its deadline misses, and is deleted when
-// read; one never read again stays, counted in Bytes, until evicted.
+// expiry buckets. Here an entry's deadline sits beside it, and a Get
+// compares it with a clock that a ticker advances every clockTick, so an
+// entry leaves within clockTick of its TTL. An entry past its deadline
+// misses, and is deleted when read; one never read again stays, counted
+// in Bytes, until evicted.
 //
 // Entries are stored by pointer and never copied: a Get returns the very
 // Entry that was Set, which callers must treat as read-only (see
@@ -83,17 +84,18 @@ type Cache struct {
 	// touched on Set and when a value leaves the cache.
 	//
 	// The accounting rests on one property of ristretto: every value
-	// accepted by SetWithTTL (it returned true) reaches OnExit exactly
-	// once, whether it is rejected by the admission policy, evicted,
-	// expired and swept, deleted, replaced by a later Set of the same
-	// key, or cleared. So the values currently held are those accepted
-	// minus those that have exited.
+	// accepted by Set (it returned true) reaches OnExit exactly once,
+	// whether it is rejected by the admission policy, evicted, deleted
+	// (also when a Get finds it expired), replaced by a later Set of the
+	// same key, or cleared. So the values currently held are those
+	// accepted minus those that have exited.
 	entries atomic.Int64
 	bytes   atomic.Int64
 }
 
 // New returns a Cache configured by opts, or an error if opts is invalid.
-// The Cache owns a goroutine; call Close when done with it.
+// The Cache owns goroutines (ristretto's and its clock); call Close when
+// done with it.
 func New(opts Options) (*Cache, error) {
 	if opts.MaxBytes <= 0 {
 		return nil, fmt.Errorf("local: Options.MaxBytes must be > 0, got %d", opts.MaxBytes)
@@ -204,8 +206,8 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 	if cost > c.max {
 		return nil
 	}
-	// Count first: once SetWithTTL has accepted e, OnExit may run for it
-	// on ristretto's goroutine before SetWithTTL returns.
+	// Count first: once Set has accepted e, OnExit may run for it on
+	// ristretto's goroutine before Set returns.
 	c.entries.Add(1)
 	c.bytes.Add(cost)
 	if !c.c.Set(key, item{e: e, until: c.now.Load() + int64(ttl)}, cost) {
