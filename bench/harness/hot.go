@@ -131,7 +131,10 @@ func (h *harness) hotSystems(ctx context.Context, systems []system) error {
 	for _, size := range hotSizes {
 		after := fmt.Sprintf("?size=%d", size)
 		for _, u := range up {
-			if err := h.warmHot(ctx, u, after); err != nil && !u.dead {
+			if u.dead {
+				continue
+			}
+			if err := h.warmHot(ctx, u, after); err != nil {
 				u.dead = true
 				h.fail(u.sys.name, err)
 			}

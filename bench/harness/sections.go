@@ -18,7 +18,7 @@ const (
 func (h *harness) hotSection(b *strings.Builder) {
 	b.WriteString("100 keys, every request a hit after warm-up (L1 for cacheproxy); wrk -t1, closed loop. " +
 		"cacheproxy runs with `-l1-max-bytes 256MiB -l1-ttl 5m` (no Redis); nginx caches on tmpfs; Varnish `-s malloc,256M`. " +
-		h.roundsText() +
+		h.roundsText(true) +
 		"\"origin reqs\" counts requests that reached the origin during the measured runs (0 means all hits).\n\n")
 	h.throughputTable(b, h.rows("hot"))
 	b.WriteString("Ratios of cacheproxy (L1) to each system (throughput: higher is better for cacheproxy; CPU per request: lower is better):\n\n")
@@ -36,15 +36,19 @@ func (h *harness) hotSection(b *strings.Builder) {
 	table(b, []string{"vs", "load", "throughput", "CPU/req", "p99"}, rows)
 }
 
-// roundsText says how the closed-loop figures were measured.
-func (h *harness) roundsText() string {
+// roundsText says how the closed-loop figures were measured, for a
+// table of several systems or of one.
+func (h *harness) roundsText(several bool) string {
 	if h.opt.rounds == 1 {
 		return fmt.Sprintf("One measured run of %v per load. ", h.opt.duration)
 	}
-	return fmt.Sprintf("Each load is measured in %d rounds of %v that take the systems in turn (all of them up at once, "+
-		"each with its own origin), so that a drift in the machine's speed weighs on all alike; "+
-		"rates, latencies and CPU are the medians over the rounds, counts their sums, and \"req/s by round\" shows the spread. ",
-		h.opt.rounds, h.opt.duration)
+	how := fmt.Sprintf("Each load is measured in %d rounds of %v", h.opt.rounds, h.opt.duration)
+	if several {
+		how += " that take the systems in turn (all of them up at once, each with its own origin), " +
+			"so that a drift in the machine's speed weighs on all alike"
+	}
+	return how + "; rates, latencies and CPU are the medians over the rounds, counts their sums, " +
+		"and \"req/s by round\" shows the spread. "
 }
 
 // throughputTable is the table of the closed-loop scenarios.
@@ -66,7 +70,7 @@ func (h *harness) throughputTable(b *strings.Builder, rs []row) {
 }
 
 func (h *harness) sharedSection(b *strings.Builder) {
-	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private Redis: every hit is a Redis GET. " + h.roundsText() +
+	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private Redis: every hit is a Redis GET. " + h.roundsText(false) +
 		"CPU and RSS are cacheproxy's plus Redis's (Redis runs on the server CPUs too).\n\n")
 	h.throughputTable(b, h.rows("shared"))
 	var rows [][]string
