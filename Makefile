@@ -20,7 +20,7 @@ test:
 demo:
 	bash scripts/demo.sh
 
-## bench: the load benchmarks against nginx, Varnish and a plain Go proxy (bench/run.sh; about 30 minutes)
+## bench: the load benchmarks against nginx, Varnish and a plain Go proxy (bench/run.sh; about 20 minutes)
 bench:
 	bash bench/run.sh
 

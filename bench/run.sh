@@ -11,7 +11,7 @@
 #                          [--duration 6s] [--rounds 3] [--zipf-rate 5000] [--no-pin] [--out DIR]
 #
 #   --quick        short runs: a smoke test that finishes in under 3 minutes
-#   --scenarios    which scenarios to run (default: all, in about 30 minutes)
+#   --scenarios    which scenarios to run (default: all, in about 20 minutes)
 #   --duration     length of one measured run of hot and shared (default 6s, 2s with --quick)
 #   --rounds       measured runs of each hot and shared load, taking the systems in
 #                  turn; the report shows their median (default 3, 1 with --quick)
