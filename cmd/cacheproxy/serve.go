@@ -280,8 +280,10 @@ const memoryHeadroom = 48 << 20
 const gcPercentNoL1 = 800
 
 // tuneGC gives the Go runtime a soft memory limit of -l1-max-bytes +
-// memoryHeadroom, unless GOMEMLIMIT is set, and with no L1 a GC percent of
-// gcPercentNoL1, unless GOGC is set.
+// memoryHeadroom, unless GOMEMLIMIT is set (without it the collector lets
+// the heap grow to twice what is live, so a full L1 would cost twice its
+// bound in RSS), and with no L1 a GC percent of gcPercentNoL1, unless GOGC
+// is set.
 func tuneGC(cfg config, logger *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		limit := max(cfg.L1MaxBytes, 0) + memoryHeadroom
