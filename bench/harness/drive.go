@@ -160,11 +160,15 @@ func stats(s *server) (proxyStats, error) {
 // requests that reached origin, and cacheproxy's X-Cache counts summed
 // over cps.
 func (h *harness) measureAround(r *row, origin *server, counted []int, cps []*server, load func() (uint64, error)) error {
-	o0, err := originCount(origin)
-	if err != nil {
-		return err
+	counters := func() (int64, map[string]int64, error) {
+		o, err := originCount(origin)
+		if err != nil {
+			return 0, nil, err
+		}
+		s, err := sumStats(cps)
+		return o, s, err
 	}
-	s0, err := sumStats(cps)
+	o0, s0, err := counters()
 	if err != nil {
 		return err
 	}
@@ -174,11 +178,7 @@ func (h *harness) measureAround(r *row, origin *server, counted []int, cps []*se
 		return err
 	}
 	snap1 := h.ps.snapshot(counted)
-	o1, err := originCount(origin)
-	if err != nil {
-		return err
-	}
-	s1, err := sumStats(cps)
+	o1, s1, err := counters()
 	if err != nil {
 		return err
 	}
