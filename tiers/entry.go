@@ -30,7 +30,10 @@ const (
 // responses. Header values and Body may be served as they are; they must
 // never be written.
 type Entry struct {
-	Kind   Kind
+	Kind Kind
+	// split says the body and the strings are two allocations (Packed
+	// chose it to waste less to size-class rounding), not one.
+	split  bool
 	Status int
 
 	// Header holds the stored response headers, without hop-by-hop
@@ -92,24 +95,35 @@ func (e *Entry) Size() int {
 // holds it: its struct and the tier's record of it, the header's slice,
 // the Vary and Tags slices, and the bytes of its body and strings, each
 // allocation rounded up as the allocator rounds it. It is exact, within
-// a few bytes, for an entry as Packed or Decode return it (one allocation
-// for all the bytes); for other entries, whose strings may be separate
-// allocations, it is a lower bound. It is the cost of e in a
-// memory-bounded in-process tier.
+// a few bytes, for an entry as Packed returns it (its body and strings in
+// one or two allocations) or as Decode does (all in one); for other
+// entries, whose strings may be separate allocations, it is a lower
+// bound. It is the cost of e in a memory-bounded in-process tier.
 func (e *Entry) MemSize() int {
 	// The Entry struct (176-byte size class) plus what ristretto keeps
 	// per item: its store map slot and the admission policy's cost
 	// record, measured by TestMemSizeMatchesHeap in tiers/local.
 	const fixed = 176 + 148
 	n := fixed + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
-	bytes := len(e.Body) + len(e.URL) + e.Header.strBytes() - e.Header.repeatedNameBytes()
+	strs := e.stringBytes()
+	if e.split {
+		return n + allocSize(len(e.Body)) + allocSize(strs)
+	}
+	return n + allocSize(len(e.Body)+strs)
+}
+
+// stringBytes returns the length of the strings that a packed e holds
+// in its own memory: its URL, Vary, Tags, header values and the header
+// names that are not shared copies (see Packed).
+func (e *Entry) stringBytes() int {
+	n := len(e.URL) + e.Header.ownNameBytes() + e.Header.valueBytes()
 	for _, s := range e.Vary {
-		bytes += len(s)
+		n += len(s)
 	}
 	for _, s := range e.Tags {
-		bytes += len(s)
+		n += len(s)
 	}
-	return n + allocSize(bytes)
+	return n
 }
 
 // allocSize returns the bytes the Go allocator sets aside for an

@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"bytes"
 	"net/http"
 	"sort"
 	"unsafe"
@@ -127,23 +128,56 @@ func (h Header) Clone() http.Header {
 	return out
 }
 
-// strBytes returns the total length of h's names and values.
-func (h Header) strBytes() int {
+// commonNames maps the canonical names of common response header fields
+// to one shared copy of each. Packed points an entry's names at these
+// rather than copy them into the entry: on a 1 KiB response the names are
+// 5 to 10% of the bytes a cache holds.
+var commonNames = func() map[string]string {
+	names := []string{
+		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+		"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+		"Access-Control-Max-Age", "Cache-Control", "Cache-Tag", "Content-Disposition",
+		"Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+		"Content-Range", "Content-Security-Policy", "Content-Type", "Cross-Origin-Opener-Policy",
+		"Cross-Origin-Resource-Policy", "Date", "Etag", "Expires", "Last-Modified", "Link",
+		"Location", "Permissions-Policy", "Pragma", "Referrer-Policy", "Server",
+		"Strict-Transport-Security", "Surrogate-Control", "Surrogate-Key", "Vary", "Via",
+		"Warning", "X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Request-Id",
+		"X-Xss-Protection",
+	}
+	m := make(map[string]string, len(names))
+	for _, n := range names {
+		m[n] = n
+	}
+	return m
+}()
+
+// isSharedName reports whether s is the shared copy of a common name, which
+// costs an entry nothing.
+func isSharedName(s string) bool {
+	c, ok := commonNames[s]
+	return ok && unsafe.StringData(c) == unsafe.StringData(s)
+}
+
+// ownNameBytes returns the length of the names that an entry's packed
+// bytes hold: each name once per run of fields (a name repeats for each
+// of its values), and none of the shared common names.
+func (h Header) ownNameBytes() int {
 	n := 0
-	for _, s := range h.kv {
-		n += len(s)
+	for i := 0; i < len(h.kv); i += 2 {
+		if (i >= 2 && h.kv[i] == h.kv[i-2]) || isSharedName(h.kv[i]) {
+			continue
+		}
+		n += len(h.kv[i])
 	}
 	return n
 }
 
-// repeatedNameBytes returns the length of the names that repeat the name
-// before them: Packed stores those once.
-func (h Header) repeatedNameBytes() int {
+// valueBytes returns the total length of h's values.
+func (h Header) valueBytes() int {
 	n := 0
-	for i := 2; i < len(h.kv); i += 2 {
-		if h.kv[i] == h.kv[i-2] {
-			n += len(h.kv[i])
-		}
+	for i := 1; i < len(h.kv); i += 2 {
+		n += len(h.kv[i])
 	}
 	return n
 }
@@ -175,38 +209,59 @@ func (a *arena) strs(ss []string) []string {
 	return out
 }
 
-// Packed returns a copy of e whose body and strings (URL, Vary, Tags and
-// the header's names and values) share one allocation, and whose header
-// slice is exactly its length: the smallest form of e to hold in memory
-// for long. e itself is unchanged.
+// Packed returns a copy of e in the smallest form to hold in memory for
+// long: its body and strings (URL, Vary, Tags, the header's values and
+// uncommon names) in one allocation, or in two (body, strings) where the
+// allocator's size classes make two smaller, as for a body of exactly
+// 16 KiB; its common header names shared copies (commonNames); its header
+// slice exactly its length. e itself is unchanged.
 func (e *Entry) Packed() *Entry {
-	n := len(e.Body) + len(e.URL) + e.Header.strBytes()
+	kv := e.Header.kv
+	strs := len(e.URL) + e.Header.valueBytes()
+	for i := 0; i < len(kv); i += 2 {
+		if _, common := commonNames[kv[i]]; !common && (i == 0 || kv[i] != kv[i-2]) {
+			strs += len(kv[i])
+		}
+	}
 	for _, s := range e.Vary {
-		n += len(s)
+		strs += len(s)
 	}
 	for _, s := range e.Tags {
-		n += len(s)
+		strs += len(s)
 	}
-	a := arena{buf: make([]byte, 0, n)}
 	p := *e
-	if len(e.Body) > 0 {
-		a.buf = append(a.buf, e.Body...)
-		p.Body = a.buf[:len(e.Body):len(e.Body)]
+	p.split = len(e.Body) > 0 && strs > 0 &&
+		allocSize(len(e.Body))+allocSize(strs) < allocSize(len(e.Body)+strs)
+	var a arena
+	if p.split {
+		p.Body = bytes.Clone(e.Body)
+		a.buf = make([]byte, 0, strs)
+	} else {
+		a.buf = make([]byte, 0, len(e.Body)+strs)
+		if len(e.Body) > 0 {
+			a.buf = append(a.buf, e.Body...)
+			p.Body = a.buf[:len(e.Body):len(e.Body)]
+		}
 	}
 	p.URL = a.str(e.URL)
 	p.Vary = a.strs(e.Vary)
 	p.Tags = a.strs(e.Tags)
-	if len(e.Header.kv) > 0 {
-		kv := make([]string, len(e.Header.kv))
-		for i, s := range e.Header.kv {
-			// Names repeat for each value: share one copy.
-			if i >= 2 && i%2 == 0 && s == e.Header.kv[i-2] {
-				kv[i] = kv[i-2]
-				continue
+	if len(kv) > 0 {
+		pkv := make([]string, len(kv))
+		for i := 0; i < len(kv); i += 2 {
+			c, common := commonNames[kv[i]]
+			switch {
+			case common:
+				pkv[i] = c
+			case i >= 2 && kv[i] == kv[i-2]:
+				// Names repeat for each value: share one copy.
+				pkv[i] = pkv[i-2]
+			default:
+				pkv[i] = a.str(kv[i])
 			}
-			kv[i] = a.str(s)
+			pkv[i+1] = a.str(kv[i+1])
 		}
-		p.Header = Header{kv: kv}
+		p.Header = Header{kv: pkv}
 	}
 	return &p
 }

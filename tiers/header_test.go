@@ -115,8 +115,21 @@ func TestPacked(t *testing.T) {
 	for _, s := range append(slices.Clone(p.Vary), p.Tags...) {
 		inside("Vary or tag", s)
 	}
-	for _, s := range p.Header.kv {
-		inside("header string", s)
+	// Values and uncommon names are copied in; common names point at the
+	// one shared copy of each (X-Empty is not common, Vary repeats).
+	uncommon := 0
+	for i, s := range p.Header.kv {
+		switch {
+		case i%2 == 1:
+			inside("header value", s)
+		case isSharedName(s):
+		default:
+			uncommon++
+			inside("header name", s)
+		}
+	}
+	if uncommon != 1 {
+		t.Errorf("%d packed names are not shared copies, want 1 (X-Empty): %q", uncommon, p.Header.kv)
 	}
 	if &p.Body[0] == &e.Body[0] {
 		t.Error("Packed shares the body with its receiver")
@@ -128,15 +141,38 @@ func TestPacked(t *testing.T) {
 // fixed per-item overhead) is checked in tiers/local.
 func TestMemSizeCountsAllocations(t *testing.T) {
 	e := benchEntry().Packed()
+	if e.Header.ownNameBytes() != 0 {
+		// Every name of benchEntry is a common one.
+		t.Errorf("a packed benchEntry holds %d bytes of names, want 0", e.Header.ownNameBytes())
+	}
 	kv := 16 * len(e.Header.kv)
 	vt := 16 * (len(e.Vary) + len(e.Tags))
-	bytes := len(e.Body) + len(e.URL) + e.Header.strBytes()
+	bytes := len(e.Body) + len(e.URL)
+	for i, s := range e.Header.kv {
+		if i%2 == 1 || !isSharedName(s) {
+			bytes += len(s)
+		}
+	}
 	for _, s := range append(slices.Clone(e.Vary), e.Tags...) {
 		bytes += len(s)
 	}
 	lower := 176 + kv + vt + bytes
 	if got := e.MemSize(); got < lower || got > lower+lower/8+160+3*16 {
 		t.Errorf("MemSize = %d, want within size-class rounding above %d", got, lower)
+	}
+	// A body of exactly a size class is not pushed into the next class
+	// by the strings beside it: 16 KiB and a few dozen bytes would take
+	// 18 KiB in one allocation. The heap is measured in tiers/local.
+	for _, size := range []int{1 << 10, 4 << 10, 16 << 10} {
+		e := benchEntry()
+		e.Body = make([]byte, size)
+		p := e.Packed()
+		if over := p.MemSize() - size; over > 1000 {
+			t.Errorf("a packed entry of a %d-byte body costs %d bytes more than its body, want at most 1000", size, over)
+		}
+		if diff := equalEntries(e, p); diff != "" {
+			t.Errorf("Packed of a %d-byte body differs: %s", size, diff)
+		}
 	}
 	for n, want := range map[int]int{0: 0, 1: 8, 17: 24, 1025: 1152, 1152: 1152, 33000: 40960} {
 		if got := allocSize(n); got != want {
