@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -15,8 +14,8 @@ import (
 // as much as the whole of an L1 hit's handler; nginx sends such a
 // response with one writev.
 //
-// CoalesceWrites wraps a listener so that the handler can ask, for one
-// response, that those two writes go out as one writev: arming the
+// Listen wraps a listener's connections so that the handler can ask, for
+// one response, that those two writes go out as one writev: arming the
 // connection before the body's Write makes it hold a first write of
 // exactly the buffer's size (copying it, since net/http reuses the
 // buffer) and send it with the next write. A held write always has a
@@ -25,43 +24,14 @@ import (
 // size in a future Go costs the saving, never a response.
 const connBufferSize = 4 << 10
 
-// CoalesceWrites returns ln with its connections wrapped so that the
-// Handler can coalesce the two writes of a large response (see above).
-// Serve it with ConnContext as the http.Server's ConnContext.
-func CoalesceWrites(ln net.Listener) net.Listener {
-	return coalescingListener{ln}
-}
-
-// ConnContext is the http.Server ConnContext hook that lets the Handler
-// find the connection of a request served from a CoalesceWrites listener.
-func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if cc, ok := c.(*coalescingConn); ok {
-		return context.WithValue(ctx, connKey{}, cc)
-	}
-	return ctx
-}
-
-type connKey struct{}
-
-type coalescingListener struct{ net.Listener }
-
-func (l coalescingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &coalescingConn{Conn: c}, nil
-}
-
 // heldBuffers holds the copies of held writes while they wait for the
 // next write: one per connection in the middle of a large response.
 var heldBuffers = sync.Pool{New: func() any { return new([connBufferSize]byte) }}
 
-// coalescingConn is a connection that can hold one write to send it with
-// the next. Only the goroutine serving the connection writes to it (and
-// arms it); net/http's background reads do not touch its fields.
-type coalescingConn struct {
-	net.Conn
+// coalescer is the part of a serverConn that holds one write to send it
+// with the next. Only the goroutine serving the connection writes to it
+// (and arms it); net/http's background reads do not touch it.
+type coalescer struct {
 	armed bool
 	held  *[connBufferSize]byte // nil unless a write is held
 	bufs  net.Buffers
@@ -72,9 +42,9 @@ type coalescingConn struct {
 
 // arm makes the connection hold its next write if that write fills
 // net/http's buffer.
-func (c *coalescingConn) arm() { c.armed = true }
+func (c *serverConn) arm() { c.armed = true }
 
-func (c *coalescingConn) Write(p []byte) (int, error) {
+func (c *serverConn) Write(p []byte) (int, error) {
 	if c.armed {
 		c.armed = false
 		if len(p) == connBufferSize && c.held == nil {
@@ -101,24 +71,13 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	return int(n), err
 }
 
-// CloseWrite half-closes the connection, as net/http does before closing
-// one with unread input, if the wrapped connection can. (net/http calls
-// it, like Write, from the serving goroutine, after its last write: no
-// write can be held then.)
-func (c *coalescingConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
-}
-
 // armCoalescing arms the connection of r, if it was accepted by a
-// CoalesceWrites listener, for a body of n bytes written in one Write.
+// Listener, for a body of n bytes written in one Write.
 func armCoalescing(r *http.Request, n int) {
 	if n <= connBufferSize {
 		return
 	}
-	if c, ok := r.Context().Value(connKey{}).(*coalescingConn); ok {
+	if c, ok := r.Context().Value(connKey{}).(*serverConn); ok {
 		c.arm()
 	}
 }

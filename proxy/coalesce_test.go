@@ -31,7 +31,7 @@ func (c *recordingConn) written() []byte { return bytes.Join(c.writes, nil) }
 // next write.
 func TestCoalescingConnHoldsAFullBufferUntilTheNextWrite(t *testing.T) {
 	rec := &recordingConn{}
-	c := &coalescingConn{Conn: rec}
+	c := &serverConn{Conn: rec}
 	first := bytes.Repeat([]byte("a"), connBufferSize)
 	c.arm()
 	if n, err := c.Write(first); n != len(first) || err != nil {
@@ -60,7 +60,7 @@ func TestCoalescingConnHoldsAFullBufferUntilTheNextWrite(t *testing.T) {
 // might be the last write of a response.
 func TestCoalescingConnDisarmsOnAnyOtherFirstWrite(t *testing.T) {
 	rec := &recordingConn{}
-	c := &coalescingConn{Conn: rec}
+	c := &serverConn{Conn: rec}
 	c.arm()
 	c.Write(make([]byte, 100))
 	c.Write(make([]byte, connBufferSize))
@@ -82,14 +82,15 @@ func TestCoalescedResponsesArriveWhole(t *testing.T) {
 	s := newStack(t, o, nil)
 	// The stack's server, with a hook to find its connections.
 	srv := httptest.NewUnstartedServer(s.h)
-	srv.Listener = CoalesceWrites(srv.Listener)
-	srv.Config.ConnContext = ConnContext
-	conns := make(chan *coalescingConn, 8)
+	conns := make(chan *serverConn, 8)
 	srv.Config.ConnState = func(c net.Conn, st http.ConnState) {
-		if cc, ok := c.(*coalescingConn); ok && st == http.StateNew {
+		if cc, ok := c.(*serverConn); ok && st == http.StateNew {
 			conns <- cc
 		}
 	}
+	ln := Listen(srv.Listener, ListenOptions{})
+	ln.Configure(srv.Config)
+	srv.Listener = ln
 	srv.Start()
 	defer srv.Close()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1}}

@@ -143,10 +143,12 @@ func newStack(t *testing.T, o *origin, mod func(*Options)) *stack {
 		t.Fatal(err)
 	}
 	s.h = h
-	// Served as cmd/cacheproxy serves it: large responses coalesced.
+	// Served as cmd/cacheproxy serves it: large responses coalesced, the
+	// header and idle timeouts kept by the Listener.
 	s.srv = httptest.NewUnstartedServer(h)
-	s.srv.Listener = CoalesceWrites(s.srv.Listener)
-	s.srv.Config.ConnContext = ConnContext
+	ln := Listen(s.srv.Listener, ListenOptions{HeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute})
+	ln.Configure(s.srv.Config)
+	s.srv.Listener = ln
 	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	return s

@@ -40,6 +40,8 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string // "json" or "text"
 	ShutdownTimeout time.Duration
+	HeaderTimeout   time.Duration
+	IdleTimeout     time.Duration
 	PurgeWait       time.Duration
 	Routes          []proxy.Route
 }
@@ -119,6 +121,10 @@ var settings = []setting{
 			}
 			return errors.New("want json or text")
 		}},
+	{name: "header-timeout", def: "10s", usage: "how long a client may take to send a request's header, from its first byte (slow clients are disconnected)",
+		parse: func(c *config, v string) (err error) { c.HeaderTimeout, err = parseDuration(v, true); return err }},
+	{name: "idle-timeout", def: "2m", usage: "how long a kept-alive client connection may wait for its next request",
+		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = parseDuration(v, true); return err }},
 	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",

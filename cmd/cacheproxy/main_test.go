@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -562,5 +564,57 @@ func TestRunSubcommands(t *testing.T) {
 	if code := run(ctx, []string{"serve", "-default-ttl", "1y", "-origin", "http://o"}, env(nil), &stdout, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "invalid -default-ttl (flag)") {
 		t.Errorf("serve with a bad flag: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// The proxy listener keeps -header-timeout and -idle-timeout: an idle
+// kept-alive connection and one that never finishes its header are
+// closed, while a request slower than both timeouts is served whole.
+func TestServeConnectionTimeouts(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(time.Second)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer origin.Close()
+	s := startServer(t, nil, "-origin", origin.URL, "-header-timeout", "300ms", "-idle-timeout", "300ms")
+	addr := strings.TrimPrefix(s.proxyURL, "http://")
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	closedWithin := func(c net.Conn, br *bufio.Reader, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, br)
+		return !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+
+	c, br := dial()
+	for range 2 {
+		io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("a request slower than the timeouts was cut: %v", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("slow request: body %q", b)
+		}
+	}
+	if !closedWithin(c, br, 10*time.Second) {
+		t.Error("an idle connection was not closed within 10s of a 300ms idle timeout")
+	}
+
+	c, br = dial()
+	io.WriteString(c, "GET / HTTP/1.1\r\n")
+	if !closedWithin(c, br, 10*time.Second) {
+		t.Error("a connection with an unfinished header was not closed within 10s of a 300ms header timeout")
 	}
 }

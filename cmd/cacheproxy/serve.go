@@ -23,14 +23,6 @@ import (
 	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
 
-// Timeouts of the proxy listener. There is deliberately no ReadTimeout or
-// WriteTimeout: request and response bodies are streamed and may take as
-// long as they take; the origin side is bounded by the proxy's own timeouts.
-const (
-	proxyReadHeaderTimeout = 10 * time.Second
-	proxyIdleTimeout       = 2 * time.Minute
-)
-
 // newLogger returns the process logger, writing to w at cfg.LogLevel.
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
@@ -194,12 +186,17 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	proxySrv := &http.Server{
-		Handler:           newEngine(s.proxy),
-		ConnContext:       proxy.ConnContext,
-		ReadHeaderTimeout: proxyReadHeaderTimeout,
-		IdleTimeout:       proxyIdleTimeout,
-		ErrorLog:          errorLog,
+		Handler:  newEngine(s.proxy),
+		ErrorLog: errorLog,
 	}
+	// The proxy listener keeps the header and idle timeouts itself
+	// (cheaper than net/http's per-request deadlines) and coalesces
+	// the writes of large responses. There is deliberately no read or
+	// write timeout: request and response bodies are streamed and may
+	// take as long as they take; the origin side is bounded by the
+	// proxy's own timeouts.
+	proxyLn := proxy.Listen(ln, proxy.ListenOptions{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout})
+	proxyLn.Configure(proxySrv)
 	adminSrv := &http.Server{
 		Handler:           adm,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -232,7 +229,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			<-fleetDone
 		}()
 	}
-	g.Go(func() error { return serveOn(proxySrv, proxy.CoalesceWrites(ln)) })
+	g.Go(func() error { return serveOn(proxySrv, proxyLn) })
 	g.Go(func() error { return serveOn(adminSrv, adminLn) })
 	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())
 	logger.Info("listening", "server", "admin", "addr", adminLn.Addr().String(), "auth", cfg.AdminToken != "")
