@@ -392,6 +392,13 @@ func (h *Handler) store(ctx context.Context, baseKey, entryKey string, e *tiers.
 
 // promote copies an entry found in the shared tier into the local tier.
 func (h *Handler) promote(ctx context.Context, baseKey string, r *http.Request, e *tiers.Entry, now time.Time) {
+	if h.local == nil || !h.localUsable() {
+		return
+	}
+	// An entry read from Redis lives in the one allocation of its
+	// encoding: copy it into the packed form, which takes less memory in
+	// L1 (see tiers.Entry.Packed). A promotion is once per key per L1 TTL.
+	e = e.Packed()
 	entryKey, marker := baseKey, (*tiers.Entry)(nil)
 	if len(e.Vary) > 0 {
 		entryKey = variantKey(baseKey, e.Vary, r.Header)

@@ -50,9 +50,15 @@ func TestHitL2PromotesToL1(t *testing.T) {
 	})
 	s := newStack(t, o, nil)
 	wantXCache(t, s.get(t, "/p"), "MISS")
-	s.local.Delete(nil, baseKey("cacheproxy", "/p", ""))
+	key := baseKey("cacheproxy", "/p", "")
+	s.local.Delete(nil, key)
 	wantXCache(t, s.get(t, "/p"), "HIT-L2")
 	wantXCache(t, s.get(t, "/p"), "HIT-L1")
+	// L1 holds a packed copy, not the entry as the shared tier gave it
+	// (from Redis: the one allocation of its encoding).
+	if l1, l2 := s.local.entry(key), s.shared.entry(key); l1 == l2 || string(l1.Body) != string(l2.Body) {
+		t.Error("L1 holds the shared tier's entry itself, not a packed copy of it")
+	}
 	if n := o.hits.Load(); n != 1 {
 		t.Errorf("origin requests = %d, want 1", n)
 	}

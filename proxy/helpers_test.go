@@ -71,6 +71,13 @@ func (t *mapTier) Delete(ctx context.Context, keys ...string) error {
 	return nil
 }
 
+// entry returns the entry stored under key, or nil.
+func (t *mapTier) entry(key string) *tiers.Entry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[key].e
+}
+
 func (t *mapTier) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
