@@ -130,8 +130,9 @@ func (h Header) Clone() http.Header {
 
 // commonNames maps the canonical names of common response header fields
 // to one shared copy of each. Packed points an entry's names at these
-// rather than copy them into the entry: on a 1 KiB response the names are
-// 5 to 10% of the bytes a cache holds.
+// rather than copy them into the entry: on a 1 KiB response with four
+// headers they were 43 of the 1,732 bytes an entry took, and pushed the
+// body's allocation into the next size class (see MemSize).
 var commonNames = func() map[string]string {
 	names := []string{
 		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
