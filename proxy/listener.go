@@ -134,10 +134,10 @@ func (l *Listener) connState(c net.Conn, state http.ConnState) {
 	case http.StateIdle:
 		sc.since.Store(l.now.Load())
 		sc.phase.Store(phaseIdle)
-	case http.StateHijacked, http.StateClosed:
-		// No longer net/http's: a hijacked connection is the handler's
-		// to time out.
-		sc.phase.Store(phaseGone)
+	case http.StateHijacked:
+		// No longer net/http's: the handler's to time out. (A closed
+		// connection was forgotten by its Close, which net/http calls
+		// before it reports StateClosed.)
 		l.forget(sc)
 	}
 }
@@ -146,13 +146,6 @@ func (l *Listener) forget(c *serverConn) {
 	l.mu.Lock()
 	delete(l.conns, c)
 	l.mu.Unlock()
-}
-
-// open returns the number of connections the Listener tracks.
-func (l *Listener) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
 }
 
 // sweep advances the clock every tick and closes the connections that
@@ -210,7 +203,6 @@ const (
 	phaseHeader uint32 = iota // waiting for or reading a request's header
 	phaseActive               // serving a request
 	phaseIdle                 // waiting for the next request
-	phaseGone                 // closed or hijacked
 )
 
 // serverConn is a connection accepted by a Listener.
@@ -240,7 +232,6 @@ func (c *serverConn) Read(p []byte) (int, error) {
 
 // Close closes the connection and forgets it.
 func (c *serverConn) Close() error {
-	c.phase.Store(phaseGone)
 	if c.l != nil {
 		c.l.forget(c)
 	}

@@ -65,6 +65,13 @@ func get(t *testing.T, c net.Conn, br *bufio.Reader) {
 	}
 }
 
+// open returns the number of connections l tracks.
+func (l *Listener) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
 func ok(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }
 
 // A client that starts a request but never finishes its header is cut
