@@ -200,12 +200,20 @@ func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt
 		p.reason = "authorization"
 	case varyStar(h):
 		p.reason = "vary-star"
+	case cookieRequest(req, h, rt) && !explicitlyFresh(cc, h, targeted):
+		// The cookie may have changed the answer, and it is not in the
+		// key: store it for others only on the origin's explicit word.
+		p.reason = "cookie-request"
+	case override && status != http.StatusOK:
+		p.reason = "override-status"
+	case override && cc.noStore && !cc.mustUnderstand:
+		p.reason = "no-store"
+	case override && cc.private:
+		p.reason = "private"
 	case override:
-		// The route's rule replaces the origin's Cache-Control.
-		if status != http.StatusOK {
-			p.reason = "override-status"
-			return p
-		}
+		// The route's rule replaces the origin's freshness, and only
+		// that: private, no-store, Set-Cookie, Authorization and Cookie
+		// were judged above.
 		p.lifetime = rt.TTL
 		if p.lifetime <= 0 {
 			p.lifetime = defaultTTL
@@ -260,6 +268,32 @@ func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt
 	}
 	p.lifetime, p.storable = lifetime, true
 	return p
+}
+
+// cookieRequest reports whether req carries a Cookie that may have
+// changed the response h: the response does not vary on Cookie (then the
+// cookie is in its key), and the route does not say cookies are ignored.
+func cookieRequest(req *http.Request, h http.Header, rt *Route) bool {
+	if len(req.Header["Cookie"]) == 0 || rt != nil && rt.IgnoreCookies {
+		return false
+	}
+	vary, _ := parseVary(h)
+	for _, n := range vary {
+		if n == "Cookie" {
+			return false
+		}
+	}
+	return true
+}
+
+// explicitlyFresh reports whether the origin gave a response explicit
+// freshness for a shared cache: s-maxage, max-age, Expires, or public.
+func explicitlyFresh(cc cacheControl, h http.Header, targeted bool) bool {
+	if cc.public || cc.sMaxAge >= 0 || cc.maxAge >= 0 {
+		return true
+	}
+	_, expires := h["Expires"]
+	return expires && !targeted
 }
 
 // heuristicLifetime returns the heuristic freshness (RFC 9111 §4.2.2) of a

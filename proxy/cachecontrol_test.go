@@ -25,6 +25,9 @@ func TestDecide(t *testing.T) {
 	date := "Wed, 25 Nov 2026 10:00:00 GMT"
 	route := &Route{Path: "/", TTL: time.Hour}
 	override := &Route{Path: "/", TTL: 2 * time.Hour, Override: true}
+	overrideIgnoringCookies := &Route{Path: "/", TTL: 2 * time.Hour, Override: true, IgnoreCookies: true}
+	routeTTL := &Route{Path: "/", TTL: time.Minute}
+	routeTTLIgnoringCookies := &Route{Path: "/", TTL: time.Minute, IgnoreCookies: true}
 	const def = 5 * time.Minute
 	cases := []struct {
 		name     string
@@ -78,7 +81,21 @@ func TestDecide(t *testing.T) {
 		{"Expires with double spaces is invalid", get(), 200, hdr("Date", date, "Expires", "Wed, 25  Nov 2026 11:00:00 GMT"), nil, def, false, 0},
 		{"Expires in lower-case gmt", get(), 200, hdr("Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 gmt"), nil, def, true, time.Hour},
 		{"POST", post, 200, hdr("Cache-Control", "max-age=60"), nil, def, false, 0},
-		{"override ignores no-store", get(), 200, hdr("Cache-Control", "no-store"), override, def, true, 2 * time.Hour},
+		{"override keeps no-store rule", get(), 200, hdr("Cache-Control", "no-store"), override, def, false, 0},
+		{"override keeps private rule", get(), 200, hdr("Cache-Control", "private, max-age=60"), override, def, false, 0},
+		{"override keeps authorization rule", get("Authorization", "x"), 200, hdr("Cache-Control", "max-age=60"), override, def, false, 0},
+		{"override ignores no-cache", get(), 200, hdr("Cache-Control", "no-cache"), override, def, true, 2 * time.Hour},
+		{"override keeps cookie rule", get("Cookie", "s=1"), 200, hdr(), override, def, false, 0},
+		{"override with cookies ignored", get("Cookie", "s=1"), 200, hdr(), overrideIgnoringCookies, def, true, 2 * time.Hour},
+		{"cookie, heuristic from ETag", get("Cookie", "s=1"), 200, hdr("Etag", `"x"`), nil, def, false, 0},
+		{"cookie, heuristic from Last-Modified", get("Cookie", "s=1"), 200, hdr("Date", date, "Last-Modified", "Wed, 25 Nov 2026 00:00:00 GMT"), nil, def, false, 0},
+		{"cookie, route ttl", get("Cookie", "s=1"), 200, hdr("Etag", `"x"`), routeTTL, def, false, 0},
+		{"cookie, route ttl, cookies ignored", get("Cookie", "s=1"), 200, hdr(), routeTTLIgnoringCookies, def, true, time.Minute},
+		{"cookie, max-age", get("Cookie", "s=1"), 200, hdr("Cache-Control", "max-age=60"), nil, def, true, time.Minute},
+		{"cookie, s-maxage", get("Cookie", "s=1"), 200, hdr("Cache-Control", "s-maxage=60"), nil, def, true, time.Minute},
+		{"cookie, Expires", get("Cookie", "s=1"), 200, hdr("Date", date, "Expires", "Wed, 25 Nov 2026 11:00:00 GMT"), nil, def, true, time.Hour},
+		{"cookie, public with ETag", get("Cookie", "s=1"), 200, hdr("Cache-Control", "public", "Etag", `"x"`), nil, def, true, def},
+		{"cookie, Vary: Cookie keys it", get("Cookie", "s=1"), 200, hdr("Vary", "Accept, cookie", "Etag", `"x"`), nil, def, true, def},
 		{"override ignores max-age", get(), 200, hdr("Cache-Control", "max-age=5"), override, def, true, 2 * time.Hour},
 		{"override keeps set-cookie rule", get(), 200, hdr("Set-Cookie", "a"), override, def, false, 0},
 		{"override only 200", get(), 500, hdr(), override, def, false, 0},

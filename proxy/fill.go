@@ -138,7 +138,7 @@ func (iw *interimWriter) close() {
 // same variant, and usable under r's own directives.
 func (h *Handler) matches(res *fillResult, r *http.Request, reqCC cacheControl) bool {
 	e := res.entry
-	if len(e.Vary) > 0 && variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, r.Header) != res.key {
+	if len(e.Vary) > 0 && h.variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, r) != res.key {
 		return false
 	}
 	return usability(e, r, reqCC, h.now()) == usable
@@ -279,7 +279,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		if e := h.freshen(stale, resp, out, reqCC, rt, reqTime, seq); e != nil {
 			res := &fillResult{entry: e, key: key, shareable: true, revalidated: true}
 			if len(e.Vary) > 0 {
-				res.key = variantKey(key, e.Vary, out.Header)
+				res.key = h.variantKey(key, e.Vary, r)
 			}
 			res.stored = h.store(ctx, key, res.key, e, e.StoredAt)
 			return res
@@ -323,7 +323,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		InitialAge: initialAge(resp.Header, reqTime, respTime),
 		Lifetime:   pol.lifetime,
 		Vary:       vary,
-		URL:        normalizeURL(r.URL.Path, r.URL.RawQuery),
+		URL:        requestTarget(r.URL).url(),
 		Tags:       parseTags(resp.Header),
 		Seq:        seq,
 	}
@@ -336,7 +336,7 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	e = e.Packed()
 	res := &fillResult{entry: e, key: key, shareable: true}
 	if len(vary) > 0 {
-		res.key = variantKey(key, vary, out.Header)
+		res.key = h.variantKey(key, vary, r)
 	}
 	res.stored = h.store(ctx, key, res.key, e, respTime)
 	return res
@@ -401,7 +401,7 @@ func (h *Handler) promote(ctx context.Context, baseKey string, r *http.Request, 
 	e = e.Packed()
 	entryKey, marker := baseKey, (*tiers.Entry)(nil)
 	if len(e.Vary) > 0 {
-		entryKey = variantKey(baseKey, e.Vary, r.Header)
+		entryKey = h.variantKey(baseKey, e.Vary, r)
 		marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
 			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
 	}

@@ -44,6 +44,10 @@ type Handler struct {
 	localUsable func() bool
 	purge       func(ctx context.Context, kind tiers.BanKind, value string) error
 	maxTTL      time.Duration
+	publicHost  string
+	hosts       map[string]bool // nil: every Host, none in the key
+	strip       []string        // canonical names, see Options.StripHeaders
+	stripSet    map[string]bool
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -82,6 +86,36 @@ func New(opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("proxy: Routes[%d].TTL must not be negative", i)
 		}
 	}
+	if opts.PublicHost != "" && len(opts.Hosts) > 0 {
+		return nil, errors.New("proxy: PublicHost and Hosts exclude each other")
+	}
+	if err := checkHost(opts.PublicHost); opts.PublicHost != "" && err != nil {
+		return nil, fmt.Errorf("proxy: PublicHost %q: %v", opts.PublicHost, err)
+	}
+	var hosts map[string]bool
+	for i, hn := range opts.Hosts {
+		if err := checkHost(hn); err != nil {
+			return nil, fmt.Errorf("proxy: Hosts[%d] %q: %v", i, hn, err)
+		}
+		if hosts == nil {
+			hosts = make(map[string]bool)
+		}
+		hosts[canonicalHost(hn)] = true
+	}
+	strip := opts.StripHeaders
+	if strip == nil {
+		strip = DefaultStripHeaders
+	}
+	stripSet := make(map[string]bool, len(strip))
+	var stripNames []string
+	for _, n := range strip {
+		n = http.CanonicalHeaderKey(strings.TrimSpace(n))
+		if n == "" || stripSet[n] {
+			continue
+		}
+		stripSet[n] = true
+		stripNames = append(stripNames, n)
+	}
 	h := &Handler{
 		origin:      newURLBase(opts.Origin),
 		prefix:      opts.KeyPrefix,
@@ -100,6 +134,10 @@ func New(opts Options) (*Handler, error) {
 		localUsable: opts.LocalUsable,
 		purge:       opts.Purge,
 		maxTTL:      opts.MaxTTL,
+		publicHost:  opts.PublicHost,
+		hosts:       hosts,
+		strip:       stripNames,
+		stripSet:    stripSet,
 	}
 	if h.bans == nil {
 		h.bans = new(tiers.Bans)
@@ -144,12 +182,17 @@ func New(opts Options) (*Handler, error) {
 
 // ServeHTTP answers r from the tiers or the origin.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.served(r) {
+		h.misdirected(w)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.passThrough(w, r)
 		return
 	}
-	rt := h.route(r.URL.Path)
-	if rt != nil && rt.Bypass {
+	t := requestTarget(r.URL)
+	rt := h.route(t.path)
+	if rt != nil && rt.Bypass || len(t.path)+len(t.query) >= maxCachedURL {
 		h.passThrough(w, r)
 		return
 	}
@@ -159,7 +202,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.passThrough(w, r)
 		return
 	}
-	key := baseKey(h.prefix, r.URL.Path, r.URL.RawQuery)
+	key := baseKey(h.prefix, h.keyHost(r), t)
 	now := h.now()
 	fwd := "request"
 	var stale *tiers.Entry
@@ -242,7 +285,7 @@ func (h *Handler) lookup(ctx context.Context, t Tier, key string, r *http.Reques
 		return nil, nil, "uri-miss"
 	}
 	if e.Kind == tiers.KindVary {
-		e, ok, err = t.Get(ctx, variantKey(key, e.Vary, r.Header))
+		e, ok, err = t.Get(ctx, h.variantKey(key, e.Vary, r))
 		if err != nil {
 			h.tierError(t, err)
 			return nil, nil, "vary-miss"
@@ -380,11 +423,29 @@ func weakEqual(a, b string) bool {
 	return strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
 }
 
-// route returns the first route matching p, or nil.
+// route returns the first route matching the canonical path p, or nil.
+// Routes match the path with its escapes decoded, dot segments removed
+// and slashes merged (see routePath); a bypass route also matches
+// whatever the case of the path, since an origin may read paths without
+// regard to case, and a bypass must not be evaded by spelling.
 func (h *Handler) route(p string) *Route {
+	if len(h.routes) == 0 {
+		return nil
+	}
+	rp := routePath(p)
+	var lower string
 	for i := range h.routes {
-		if routeMatch(h.routes[i].Path, p) {
-			return &h.routes[i]
+		rt := &h.routes[i]
+		if routeMatch(rt.Path, rp) {
+			return rt
+		}
+		if rt.Bypass {
+			if lower == "" {
+				lower = strings.ToLower(rp)
+			}
+			if routeMatch(strings.ToLower(rt.Path), lower) {
+				return rt
+			}
 		}
 	}
 	return nil
@@ -416,4 +477,12 @@ func routeMatch(pattern, p string) bool {
 	}
 	ok, _ := path.Match(pattern, p)
 	return ok
+}
+
+// checkHost accepts a host name (or address), with an optional port.
+func checkHost(hn string) error {
+	if hn == "" || strings.ContainsAny(hn, "/?#@ \t") {
+		return errors.New("want a host name such as api.example.com")
+	}
+	return nil
 }

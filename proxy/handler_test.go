@@ -50,7 +50,7 @@ func TestHitL2PromotesToL1(t *testing.T) {
 	})
 	s := newStack(t, o, nil)
 	wantXCache(t, s.get(t, "/p"), "MISS")
-	key := baseKey("cacheproxy", "/p", "")
+	key := baseKey("cacheproxy", "", target{path: "/p"})
 	s.local.Delete(nil, key)
 	wantXCache(t, s.get(t, "/p"), "HIT-L2")
 	wantXCache(t, s.get(t, "/p"), "HIT-L1")
@@ -493,7 +493,9 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 		if r.Header.Get("X-Hop") != "" || r.Header.Get("Keep-Alive") != "" {
 			t.Errorf("hop-by-hop request headers reached the origin: %v", r.Header)
 		}
-		if r.Header.Get("X-Forwarded-For") == "" || r.Header.Get("X-Forwarded-Host") == "" || r.Header.Get("X-Forwarded-Proto") != "http" {
+		// No X-Forwarded-Host without Options.PublicHost: the client's
+		// Host never reaches the origin.
+		if r.Header.Get("X-Forwarded-For") == "" || r.Header["X-Forwarded-Host"] != nil || r.Header.Get("X-Forwarded-Proto") != "http" {
 			t.Errorf("X-Forwarded headers: %v", r.Header)
 		}
 		w.Header().Set("Connection", "X-Secret")

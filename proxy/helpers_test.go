@@ -199,3 +199,13 @@ func wantXCache(t *testing.T, r result, want string) {
 		t.Fatalf("X-Cache = %q, want %q (Cache-Status %q)", got, want, r.header.Get("Cache-Status"))
 	}
 }
+
+func (t *mapTier) keys() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ks []string
+	for k := range t.m {
+		ks = append(ks, k)
+	}
+	return ks
+}

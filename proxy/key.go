@@ -9,15 +9,20 @@ import (
 // entries written under the old one.
 const keyVersion = "1"
 
-// baseKey returns the cache key of a GET or HEAD request for path and
-// rawQuery: prefix, key format version, method class (GET and HEAD share
-// "G"), path, and the query with its parameters sorted.
-func baseKey(prefix, path, rawQuery string) string {
-	q := normalizeQuery(rawQuery)
-	if q == "" {
-		return prefix + ":" + keyVersion + ":G:" + path
+// baseKey returns the cache key of a GET or HEAD request for the
+// canonical target t: prefix, key format version, method class (GET and
+// HEAD share "G"), the served host when the proxy serves several (see
+// Options.Hosts), and the canonical URL. No byte of a canonical URL is
+// "#" (the variant separator), and a host is one of the configured names.
+func baseKey(prefix, host string, t target) string {
+	cls := ":G:"
+	if host != "" {
+		cls = ":G@" + host + ":"
 	}
-	return prefix + ":" + keyVersion + ":G:" + path + "?" + q
+	if t.query == "" {
+		return prefix + ":" + keyVersion + cls + t.path
+	}
+	return prefix + ":" + keyVersion + cls + t.path + "?" + t.query
 }
 
 // normalizeQuery sorts the parameters of a raw query by name, keeping the
@@ -62,27 +67,24 @@ func paramName(p string) string {
 	return p
 }
 
-// normalizeURL returns the path and normalised query that identify a
-// request's URL in entries and purges.
-func normalizeURL(path, rawQuery string) string {
-	q := normalizeQuery(rawQuery)
-	if q == "" {
-		return path
-	}
-	return path + "?" + q
+// variantKey returns the key of the variant of base selected by the
+// values of the request headers named in vary, as the origin is sent them
+// for r (see outValues). A header that is absent differs from one that is
+// present but empty (RFC 9111 §4.1).
+func (h *Handler) variantKey(base string, vary []string, r *http.Request) string {
+	return variantKey(base, vary, func(name string) ([]string, bool) { return h.outValues(r, name) })
 }
 
-// variantKey returns the key of the variant of base selected by the values
-// of the request headers named in vary. A header that is absent differs
-// from one that is present but empty (RFC 9111 §4.1).
-func variantKey(base string, vary []string, h http.Header) string {
+// variantKey returns the key of the variant of base selected by the
+// header values that values returns for the names in vary.
+func variantKey(base string, vary []string, values func(name string) ([]string, bool)) string {
 	var b strings.Builder
 	b.Grow(len(base) + 32*len(vary))
 	b.WriteString(base)
 	b.WriteString("#")
 	for _, name := range vary {
 		b.WriteString(name)
-		vs, ok := h[name]
+		vs, ok := values(name)
 		if !ok {
 			b.WriteString("\x01\n")
 			continue
@@ -92,11 +94,18 @@ func variantKey(base string, vary []string, h http.Header) string {
 		if caseInsensitive[name] {
 			v = strings.ToLower(v)
 		}
+		// A value is one line: a field value holds no CR or LF, but
+		// escape them all the same, so no value can end a line.
+		if strings.ContainsAny(v, "\\\r\n") {
+			v = lineEscaper.Replace(v)
+		}
 		b.WriteString(v)
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
+
+var lineEscaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
 
 // caseInsensitive lists the request headers whose values are compared
 // without regard to case: language tags (RFC 4647 §2) and content codings

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/url"
 	"reflect"
 	"testing"
 )
@@ -21,12 +22,16 @@ func TestBaseKey(t *testing.T) {
 		{"/r%20s", "q=a%20b", "cacheproxy:1:G:/r%20s?q=a%20b"},
 	}
 	for _, tc := range cases {
-		if got := baseKey("cacheproxy", tc.path, tc.query); got != tc.want {
+		if got := baseKey("cacheproxy", "", target{tc.path, normalizeQuery(tc.query)}); got != tc.want {
 			t.Errorf("baseKey(%q, %q) = %q, want %q", tc.path, tc.query, got, tc.want)
 		}
 	}
-	if baseKey("a", "/x", "") == baseKey("b", "/x", "") {
+	if baseKey("a", "", target{path: "/x"}) == baseKey("b", "", target{path: "/x"}) {
 		t.Error("prefix not part of the key")
+	}
+	if baseKey("a", "h1.example", target{path: "/x"}) == baseKey("a", "h2.example", target{path: "/x"}) ||
+		baseKey("a", "h1.example", target{path: "/x"}) == baseKey("a", "", target{path: "/x"}) {
+		t.Error("host not part of the key")
 	}
 }
 
@@ -48,7 +53,7 @@ func TestVariantKey(t *testing.T) {
 		{h("Accept-Encoding", "GZIP"), h("Accept-Encoding", "gzip")},
 	}
 	for _, p := range same {
-		if a, b := variantKey(base, vary, p[0]), variantKey(base, vary, p[1]); a != b {
+		if a, b := variantKey(base, vary, headerValues(p[0])), variantKey(base, vary, headerValues(p[1])); a != b {
 			t.Errorf("%v and %v: %q != %q", p[0], p[1], a, b)
 		}
 	}
@@ -60,7 +65,7 @@ func TestVariantKey(t *testing.T) {
 		{h("Accept-Language", "en, de"), h("Accept-Language", "de, en")},
 	}
 	for _, p := range differ {
-		if a, b := variantKey(base, vary, p[0]), variantKey(base, vary, p[1]); a == b {
+		if a, b := variantKey(base, vary, headerValues(p[0])), variantKey(base, vary, headerValues(p[1])); a == b {
 			t.Errorf("%v and %v share key %q", p[0], p[1], a)
 		}
 	}
@@ -106,9 +111,16 @@ func TestRouteMatch(t *testing.T) {
 	}
 }
 
+func headerValues(h http.Header) func(string) ([]string, bool) {
+	return func(name string) ([]string, bool) { v, ok := h[name]; return v, ok }
+}
+
+// BenchmarkBaseKey derives the key of a request's URL, canonical form
+// included.
 func BenchmarkBaseKey(b *testing.B) {
+	u, _ := url.ParseRequestURI("/players/42?sort=desc&page=2&limit=10")
 	b.ReportAllocs()
 	for b.Loop() {
-		baseKey("cacheproxy", "/players/42", "sort=desc&page=2&limit=10")
+		baseKey("cacheproxy", "", requestTarget(u))
 	}
 }

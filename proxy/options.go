@@ -36,10 +36,20 @@ type Route struct {
 	TTL time.Duration
 	// Bypass means requests on this route are never looked up or stored.
 	Bypass bool
-	// Override caches the route for TTL whatever the origin's
-	// Cache-Control says (Django's cache_page behaviour). Responses that
-	// set cookies or are not 200 are still never stored.
+	// Override replaces the origin's freshness (Cache-Control max-age,
+	// s-maxage, no-cache, Expires and Age) by TTL, as Django's cache_page
+	// does. It replaces freshness only: responses that are not 200, that
+	// are private or no-store, that set a cookie, or that answer a
+	// request with Authorization or (without IgnoreCookies) Cookie are
+	// still never stored.
 	Override bool
+	// IgnoreCookies says that a request's Cookie does not change the
+	// route's answers: a response to a request with a Cookie may be
+	// stored for others on the route's TTL or heuristic freshness. By
+	// default such a response is stored only when the origin gave it
+	// explicit freshness (s-maxage, max-age, Expires or public), or varies
+	// on Cookie.
+	IgnoreCookies bool
 }
 
 // Options configures a Handler. The zero value of each field is a usable
@@ -100,6 +110,28 @@ type Options struct {
 	// proxy calls it after a successful unsafe request (RFC 9111 §4.4).
 	// If nil, PurgeLocal.
 	Purge func(ctx context.Context, kind tiers.BanKind, value string) error
+
+	// PublicHost is the host name clients use to reach the proxy (e.g.
+	// "api.example.com"). It is sent to the origin as X-Forwarded-Host,
+	// and a Location on it is this proxy's own. If empty, the origin
+	// receives no X-Forwarded-Host. The client's Host never reaches the
+	// origin: the origin is sent its own host, as nginx does by default.
+	PublicHost string
+
+	// Hosts, if set, are the public host names this proxy serves, for one
+	// proxy in front of several names: the request's Host (lower-cased,
+	// without port) must be one of them, else the answer is 421 and the
+	// origin is not asked; it is part of the cache key, and sent to the
+	// origin as Host and X-Forwarded-Host. Excludes PublicHost.
+	Hosts []string
+
+	// StripHeaders are request headers removed before a request that may
+	// be stored reaches the origin: headers that can change a response
+	// but are not part of the cache key (forwarding and override
+	// headers). If nil, DefaultStripHeaders. X-Forwarded-For,
+	// X-Forwarded-Proto and X-Forwarded-Host are always set by the proxy
+	// itself, on every request.
+	StripHeaders []string
 
 	// MaxTTL caps how long any entry is kept in any tier, whatever its
 	// freshness. Purges are remembered for MaxTTL plus FillTimeout. If

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -34,14 +35,6 @@ func defaultTransport() *http.Transport {
 	return t
 }
 
-// rewrite points out at the origin and sets the X-Forwarded headers,
-// appending to an X-Forwarded-For the client sent.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(h.origin.u)
-	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	pr.SetXForwarded()
-}
-
 // originRequest builds the request a fill sends to the origin for r. A
 // fill asks for the whole representation with GET (a HEAD is answered
 // from it), without r's validators or ranges, which are evaluated here.
@@ -52,10 +45,13 @@ func (h *Handler) originRequest(ctx context.Context, r *http.Request) *http.Requ
 	out.Body = nil
 	out.ContentLength = 0
 	removeHopHeaders(out.Header)
-	for _, name := range []string{"Range", "If-Range", "If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		out.Header.Del(name)
+	for name := range fillDropped {
+		delete(out.Header, name)
 	}
-	h.rewrite(&httputil.ProxyRequest{In: r, Out: out})
+	h.stripStorable(out.Header)
+	pr := &httputil.ProxyRequest{In: r, Out: out}
+	h.rewrite(pr)
+	out = pr.Out
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// Like ReverseProxy: don't let the client library add its own.
 		out.Header.Set("User-Agent", "")
@@ -108,29 +104,64 @@ func isUnsafe(method string) bool {
 
 // invalidateAfterUnsafe purges the stored responses for the target URI of
 // an unsafe request and for its Location and Content-Location when they
-// are on the same host (RFC 9111 §4.4), fleet-wide when in a fleet.
+// are on the same host (RFC 9111 §4.4), fleet-wide when in a fleet. The
+// URLs are the client's: the request's canonical target, and the
+// Location resolved against it (one on the origin's own host is read in
+// the origin's URL space, its base path removed).
 func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
-	in := resp.Request
-	targets := []*url.URL{in.URL}
+	in, _ := resp.Request.Context().Value(clientRequest{}).(*http.Request)
+	if in == nil {
+		return
+	}
+	targets := []string{requestTarget(in.URL).url()}
 	for _, name := range []string{"Location", "Content-Location"} {
 		v := resp.Header.Get(name)
 		if v == "" {
 			continue
 		}
-		u, err := in.URL.Parse(v)
-		if err != nil || (u.Host != "" && u.Host != in.URL.Host && u.Host != in.Host) {
-			continue
+		if t, ok := h.clientURL(in, v); ok {
+			targets = append(targets, t)
 		}
-		targets = append(targets, u)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.Context()), 5*time.Second)
 	defer cancel()
-	for _, u := range targets {
-		target := normalizeURL(u.EscapedPath(), u.RawQuery)
+	for _, target := range targets {
+		if len(target) > maxCachedURL {
+			continue // never stored: nothing to purge
+		}
 		if err := h.purge(ctx, tiers.BanURL, target); err != nil {
 			h.log.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)
 		}
 	}
+}
+
+// clientURL returns the canonical client-facing URL that a Location or
+// Content-Location value of a response to in names, if it is on this
+// proxy's host.
+func (h *Handler) clientURL(in *http.Request, v string) (string, bool) {
+	ref, err := url.Parse(v)
+	if err != nil || (ref.Scheme != "" && ref.Scheme != "http" && ref.Scheme != "https") {
+		return "", false
+	}
+	base := &url.URL{Path: in.URL.Path, RawPath: in.URL.RawPath}
+	u := base.ResolveReference(ref)
+	if !h.sameOrigin(u, in) {
+		return "", false
+	}
+	p := u.EscapedPath()
+	if u.Host != "" && canonicalHost(u.Host) == canonicalHost(h.origin.u.Host) {
+		// On the origin's own host: its URL space is under the base path.
+		basePath := strings.TrimSuffix(h.origin.u.EscapedPath(), "/")
+		rest, ok := strings.CutPrefix(p, basePath)
+		if !ok || (rest != "" && rest[0] != '/') {
+			return "", false
+		}
+		if rest == "" {
+			rest = "/"
+		}
+		p = rest
+	}
+	return target{path: canonicalPath(p), query: normalizeQuery(canonicalQuery(u.RawQuery))}.url(), true
 }
 
 // errorStatus maps an origin failure to a status: a timeout is 504,

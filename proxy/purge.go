@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,20 +24,9 @@ func (h *Handler) BanRetention() time.Duration {
 	return h.maxTTL + h.fillTimeout + time.Minute
 }
 
-// NormalizeURL returns the form of a URL ("/path?query") that entries
-// record and URL purges name: the path and the query with its parameters
-// sorted. It accepts an absolute URL too, and uses only its path and
-// query.
-func NormalizeURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("bad url %q: %w", raw, err)
-	}
-	if u.Path == "" || u.EscapedPath()[0] != '/' {
-		return "", fmt.Errorf("bad url %q: path must start with /", raw)
-	}
-	return normalizeURL(u.EscapedPath(), u.RawQuery), nil
-}
+// NormalizeURL returns the canonical form of a URL ("/path?query") that
+// entries record and URL purges name. It is CanonicalURL.
+func NormalizeURL(raw string) (string, error) { return CanonicalURL(raw) }
 
 // Inspection describes what the tiers hold for one URL.
 type Inspection struct {
@@ -60,15 +48,14 @@ type Inspection struct {
 // Vary variants with hdr (the inspecting request's headers). It returns
 // nil if neither tier holds a live entry.
 func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*Inspection, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("bad url %q: %w", raw, err)
-	}
-	norm, err := NormalizeURL(raw)
+	t, err := parseTarget(raw)
 	if err != nil {
 		return nil, err
 	}
-	key := baseKey(h.prefix, u.EscapedPath(), u.RawQuery)
+	norm := t.url()
+	// The variants are selected as for a client request with hdr.
+	r := &http.Request{Header: hdr, Host: h.inspectHost(raw), RemoteAddr: "", URL: &url.URL{Path: "/"}}
+	key := baseKey(h.prefix, h.keyHost(r), t)
 	now := h.now()
 	var in *Inspection
 	for _, t := range []struct {
@@ -78,7 +65,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 		if t.tier == nil {
 			continue
 		}
-		e := h.peek(ctx, t.tier, key, hdr)
+		e := h.peek(ctx, t.tier, key, r)
 		if e == nil {
 			continue
 		}
@@ -90,7 +77,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 				Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header.Clone(),
 			}
 			if len(e.Vary) > 0 {
-				in.Key = variantKey(key, e.Vary, hdr)
+				in.Key = h.variantKey(key, e.Vary, r)
 			}
 		}
 		in.Tiers = append(in.Tiers, t.name)
@@ -99,13 +86,13 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 }
 
 // peek returns the live entry (fresh or stale) a tier holds for key.
-func (h *Handler) peek(ctx context.Context, t Tier, key string, hdr http.Header) *tiers.Entry {
+func (h *Handler) peek(ctx context.Context, t Tier, key string, r *http.Request) *tiers.Entry {
 	e, ok, err := t.Get(ctx, key)
 	if err != nil || !ok || h.bans.Dead(e) {
 		return nil
 	}
 	if e.Kind == tiers.KindVary {
-		e, ok, err = t.Get(ctx, variantKey(key, e.Vary, hdr))
+		e, ok, err = t.Get(ctx, h.variantKey(key, e.Vary, r))
 		if err != nil || !ok || e.Kind != tiers.KindResponse || h.bans.Dead(e) {
 			return nil
 		}
@@ -113,9 +100,32 @@ func (h *Handler) peek(ctx context.Context, t Tier, key string, hdr http.Header)
 	return e
 }
 
-// Key returns the cache key of a normalised URL (see NormalizeURL): the
-// key of its entry, or of the Vary marker that leads to its variants.
-func (h *Handler) Key(normalizedURL string) string {
-	p, q, _ := strings.Cut(normalizedURL, "?")
-	return baseKey(h.prefix, p, q)
+// Key returns the base cache key of a canonical URL (see CanonicalURL):
+// the key of its entry, or of the Vary marker that leads to its variants.
+// With Hosts, a URL has one key per host: Key returns "" (purges rely on
+// their ban alone).
+func (h *Handler) Key(canonicalURL string) string {
+	if h.hosts != nil {
+		return ""
+	}
+	p, q, _ := strings.Cut(canonicalURL, "?")
+	return baseKey(h.prefix, "", target{path: p, query: q})
+}
+
+// inspectHost returns the host an inspected URL is looked up for: with
+// Hosts, the host of an absolute URL, or the first configured one.
+func (h *Handler) inspectHost(raw string) string {
+	if h.hosts == nil {
+		return ""
+	}
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	first := ""
+	for hn := range h.hosts {
+		if first == "" || hn < first {
+			first = hn
+		}
+	}
+	return first
 }

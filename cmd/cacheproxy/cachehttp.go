@@ -48,13 +48,11 @@ func purgeSelector(r *http.Request) (tiers.BanKind, string, error) {
 	v := q.Get(kinds[0])
 	switch kinds[0] {
 	case "url":
-		norm, err := proxy.NormalizeURL(v)
+		norm, err := proxy.CanonicalURL(v)
 		return tiers.BanURL, norm, err
 	case "prefix":
-		if !strings.HasPrefix(v, "/") {
-			return 0, "", fmt.Errorf("prefix %q must start with /", v)
-		}
-		return tiers.BanPrefix, v, nil
+		norm, err := proxy.CanonicalPrefix(v)
+		return tiers.BanPrefix, norm, err
 	case "tag":
 		if strings.TrimSpace(v) == "" || strings.ContainsAny(v, ", \t") {
 			return 0, "", fmt.Errorf("tag %q must be one non-empty name without commas or spaces", v)

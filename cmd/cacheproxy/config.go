@@ -43,6 +43,9 @@ type config struct {
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
 	PurgeWait       time.Duration
+	PublicHost      string
+	Hosts           []string
+	StripHeaders    []string // nil: proxy.DefaultStripHeaders
 	Routes          []proxy.Route
 }
 
@@ -74,6 +77,42 @@ var settings = []setting{
 				return errors.New("must be non-empty and contain no spaces")
 			}
 			c.KeyPrefix = v
+			return nil
+		}},
+	{name: "public-host", usage: "host name clients reach the proxy by (api.example.com), sent to the origin as X-Forwarded-Host; empty sends none. The client's Host never reaches the origin",
+		parse: func(c *config, v string) (err error) { c.PublicHost, err = parseHostName(v); return err }},
+	{name: "hosts", usage: "comma-separated host names this proxy serves (a.example,b.example): the Host is then part of the cache key and sent to the origin, and any other Host gets 421; empty serves every Host alike",
+		parse: func(c *config, v string) error {
+			c.Hosts = nil
+			for _, hn := range strings.Split(v, ",") {
+				if hn = strings.TrimSpace(hn); hn == "" {
+					continue
+				}
+				hn, err := parseHostName(hn)
+				if err != nil {
+					return err
+				}
+				c.Hosts = append(c.Hosts, hn)
+			}
+			return nil
+		}},
+	{name: "strip-headers", def: strings.Join(proxy.DefaultStripHeaders, ","), usage: "comma-separated request headers removed before a cacheable request reaches the origin (forwarding and override headers that are not part of the cache key); \"none\" keeps them all",
+		parse: func(c *config, v string) error {
+			c.StripHeaders = []string{}
+			if strings.TrimSpace(v) == "none" {
+				return nil
+			}
+			for _, n := range strings.Split(v, ",") {
+				if n = strings.TrimSpace(n); n == "" {
+					continue
+				}
+				if strings.IndexFunc(n, func(r rune) bool {
+					return !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+				}) >= 0 {
+					return fmt.Errorf("%q is not a header name", n)
+				}
+				c.StripHeaders = append(c.StripHeaders, n)
+			}
 			return nil
 		}},
 	{name: "default-ttl", def: "5m", usage: "most heuristic freshness for responses without explicit freshness: 10% of the time since Last-Modified, or this with only an ETag; 0 stores only explicit freshness",
@@ -224,6 +263,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		return c, fmt.Errorf("invalid %s: %q is also -admin-listen", sources["listen"].describe("-listen"), c.Listen)
 	}
+	if c.PublicHost != "" && len(c.Hosts) > 0 {
+		return c, fmt.Errorf("invalid %s: -public-host and -hosts exclude each other: with -hosts, the served Host is forwarded", sources["hosts"].describe("-hosts"))
+	}
 	for i, r := range c.Routes {
 		if r.Override && r.TTL == 0 && c.DefaultTTL == 0 {
 			return c, fmt.Errorf("invalid routes[%d] (file %s): override needs a ttl when -default-ttl is 0", i, c.ConfigFile)
@@ -296,6 +338,28 @@ func parseOrigin(v string) (*url.URL, error) {
 		return nil, errors.New("must not have a query or fragment")
 	}
 	return u, nil
+}
+
+// parseHostName checks a host name with an optional port: api.example.com,
+// api.example.com:8443, [::1]:8080. Empty is allowed.
+func parseHostName(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	if strings.ContainsAny(v, "/?#@ \t,") || strings.Contains(v, "://") {
+		return "", errors.New("want a host name such as api.example.com, without scheme or path")
+	}
+	host := v
+	if h, port, err := net.SplitHostPort(v); err == nil {
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return "", fmt.Errorf("bad port %q", port)
+		}
+		host = h
+	}
+	if host == "" {
+		return "", errors.New("missing host name")
+	}
+	return strings.ToLower(v), nil
 }
 
 // checkRedisURL validates a Redis URL the way the Redis client will read

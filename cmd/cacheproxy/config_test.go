@@ -50,6 +50,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		HeaderTimeout:   10 * time.Second,
 		IdleTimeout:     2 * time.Minute,
 		PurgeWait:       2 * time.Second,
+		StripHeaders:    proxy.DefaultStripHeaders,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -285,6 +286,16 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "non-loopback admin without token", args: []string{"-origin", "http://o"},
 			env:  map[string]string{"CACHEPROXY_ADMIN_LISTEN": "0.0.0.0:9090"},
 			want: []string{"-admin-token is required", "env CACHEPROXY_ADMIN_LISTEN"}},
+		{name: "public host with scheme", args: []string{"-origin", "http://o", "-public-host", "https://api.example.com"},
+			want: []string{`invalid -public-host (flag): "https://api.example.com"`, "without scheme"}},
+		{name: "hosts with path", args: []string{"-origin", "http://o", "-hosts", "a.example,b.example/x"},
+			want: []string{`invalid -hosts (flag)`}},
+		{name: "hosts and public host", args: []string{"-origin", "http://o", "-hosts", "a.example", "-public-host", "b.example"},
+			want: []string{"invalid -hosts (flag)", "exclude each other"}},
+		{name: "bad strip header", env: map[string]string{"CACHEPROXY_STRIP_HEADERS": "X-Host,X Bad"}, args: []string{"-origin", "http://o"},
+			want: []string{"invalid -strip-headers (env CACHEPROXY_STRIP_HEADERS)", "not a header name"}},
+		{name: "route bad cookies", file: "origin: http://o\nroutes:\n  - {path: /a, cookies: maybe}\n",
+			want: []string{"invalid routes[0].cookies (file", `"maybe"`}},
 		{name: "unknown yaml key", file: "origin: http://o\ncolour: blue\n",
 			want: []string{`unknown key "colour"`, ".yaml:2"}},
 		{name: "config key in yaml", file: "config: other.yaml\n", want: []string{`unknown key "config"`}},

@@ -126,6 +126,15 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
 				}
 				hasTTL = true
+			case "cookies":
+				switch s {
+				case "ignore":
+					r.IgnoreCookies = true
+				case "", "respect":
+					r.IgnoreCookies = false
+				default:
+					return nil, fmt.Errorf("invalid %s: %q: want ignore (the cookie does not change the answer) or respect", at.describe(name), s)
+				}
 			case "bypass", "override":
 				b, err := strconv.ParseBool(s)
 				if err != nil {
@@ -137,7 +146,7 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					r.Override = b
 				}
 			default:
-				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override)", field, at, k.Value)
+				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies)", field, at, k.Value)
 			}
 		}
 		at := fromFile(file, item.Line)

@@ -64,6 +64,9 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		MaxObjectBytes: cfg.MaxObjectBytes,
 		Routes:         cfg.Routes,
 		Logger:         logger,
+		PublicHost:     cfg.PublicHost,
+		Hosts:          cfg.Hosts,
+		StripHeaders:   cfg.StripHeaders,
 	}
 	// Local and Shared are interfaces: assign them only when the tier
 	// exists, as a nil *T in an interface is not a nil interface.

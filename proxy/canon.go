@@ -1,0 +1,280 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// The canonical URL. One function spells a request's target for every use
+// the proxy has of it: the cache key and its Vary variants, the URL an
+// entry records (and URL and prefix purges match), the route a request
+// matches, the URL sent to the origin, and the invalidation after an unsafe
+// request. Two spellings of one resource share one canonical form, and two
+// canonical forms are two requests to the origin: the origin is sent the
+// canonical form itself, so a key never stands for a response to a request
+// the origin saw differently.
+//
+// The form is RFC 3986 §6.2.2's, on the still-encoded target: percent-
+// encoded unreserved characters (ALPHA, DIGIT, "-", ".", "_", "~") are
+// decoded; every other percent-encoding is kept, its hex digits upper-
+// cased; every byte that may not appear raw in a path (or query) — "#",
+// "{", "}", space, controls, bytes over 0x7f, a "%" that starts no valid
+// escape — is percent-encoded. Reserved characters are never decoded:
+// "/a%2Fb" and "/a/b", "/a%3Fb" and "/a?b" stay apart. The query's
+// parameters are then sorted by name (see normalizeQuery). So the
+// canonical URL holds no "#", no newline, no "{" or "}": no client byte can
+// become a key's variant separator or a Redis Cluster hash tag.
+
+// maxCachedURL is the longest canonical URL that is looked up or stored;
+// longer ones are passed through. A URL purge or invalidation of a longer
+// URL needs no ban: nothing can be stored under it. It is tiers'
+// limit on a ban's value.
+const maxCachedURL = 8 << 10
+
+// target is the canonical form of a request's URL.
+type target struct {
+	path  string // canonical escaped path, starting with "/"
+	query string // canonical raw query, parameters sorted, without "?"
+}
+
+// url returns the canonical "/path?query" that entries record.
+func (t target) url() string {
+	if t.query == "" {
+		return t.path
+	}
+	return t.path + "?" + t.query
+}
+
+// requestTarget returns the canonical target of a request received by the
+// server.
+func requestTarget(u *url.URL) target {
+	return target{path: canonicalPath(u.EscapedPath()), query: normalizeQuery(canonicalQuery(u.RawQuery))}
+}
+
+// CanonicalURL returns the canonical form ("/path?query") of a URL given to
+// the admin API: an origin-form target ("/path?query", the form a client
+// sends, "//x/y" included: a path, not an authority) or an absolute URL
+// ("http://host/path?query", whose scheme and authority are dropped).
+// Entries record this form, and URL purges name it.
+func CanonicalURL(raw string) (string, error) {
+	t, err := parseTarget(raw)
+	if err != nil {
+		return "", err
+	}
+	return t.url(), nil
+}
+
+// parseTarget reads raw as a request target: origin-form or absolute-form.
+func parseTarget(raw string) (target, error) {
+	if raw == "" {
+		return target{}, errors.New("empty url: want /path?query")
+	}
+	if strings.ContainsAny(raw, "\x00\r\n") {
+		return target{}, fmt.Errorf("bad url %q: control character", raw)
+	}
+	p, q, _ := strings.Cut(raw, "?")
+	if !strings.HasPrefix(p, "/") {
+		// Absolute-form: scheme://authority/path.
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
+			return target{}, fmt.Errorf("bad url %q: want /path?query or http://host/path?query", raw)
+		}
+		p, q = u.EscapedPath(), u.RawQuery
+		if p == "" {
+			p = "/"
+		}
+		if u.Fragment != "" || strings.Contains(raw, "#") {
+			return target{}, fmt.Errorf("bad url %q: a fragment is never sent to a server", raw)
+		}
+	}
+	return target{path: canonicalPath(p), query: normalizeQuery(canonicalQuery(q))}, nil
+}
+
+// CanonicalPrefix returns the canonical form of a purge prefix: each byte
+// normalised as in CanonicalURL, without sorting a query (a prefix may end
+// inside one), so that the canonical URL of every URL the prefix names
+// starts with it.
+func CanonicalPrefix(raw string) (string, error) {
+	if !strings.HasPrefix(raw, "/") {
+		return "", fmt.Errorf("prefix %q must start with /", raw)
+	}
+	if strings.ContainsAny(raw, "\x00\r\n") {
+		return "", fmt.Errorf("bad prefix %q: control character", raw)
+	}
+	p, q, hasQ := strings.Cut(raw, "?")
+	// A prefix must not end inside an escape: "/caf%C" would be read as
+	// a literal "%" and match nothing.
+	if i := strings.LastIndexByte(raw, '%'); i >= 0 && len(raw)-i < 3 {
+		return "", fmt.Errorf("prefix %q ends inside a percent-encoding", raw)
+	}
+	out := canonicalPath(p)
+	if hasQ {
+		out += "?" + canonicalQuery(q)
+	}
+	return out, nil
+}
+
+// Byte classes of RFC 3986 §2.
+const (
+	classUnreserved = 1 << iota // ALPHA DIGIT - . _ ~
+	classPathRaw                // may appear unencoded in a path: pchar and "/"
+	classQueryRaw               // may appear unencoded in a query: pchar, "/" and "?"
+)
+
+var byteClass = func() (c [256]uint8) {
+	for b := 0; b < 256; b++ {
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9', b == '-', b == '.', b == '_', b == '~':
+			c[b] = classUnreserved | classPathRaw | classQueryRaw
+		case strings.IndexByte("!$&'()*+,;=:@/", byte(b)) >= 0: // sub-delims, ":", "@", "/"
+			c[b] = classPathRaw | classQueryRaw
+		case b == '?':
+			c[b] = classQueryRaw
+		}
+	}
+	return c
+}()
+
+// canonicalPath returns the canonical form of an escaped path. A path
+// already canonical is returned as it is, without allocating.
+func canonicalPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p // asterisk-form, or an absolute-form URL without path
+	}
+	return canonicalBytes(p, classPathRaw)
+}
+
+// canonicalQuery returns the canonical form of a raw query, each byte
+// normalised; its parameters are not reordered.
+func canonicalQuery(q string) string { return canonicalBytes(q, classQueryRaw) }
+
+func canonicalBytes(s string, raw uint8) string {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '%' || byteClass[c]&raw == 0 {
+			break
+		}
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			v := unhex(s[i+1])<<4 | unhex(s[i+2])
+			if byteClass[v]&classUnreserved != 0 {
+				b.WriteByte(v)
+			} else {
+				writeEscaped(&b, v)
+			}
+			i += 2
+		case c == '%' || byteClass[c]&raw == 0:
+			writeEscaped(&b, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+const upperHex = "0123456789ABCDEF"
+
+func writeEscaped(b *strings.Builder, c byte) {
+	b.WriteByte('%')
+	b.WriteByte(upperHex[c>>4])
+	b.WriteByte(upperHex[c&15])
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// routePath returns the path a route is matched against: the canonical
+// path fully decoded ("%2F" is a "/" here), its dot segments removed
+// (RFC 3986 §5.2.4) and runs of "/" merged, so that no spelling of a path
+// ("//admin/x", "/x/../admin/x", "/./admin/x", "/admin%2Fx") escapes the
+// route of its plain form. Origins differ in how they read these
+// spellings; a route applies to every one an origin might read as its
+// path. A path already plain is returned without allocating.
+func routePath(canonical string) string {
+	if !strings.Contains(canonical, "%") && !strings.Contains(canonical, "//") && !strings.Contains(canonical, "/.") {
+		return canonical
+	}
+	p := canonical
+	if strings.Contains(p, "%") {
+		if d, err := url.PathUnescape(p); err == nil {
+			p = d
+		}
+	}
+	// Backslashes are separators to some servers (IIS, some routers).
+	p = strings.ReplaceAll(p, "\\", "/")
+	var segs []string
+	for s := range strings.SplitSeq(p, "/") {
+		switch s {
+		case "", ".":
+			continue
+		case "..":
+			if len(segs) > 0 {
+				segs = segs[:len(segs)-1]
+			}
+			continue
+		}
+		segs = append(segs, s)
+	}
+	out := "/" + strings.Join(segs, "/")
+	if len(segs) > 0 && (strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")) {
+		out += "/"
+	}
+	return out
+}
+
+// canonicalHost returns the lower-cased host name of a Host header,
+// without port or trailing dot.
+func canonicalHost(hostport string) string {
+	host := hostport
+	if strings.HasPrefix(host, "[") {
+		if i := strings.IndexByte(host, ']'); i > 0 {
+			host = host[:i+1]
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.Count(host, ":") == 1 {
+		host = host[:i]
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
+}
+
+// sameOrigin reports whether u, a Location or Content-Location resolved
+// against the client's URL, names this proxy's own URL space (RFC 9111
+// §4.4: only same-host targets are invalidated): a relative reference, or
+// the public host, a served host, the client's Host, or the origin's own
+// host (origins build absolute links from the Host they receive).
+func (h *Handler) sameOrigin(u *url.URL, r *http.Request) bool {
+	if u.Host == "" {
+		return true
+	}
+	host := canonicalHost(u.Host)
+	switch {
+	case host == canonicalHost(r.Host), host == canonicalHost(h.origin.u.Host):
+		return true
+	case h.publicHost != "" && host == canonicalHost(h.publicHost):
+		return true
+	}
+	return h.hosts[host]
+}
