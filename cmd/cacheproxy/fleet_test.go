@@ -68,12 +68,12 @@ func (o *versionedOrigin) hold(path string) chan struct{} {
 
 // startFleet starts n cacheproxy processes on one Redis, and waits until
 // each has subscribed to purges and sees the others.
-func startFleet(t *testing.T, redis *redistest.Server, origin string, n int) []*server {
+func startFleet(t *testing.T, redis *redistest.Server, origin string, n int, args ...string) []*server {
 	t.Helper()
 	var fleet []*server
 	for i := 0; i < n; i++ {
 		fleet = append(fleet, startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL(), "CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
-			"-origin", origin))
+			append([]string{"-origin", origin}, args...)...))
 	}
 	for _, s := range fleet {
 		waitFor(t, "instance usable and fleet complete", func() bool {
