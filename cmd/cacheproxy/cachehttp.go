@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/cacheproxy/cacheproxy/admin"
@@ -35,7 +36,7 @@ type errorResponse struct {
 // purgeSelector reads which entries a DELETE /cache names: exactly one of
 // url, prefix, tag or all=true.
 func purgeSelector(r *http.Request) (tiers.BanKind, string, error) {
-	q := r.URL.Query()
+	q := adminParams(r.URL.RawQuery)
 	var kinds []string
 	for _, k := range []string{"url", "prefix", "tag", "all"} {
 		if q.Has(k) {
@@ -64,6 +65,50 @@ func purgeSelector(r *http.Request) (tiers.BanKind, string, error) {
 		}
 		return tiers.BanAll, "", nil
 	}
+}
+
+// adminParams reads the query of an admin request. A url= or prefix=
+// value that starts with "/" (or holds "://") was not escaped as a query
+// value: its "%" escapes, "&" and "?" are the URL's own, so it is taken as
+// sent, up to the next admin parameter ("url=/x%2Fy" names the path
+// /x%2Fy, not /x/y; "url=/rank?b=2&a=1" the URL /rank?a=1&b=2). Any other value (the
+// CLI sends "%2Fx%252Fy") is unescaped once, as query values are.
+func adminParams(rawQuery string) url.Values {
+	out := url.Values{}
+	rest := rawQuery
+	for rest != "" {
+		var kv string
+		kv, rest, _ = strings.Cut(rest, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k, err := url.QueryUnescape(k); err == nil && (k == "url" || k == "prefix") &&
+			(strings.HasPrefix(v, "/") || strings.Contains(v, "://")) {
+			// The URL's own "&"s run up to the next admin parameter.
+			for rest != "" && !isAdminParam(rest) {
+				var more string
+				more, rest, _ = strings.Cut(rest, "&")
+				v += "&" + more
+			}
+			out.Add(k, v)
+			continue
+		}
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 == nil && err2 == nil {
+			out.Add(k, v)
+		}
+	}
+	return out
+}
+
+// isAdminParam reports whether a query's remainder starts with one of the
+// admin API's parameters.
+func isAdminParam(rest string) bool {
+	for _, p := range []string{"url=", "prefix=", "tag=", "all="} {
+		if strings.HasPrefix(rest, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // servePurge is DELETE /cache: a purge, fleet-wide when there is Redis.
@@ -141,7 +186,7 @@ func (s *stack) purgeAfterUnsafe(ctx context.Context, kind tiers.BanKind, value 
 
 // serveInspect is GET /cache?url=: what the tiers hold for one URL.
 func (s *stack) serveInspect(w http.ResponseWriter, r *http.Request) {
-	raw := r.URL.Query().Get("url")
+	raw := adminParams(r.URL.RawQuery).Get("url")
 	if raw == "" {
 		admin.WriteJSON(w, http.StatusBadRequest, errorResponse{Error: "give url=/path?query"})
 		return

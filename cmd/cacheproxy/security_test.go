@@ -137,10 +137,14 @@ func TestSecurityEndToEnd(t *testing.T) {
 			}
 		})
 		t.Run(name+"/purge of encoded paths", func(t *testing.T) {
-			for _, tc := range []struct{ path, spelled string }{
-				{"/" + name + "/a%20b", "/" + name + "/a%20b"},
-				{"/" + name + "/caf%C3%A9", "/" + name + "/caf\u00e9"},
-				{"/" + name + "/x%2Fy", "/" + name + "/x%2fy"},
+			for _, tc := range []struct {
+				path, spelled string
+				asTyped       bool // sent unescaped, as curl users type it
+			}{
+				{"/" + name + "/a%20b", "/" + name + "/a%20b", false},
+				{"/" + name + "/caf%C3%A9", "/" + name + "/caf\u00e9", false},
+				{"/" + name + "/x%2Fy", "/" + name + "/x%2fy", false},
+				{"/" + name + "/t%2Fu?b=1&a=%7e", "/" + name + "/t%2fu?a=~&b=1", true},
 			} {
 				for _, s := range fleet {
 					waitFor(t, "a hit of "+tc.path, func() bool {
@@ -149,7 +153,11 @@ func TestSecurityEndToEnd(t *testing.T) {
 					})
 				}
 				v := o.version.Add(1)
-				code, res := purge(t, first, "url="+url.QueryEscape(tc.spelled))
+				q := "url=" + url.QueryEscape(tc.spelled)
+				if tc.asTyped {
+					q = "url=" + tc.spelled
+				}
+				code, res := purge(t, first, q)
 				if code != http.StatusOK || len(res.Confirmed) != len(fleet) {
 					t.Fatalf("purge %q = %d %+v", tc.spelled, code, res)
 				}
@@ -201,5 +209,25 @@ func TestHostsFlag(t *testing.T) {
 	}
 	if o.hits.Load() != before {
 		t.Error("a request for an unserved host reached the origin")
+	}
+}
+
+func TestAdminParams(t *testing.T) {
+	cases := []struct{ raw, key, want string }{
+		{"url=/x%2Fy", "url", "/x%2Fy"},               // as typed: the URL's own escapes
+		{"url=%2Fx%252Fy", "url", "/x%2Fy"},           // escaped as a query value (the CLI)
+		{"url=/rank?b=2&a=1", "url", "/rank?b=2&a=1"}, // the rest of the query is the URL's
+		{"url=%2Frank%3Fb%3D2%26a%3D1", "url", "/rank?b=2&a=1"},
+		{"url=http://h/a%20b", "url", "http://h/a%20b"},
+		{"prefix=/caf%C3%A9/", "prefix", "/caf%C3%A9/"},
+		{"tag=a%20b", "tag", "a b"},
+		{"url=/a&tag=b", "url", "/a"}, // another selector: the purge refuses two
+		{"url=/a&tag=b", "tag", "b"},
+		{"all=true", "all", "true"},
+	}
+	for _, tc := range cases {
+		if got := adminParams(tc.raw).Get(tc.key); got != tc.want {
+			t.Errorf("adminParams(%q)[%s] = %q, want %q", tc.raw, tc.key, got, tc.want)
+		}
 	}
 }
