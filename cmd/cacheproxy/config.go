@@ -40,6 +40,7 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string // "json" or "text"
 	ShutdownTimeout time.Duration
+	Drain           time.Duration
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
 	PurgeWait       time.Duration
@@ -166,6 +167,8 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = parseDuration(v, true); return err }},
 	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
+	{name: "drain", def: "5s", usage: "on SIGTERM/SIGINT, how long /readyz answers 503 while the proxy keeps serving, so a load balancer stops sending traffic before the listener closes; 0 closes it at once",
+		parse: func(c *config, v string) (err error) { c.Drain, err = parseDuration(v, false); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
 		parse: func(c *config, v string) (err error) { c.ShutdownTimeout, err = parseDuration(v, true); return err }},
 }

@@ -47,6 +47,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "json",
 		ShutdownTimeout: 25 * time.Second,
+		Drain:           5 * time.Second,
 		HeaderTimeout:   10 * time.Second,
 		IdleTimeout:     2 * time.Minute,
 		PurgeWait:       2 * time.Second,

@@ -167,7 +167,7 @@ func (l *logLines) String() string {
 // at the end of the test if it is still running.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	base := []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-format", "json", "-log-level", "debug"}
+	base := []string{"-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-log-format", "json", "-log-level", "debug", "-drain", "0"}
 	s := &server{
 		cmd:    command(t, append(base, args...), env...),
 		logs:   &logLines{listening: make(chan [2]string, 2)},
@@ -456,6 +456,9 @@ func TestServeRedis(t *testing.T) {
 	if code, _, body := fetch(t, "GET", s.proxyURL+"/a", ""); code != 200 || body != "hello" {
 		t.Fatalf("GET /a = %d %q", code, body)
 	}
+	// Ready once subscribed with the purges loaded (not at once: see
+	// TestReadyOnlyOncePurgesAreLoaded).
+	waitFor(t, "ready", func() bool { code, _ := readyz(); return code == 200 })
 	if code, r := readyz(); code != 200 || r.Status != "ok" || r.Redis != "up" {
 		t.Errorf("/readyz with Redis up = %d %+v", code, r)
 	}

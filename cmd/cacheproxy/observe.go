@@ -46,8 +46,11 @@ type redisStats struct {
 // readiness is the JSON of GET /readyz.
 type readiness struct {
 	// Status is "ok", "degraded" (Redis or the origin down: still ready,
-	// serving what can be served) or "draining" (not ready).
-	Status string       `json:"status"`
+	// serving what can be served), "starting" (not ready: the purges are
+	// not loaded yet) or "draining" (not ready).
+	Status string `json:"status"`
+	// Reason says why the status is not "ok".
+	Reason string       `json:"reason,omitempty"`
 	Origin originStatus `json:"origin"`
 	// Redis is "up", "down" or "disabled".
 	Redis string `json:"redis"`
@@ -117,10 +120,18 @@ func (s *stack) memberInfo() any {
 	return info
 }
 
-// ready reports readiness: not ready while draining. Redis or the origin
-// being down only degrades: the proxy still serves what it holds (and
-// answers 502/504 for the rest), and an unready proxy would get no traffic
-// to notice the origin is back.
+// startGrace is how long a new instance in a fleet waits to load the
+// purges and subscribe before it gives up waiting for Redis and becomes
+// ready without the shared tier (serving from the origin, its L1 unused
+// until the purges are loaded).
+const startGrace = 5 * time.Second
+
+// ready reports readiness: not ready while starting (in a fleet, until the
+// instance may use its L1: subscribed, purges loaded; or until it has
+// decided to run without Redis, after startGrace) and while draining.
+// Redis or the origin being down only degrades: the proxy still serves
+// what it holds (and answers 502/504 for the rest), and an unready proxy
+// would get no traffic to notice the origin is back.
 func (s *stack) ready(draining bool) (bool, any) {
 	ps := s.proxy.Stats()
 	r := readiness{
@@ -135,14 +146,26 @@ func (s *stack) ready(draining bool) (bool, any) {
 	if s.shared != nil {
 		r.Redis = "up"
 		if !s.shared.Healthy() {
-			r.Redis, r.Status = "down", "degraded"
+			r.Redis, r.Status, r.Reason = "down", "degraded", "redis unreachable"
+		}
+	}
+	if s.fleet != nil && !s.started.IsZero() && !s.warm.Load() {
+		if s.fleet.LocalUsable() {
+			s.warm.Store(true)
+		} else if time.Since(s.started) > startGrace {
+			s.warm.Store(true)
 		}
 	}
 	switch {
 	case draining:
-		r.Status = "draining"
+		r.Status, r.Reason = "draining", "shutting down"
+	case s.fleet != nil && !s.warm.Load():
+		r.Status, r.Reason = "starting", "loading purges and subscribing"
 	case !ps.OriginUp:
-		r.Status = "degraded"
+		r.Status, r.Reason = "degraded", "origin unreachable"
+	}
+	if s.fleet != nil && s.warm.Load() && !s.fleet.LocalUsable() && r.Status == "ok" {
+		r.Status, r.Reason = "degraded", "L1 unused: purges not in sync with the fleet"
 	}
 	return r.Status == "ok" || r.Status == "degraded", r
 }

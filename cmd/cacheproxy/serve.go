@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cacheproxy/cacheproxy/proxy"
@@ -23,13 +24,20 @@ import (
 	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
 
-// newLogger returns the process logger, writing to w at cfg.LogLevel.
+// logRepeatInterval is how often a warning or error that keeps happening
+// (the origin or Redis down) is logged: its first occurrence, then once
+// per interval with the count of the others.
+const logRepeatInterval = 10 * time.Second
+
+// newLogger returns the process logger, writing to w at cfg.LogLevel,
+// warnings and errors rate-limited per message.
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(newRateLimited(h, logRepeatInterval))
 }
 
 // stack is the cache built from a config: the tiers, the fleet membership
@@ -43,7 +51,8 @@ type stack struct {
 	id     string         // this instance's name in the fleet
 
 	started   time.Time
-	proxyAddr string // set once listening, before the fleet runs
+	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
+	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
 }
 
@@ -166,6 +175,8 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 // to cfg.ShutdownTimeout to finish, and the tiers are closed last.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	tuneGC(cfg, logger)
+	// go-redis logs through a process-wide logger of its own.
+	redis.SetLogger(redisLogger{logger})
 	s, err := newStack(cfg, logger)
 	if err != nil {
 		return err
@@ -241,6 +252,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		// /readyz answers 503 while the proxy drains; the admin listener
 		// stays up until the proxy is done.
 		draining.Store(true)
+		if cfg.Drain > 0 {
+			// Lame duck: still serving, but not ready, so that a load
+			// balancer takes the instance out before its listener closes.
+			logger.Info("draining", "reason", context.Cause(gctx).Error(), "for", cfg.Drain.String())
+			// (A second signal ends the process at once: see main.)
+			time.Sleep(cfg.Drain)
+		}
 		logger.Info("shutting down", "reason", context.Cause(gctx).Error(), "timeout", cfg.ShutdownTimeout.String())
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
 		defer cancel()

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) lines() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestRateLimitedLog(t *testing.T) {
+	var buf lockedBuffer
+	log := slog.New(newRateLimited(slog.NewJSONHandler(&buf, nil), 300*time.Millisecond))
+	for i := range 100 {
+		log.Warn("origin request failed", "n", i)
+		log.Info("not limited", "n", i)
+	}
+	log.Warn("another failure")
+	waitFor(t, "the summary line", func() bool {
+		for _, l := range buf.lines() {
+			if l["msg"] == "origin request failed" && l["repeated"] != nil {
+				return true
+			}
+		}
+		return false
+	})
+	var warns, infos, others int
+	var repeated float64
+	for _, l := range buf.lines() {
+		switch l["msg"] {
+		case "origin request failed":
+			warns++
+			if r, ok := l["repeated"].(float64); ok {
+				repeated = r
+				if l["n"].(float64) != 99 {
+					t.Errorf("summary carries n=%v, want the last record's 99", l["n"])
+				}
+			}
+		case "not limited":
+			infos++
+		case "another failure":
+			others++
+		}
+	}
+	if warns != 2 || repeated != 99 || infos != 100 || others != 1 {
+		t.Errorf("warns %d (repeated %v), infos %d, others %d; want 2 (99), 100, 1", warns, repeated, infos, others)
+	}
+}
