@@ -114,6 +114,7 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 	if f.flush == nil {
 		f.flush = func() {}
 	}
+	opts.Tier.onFloor.Store(&f.flush)
 	return f, nil
 }
 
@@ -220,6 +221,10 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 // resync makes the ban table complete after a (re)subscription or a gap:
 // every purge published before the subscription was confirmed is in
 // Redis. The local tier is flushed too, and used again only after both.
+//
+// Loading the bans takes as long as it takes: it is paged, each page with
+// its own timeout (see Tier.syncBans), and a retry goes on from the last
+// page applied.
 func (f *Fleet) resync(ctx context.Context, why string) {
 	f.synced.Store(false)
 	f.usable.Store(false)
@@ -227,9 +232,7 @@ func (f *Fleet) resync(ctx context.Context, why string) {
 		f.log.Info("resynchronising purges", "reason", why)
 	}
 	for ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-		err := f.t.syncBans(cctx)
-		cancel()
+		err := f.t.syncBans(ctx, f.opTimeout())
 		if err == nil {
 			break
 		}
@@ -348,24 +351,71 @@ func (f *Fleet) refreshUsable() {
 }
 
 // purgeScript records a ban and publishes it, atomically, so that bans
-// are published in sequence order. It prunes up to 16 bans older than
-// the retention, and for a URL purge deletes the URL's base key.
+// are published in sequence order. It keeps the log bounded, a little at
+// each purge and never by a scan:
+//
+//   - an all-ban drops every ban recorded before it (it makes them
+//     redundant: it kills whatever they kill);
+//   - up to 16 bans older than the retention (ARGV[4] ms) are pruned,
+//     oldest first: no entry filled before them can be alive;
+//   - while the log holds more than ARGV[5] bans or more than ARGV[6]
+//     bytes (each ban counted as its value's length plus ARGV[7], as by
+//     tiers.BanCost), up to 256 of the oldest are trimmed, and the floor
+//     key (KEYS[4]) is raised to the newest trimmed one's Seq. An instance
+//     catching up from below the floor has missed bans the log no longer
+//     holds: it applies an all-ban at the floor, which kills every entry
+//     they killed (see Tier.loadPage).
+//
+// KEYS[5] holds the log's byte count; it is reset whenever the log is
+// down to the one new ban, so a count thrown off (by an older instance's
+// script, which does not keep it) heals.
+//
+// For a URL purge it deletes the URL's base key (KEYS[6]).
 var purgeScript = redis.NewScript(`
 local seq = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ban = seq .. '|' .. ARGV[1] .. '|' .. ms .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+local keep, maxBans, maxBytes, overhead = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- parse returns a recorded ban's time and cost; a malformed one is old.
+local function parse(m)
+  local p, f = 0, {}
+  for i = 1, 4 do
+    p = string.find(m, '|', p + 1, true)
+    if not p then return 0, #m + overhead end
+    f[i] = p
+  end
+  return tonumber(string.sub(m, f[2] + 1, f[3] - 1)) or 0, #m - f[4] + overhead
+end
+if ARGV[1] == 'all' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)
+  redis.call('SET', KEYS[5], 0)
+end
 redis.call('ZADD', KEYS[2], seq, ban)
+local bytes = redis.call('INCRBY', KEYS[5], #ARGV[3] + overhead)
 for i = 1, 16 do
   local first = redis.call('ZRANGE', KEYS[2], 0, 0)
-  if #first == 0 then break end
-  local p1 = string.find(first[1], '|', 1, true)
-  local p2 = string.find(first[1], '|', p1 + 1, true)
-  local p3 = string.find(first[1], '|', p2 + 1, true)
-  if tonumber(string.sub(first[1], p2 + 1, p3 - 1)) >= ms - tonumber(ARGV[4]) then break end
+  if first[1] == ban then break end
+  local at, cost = parse(first[1])
+  if at >= ms - keep then break end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
+  bytes = redis.call('DECRBY', KEYS[5], cost)
 end
-if KEYS[4] then redis.call('DEL', KEYS[4]) end
+local n = redis.call('ZCARD', KEYS[2])
+local floor = 0
+for i = 1, 256 do
+  if n <= 1 or (n <= maxBans and bytes <= maxBytes) then break end
+  local first = redis.call('ZPOPMIN', KEYS[2])
+  local _, cost = parse(first[1])
+  bytes = redis.call('DECRBY', KEYS[5], cost)
+  floor = tonumber(first[2])
+  n = n - 1
+end
+if floor > 0 and floor > tonumber(redis.call('GET', KEYS[4]) or '0') then
+  redis.call('SET', KEYS[4], floor)
+end
+if n == 1 then redis.call('SET', KEYS[5], #ARGV[3] + overhead) end
+if KEYS[6] then redis.call('DEL', KEYS[6]) end
 redis.call('PUBLISH', KEYS[3], ban)
 return ban
 `)
@@ -392,8 +442,12 @@ type PurgeResult struct {
 // it has applied it. baseKey, for a URL purge, is the URL's base cache
 // key, deleted from Redis at once to free memory (the ban alone already
 // makes it dead). An error means the ban could not be recorded: the fleet
-// was not told.
+// was not told. A value longer than tiers.MaxBanValue is refused with
+// tiers.ErrBanTooLong, without a call to Redis.
 func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey string) (PurgeResult, error) {
+	if len(value) > tiers.MaxBanValue {
+		return PurgeResult{}, fmt.Errorf("shared: purge of a %s of %d bytes: %w", kind, len(value), tiers.ErrBanTooLong)
+	}
 	id := randomID()
 	acks := make(chan string, 256)
 	f.mu.Lock()
@@ -405,13 +459,14 @@ func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey st
 		f.mu.Unlock()
 	}()
 
-	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel()}
+	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel(), f.t.floorKey(), f.t.bytesKey()}
 	if kind == tiers.BanURL && baseKey != "" {
 		keys = append(keys, baseKey)
 	}
+	maxBans, maxBytes := f.t.bans.Limits()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
-		strconv.FormatInt(f.t.banKeep.Milliseconds(), 10)).Text()
+		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead).Text()
 	cancel()
 	if err != nil {
 		return PurgeResult{}, f.t.fail(ctx, "recording purge", err)

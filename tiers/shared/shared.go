@@ -110,8 +110,10 @@ type Tier struct {
 
 	bans    *tiers.Bans
 	banKeep time.Duration
-	syncs   singleflight.Group // collapses concurrent ban syncs
-	seq     string             // seqKey(), built once: every Get reads it
+	syncs   singleflight.Group     // the one loading of bans (loadBans)
+	floors  atomic.Int64           // all-bans applied at the log's floor
+	onFloor atomic.Pointer[func()] // a Fleet's Flush, called after one
+	seq     string                 // seqKey(), built once: every Get reads it
 
 	reads chan *read     // Gets waiting for a pipeline (batch.go)
 	pipes sync.WaitGroup // the pipeline goroutines
@@ -226,12 +228,15 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	if err != nil {
 		return nil, false, t.fail(ctx, "get", err)
 	}
+	t.ok()
 	if t.bans != nil {
+		// Bans that cannot be loaded in time make a miss, never an
+		// unreachable Redis: Redis did answer.
 		if err := t.catchUp(ctx, vals[1]); err != nil {
-			return nil, false, t.fail(ctx, "get bans", err)
+			t.errs.Add(1)
+			return nil, false, fmt.Errorf("shared: get bans: %w", err)
 		}
 	}
-	t.ok()
 	data, ok := vals[0].(string)
 	if !ok {
 		return nil, false, nil
@@ -310,6 +315,13 @@ func (t *Tier) Errors() int64 {
 // decode, and so reported as misses.
 func (t *Tier) Undecodable() int64 {
 	return t.undecodable.Load()
+}
+
+// BanFloors returns how many times this instance found the purge log
+// trimmed past the bans it had applied, and so treated every older entry
+// as purged.
+func (t *Tier) BanFloors() int64 {
+	return t.floors.Load()
 }
 
 // Prefix returns the namespace for the tier's channels and metadata keys.
@@ -425,9 +437,32 @@ func (t *Tier) seqKey() string { return t.seq }
 // by Seq.
 func (t *Tier) bansKey() string { return t.prefix + ":purge:bans" }
 
+// floorKey holds the floor of the ban log: the Seq of the newest ban
+// trimmed from it to keep it within its bounds (see purgeScript).
+func (t *Tier) floorKey() string { return t.prefix + ":purge:floor" }
+
+// bytesKey holds what the bans in the log are counted to cost (see
+// purgeScript).
+func (t *Tier) bytesKey() string { return t.prefix + ":purge:bytes" }
+
+// Bans are loaded from Redis a page at a time: at most banPage bans and,
+// but for the first, banPageBytes bytes of them.
+const (
+	banPage      = 1000
+	banPageBytes = 1 << 20
+)
+
+// errBansLoading is the read path's answer while the ban table is too far
+// behind the fleet's to use an entry: a miss, not a sign that Redis is
+// unreachable.
+var errBansLoading = errors.New("purge bans still loading")
+
 // catchUp loads the bans Bans has not applied if seq, the fleet's purge
 // sequence number as read from Redis (a string, or nil if no purge was
-// ever recorded), is ahead of it. Loading them is bounded by Timeout.
+// ever recorded), is ahead of it. It waits at most Timeout for them, and
+// not at all when more than a page is missing (a new instance, or one
+// back from an outage): the loading goes on in the background, and the
+// entry is a miss meanwhile.
 func (t *Tier) catchUp(ctx context.Context, seq any) error {
 	s, ok := seq.(string)
 	if !ok {
@@ -437,19 +472,57 @@ func (t *Tier) catchUp(ctx context.Context, seq any) error {
 	if err != nil {
 		return fmt.Errorf("purge sequence %q: %w", s, err)
 	}
-	if n <= t.bans.Applied() {
+	have := t.bans.Applied()
+	if n <= have {
 		return nil
+	}
+	if n-have > banPage {
+		t.syncs.DoChan("sync", t.loadBans)
+		return fmt.Errorf("%w: have %d of %d", errBansLoading, have, n)
 	}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	// A sync already under way may have read the bans before the one
-	// numbered n was recorded: then sync again.
+	return t.loadUpTo(ctx, n)
+}
+
+// syncBans applies every ban recorded in Redis up to the fleet's purge
+// sequence number as it reads it now. pageTimeout bounds each call to
+// Redis; ctx, the whole.
+func (t *Tier) syncBans(ctx context.Context, pageTimeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	s, err := t.rdb.Get(cctx, t.seqKey()).Result()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("purge sequence %q: %w", s, err)
+	}
+	return t.loadUpTo(ctx, n)
+}
+
+// loadUpTo waits, until ctx ends, for Bans to have applied every ban up
+// to n. The loading itself (loadBans) runs on its own, shared by every
+// caller: one that gives up leaves it going for the next, and what it has
+// applied stays applied.
+func (t *Tier) loadUpTo(ctx context.Context, n uint64) error {
+	// A load already under way may end before the ban numbered n was
+	// recorded: then load again.
 	for range 3 {
 		if n <= t.bans.Applied() {
 			return nil
 		}
-		if err := t.syncBans(ctx); err != nil {
-			return err
+		select {
+		case r := <-t.syncs.DoChan("sync", t.loadBans):
+			if r.Err != nil {
+				return r.Err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: have %d of %d: %w", errBansLoading, t.bans.Applied(), n, ctx.Err())
 		}
 	}
 	if n <= t.bans.Applied() {
@@ -458,28 +531,101 @@ func (t *Tier) catchUp(ctx context.Context, seq any) error {
 	return fmt.Errorf("purge bans up to %d not found (have %d)", n, t.bans.Applied())
 }
 
-// syncBans applies every ban recorded in Redis after Bans.Applied.
-// Concurrent calls share one round trip.
-func (t *Tier) syncBans(ctx context.Context) error {
-	_, err, _ := t.syncs.Do("sync", func() (any, error) {
-		from := t.bans.Applied()
-		members, err := t.rdb.ZRangeByScore(ctx, t.bansKey(), &redis.ZRangeBy{
-			Min: "(" + strconv.FormatUint(from, 10), Max: "+inf",
-		}).Result()
+// loadBans applies the bans recorded in Redis after Bans.Applied, a page
+// at a time, until the end of the log. Each page has its own timeout, the
+// larger of Timeout and a second, and is applied before the next is read.
+func (t *Tier) loadBans() (any, error) {
+	start, from := time.Now(), t.bans.Applied()
+	pages := 0
+	for {
+		select {
+		case <-t.stop:
+			return nil, redis.ErrClosed
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(t.timeout, time.Second))
+		more, err := t.loadPage(ctx)
+		cancel()
+		pages++
 		if err != nil {
 			return nil, err
 		}
-		bans := make([]tiers.Ban, 0, len(members))
-		for _, m := range members {
-			b, err := tiers.ParseBan(m)
-			if err != nil {
-				t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
-				continue
-			}
-			bans = append(bans, b)
+		if !more {
+			break
 		}
-		t.bans.Apply(time.Now(), t.banKeep, bans...)
-		return nil, nil
-	})
-	return err
+	}
+	if pages > 1 {
+		t.log.Info("purge bans loaded", "from", from, "to", t.bans.Applied(), "pages", pages,
+			"held", t.bans.Len(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil, nil
+}
+
+// pageScript returns the floor of the ban log (KEYS[2], see purgeScript),
+// whether more bans follow this page ("1" or "0"), and the page: the bans
+// after Seq ARGV[1], at most ARGV[2] of them and, but for the first, at
+// most ARGV[3] bytes. It reads the log 64 bans at a time, so that a page
+// of long bans does not read far past its end. Floor and page are read
+// together, so that no trim can fall between.
+var pageScript = redis.NewScript(`
+local limit, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {redis.call('GET', KEYS[2]) or '0', '0'}
+local n, bytes = 0, 0
+while true do
+  local chunk = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', n, 64)
+  for _, m in ipairs(chunk) do
+    if n == limit or (n > 0 and bytes + #m > maxBytes) then
+      out[2] = '1'
+      return out
+    end
+    bytes = bytes + #m
+    n = n + 1
+    out[#out + 1] = m
+  end
+  if #chunk < 64 then return out end
+end
+`)
+
+// loadPage applies one page of the bans recorded after Bans.Applied and
+// reports whether more may follow. If the log was trimmed past Applied
+// (it holds no ban at or below its floor), the bans missed are gone: it
+// applies an all-ban at the floor instead, which kills every entry they
+// killed, and flushes the local tier (a Fleet's Flush).
+func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
+	from := t.bans.Applied()
+	res, err := pageScript.Run(ctx, t.client, []string{t.bansKey(), t.floorKey()},
+		from, banPage, banPageBytes).StringSlice()
+	if err != nil {
+		return false, err
+	}
+	if len(res) < 2 {
+		return false, fmt.Errorf("ban page: %d values", len(res))
+	}
+	floor, err := strconv.ParseUint(res[0], 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("ban log floor %q: %w", res[0], err)
+	}
+	now := time.Now()
+	bans := make([]tiers.Ban, 0, len(res)-1)
+	if floor > from {
+		bans = append(bans, tiers.Ban{Seq: floor, Kind: tiers.BanAll, At: now, ID: "floor"})
+	}
+	for _, m := range res[2:] {
+		b, err := tiers.ParseBan(m)
+		if err != nil {
+			t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
+			continue
+		}
+		bans = append(bans, b)
+	}
+	t.bans.Apply(now, t.banKeep, bans...)
+	if floor > from && t.bans.Applied() >= floor {
+		t.floors.Add(1)
+		t.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",
+			"had", from, "floor", floor)
+		if f := t.onFloor.Load(); f != nil {
+			(*f)()
+		}
+	}
+	return res[1] == "1", nil
 }
