@@ -282,9 +282,9 @@ func (t *Bans) Limits() (maxBans, maxBytes int) {
 
 // Apply adds bans to the table and raises Applied to the highest of their
 // sequence numbers. Bans already applied (Seq <= Applied) are ignored.
-// Bans recorded at or before now-keep are pruned, oldest first: no entry
-// filled before them can still be alive. If keep <= 0 nothing is pruned
-// by age. Then, while the table is past a bound, its oldest bans are
+// Bans applied before and recorded at or before now-keep are pruned,
+// oldest first: no entry filled before them can still be alive. If keep
+// <= 0 nothing is pruned by age. Then, while the table is past a bound, its oldest bans are
 // collapsed into the all-ban (see Bans).
 //
 // A ban costs O(log n) in a table of n: Apply never copies or scans the
@@ -303,7 +303,7 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 	if !slices.IsSortedFunc(bans, byBanSeq) {
 		bans = slices.SortedFunc(slices.Values(bans), byBanSeq)
 	}
-	lensChanged := false
+	lensChanged, prior := false, s.applied
 	for _, b := range bans {
 		if b.Seq <= s.applied {
 			continue
@@ -328,8 +328,10 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 		}
 	}
 	if keep > 0 {
+		// A ban applied now is pruned at a later Apply at the earliest,
+		// whatever its At says (another clock may be behind ours).
 		cutoff := now.Add(-keep)
-		for h := w.head; h != nil && !h.at.After(cutoff); h = w.head {
+		for h := w.head; h != nil && h.seq <= prior && !h.at.After(cutoff); h = w.head {
 			if w.drop(&s, h) {
 				lensChanged = true
 			}

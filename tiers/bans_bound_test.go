@@ -240,3 +240,19 @@ func FuzzBanRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestBansNewBanOutlivesItsApply: a ban whose At is already past the
+// retention (its recorder's clock is behind) still kills until the next
+// Apply, as it did when pruning copied the table.
+func TestBansNewBanOutlivesItsApply(t *testing.T) {
+	var b Bans
+	now := time.Now()
+	b.Apply(now, time.Hour, Ban{Seq: 1, Kind: BanURL, Value: "/a", At: now.Add(-2 * time.Hour)})
+	if !b.Dead(&Entry{URL: "/a"}) {
+		t.Error("a ban was pruned by the Apply that added it")
+	}
+	b.Apply(now, time.Hour, Ban{Seq: 2, Kind: BanURL, Value: "/b", At: now})
+	if b.Dead(&Entry{URL: "/a"}) || b.Len() != 1 {
+		t.Error("the old ban was not pruned at the next Apply")
+	}
+}
