@@ -66,8 +66,13 @@ func TestFleetLoadsManyBansPaged(t *testing.T) {
 	if err := lone.Set(ctx, "k", e, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	// The read path does not wait for 20 pages: it starts the loading
-	// and answers a miss.
+	// One page: 1,000 bans, applied at once.
+	if more, err := lone.loadPage(ctx); err != nil || !more || bans.Applied() != banPage {
+		t.Fatalf("first page: more %v, %v, applied %d", more, err, bans.Applied())
+	}
+	// The read path does not wait for 19 more pages: it starts the
+	// loading, which goes on from the last page applied, and answers a
+	// miss.
 	if _, ok, err := lone.Get(ctx, "k"); ok || !errors.Is(err, errBansLoading) {
 		t.Errorf("first Get: %v, %v; want a miss while the bans load", ok, err)
 	}
@@ -213,5 +218,15 @@ func TestCatchUpBelowFloor(t *testing.T) {
 		if got := b.Dead(&tc.e); got != tc.dead {
 			t.Errorf("Dead(%s, seq %d) = %v, want %v", tc.e.URL, tc.e.Seq, got, tc.dead)
 		}
+	}
+
+	// A fleet member (re)starting now finds the log trimmed too: its
+	// Flush runs for the floor as well as for the subscription.
+	m := newMember(t, srv, "m")
+	if m.bans.Applied() != 100 || m.tier.BanFloors() != 1 || m.flushes.Load() < 2 {
+		t.Errorf("member: applied %d, floors %d, flushes %d", m.bans.Applied(), m.tier.BanFloors(), m.flushes.Load())
+	}
+	if !m.bans.Dead(&tiers.Entry{URL: "/other", Seq: 49}) {
+		t.Error("member: an entry older than the floor is alive")
 	}
 }

@@ -79,8 +79,10 @@ type Options struct {
 	// Bans, if set, is kept complete with the purges recorded in Redis
 	// before any entry is returned: each Get reads the fleet's purge
 	// sequence number with the entry (one round trip) and, if it is
-	// ahead of Bans.Applied, loads the missing bans first. The caller
-	// checks entries against Bans. See Fleet.
+	// ahead of Bans.Applied, loads the missing bans first, waiting at
+	// most Timeout (a miss meanwhile; see catchUp). The caller checks
+	// entries against Bans. Its bounds (Bans.Limits) are the bounds of
+	// the ban log in Redis too. See Fleet.
 	Bans *tiers.Bans
 
 	// BanKeep is how long bans are remembered (see tiers.Bans.Apply).
