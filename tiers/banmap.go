@@ -13,6 +13,11 @@ import (
 // older map is never disturbed and needs no lock, and a writer pays
 // O(log n), not a copy of the table.
 //
+// A batch of changes may share an edit token: a node made under the token
+// is not yet visible to any reader, so later changes under the same token
+// change it in place rather than copy it again. Applying a page of bans
+// thus copies each node at most once.
+//
 // The zero value is an empty map. Keys are hashed with the seed of the
 // table that owns the map (banSnapshot.seed), so that nobody can choose
 // names that collide.
@@ -30,7 +35,12 @@ const (
 type trieNode struct {
 	bitmap uint32
 	slots  []trieSlot
+	edit   *editToken // the batch that made the node, which may change it
 }
+
+// editToken names one batch of changes (one Bans.Apply); nil is a batch
+// of one change. It is not empty, so that each is a distinct pointer.
+type editToken struct{ _ byte }
 
 // trieSlot is a subtree or a leaf; exactly one is set.
 type trieSlot struct {
@@ -71,9 +81,10 @@ func (m *banMap) get(h uint64, key string) (uint64, bool) {
 	return 0, false
 }
 
-// set returns m with key (hash h) mapped to seq.
-func (m banMap) set(h uint64, key string, seq uint64) banMap {
-	root, added := setNode(m.root, 0, &trieLeaf{hash: h, key: key, seq: seq})
+// set returns m with key (hash h) mapped to seq. Nodes made under edit
+// may be changed in place.
+func (m banMap) set(edit *editToken, h uint64, key string, seq uint64) banMap {
+	root, added := setNode(edit, m.root, 0, &trieLeaf{hash: h, key: key, seq: seq})
 	m.root = root
 	if added {
 		m.n++
@@ -81,36 +92,46 @@ func (m banMap) set(h uint64, key string, seq uint64) banMap {
 	return m
 }
 
-func setNode(n *trieNode, shift uint, l *trieLeaf) (*trieNode, bool) {
+func setNode(edit *editToken, n *trieNode, shift uint, l *trieLeaf) (*trieNode, bool) {
 	bit := uint32(1) << ((l.hash >> shift) & trieMask)
 	if n == nil {
-		return &trieNode{bitmap: bit, slots: []trieSlot{{leaf: l}}}, true
+		return &trieNode{bitmap: bit, slots: []trieSlot{{leaf: l}}, edit: edit}, true
 	}
 	i := bits.OnesCount32(n.bitmap & (bit - 1))
+	mine := edit != nil && n.edit == edit
 	if n.bitmap&bit == 0 {
+		if mine {
+			n.slots = slices.Insert(n.slots, i, trieSlot{leaf: l})
+			n.bitmap |= bit
+			return n, true
+		}
 		slots := make([]trieSlot, len(n.slots)+1)
 		copy(slots, n.slots[:i])
 		slots[i] = trieSlot{leaf: l}
 		copy(slots[i+1:], n.slots[i:])
-		return &trieNode{bitmap: n.bitmap | bit, slots: slots}, true
+		return &trieNode{bitmap: n.bitmap | bit, slots: slots, edit: edit}, true
 	}
 	var ns trieSlot
 	added := true
 	switch s := n.slots[i]; {
 	case s.sub != nil:
-		ns.sub, added = setNode(s.sub, shift+trieBits, l)
+		ns.sub, added = setNode(edit, s.sub, shift+trieBits, l)
 	case s.leaf.hash == l.hash:
 		ns.leaf, added = setChain(s.leaf, l)
 	default:
 		// Two hashes share this slot: push the old leaf one level down
 		// (the hashes differ, so they part within 64 bits).
 		down := shift + trieBits
-		sub := &trieNode{bitmap: 1 << ((s.leaf.hash >> down) & trieMask), slots: []trieSlot{{leaf: s.leaf}}}
-		ns.sub, _ = setNode(sub, down, l)
+		sub := &trieNode{bitmap: 1 << ((s.leaf.hash >> down) & trieMask), slots: []trieSlot{{leaf: s.leaf}}, edit: edit}
+		ns.sub, _ = setNode(edit, sub, down, l)
+	}
+	if mine {
+		n.slots[i] = ns
+		return n, added
 	}
 	slots := slices.Clone(n.slots)
 	slots[i] = ns
-	return &trieNode{bitmap: n.bitmap, slots: slots}, added
+	return &trieNode{bitmap: n.bitmap, slots: slots, edit: edit}, added
 }
 
 // setChain returns the list c with l's key mapped to l's seq.
@@ -127,9 +148,10 @@ func setChain(c, l *trieLeaf) (*trieLeaf, bool) {
 	return out, added
 }
 
-// del returns m without key (hash h).
-func (m banMap) del(h uint64, key string) banMap {
-	root, found := delNode(m.root, 0, h, key)
+// del returns m without key (hash h). Nodes made under edit may be
+// changed in place.
+func (m banMap) del(edit *editToken, h uint64, key string) banMap {
+	root, found := delNode(edit, m.root, 0, h, key)
 	if found {
 		m.root = root
 		m.n--
@@ -137,7 +159,7 @@ func (m banMap) del(h uint64, key string) banMap {
 	return m
 }
 
-func delNode(n *trieNode, shift uint, h uint64, key string) (*trieNode, bool) {
+func delNode(edit *editToken, n *trieNode, shift uint, h uint64, key string) (*trieNode, bool) {
 	if n == nil {
 		return nil, false
 	}
@@ -149,7 +171,7 @@ func delNode(n *trieNode, shift uint, h uint64, key string) (*trieNode, bool) {
 	var ns trieSlot
 	switch s := n.slots[i]; {
 	case s.sub != nil:
-		sub, found := delNode(s.sub, shift+trieBits, h, key)
+		sub, found := delNode(edit, s.sub, shift+trieBits, h, key)
 		if !found {
 			return n, false
 		}
@@ -169,18 +191,28 @@ func delNode(n *trieNode, shift uint, h uint64, key string) (*trieNode, bool) {
 		}
 		ns.leaf = chain
 	}
+	mine := edit != nil && n.edit == edit
 	if ns.sub == nil && ns.leaf == nil {
 		if len(n.slots) == 1 {
 			return nil, true
 		}
+		if mine {
+			n.slots = slices.Delete(n.slots, i, i+1)
+			n.bitmap &^= bit
+			return n, true
+		}
 		slots := make([]trieSlot, len(n.slots)-1)
 		copy(slots, n.slots[:i])
 		copy(slots[i:], n.slots[i+1:])
-		return &trieNode{bitmap: n.bitmap &^ bit, slots: slots}, true
+		return &trieNode{bitmap: n.bitmap &^ bit, slots: slots, edit: edit}, true
+	}
+	if mine {
+		n.slots[i] = ns
+		return n, true
 	}
 	slots := slices.Clone(n.slots)
 	slots[i] = ns
-	return &trieNode{bitmap: n.bitmap, slots: slots}, true
+	return &trieNode{bitmap: n.bitmap, slots: slots, edit: edit}, true
 }
 
 // delChain returns the list c without key.

@@ -10,7 +10,8 @@ import (
 // TestBanMapAgainstMap checks the trie against a Go map through random
 // sets and deletes, with hashes drawn from a small space so that keys
 // share slots, split nodes deep down and collide outright; and checks
-// that every older version of the map is left as it was.
+// that every older version of the map is left as it was, though the
+// changes of a batch (one edit token) change its own new nodes in place.
 func TestBanMapAgainstMap(t *testing.T) {
 	for _, hashSpace := range []uint64{1, 7, 1 << 10, 1 << 62} {
 		t.Run(strconv.FormatUint(hashSpace, 10), func(t *testing.T) {
@@ -34,13 +35,14 @@ func TestBanMapAgainstMap(t *testing.T) {
 			var m banMap
 			want := map[string]uint64{}
 			var versions []version
+			edit := new(editToken)
 			for i := range 5000 {
 				k := "k" + strconv.Itoa(rng.IntN(300))
 				if rng.IntN(3) == 0 {
-					m = m.del(hashOf(k), k)
+					m = m.del(edit, hashOf(k), k)
 					delete(want, k)
 				} else {
-					m = m.set(hashOf(k), k, uint64(i))
+					m = m.set(edit, hashOf(k), k, uint64(i))
 					want[k] = uint64(i)
 				}
 				if i%250 == 0 {
@@ -49,6 +51,12 @@ func TestBanMapAgainstMap(t *testing.T) {
 						snap[k] = v
 					}
 					versions = append(versions, version{m, snap})
+					// A new batch; every other one copies each
+					// change, as with no token.
+					edit = new(editToken)
+					if i%500 == 0 {
+						edit = nil
+					}
 				}
 			}
 			versions = append(versions, version{m, want})
@@ -66,7 +74,7 @@ func TestBanMapAgainstMap(t *testing.T) {
 				}
 			}
 			for k := range want {
-				m = m.del(hashOf(k), k)
+				m = m.del(nil, hashOf(k), k)
 			}
 			if m.n != 0 || m.root != nil {
 				t.Errorf("emptied map: n = %d, root = %v", m.n, m.root)

@@ -200,6 +200,7 @@ type banLog struct {
 	head, tail *heldBan // oldest and newest
 	bytes      int      // sum of BanCost of the bans held
 	lens       map[int]int
+	edit       *editToken // the running Apply's, for the maps' nodes
 }
 
 type banName struct {
@@ -300,6 +301,8 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 		w.seed = maphash.MakeSeed()
 	}
 	s.seed = w.seed
+	w.edit = new(editToken)
+	defer func() { w.edit = nil }()
 	if !slices.IsSortedFunc(bans, byBanSeq) {
 		bans = slices.SortedFunc(slices.Values(bans), byBanSeq)
 	}
@@ -395,7 +398,7 @@ func (s *banSnapshot) indexOf(kind BanKind) *banMap {
 func (w *banLog) hold(s *banSnapshot, b Ban) bool {
 	name := banName{b.Kind, b.Value}
 	m := s.indexOf(b.Kind)
-	*m = m.set(hashName(w.seed, b.Value), b.Value, b.Seq)
+	*m = m.set(w.edit, hashName(w.seed, b.Value), b.Value, b.Seq)
 	h := w.names[name]
 	lensChanged := false
 	if h != nil {
@@ -427,7 +430,7 @@ func (w *banLog) drop(s *banSnapshot, h *heldBan) bool {
 	delete(w.names, h.name)
 	w.bytes -= BanCost(h.name.value)
 	m := s.indexOf(h.name.kind)
-	*m = m.del(hashName(w.seed, h.name.value), h.name.value)
+	*m = m.del(w.edit, hashName(w.seed, h.name.value), h.name.value)
 	if h.name.kind != BanPrefix {
 		return false
 	}
