@@ -151,9 +151,9 @@ func BanCost(value string) int { return len(value) + BanOverhead }
 // O(log n), not a copy of the table.
 //
 // Writers are serialised. They also keep, for themselves, every held ban
-// in one list in sequence order (which is also time order), holding only
-// the newest ban of each name: pruning takes the oldest off its head, and
-// nothing ever scans the table.
+// in one list in sequence order (and so, but for clock skew, in time
+// order), holding only the newest ban of each name: pruning takes the
+// oldest off its head, and nothing ever scans the table.
 //
 // The table is bounded (MaxBans, MaxBytes). Past a bound the oldest bans
 // are collapsed into the table's all-ban: a ban kills only entries whose
@@ -285,8 +285,8 @@ func (t *Bans) Limits() (maxBans, maxBytes int) {
 // sequence numbers. Bans already applied (Seq <= Applied) are ignored.
 // Bans applied before and recorded at or before now-keep are pruned,
 // oldest first: no entry filled before them can still be alive. If keep
-// <= 0 nothing is pruned by age. Then, while the table is past a bound, its oldest bans are
-// collapsed into the all-ban (see Bans).
+// <= 0 nothing is pruned by age. Then, while the table is past a bound,
+// its oldest bans are collapsed into the all-ban (see Bans).
 //
 // A ban costs O(log n) in a table of n: Apply never copies or scans the
 // table, and prunes or collapses each ban once.
