@@ -1,8 +1,11 @@
 package tiers
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
-	"sort"
+	"hash/maphash"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,31 +112,108 @@ func ParseBan(s string) (Ban, error) {
 	return Ban{Seq: seq, Kind: kind, At: time.UnixMilli(ms), ID: parts[3], Value: parts[4]}, nil
 }
 
-// Bans is the table of bans an instance has applied. Readers (every cache
-// lookup) never block: the table is an immutable snapshot swapped
-// atomically on each change. Writers are serialised.
+// MaxBanValue is the longest Value, in bytes, a ban may name. The fleet
+// refuses to record a longer one (shared.Fleet.Purge fails with
+// ErrBanTooLong), and the proxy does not cache URLs longer than this, so
+// such a URL needs no ban. A longer ban that reaches Bans.Apply anyway
+// (from an older instance) is widened, never dropped: a URL or prefix
+// ban to the prefix ban of its first MaxBanValue bytes, a tag ban to a
+// ban of everything.
+const MaxBanValue = 8 << 10
+
+// ErrBanTooLong is returned for a ban whose Value is longer than
+// MaxBanValue.
+var ErrBanTooLong = errors.New("tiers: ban value longer than tiers.MaxBanValue")
+
+// Defaults of the bounds of a ban table (Bans.MaxBans, Bans.MaxBytes);
+// the fleet keeps its log in Redis within the same bounds.
+const (
+	DefaultMaxBans     = 100_000
+	DefaultMaxBanBytes = 64 << 20
+)
+
+// BanOverhead is what a held ban is counted to cost, in bytes, on top of
+// its Value, toward Bans.MaxBytes: about what the table spends on one ban
+// (its list node, its index entries and its trie leaf), and somewhat more
+// than a ban costs Redis.
+const BanOverhead = 256
+
+// BanCost is what a ban naming value counts toward Bans.MaxBytes and the
+// Redis log's byte bound.
+func BanCost(value string) int { return len(value) + BanOverhead }
+
+// Bans is the table of bans an instance has applied.
 //
-// The zero value is an empty table, ready to use.
+// Readers (every cache hit calls Dead) never block and never allocate:
+// the table is an immutable snapshot, swapped atomically on each change.
+// Its indexes are persistent tries (banMap), so a change copies only the
+// few nodes on the path to the names it touches: applying a ban costs
+// O(log n), not a copy of the table.
+//
+// Writers are serialised. They also keep, for themselves, every held ban
+// in one list in sequence order (and so, but for clock skew, in time
+// order), holding only the newest ban of each name: pruning takes the
+// oldest off its head, and nothing ever scans the table.
+//
+// The table is bounded (MaxBans, MaxBytes). Past a bound the oldest bans
+// are collapsed into the table's all-ban: a ban kills only entries whose
+// Seq is below its own, so raising the all-ban to the Seq of the newest
+// ban dropped kills every entry the dropped bans named, and more. That
+// costs hit ratio (every entry older than the collapse is dead, as after
+// a purge of everything), never correctness: no entry a dropped ban names
+// survives.
+//
+// The zero value is an empty table with the default bounds, ready to use.
+// Set MaxBans and MaxBytes, if at all, before its first use.
 type Bans struct {
-	mu   sync.Mutex // serialises writers
+	// MaxBans bounds the number of bans held (one per name: URL,
+	// prefix or tag). If zero, DefaultMaxBans.
+	MaxBans int
+	// MaxBytes bounds the bytes the bans held are counted to cost (see
+	// BanCost). If zero, DefaultMaxBanBytes.
+	MaxBytes int
+
+	mu   sync.Mutex // serialises writers and guards w
+	w    banLog
 	snap atomic.Pointer[banSnapshot]
 }
 
 // banSnapshot is one immutable state of the table. For each name only the
 // newest ban matters, so each map keeps the highest sequence number.
 type banSnapshot struct {
-	applied  uint64 // highest Seq applied
-	maxSeq   uint64 // highest Seq of any ban kept
-	all      stamp
-	urls     map[string]stamp
-	tags     map[string]stamp
-	prefixes map[string]stamp
-	lens     []int // distinct lengths of the prefixes, ascending
+	applied uint64 // highest Seq applied
+	maxSeq  uint64 // highest Seq of any ban held, the all-ban included
+	// all kills every entry whose Seq is below it: a BanAll, or the bans
+	// collapsed at a bound.
+	all      uint64
+	seed     maphash.Seed // hashes the maps' keys; zero while they are empty
+	urls     banMap
+	tags     banMap
+	prefixes banMap
+	lens     []int // distinct lengths of the prefixes, ascending; never mutated
 }
 
-type stamp struct {
-	seq uint64
-	at  time.Time
+// banLog is the writers' side of the table, guarded by Bans.mu.
+type banLog struct {
+	seed       maphash.Seed
+	names      map[banName]*heldBan
+	head, tail *heldBan // oldest and newest
+	bytes      int      // sum of BanCost of the bans held
+	lens       map[int]int
+	edit       *editToken // the running Apply's, for the maps' nodes
+}
+
+type banName struct {
+	kind  BanKind
+	value string
+}
+
+// heldBan is the newest ban of one name, a node of the writers' list.
+type heldBan struct {
+	name       banName
+	seq        uint64
+	at         time.Time
+	prev, next *heldBan
 }
 
 var emptySnapshot = &banSnapshot{}
@@ -146,109 +226,242 @@ func (t *Bans) load() *banSnapshot {
 }
 
 // Applied returns the highest sequence number applied: every ban up to it
-// is in the table, but for bans pruned as too old to matter. A fill
-// records it in the entry it stores.
+// is in the table, but for bans pruned as too old to matter and bans
+// collapsed into the all-ban. A fill records it in the entry it stores.
 func (t *Bans) Applied() uint64 { return t.load().applied }
 
 // Dead reports whether a ban recorded after e's fill started matches e.
-// It costs one atomic load when no such ban exists.
+// It costs one atomic load when no such ban exists, and never allocates.
 func (t *Bans) Dead(e *Entry) bool {
 	s := t.load()
 	if e.Seq >= s.maxSeq {
 		return false
 	}
-	if e.Seq < s.all.seq {
+	return s.dead(e)
+}
+
+func (s *banSnapshot) dead(e *Entry) bool {
+	if e.Seq < s.all {
 		return true
 	}
-	if st, ok := s.urls[e.URL]; ok && e.Seq < st.seq {
-		return true
-	}
-	for _, tag := range e.Tags {
-		if st, ok := s.tags[tag]; ok && e.Seq < st.seq {
+	if s.urls.n > 0 {
+		if seq, ok := s.urls.get(hashName(s.seed, e.URL), e.URL); ok && e.Seq < seq {
 			return true
+		}
+	}
+	if s.tags.n > 0 {
+		for _, tag := range e.Tags {
+			if seq, ok := s.tags.get(hashName(s.seed, tag), tag); ok && e.Seq < seq {
+				return true
+			}
 		}
 	}
 	for _, n := range s.lens {
 		if n > len(e.URL) {
 			break
 		}
-		if st, ok := s.prefixes[e.URL[:n]]; ok && e.Seq < st.seq {
+		p := e.URL[:n]
+		if seq, ok := s.prefixes.get(hashName(s.seed, p), p); ok && e.Seq < seq {
 			return true
 		}
 	}
 	return false
 }
 
+// Limits returns the table's bounds, defaults applied: the number of bans
+// and the bytes they may cost.
+func (t *Bans) Limits() (maxBans, maxBytes int) {
+	maxBans, maxBytes = t.MaxBans, t.MaxBytes
+	if maxBans <= 0 {
+		maxBans = DefaultMaxBans
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBanBytes
+	}
+	return maxBans, maxBytes
+}
+
 // Apply adds bans to the table and raises Applied to the highest of their
-// sequence numbers. Bans already applied are ignored. Bans recorded
-// before now-keep are pruned: no entry filled before them can still be
-// alive.
+// sequence numbers. Bans already applied (Seq <= Applied) are ignored.
+// Bans applied before and recorded at or before now-keep are pruned,
+// oldest first: no entry filled before them can still be alive. If keep
+// <= 0 nothing is pruned by age. Then, while the table is past a bound,
+// its oldest bans are collapsed into the all-ban (see Bans).
+//
+// A ban costs O(log n) in a table of n: Apply never copies or scans the
+// table, and prunes or collapses each ban once.
 func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.load()
-	s := &banSnapshot{
-		applied:  old.applied,
-		maxSeq:   old.maxSeq,
-		all:      old.all,
-		urls:     make(map[string]stamp, len(old.urls)),
-		tags:     make(map[string]stamp, len(old.tags)),
-		prefixes: make(map[string]stamp, len(old.prefixes)),
+	s := *t.load()
+	w := &t.w
+	if w.names == nil {
+		w.names = make(map[banName]*heldBan)
+		w.lens = make(map[int]int)
+		w.seed = maphash.MakeSeed()
 	}
-	cutoff := now.Add(-keep)
-	copyFresh := func(dst, src map[string]stamp) {
-		for k, v := range src {
-			if keep <= 0 || v.at.After(cutoff) {
-				dst[k] = v
-			}
-		}
+	s.seed = w.seed
+	w.edit = new(editToken)
+	defer func() { w.edit = nil }()
+	if !slices.IsSortedFunc(bans, byBanSeq) {
+		bans = slices.SortedFunc(slices.Values(bans), byBanSeq)
 	}
-	copyFresh(s.urls, old.urls)
-	copyFresh(s.tags, old.tags)
-	copyFresh(s.prefixes, old.prefixes)
-	raise := func(m map[string]stamp, k string, st stamp) {
-		if cur, ok := m[k]; !ok || cur.seq < st.seq {
-			m[k] = st
-		}
-	}
+	lensChanged, prior := false, s.applied
 	for _, b := range bans {
-		st := stamp{b.Seq, b.At}
-		switch b.Kind {
-		case BanAll:
-			if b.Seq > s.all.seq {
-				s.all = st
+		if b.Seq <= s.applied {
+			continue
+		}
+		s.applied = b.Seq
+		b = widen(b)
+		if b.Kind == BanAll {
+			// Every ban held is older, so redundant: drop them all.
+			s.all = b.Seq
+			s.urls, s.tags, s.prefixes, s.lens = banMap{}, banMap{}, banMap{}, nil
+			w.names = make(map[banName]*heldBan)
+			w.lens = make(map[int]int)
+			w.head, w.tail, w.bytes = nil, nil, 0
+			lensChanged = false
+			continue
+		}
+		if b.Kind != BanURL && b.Kind != BanTag && b.Kind != BanPrefix {
+			continue
+		}
+		if w.hold(&s, b) {
+			lensChanged = true
+		}
+	}
+	if keep > 0 {
+		// A ban applied now is pruned at a later Apply at the earliest,
+		// whatever its At says (another clock may be behind ours).
+		cutoff := now.Add(-keep)
+		for h := w.head; h != nil && h.seq <= prior && !h.at.After(cutoff); h = w.head {
+			if w.drop(&s, h) {
+				lensChanged = true
 			}
-		case BanURL:
-			raise(s.urls, b.Value, st)
-		case BanTag:
-			raise(s.tags, b.Value, st)
-		case BanPrefix:
-			raise(s.prefixes, b.Value, st)
-		}
-		if b.Seq > s.applied {
-			s.applied = b.Seq
-		}
-		if b.Seq > s.maxSeq {
-			s.maxSeq = b.Seq
 		}
 	}
-	seen := map[int]bool{}
-	for p := range s.prefixes {
-		if !seen[len(p)] {
-			seen[len(p)] = true
-			s.lens = append(s.lens, len(p))
+	maxBans, maxBytes := t.Limits()
+	for h := w.head; h != nil && (len(w.names) > maxBans || w.bytes > maxBytes); h = w.head {
+		// Every entry h kills has a Seq below h.seq.
+		s.all = max(s.all, h.seq)
+		if w.drop(&s, h) {
+			lensChanged = true
 		}
 	}
-	sort.Ints(s.lens)
-	t.snap.Store(s)
+	if lensChanged {
+		s.lens = make([]int, 0, len(w.lens))
+		for n := range w.lens {
+			s.lens = append(s.lens, n)
+		}
+		slices.Sort(s.lens)
+	}
+	s.maxSeq = s.all
+	if w.tail != nil {
+		s.maxSeq = max(s.maxSeq, w.tail.seq)
+	}
+	t.snap.Store(&s)
+}
+
+func byBanSeq(a, b Ban) int { return cmp.Compare(a.Seq, b.Seq) }
+
+// widen returns b, or if its Value is longer than MaxBanValue a ban of
+// its first MaxBanValue bytes that matches everything b matches.
+func widen(b Ban) Ban {
+	if len(b.Value) <= MaxBanValue {
+		return b
+	}
+	switch b.Kind {
+	case BanURL, BanPrefix:
+		b.Kind = BanPrefix
+		b.Value = strings.Clone(b.Value[:MaxBanValue])
+	default:
+		b.Kind = BanAll
+		b.Value = ""
+	}
+	return b
+}
+
+// indexOf returns the snapshot's map for kind.
+func (s *banSnapshot) indexOf(kind BanKind) *banMap {
+	switch kind {
+	case BanURL:
+		return &s.urls
+	case BanTag:
+		return &s.tags
+	default:
+		return &s.prefixes
+	}
+}
+
+// hold makes b the newest ban of its name, at the tail of the list. It
+// reports whether the set of prefix lengths changed.
+func (w *banLog) hold(s *banSnapshot, b Ban) bool {
+	name := banName{b.Kind, b.Value}
+	m := s.indexOf(b.Kind)
+	*m = m.set(w.edit, hashName(w.seed, b.Value), b.Value, b.Seq)
+	h := w.names[name]
+	lensChanged := false
+	if h != nil {
+		w.unlink(h)
+	} else {
+		h = &heldBan{name: name}
+		w.names[name] = h
+		w.bytes += BanCost(b.Value)
+		if b.Kind == BanPrefix {
+			w.lens[len(b.Value)]++
+			lensChanged = w.lens[len(b.Value)] == 1
+		}
+	}
+	h.seq, h.at = b.Seq, b.At
+	h.prev, h.next = w.tail, nil
+	if w.tail != nil {
+		w.tail.next = h
+	} else {
+		w.head = h
+	}
+	w.tail = h
+	return lensChanged
+}
+
+// drop forgets the held ban h. It reports whether the set of prefix
+// lengths changed.
+func (w *banLog) drop(s *banSnapshot, h *heldBan) bool {
+	w.unlink(h)
+	delete(w.names, h.name)
+	w.bytes -= BanCost(h.name.value)
+	m := s.indexOf(h.name.kind)
+	*m = m.del(w.edit, hashName(w.seed, h.name.value), h.name.value)
+	if h.name.kind != BanPrefix {
+		return false
+	}
+	n := len(h.name.value)
+	if w.lens[n]--; w.lens[n] > 0 {
+		return false
+	}
+	delete(w.lens, n)
+	return true
+}
+
+func (w *banLog) unlink(h *heldBan) {
+	if h.prev != nil {
+		h.prev.next = h.next
+	} else {
+		w.head = h.next
+	}
+	if h.next != nil {
+		h.next.prev = h.prev
+	} else {
+		w.tail = h.prev
+	}
+	h.prev, h.next = nil, nil
 }
 
 // Len returns the number of distinct names (URLs, prefixes, tags, and
 // "all") the table holds bans for.
 func (t *Bans) Len() int {
 	s := t.load()
-	n := len(s.urls) + len(s.tags) + len(s.prefixes)
-	if s.all.seq > 0 {
+	n := s.urls.n + s.tags.n + s.prefixes.n
+	if s.all > 0 {
 		n++
 	}
 	return n

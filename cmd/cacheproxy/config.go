@@ -48,6 +48,8 @@ type config struct {
 	Hosts           []string
 	StripHeaders    []string // nil: proxy.DefaultStripHeaders
 	Routes          []proxy.Route
+
+	MaxBans int // bans held, here and in Redis (tiers.Bans.MaxBans); 0: tiers.DefaultMaxBans
 }
 
 // setting is one configuration key. The same name is the flag (-name), the
@@ -171,6 +173,19 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.Drain, err = parseDuration(v, false); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
 		parse: func(c *config, v string) (err error) { c.ShutdownTimeout, err = parseDuration(v, true); return err }},
+
+	// The ban table's bound (see tiers.Bans).
+	// The default is empty, for tiers.DefaultMaxBans.
+	{name: "max-bans", usage: "most purges remembered, in each instance and in Redis (default 100000); past it the oldest collapse into a purge of everything older (costs hit ratio, never serves a purged entry)",
+		parse: func(c *config, v string) (err error) {
+			if v == "" {
+				return nil
+			}
+			if c.MaxBans, err = strconv.Atoi(v); err == nil && c.MaxBans <= 0 {
+				err = errors.New("must be a positive number of bans")
+			}
+			return err
+		}},
 }
 
 // envName returns the environment variable that sets the named key.

@@ -88,7 +88,7 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		logger.Info("-l1-max-bytes 0: running without L1")
 	}
 	if cfg.Redis != "" {
-		s.bans = new(tiers.Bans)
+		s.bans = &tiers.Bans{MaxBans: cfg.MaxBans}
 		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans}); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}

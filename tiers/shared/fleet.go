@@ -114,6 +114,7 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 	if f.flush == nil {
 		f.flush = func() {}
 	}
+	opts.Tier.onFloor.Store(&f.flush)
 	return f, nil
 }
 
@@ -220,6 +221,10 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 // resync makes the ban table complete after a (re)subscription or a gap:
 // every purge published before the subscription was confirmed is in
 // Redis. The local tier is flushed too, and used again only after both.
+//
+// Loading the bans takes as long as it takes: it is paged, each page with
+// its own timeout (see Tier.syncBans), and a retry goes on from the last
+// page applied.
 func (f *Fleet) resync(ctx context.Context, why string) {
 	f.synced.Store(false)
 	f.usable.Store(false)
@@ -227,9 +232,7 @@ func (f *Fleet) resync(ctx context.Context, why string) {
 		f.log.Info("resynchronising purges", "reason", why)
 	}
 	for ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-		err := f.t.syncBans(cctx)
-		cancel()
+		err := f.t.syncBans(ctx, f.opTimeout())
 		if err == nil {
 			break
 		}
@@ -347,29 +350,6 @@ func (f *Fleet) refreshUsable() {
 	f.usable.Store(f.synced.Load() && f.pubsubOK.Load() > limit && f.heartbeat.Load() > limit)
 }
 
-// purgeScript records a ban and publishes it, atomically, so that bans
-// are published in sequence order. It prunes up to 16 bans older than
-// the retention, and for a URL purge deletes the URL's base key.
-var purgeScript = redis.NewScript(`
-local seq = redis.call('INCR', KEYS[1])
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ban = seq .. '|' .. ARGV[1] .. '|' .. ms .. '|' .. ARGV[2] .. '|' .. ARGV[3]
-redis.call('ZADD', KEYS[2], seq, ban)
-for i = 1, 16 do
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0)
-  if #first == 0 then break end
-  local p1 = string.find(first[1], '|', 1, true)
-  local p2 = string.find(first[1], '|', p1 + 1, true)
-  local p3 = string.find(first[1], '|', p2 + 1, true)
-  if tonumber(string.sub(first[1], p2 + 1, p3 - 1)) >= ms - tonumber(ARGV[4]) then break end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
-end
-if KEYS[4] then redis.call('DEL', KEYS[4]) end
-redis.call('PUBLISH', KEYS[3], ban)
-return ban
-`)
-
 // liveScript lists the instances heard from within ARGV[1] ms, by Redis's
 // clock.
 var liveScript = redis.NewScript(`
@@ -392,8 +372,12 @@ type PurgeResult struct {
 // it has applied it. baseKey, for a URL purge, is the URL's base cache
 // key, deleted from Redis at once to free memory (the ban alone already
 // makes it dead). An error means the ban could not be recorded: the fleet
-// was not told.
+// was not told. A value longer than tiers.MaxBanValue is refused with
+// tiers.ErrBanTooLong, without a call to Redis.
 func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey string) (PurgeResult, error) {
+	if len(value) > tiers.MaxBanValue {
+		return PurgeResult{}, fmt.Errorf("shared: purge of a %s of %d bytes: %w", kind, len(value), tiers.ErrBanTooLong)
+	}
 	id := randomID()
 	acks := make(chan string, 256)
 	f.mu.Lock()
@@ -405,13 +389,14 @@ func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey st
 		f.mu.Unlock()
 	}()
 
-	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel()}
+	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel(), f.t.floorKey(), f.t.bytesKey()}
 	if kind == tiers.BanURL && baseKey != "" {
 		keys = append(keys, baseKey)
 	}
+	maxBans, maxBytes := f.t.bans.Limits()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
-		strconv.FormatInt(f.t.banKeep.Milliseconds(), 10)).Text()
+		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead).Text()
 	cancel()
 	if err != nil {
 		return PurgeResult{}, f.t.fail(ctx, "recording purge", err)

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,8 +78,10 @@ type Options struct {
 	// Bans, if set, is kept complete with the purges recorded in Redis
 	// before any entry is returned: each Get reads the fleet's purge
 	// sequence number with the entry (one round trip) and, if it is
-	// ahead of Bans.Applied, loads the missing bans first. The caller
-	// checks entries against Bans. See Fleet.
+	// ahead of Bans.Applied, loads the missing bans first, waiting at
+	// most Timeout (a miss meanwhile; see catchUp). The caller checks
+	// entries against Bans. Its bounds (Bans.Limits) are the bounds of
+	// the ban log in Redis too. See Fleet.
 	Bans *tiers.Bans
 
 	// BanKeep is how long bans are remembered (see tiers.Bans.Apply).
@@ -110,8 +111,10 @@ type Tier struct {
 
 	bans    *tiers.Bans
 	banKeep time.Duration
-	syncs   singleflight.Group // collapses concurrent ban syncs
-	seq     string             // seqKey(), built once: every Get reads it
+	syncs   singleflight.Group     // the one loading of bans (loadBans)
+	floors  atomic.Int64           // all-bans applied at the log's floor
+	onFloor atomic.Pointer[func()] // a Fleet's Flush, called after one
+	seq     string                 // seqKey(), built once: every Get reads it
 
 	reads chan *read     // Gets waiting for a pipeline (batch.go)
 	pipes sync.WaitGroup // the pipeline goroutines
@@ -226,12 +229,15 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	if err != nil {
 		return nil, false, t.fail(ctx, "get", err)
 	}
+	t.ok()
 	if t.bans != nil {
+		// Bans that cannot be loaded in time make a miss, never an
+		// unreachable Redis: Redis did answer.
 		if err := t.catchUp(ctx, vals[1]); err != nil {
-			return nil, false, t.fail(ctx, "get bans", err)
+			t.errs.Add(1)
+			return nil, false, fmt.Errorf("shared: get bans: %w", err)
 		}
 	}
-	t.ok()
 	data, ok := vals[0].(string)
 	if !ok {
 		return nil, false, nil
@@ -310,6 +316,13 @@ func (t *Tier) Errors() int64 {
 // decode, and so reported as misses.
 func (t *Tier) Undecodable() int64 {
 	return t.undecodable.Load()
+}
+
+// BanFloors returns how many times this instance found the purge log
+// trimmed past the bans it had applied, and so treated every older entry
+// as purged.
+func (t *Tier) BanFloors() int64 {
+	return t.floors.Load()
 }
 
 // Prefix returns the namespace for the tier's channels and metadata keys.
@@ -415,71 +428,4 @@ func (t *Tier) watch() {
 			t.log.Info("redis reachable again", "addr", t.addr)
 		}
 	}
-}
-
-// seqKey holds the fleet's purge sequence number: the Seq of the last ban
-// recorded.
-func (t *Tier) seqKey() string { return t.seq }
-
-// bansKey is a sorted set of the recorded bans (tiers.Ban.String), scored
-// by Seq.
-func (t *Tier) bansKey() string { return t.prefix + ":purge:bans" }
-
-// catchUp loads the bans Bans has not applied if seq, the fleet's purge
-// sequence number as read from Redis (a string, or nil if no purge was
-// ever recorded), is ahead of it. Loading them is bounded by Timeout.
-func (t *Tier) catchUp(ctx context.Context, seq any) error {
-	s, ok := seq.(string)
-	if !ok {
-		return nil
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("purge sequence %q: %w", s, err)
-	}
-	if n <= t.bans.Applied() {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	// A sync already under way may have read the bans before the one
-	// numbered n was recorded: then sync again.
-	for range 3 {
-		if n <= t.bans.Applied() {
-			return nil
-		}
-		if err := t.syncBans(ctx); err != nil {
-			return err
-		}
-	}
-	if n <= t.bans.Applied() {
-		return nil
-	}
-	return fmt.Errorf("purge bans up to %d not found (have %d)", n, t.bans.Applied())
-}
-
-// syncBans applies every ban recorded in Redis after Bans.Applied.
-// Concurrent calls share one round trip.
-func (t *Tier) syncBans(ctx context.Context) error {
-	_, err, _ := t.syncs.Do("sync", func() (any, error) {
-		from := t.bans.Applied()
-		members, err := t.rdb.ZRangeByScore(ctx, t.bansKey(), &redis.ZRangeBy{
-			Min: "(" + strconv.FormatUint(from, 10), Max: "+inf",
-		}).Result()
-		if err != nil {
-			return nil, err
-		}
-		bans := make([]tiers.Ban, 0, len(members))
-		for _, m := range members {
-			b, err := tiers.ParseBan(m)
-			if err != nil {
-				t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
-				continue
-			}
-			bans = append(bans, b)
-		}
-		t.bans.Apply(time.Now(), t.banKeep, bans...)
-		return nil, nil
-	})
-	return err
 }

@@ -1,0 +1,288 @@
+package shared
+
+// The purge log in Redis: its keys, the script that records a ban and
+// keeps the log bounded, and the paged loading that reads it into the ban
+// table.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// purgeScript records a ban and publishes it, atomically, so that bans
+// are published in sequence order. It keeps the log bounded, a little at
+// each purge and never by a scan:
+//
+//   - an all-ban drops every ban recorded before it (it makes them
+//     redundant: it kills whatever they kill);
+//   - up to 16 bans older than the retention (ARGV[4] ms) are pruned,
+//     oldest first: no entry filled before them can be alive;
+//   - while the log holds more than ARGV[5] bans or more than ARGV[6]
+//     bytes (each ban counted as its value's length plus ARGV[7], as by
+//     tiers.BanCost), up to 256 of the oldest are trimmed, and the floor
+//     key (KEYS[4]) is raised to the newest trimmed one's Seq. An instance
+//     catching up from below the floor has missed bans the log no longer
+//     holds: it applies an all-ban at the floor, which kills every entry
+//     they killed (see Tier.loadPage).
+//
+// KEYS[5] holds the log's byte count; it is reset whenever the log is
+// down to the one new ban, so a count thrown off (by an older instance's
+// script, which does not keep it) heals.
+//
+// For a URL purge it deletes the URL's base key (KEYS[6]).
+var purgeScript = redis.NewScript(`
+local seq = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ban = seq .. '|' .. ARGV[1] .. '|' .. ms .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+local keep, maxBans, maxBytes, overhead = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+-- parse returns a recorded ban's time and cost; a malformed one is old.
+local function parse(m)
+  local p, f = 0, {}
+  for i = 1, 4 do
+    p = string.find(m, '|', p + 1, true)
+    if not p then return 0, #m + overhead end
+    f[i] = p
+  end
+  return tonumber(string.sub(m, f[2] + 1, f[3] - 1)) or 0, #m - f[4] + overhead
+end
+if ARGV[1] == 'all' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)
+  redis.call('SET', KEYS[5], 0)
+end
+redis.call('ZADD', KEYS[2], seq, ban)
+local bytes = redis.call('INCRBY', KEYS[5], #ARGV[3] + overhead)
+for i = 1, 16 do
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if first[1] == ban then break end
+  local at, cost = parse(first[1])
+  if at >= ms - keep then break end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
+  bytes = redis.call('DECRBY', KEYS[5], cost)
+end
+local n = redis.call('ZCARD', KEYS[2])
+local floor = 0
+for i = 1, 256 do
+  if n <= 1 or (n <= maxBans and bytes <= maxBytes) then break end
+  local first = redis.call('ZPOPMIN', KEYS[2])
+  local _, cost = parse(first[1])
+  bytes = redis.call('DECRBY', KEYS[5], cost)
+  floor = tonumber(first[2])
+  n = n - 1
+end
+if floor > 0 and floor > tonumber(redis.call('GET', KEYS[4]) or '0') then
+  redis.call('SET', KEYS[4], floor)
+end
+if n == 1 then redis.call('SET', KEYS[5], #ARGV[3] + overhead) end
+if KEYS[6] then redis.call('DEL', KEYS[6]) end
+redis.call('PUBLISH', KEYS[3], ban)
+return ban
+`)
+
+// seqKey holds the fleet's purge sequence number: the Seq of the last ban
+// recorded.
+func (t *Tier) seqKey() string { return t.seq }
+
+// bansKey is a sorted set of the recorded bans (tiers.Ban.String), scored
+// by Seq.
+func (t *Tier) bansKey() string { return t.prefix + ":purge:bans" }
+
+// floorKey holds the floor of the ban log: the Seq of the newest ban
+// trimmed from it to keep it within its bounds (see purgeScript).
+func (t *Tier) floorKey() string { return t.prefix + ":purge:floor" }
+
+// bytesKey holds what the bans in the log are counted to cost (see
+// purgeScript).
+func (t *Tier) bytesKey() string { return t.prefix + ":purge:bytes" }
+
+// Bans are loaded from Redis a page at a time: at most banPage bans and,
+// but for the first, banPageBytes bytes of them.
+const (
+	banPage      = 1000
+	banPageBytes = 1 << 20
+)
+
+// errBansLoading is the read path's answer while the ban table is too far
+// behind the fleet's to use an entry: a miss, not a sign that Redis is
+// unreachable.
+var errBansLoading = errors.New("purge bans still loading")
+
+// catchUp loads the bans Bans has not applied if seq, the fleet's purge
+// sequence number as read from Redis (a string, or nil if no purge was
+// ever recorded), is ahead of it. It waits at most Timeout for them, and
+// not at all when more than a page is missing (a new instance, or one
+// back from an outage): the loading goes on in the background, and the
+// entry is a miss meanwhile.
+func (t *Tier) catchUp(ctx context.Context, seq any) error {
+	s, ok := seq.(string)
+	if !ok {
+		return nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("purge sequence %q: %w", s, err)
+	}
+	have := t.bans.Applied()
+	if n <= have {
+		return nil
+	}
+	if n-have > banPage {
+		t.syncs.DoChan("sync", t.loadBans)
+		return fmt.Errorf("%w: have %d of %d", errBansLoading, have, n)
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	return t.loadUpTo(ctx, n)
+}
+
+// syncBans applies every ban recorded in Redis up to the fleet's purge
+// sequence number as it reads it now. pageTimeout bounds each call to
+// Redis; ctx, the whole.
+func (t *Tier) syncBans(ctx context.Context, pageTimeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	s, err := t.rdb.Get(cctx, t.seqKey()).Result()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("purge sequence %q: %w", s, err)
+	}
+	return t.loadUpTo(ctx, n)
+}
+
+// loadUpTo waits, until ctx ends, for Bans to have applied every ban up
+// to n. The loading itself (loadBans) runs on its own, shared by every
+// caller: one that gives up leaves it going for the next, and what it has
+// applied stays applied.
+func (t *Tier) loadUpTo(ctx context.Context, n uint64) error {
+	// A load already under way may end before the ban numbered n was
+	// recorded: then load again.
+	for range 3 {
+		if n <= t.bans.Applied() {
+			return nil
+		}
+		select {
+		case r := <-t.syncs.DoChan("sync", t.loadBans):
+			if r.Err != nil {
+				return r.Err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: have %d of %d: %w", errBansLoading, t.bans.Applied(), n, ctx.Err())
+		}
+	}
+	if n <= t.bans.Applied() {
+		return nil
+	}
+	return fmt.Errorf("purge bans up to %d not found (have %d)", n, t.bans.Applied())
+}
+
+// loadBans applies the bans recorded in Redis after Bans.Applied, a page
+// at a time, until the end of the log. Each page has its own timeout, the
+// larger of Timeout and a second, and is applied before the next is read.
+func (t *Tier) loadBans() (any, error) {
+	start, from := time.Now(), t.bans.Applied()
+	pages := 0
+	for {
+		select {
+		case <-t.stop:
+			return nil, redis.ErrClosed
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(t.timeout, time.Second))
+		more, err := t.loadPage(ctx)
+		cancel()
+		pages++
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			break
+		}
+	}
+	if pages > 1 {
+		t.log.Info("purge bans loaded", "from", from, "to", t.bans.Applied(), "pages", pages,
+			"held", t.bans.Len(), "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil, nil
+}
+
+// pageScript returns the floor of the ban log (KEYS[2], see purgeScript),
+// whether more bans follow this page ("1" or "0"), and the page: the bans
+// after Seq ARGV[1], at most ARGV[2] of them and, but for the first, at
+// most ARGV[3] bytes. It reads the log 64 bans at a time, so that a page
+// of long bans does not read far past its end. Floor and page are read
+// together, so that no trim can fall between.
+var pageScript = redis.NewScript(`
+local limit, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {redis.call('GET', KEYS[2]) or '0', '0'}
+local n, bytes = 0, 0
+while true do
+  local chunk = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', n, 64)
+  for _, m in ipairs(chunk) do
+    if n == limit or (n > 0 and bytes + #m > maxBytes) then
+      out[2] = '1'
+      return out
+    end
+    bytes = bytes + #m
+    n = n + 1
+    out[#out + 1] = m
+  end
+  if #chunk < 64 then return out end
+end
+`)
+
+// loadPage applies one page of the bans recorded after Bans.Applied and
+// reports whether more may follow. If the log was trimmed past Applied
+// (it holds no ban at or below its floor), the bans missed are gone: it
+// applies an all-ban at the floor instead, which kills every entry they
+// killed, and flushes the local tier (a Fleet's Flush).
+func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
+	from := t.bans.Applied()
+	res, err := pageScript.Run(ctx, t.client, []string{t.bansKey(), t.floorKey()},
+		from, banPage, banPageBytes).StringSlice()
+	if err != nil {
+		return false, err
+	}
+	if len(res) < 2 {
+		return false, fmt.Errorf("ban page: %d values", len(res))
+	}
+	floor, err := strconv.ParseUint(res[0], 10, 64)
+	if err != nil {
+		return false, fmt.Errorf("ban log floor %q: %w", res[0], err)
+	}
+	now := time.Now()
+	bans := make([]tiers.Ban, 0, len(res)-1)
+	if floor > from {
+		bans = append(bans, tiers.Ban{Seq: floor, Kind: tiers.BanAll, At: now, ID: "floor"})
+	}
+	for _, m := range res[2:] {
+		b, err := tiers.ParseBan(m)
+		if err != nil {
+			t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
+			continue
+		}
+		bans = append(bans, b)
+	}
+	t.bans.Apply(now, t.banKeep, bans...)
+	if floor > from && t.bans.Applied() >= floor {
+		t.floors.Add(1)
+		t.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",
+			"had", from, "floor", floor)
+		if f := t.onFloor.Load(); f != nil {
+			(*f)()
+		}
+	}
+	return res[1] == "1", nil
+}
