@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // The canonical URL. One function spells a request's target for every use
@@ -30,14 +32,22 @@ import (
 
 // maxCachedURL is the longest canonical URL that is looked up or stored;
 // longer ones are passed through. A URL purge or invalidation of a longer
-// URL needs no ban: nothing can be stored under it. It is tiers'
-// limit on a ban's value.
-const maxCachedURL = 8 << 10
+// URL needs no ban: nothing can be stored under it. It is tiers' limit on
+// a ban's value.
+const maxCachedURL = tiers.MaxBanValue
 
 // target is the canonical form of a request's URL.
 type target struct {
 	path  string // canonical escaped path, starting with "/"
 	query string // canonical raw query, parameters sorted, without "?"
+}
+
+// len returns the length of url().
+func (t target) len() int {
+	if t.query == "" {
+		return len(t.path)
+	}
+	return len(t.path) + 1 + len(t.query)
 }
 
 // url returns the canonical "/path?query" that entries record.

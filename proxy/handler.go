@@ -192,7 +192,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t := requestTarget(r.URL)
 	rt := h.route(t.path)
-	if rt != nil && rt.Bypass || len(t.path)+len(t.query) >= maxCachedURL {
+	if rt != nil && rt.Bypass || t.len() > maxCachedURL {
 		h.passThrough(w, r)
 		return
 	}

@@ -352,10 +352,11 @@ func TestInvalidationUsesTheClientURL(t *testing.T) {
 func TestLongURLsAreNotCached(t *testing.T) {
 	o := newEchoOrigin(t, nil)
 	s := newStack(t, o, nil)
-	long := "/l?q=" + strings.Repeat("x", maxCachedURL)
+	long := "/l?q=" + strings.Repeat("x", maxCachedURL-4)
 	wantXCache(t, s.get(t, long), "BYPASS")
+	wantXCache(t, s.get(t, long[:len(long)-1]), "MISS") // exactly the limit
 	wantXCache(t, s.get(t, long), "BYPASS")
-	if s.local.len() != 0 || s.shared.len() != 0 {
+	if s.local.len() != 1 || s.shared.len() != 1 {
 		t.Error("a URL longer than maxCachedURL was stored")
 	}
 }

@@ -117,6 +117,10 @@ func isAdminParam(rest string) bool {
 // purged all the same), 400 for a bad selector.
 func (s *stack) servePurge(w http.ResponseWriter, r *http.Request) {
 	kind, value, err := purgeSelector(r)
+	if err == nil && len(value) > tiers.MaxBanValue {
+		// Nothing longer is ever cached, nor can a ban name it.
+		err = fmt.Errorf("%s is %d bytes in canonical form: at most %d (longer URLs are never cached)", kind, len(value), tiers.MaxBanValue)
+	}
 	if err != nil {
 		admin.WriteJSON(w, http.StatusBadRequest, errorResponse{Error: err.Error()})
 		return

@@ -231,3 +231,14 @@ func TestAdminParams(t *testing.T) {
 		}
 	}
 }
+
+func TestPurgeTooLong(t *testing.T) {
+	o := newEchoOrigin(t)
+	s := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}, "-origin", o.URL)
+	long := "/" + strings.Repeat("a", 9000)
+	for _, q := range []string{"url=" + long, "prefix=" + long, "tag=" + long[1:]} {
+		if code, _ := purge(t, s, q); code != http.StatusBadRequest {
+			t.Errorf("purge of %d bytes (%s) = %d, want 400", len(long), q[:4], code)
+		}
+	}
+}
