@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -47,19 +48,24 @@ func TestFormats(t *testing.T) {
 
 func TestProcReading(t *testing.T) {
 	pid := os.Getpid()
-	f, err := statFields(pid)
-	if err != nil || len(f) < 20 {
-		t.Fatalf("statFields: %v, %d fields", err, len(f))
-	}
-	if f[0] != "R" && f[0] != "S" {
-		t.Errorf("state %q", f[0])
-	}
-	if _, err := startTime(pid); err != nil {
-		t.Error(err)
+	if st, err := startTime(pid); err != nil || st == 0 {
+		t.Errorf("startTime = %d, %v", st, err)
 	}
 	u := treeUsage(pid)
 	if u.PeakRSS <= 0 {
 		t.Errorf("peak RSS %d", u.PeakRSS)
+	}
+	child := exec.Command("sleep", "5")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	if d := descendants(pid); !slices.Contains(d, child.Process.Pid) {
+		t.Errorf("descendants(%d) = %v, without the child %d", pid, d, child.Process.Pid)
+	}
+	a := (&procs{}).snapshot(nil)
+	if !a.clkValid || a.busy <= 0 {
+		t.Errorf("machine CPU time not read: %+v", a)
 	}
 }
 

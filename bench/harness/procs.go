@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"math"
@@ -9,11 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // procs starts and stops the processes of a benchmark run. Every process
@@ -174,46 +174,36 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// statFields returns the fields of /proc/pid/stat after the command name
-// (which may contain spaces): index 0 is field 3, the state.
-func statFields(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	return strings.Fields(s[i+1:]), nil
-}
+// procFS reads /proc; its zero value is unusable, so it is opened once.
+var procFS, procErr = procfs.NewDefaultFS()
 
-// startTime returns field 22 of /proc/pid/stat, which with the pid
-// identifies a process even after its pid is reused.
+// startTime returns a process's start time (field 22 of /proc/pid/stat),
+// which with the pid identifies it even after its pid is reused.
 func startTime(pid int) (uint64, error) {
-	f, err := statFields(pid)
-	if err != nil || len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %v", pid, err)
+	if procErr != nil {
+		return 0, procErr
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	p, err := procFS.Proc(pid)
+	if err != nil {
+		return 0, err
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Starttime, nil
 }
 
 // descendants returns the pids of every living descendant of pid.
 func descendants(pid int) []int {
+	if procErr != nil {
+		return nil
+	}
+	all, _ := procFS.AllProcs()
 	children := map[int][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		f, err := statFields(c)
-		if err != nil || len(f) < 2 {
-			continue
-		}
-		if pp, err := strconv.Atoi(f[1]); err == nil {
-			children[pp] = append(children[pp], c)
+	for _, p := range all {
+		if st, err := p.Stat(); err == nil {
+			children[st.PPID] = append(children[st.PPID], p.PID)
 		}
 	}
 	var out []int
@@ -241,37 +231,25 @@ const clkTck = 100
 // treeUsage sums the usage of the given processes and their descendants.
 func treeUsage(roots ...int) usage {
 	var u usage
+	if procErr != nil {
+		return u
+	}
 	for _, r := range roots {
 		for _, pid := range append([]int{r}, descendants(r)...) {
-			if f, err := statFields(pid); err == nil && len(f) > 14 {
-				var ticks int64
-				for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-					n, _ := strconv.ParseInt(f[i], 10, 64)
-					ticks += n
-				}
+			p, err := procFS.Proc(pid)
+			if err != nil {
+				continue
+			}
+			if st, err := p.Stat(); err == nil {
+				ticks := int64(st.UTime) + int64(st.STime) + int64(st.CUTime) + int64(st.CSTime)
 				u.CPU += time.Duration(ticks) * time.Second / clkTck
 			}
-			u.PeakRSS += vmHWM(pid)
+			if status, err := p.NewStatus(); err == nil {
+				u.PeakRSS += int64(status.VmHWM)
+			}
 		}
 	}
 	return u
-}
-
-// vmHWM returns the peak resident set size of pid, in bytes.
-func vmHWM(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // snapshot is what is read before and after a measured run: the servers'
@@ -296,21 +274,12 @@ func (ps *procs) snapshot(servers []int) snapshot {
 	}
 	ps.mu.Unlock()
 	s := snapshot{at: time.Now(), servers: treeUsage(servers...), ours: treeUsage(all...).CPU}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line)
-		if len(f) >= 9 && f[0] == "cpu" {
-			var ticks int64
-			// user nice system idle iowait irq softirq steal: all but
-			// idle and iowait are busy.
-			for i, v := range f[1:9] {
-				if i == 3 || i == 4 {
-					continue
-				}
-				n, _ := strconv.ParseInt(v, 10, 64)
-				ticks += n
-			}
-			s.busy = time.Duration(ticks) * time.Second / clkTck
+	if procErr == nil {
+		if st, err := procFS.Stat(); err == nil {
+			// Busy is everything but idle and iowait.
+			c := st.CPUTotal
+			busy := c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
+			s.busy = time.Duration(busy * float64(time.Second))
 			s.clkValid = true
 		}
 	}

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // server is a running system under test, or a part of one.
@@ -258,47 +259,24 @@ func (h *harness) startVarnish(origin *server, mem string) (*server, error) {
 	return &server{name: "varnish", url: "http://" + addr, addr: addr, pids: []int{p.Pid()}, varnishDir: filepath.Join(dir, "n")}, nil
 }
 
-// redisCmd sends one inline command to Redis and returns its reply, a
-// line or a bulk string, without the protocol framing.
-func redisCmd(addr, cmd string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
+// redisStat returns the number of keys of the Redis at addr and one field
+// of its INFO ("" if it cannot be read).
+func redisStat(addr, infoField string) (keys int64, value string) {
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second, MaxRetries: -1})
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s\r\n", cmd); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	keys, _ = c.DBSize(ctx).Result()
+	info, err := c.Info(ctx).Result()
 	if err != nil {
-		return "", err
+		return keys, ""
 	}
-	line = strings.TrimRight(line, "\r\n")
-	if !strings.HasPrefix(line, "$") {
-		return strings.TrimLeft(line, "+:-"), nil
-	}
-	n, _ := strconv.Atoi(line[1:])
-	buf := make([]byte, n+2)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", err
-	}
-	return string(buf[:n]), nil
-}
-
-// redisInfo returns one field of Redis INFO.
-func redisInfo(addr, field string) string {
-	s, err := redisCmd(addr, "INFO")
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(s, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), field+":"); ok {
-			return v
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), infoField+":"); ok {
+			return keys, v
 		}
 	}
-	return ""
+	return keys, ""
 }
 
 // dirUsage counts the files under dir and the space they take (in whole

@@ -163,8 +163,8 @@ func (h *harness) zipfSystem(ctx context.Context, sys system) (row, int, error) 
 			}
 		}
 		if front.redisAddr != "" {
-			keys, _ := redisCmd(front.redisAddr, "DBSIZE")
-			r.Note += fmt.Sprintf("; Redis (no memory limit) held %s keys, used_memory %s", keys, redisInfo(front.redisAddr, "used_memory_human"))
+			keys, mem := redisStat(front.redisAddr, "used_memory_human")
+			r.Note += fmt.Sprintf("; Redis (no memory limit) held %d keys, used_memory %s", keys, mem)
 		}
 	case front.nginxCache != "":
 		r.Objects, r.ObjectBytes = dirUsage(front.nginxCache)
