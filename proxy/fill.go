@@ -71,20 +71,58 @@ func (h *Handler) miss(w http.ResponseWriter, r *http.Request, key string, rt *R
 		return h.fill(ctx, r, key, rt, reqCC, use, stale)
 	})
 	interim.close()
-	if err != nil {
+	if err != nil && !errors.Is(err, errLockTimeout) {
 		// The client has gone; nobody is left to answer.
 		return
 	}
 	if !leader {
-		if res.shareable && res.entry != nil && h.matches(res, r, reqCC) {
+		if res = h.joined(r, res, reqCC, stale); res != nil {
 			h.m.collapsed.Add(1)
 			h.writeResult(w, r, res, fwd, true)
 			return
 		}
-		// The leader's response is not for others: fetch our own.
-		res = h.fill(r.Context(), r, key, rt, reqCC, sharedNone, nil)
+		// The leader's response is not for others, or took too long:
+		// fetch our own, revalidating our stale copy if we have one.
+		res = h.fill(r.Context(), r, key, rt, reqCC, sharedNone, stale)
 	}
 	h.writeResult(w, r, res, fwd, false)
+}
+
+// joined returns what a caller who joined another request's fill may
+// answer with, or nil if it must fetch its own: the fill's entry if it is
+// for this request and was not purged since the fill started (a request
+// arriving after a purge never gets a response fetched before it); a
+// stale copy where the origin failed, or the fill outlived the lock
+// timeout, and the stale copy may be served so. res is nil after the lock
+// timeout.
+func (h *Handler) joined(r *http.Request, res *fillResult, reqCC cacheControl, stale *tiers.Entry) *fillResult {
+	now := h.now()
+	switch {
+	case res == nil:
+		// The lock timeout: the fill is slow, the origin likely hung.
+		if stale != nil && !h.bans.Dead(stale) && (staleIfError(stale, reqCC, now) || staleWhileRevalidate(stale, now)) {
+			return &fillResult{entry: stale, shareable: true, staleOnError: true}
+		}
+		return nil
+	case res.staleOnError && res.entry != nil && h.sameVariant(res, r) && !h.bans.Dead(res.entry) && staleIfError(res.entry, reqCC, now):
+		// The origin failed and the leader served its stale copy: so
+		// may every waiter that allows it (nginx's proxy_cache_use_stale).
+		return res
+	case res.shareable && res.entry != nil && !res.staleOnError && !h.bans.Dead(res.entry) && h.matches(res, r, reqCC):
+		return res
+	case (res.err != nil || res.entry == nil && res.stream == nil || res.entry != nil && res.entry.Status >= 500) &&
+		stale != nil && !h.bans.Dead(stale) && staleIfError(stale, reqCC, now):
+		// The origin failed for the leader: our own stale copy.
+		return &fillResult{entry: stale, shareable: true, staleOnError: true}
+	}
+	return nil
+}
+
+// sameVariant reports whether the entry of a fill made for another request
+// is the variant r selects.
+func (h *Handler) sameVariant(res *fillResult, r *http.Request) bool {
+	e := res.entry
+	return len(e.Vary) == 0 || h.variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, r) == res.key
 }
 
 // interimWriter forwards the origin's informational (1xx) responses to the
@@ -137,11 +175,7 @@ func (iw *interimWriter) close() {
 // matches reports whether a fill made for another request can answer r:
 // same variant, and usable under r's own directives.
 func (h *Handler) matches(res *fillResult, r *http.Request, reqCC cacheControl) bool {
-	e := res.entry
-	if len(e.Vary) > 0 && h.variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, r) != res.key {
-		return false
-	}
-	return usability(e, r, reqCC, h.now()) == usable
+	return h.sameVariant(res, r) && usability(res.entry, r, reqCC, h.now()) == usable
 }
 
 // writeResult writes a fill's outcome to the client of r.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,11 +16,24 @@ import (
 // result that is for it alone (a streamed body), which is closed if the
 // leader has gone by the time it is ready.
 //
-// The zero value is ready to use.
+// A caller that joins a fill waits for it at most lockTimeout from the
+// fill's start, like nginx's proxy_cache_lock_timeout: it then gets
+// errLockTimeout and fends for itself; and a fill older than lockTimeout
+// is not joined at all: a request arriving after it starts a fill of its
+// own, so an origin that hung on one request does not hold up the key once
+// it answers again.
+//
+// The zero value is ready to use, and waits as long as the fill takes.
 type flightGroup struct {
+	lockTimeout time.Duration // zero: no limit
+
 	mu sync.Mutex
 	m  map[string]*flight // lazily initialized
 }
+
+// errLockTimeout is returned to a caller that waited lockTimeout for
+// another caller's fill.
+var errLockTimeout = errors.New("waited too long for a fill in progress")
 
 // errFillTimeout is the cause of a fill's context ending after the fill
 // timeout. It wraps context.DeadlineExceeded, so it maps to 504.
@@ -31,6 +45,7 @@ type flight struct {
 	res    *fillResult
 	refs   int                // callers still waiting, guarded by flightGroup.mu
 	cancel context.CancelFunc // cancels the fill's context
+	start  time.Time
 
 	leaderGone bool // the leader stopped waiting, guarded by flightGroup.mu
 }
@@ -45,9 +60,15 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 	if g.m == nil {
 		g.m = make(map[string]*flight)
 	}
-	if f, ok := g.m[key]; ok {
+	if f, ok := g.m[key]; ok && (g.lockTimeout <= 0 || time.Since(f.start) < g.lockTimeout) {
 		f.refs++
 		g.mu.Unlock()
+		var expired <-chan time.Time
+		if g.lockTimeout > 0 {
+			t := time.NewTimer(g.lockTimeout - time.Since(f.start))
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
 		case <-f.done:
 			g.release(f, key, false)
@@ -55,6 +76,9 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 		case <-ctx.Done():
 			g.release(f, key, false)
 			return nil, false, ctx.Err()
+		case <-expired:
+			g.release(f, key, false)
+			return nil, false, errLockTimeout
 		}
 	}
 	// The timeout bounds the fill, not a body it hands over to be
@@ -62,7 +86,9 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 	fctx, cancelCause := context.WithCancelCause(context.WithoutCancel(ctx))
 	cancel := func() { cancelCause(context.Canceled) }
 	timer := time.AfterFunc(timeout, func() { cancelCause(errFillTimeout) })
-	f := &flight{done: make(chan struct{}), refs: 1, cancel: cancel}
+	f := &flight{done: make(chan struct{}), refs: 1, cancel: cancel, start: time.Now()}
+	// A fill too old to join is replaced here; it goes on for the
+	// callers already waiting for it.
 	g.m[key] = f
 	g.mu.Unlock()
 

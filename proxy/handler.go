@@ -65,7 +65,7 @@ func New(opts Options) (*Handler, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"DefaultTTL", opts.DefaultTTL}, {"L1TTL", opts.L1TTL}, {"FillTimeout", opts.FillTimeout}, {"MaxTTL", opts.MaxTTL}} {
+	}{{"DefaultTTL", opts.DefaultTTL}, {"L1TTL", opts.L1TTL}, {"FillTimeout", opts.FillTimeout}, {"MaxTTL", opts.MaxTTL}, {"LockTimeout", opts.LockTimeout}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("proxy: %s must not be negative, got %v", d.name, d.v)
 		}
@@ -165,6 +165,10 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.fillTimeout == 0 {
 		h.fillTimeout = 30 * time.Second
+	}
+	h.flights.lockTimeout = opts.LockTimeout
+	if h.flights.lockTimeout == 0 {
+		h.flights.lockTimeout = 5 * time.Second
 	}
 	if h.transport == nil {
 		h.transport = defaultTransport()

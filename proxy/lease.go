@@ -30,7 +30,9 @@ const leaseTTL = 3 * time.Second
 // died), or when ctx ends: the caller then fetches itself.
 func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.Request, reqCC cacheControl) *tiers.Entry {
 	wait, failures := 2*time.Millisecond, 0
-	deadline := time.NewTimer(h.fillTimeout)
+	// No longer than the lock timeout: a holder whose origin hangs
+	// renews its lease for as long as its fill lasts.
+	deadline := time.NewTimer(h.flights.lockTimeout)
 	defer deadline.Stop()
 	for {
 		select {

@@ -89,6 +89,14 @@ type Options struct {
 	// several clients. If zero, 30s.
 	FillTimeout time.Duration
 
+	// LockTimeout bounds how long a request waits for another request's
+	// fill of the same key (nginx's proxy_cache_lock_timeout), here or,
+	// through the fill lease, on another instance: it then serves its
+	// stale copy where the response allows (stale-if-error or
+	// stale-while-revalidate), or fetches on its own. A fill older than
+	// this is not joined at all. If zero, 5s.
+	LockTimeout time.Duration
+
 	// Logger receives the proxy's logs. If nil, slog.Default().
 	Logger *slog.Logger
 
