@@ -44,6 +44,7 @@ type Handler struct {
 	localUsable func() bool
 	purge       func(ctx context.Context, kind tiers.BanKind, value string) error
 	maxTTL      time.Duration
+	inflight    budget
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -68,6 +69,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.MaxObjectBytes < 0 {
 		return nil, fmt.Errorf("proxy: MaxObjectBytes must not be negative, got %d", opts.MaxObjectBytes)
+	}
+	if opts.MaxInflightBytes < 0 {
+		return nil, fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", opts.MaxInflightBytes)
 	}
 	for i, rt := range opts.Routes {
 		if rt.Path == "" || rt.Path[0] != '/' {
@@ -100,6 +104,7 @@ func New(opts Options) (*Handler, error) {
 		localUsable: opts.LocalUsable,
 		purge:       opts.Purge,
 		maxTTL:      opts.MaxTTL,
+		inflight:    budget{max: opts.MaxInflightBytes},
 	}
 	if h.bans == nil {
 		h.bans = new(tiers.Bans)
@@ -127,6 +132,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.fillTimeout == 0 {
 		h.fillTimeout = 30 * time.Second
+	}
+	if h.inflight.max == 0 {
+		h.inflight.max = 256 << 20
 	}
 	if h.transport == nil {
 		h.transport = defaultTransport()

@@ -105,4 +105,12 @@ type Options struct {
 	// freshness. Purges are remembered for MaxTTL plus FillTimeout. If
 	// zero, 24h.
 	MaxTTL time.Duration
+
+	// MaxInflightBytes bounds the bytes of response bodies that fills
+	// hold in memory at once while they read them to store them. A
+	// storable response that would take the total over it is streamed
+	// to the one client it was fetched for, and not stored; so is any
+	// response that may not be stored, whatever its size. If zero,
+	// 256 MiB.
+	MaxInflightBytes int64
 }
