@@ -45,6 +45,7 @@ type Handler struct {
 	purge       func(ctx context.Context, kind tiers.BanKind, value string) error
 	maxTTL      time.Duration
 	inflight    budget
+	bodyTimeout time.Duration
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -72,6 +73,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.MaxInflightBytes < 0 {
 		return nil, fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", opts.MaxInflightBytes)
+	}
+	if opts.BodyTimeout < 0 {
+		return nil, fmt.Errorf("proxy: BodyTimeout must not be negative, got %v", opts.BodyTimeout)
 	}
 	for i, rt := range opts.Routes {
 		if rt.Path == "" || rt.Path[0] != '/' {
@@ -105,6 +109,7 @@ func New(opts Options) (*Handler, error) {
 		purge:       opts.Purge,
 		maxTTL:      opts.MaxTTL,
 		inflight:    budget{max: opts.MaxInflightBytes},
+		bodyTimeout: opts.BodyTimeout,
 	}
 	if h.bans == nil {
 		h.bans = new(tiers.Bans)
@@ -135,6 +140,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.inflight.max == 0 {
 		h.inflight.max = 256 << 20
+	}
+	if h.bodyTimeout == 0 {
+		h.bodyTimeout = 60 * time.Second
 	}
 	if h.transport == nil {
 		h.transport = defaultTransport()

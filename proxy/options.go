@@ -113,4 +113,12 @@ type Options struct {
 	// response that may not be stored, whatever its size. If zero,
 	// 256 MiB.
 	MaxInflightBytes int64
+
+	// BodyTimeout bounds the wait for each read of a request body that
+	// is forwarded to the origin (nginx's client_body_timeout): a client
+	// that sends nothing for that long gets a 408, unless the origin has
+	// answered already, and the origin request is aborted. It needs a
+	// ResponseWriter that supports http.ResponseController's
+	// SetReadDeadline, as net/http's does. If zero, 60s.
+	BodyTimeout time.Duration
 }
