@@ -44,6 +44,10 @@ type config struct {
 	IdleTimeout     time.Duration
 	PurgeWait       time.Duration
 	Routes          []proxy.Route
+
+	MaxInflightBytes int64
+	WriteTimeout     time.Duration
+	BodyTimeout      time.Duration
 }
 
 // setting is one configuration key. The same name is the flag (-name), the
@@ -86,7 +90,7 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.MaxObjectBytes, err = parseSize(v, true); return err }},
 	{name: "admin-listen", def: "127.0.0.1:9090", usage: "admin listen address (/healthz, /readyz, /stats, /metrics)",
 		parse: func(c *config, v string) (err error) { c.AdminListen, err = parseListen(v); return err }},
-	{name: "admin-token", usage: "bearer token for the admin API; required when -admin-listen is not a loopback address", redact: func(string) string { return "(value not shown)" },
+	{name: "admin-token", usage: "bearer token for the admin API; required, of at least 16 bytes, when -admin-listen is not a loopback address; without one, only requests for a loopback Host are answered", redact: func(string) string { return "(value not shown)" },
 		parse: func(c *config, v string) error {
 			for _, r := range v {
 				if r <= ' ' || r == 0x7f {
@@ -129,6 +133,12 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
 		parse: func(c *config, v string) (err error) { c.ShutdownTimeout, err = parseDuration(v, true); return err }},
+	{name: "max-inflight-bytes", def: "256MiB", usage: "most bytes of response bodies that fills hold in memory at once while reading them to store them; a storable response that does not fit is streamed to its one client and not stored (responses that may not be stored are always streamed)",
+		parse: func(c *config, v string) (err error) { c.MaxInflightBytes, err = parseSize(v, true); return err }},
+	{name: "write-timeout", def: "60s", usage: "how long a response may wait for a client that reads none of it; the connection is then reset and its buffers freed (a slow but steady reader is not cut)",
+		parse: func(c *config, v string) (err error) { c.WriteTimeout, err = parseDuration(v, true); return err }},
+	{name: "body-timeout", def: "60s", usage: "how long a client may go without sending any of a request body being forwarded; it then gets 408 and the origin request is aborted",
+		parse: func(c *config, v string) (err error) { c.BodyTimeout, err = parseDuration(v, true); return err }},
 }
 
 // envName returns the environment variable that sets the named key.
@@ -221,6 +231,10 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-admin-token is required when -admin-listen %q (%s) is not a loopback address; set it with env %s",
 			c.AdminListen, sources["admin-listen"], envName("admin-token"))
 	}
+	if len(c.AdminToken) < minAdminToken && !isLoopback(c.AdminListen) {
+		return c, fmt.Errorf("invalid %s: (value not shown): must be at least %d bytes when -admin-listen %q (%s) is not a loopback address",
+			sources["admin-token"].describe("-admin-token"), minAdminToken, c.AdminListen, sources["admin-listen"])
+	}
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		return c, fmt.Errorf("invalid %s: %q is also -admin-listen", sources["listen"].describe("-listen"), c.Listen)
 	}
@@ -231,6 +245,11 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	return c, nil
 }
+
+// minAdminToken is the shortest admin token accepted on a listener that
+// is not loopback-only: 16 bytes of a random token are out of reach of
+// guessing over the network.
+const minAdminToken = 16
 
 // parseDuration parses a Go duration. Negative values are refused, and
 // zero too when positive is set.
