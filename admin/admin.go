@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -20,7 +21,11 @@ import (
 type Options struct {
 	// Token is the bearer token that every request but GET /healthz must
 	// present as "Authorization: Bearer <token>". Empty means no
-	// authentication, which is only sensible on a loopback listener.
+	// authentication, which is only sensible on a loopback listener;
+	// then every request whose Host is not a loopback name (localhost,
+	// 127.0.0.0/8 or ::1, with any port) is refused with 403, so that a
+	// web page cannot reach the API by rebinding its own DNS name to
+	// 127.0.0.1.
 	Token string
 
 	// Stats returns the value served as JSON by GET /stats. If nil,
@@ -93,15 +98,36 @@ func (h *Handler) Handle(pattern string, handler http.Handler) {
 }
 
 // ServeHTTP answers GET /healthz to anyone and everything else, including
-// unknown paths, only to requests carrying the token.
+// unknown paths, only to requests carrying the token. Without a token, it
+// answers only requests for a loopback Host.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	if !h.auth && !loopbackHost(r.Host) {
+		WriteJSON(w, http.StatusForbidden, map[string]string{"error": "without an admin token, only requests for localhost, 127.0.0.0/8 or ::1 are answered"})
+		return
+	}
 	if r.URL.Path != "/healthz" && !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="cacheproxy-admin"`)
 		WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a request's Host names this machine's
+// loopback interface: localhost, an address of 127.0.0.0/8 or ::1, with
+// or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // authorized reports whether r carries the token, comparing in constant

@@ -173,3 +173,54 @@ func ExampleHandler_Handle() {
 	// 401 { "error": "missing or wrong bearer token" }
 	// 200 { "key": "rank" }
 }
+
+// TestNoTokenLoopbackHostOnly: without a token, only requests for a
+// loopback Host are answered, so that a page whose DNS name was rebound
+// to 127.0.0.1 cannot read or drive the API from a browser. With a
+// token, the Host does not matter.
+func TestNoTokenLoopbackHostOnly(t *testing.T) {
+	open, err := admin.New(admin.Options{Stats: func() any { return 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		host string
+		want int
+	}{
+		{"localhost", 200},
+		{"LocalHost:9090", 200},
+		{"127.0.0.1:9090", 200},
+		{"127.9.8.7", 200},
+		{"[::1]:9090", 200},
+		{"[::1]", 200},
+		{"evil.example", 403},
+		{"evil.example:9090", 403},
+		{"127.0.0.1.evil.example:9090", 403},
+		{"localhost.evil.example", 403},
+		{"10.0.0.1:9090", 403},
+		{"", 403},
+	} {
+		for _, path := range []string{"/stats", "/healthz"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Host = tt.host
+			rec := httptest.NewRecorder()
+			open.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Errorf("Host %q %s: %d, want %d", tt.host, path, rec.Code, tt.want)
+			}
+		}
+	}
+
+	withToken, err := admin.New(admin.Options{Token: "s3cret-t0ken-16b", Stats: func() any { return 1 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/stats", nil)
+	req.Host = "cacheproxy.internal:9090"
+	req.Header.Set("Authorization", "Bearer s3cret-t0ken-16b")
+	rec := httptest.NewRecorder()
+	withToken.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("with the token, Host %q: %d, want 200", req.Host, rec.Code)
+	}
+}

@@ -54,21 +54,14 @@ func (c *serverConn) Write(p []byte) (int, error) {
 		}
 	}
 	if c.held == nil {
-		return c.Conn.Write(p)
+		return c.send(p)
 	}
 	held := c.held
-	c.vec[0], c.vec[1] = held[:], p
-	c.bufs = c.vec[:]
 	c.coalesced.Add(1)
-	n, err := c.bufs.WriteTo(c.Conn)
-	c.vec[0], c.vec[1], c.bufs = nil, nil, nil
+	n, err := c.sendHeld(held[:], p)
 	c.held = nil
 	heldBuffers.Put(held)
-	n -= connBufferSize
-	if n < 0 {
-		n = 0
-	}
-	return int(n), err
+	return n, err
 }
 
 // armCoalescing arms the connection of r, if it was accepted by a

@@ -47,10 +47,14 @@ type streamedResponse struct {
 	prefix []byte        // the part already read
 	body   io.ReadCloser // the rest
 	cancel context.CancelFunc
+
+	release     func() // gives back the budget prefix holds; nil if none
+	releaseOnce sync.Once
 }
 
 func (s *streamedResponse) close() {
 	s.body.Close()
+	s.giveBack()
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -213,16 +217,17 @@ func (h *Handler) writeStream(w http.ResponseWriter, r *http.Request, s *streame
 	}
 	hdr["X-Cache"] = xMiss
 	hdr["Cache-Status"] = h.status.forward(fwd, s.status, false, false)
+	if streamNotModified(r, s) {
+		delete(hdr, "Content-Length")
+		delete(hdr, "Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	w.WriteHeader(s.status)
-	if r.Method == http.MethodHead {
+	if r.Method == http.MethodHead || !bodyAllowed(s.status) {
 		return
 	}
-	if _, err := w.Write(s.prefix); err != nil {
-		return
-	}
-	if _, err := io.Copy(w, s.body); err != nil && r.Context().Err() == nil {
-		h.log.Warn("origin body copy failed", "url", r.URL.String(), "err", err)
-	}
+	h.copyStream(w, r, s)
 }
 
 // errNoLease stands for a lease not taken on purpose.
@@ -325,28 +330,27 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 		resp.Body.Close()
 		return &fillResult{entry: stale, key: key, shareable: true, staleOnError: true}
 	}
-	if resp.ContentLength > h.maxObject {
-		return &fillResult{stream: &streamedResponse{status: resp.StatusCode, header: resp.Header, body: resp.Body}}
-	}
-	body, err := readBody(resp, h.maxObject+1)
-	if err != nil {
-		resp.Body.Close()
-		return &fillResult{err: err}
-	}
-	if int64(len(body)) > h.maxObject {
-		return &fillResult{stream: &streamedResponse{status: resp.StatusCode, header: resp.Header, prefix: body, body: resp.Body}}
-	}
-	resp.Body.Close()
-	respTime := h.now()
-
+	// Whether the response may be stored depends on its header alone:
+	// what may not be stored is streamed, never buffered.
 	pol := decide(out, reqCC, resp.StatusCode, resp.Header, rt, h.defaultTTL)
 	if !pol.storable {
 		h.log.Debug("not storing", "url", r.URL.String(), "reason", pol.reason)
-		return &fillResult{entry: &tiers.Entry{
-			Kind: tiers.KindResponse, Status: resp.StatusCode, Header: tiers.MakeHeader(resp.Header),
-			Body: body, StoredAt: respTime, InitialAge: initialAge(resp.Header, reqTime, respTime),
-		}, key: key}
+		return &fillResult{stream: h.newStream(resp, nil, 0), key: key}
 	}
+	body, held, stream, err := h.bufferBody(resp)
+	if err != nil {
+		// Cut short: a 502, never stored.
+		resp.Body.Close()
+		return &fillResult{err: fmt.Errorf("reading the origin's body: %w", err)}
+	}
+	if stream != nil {
+		// Too large, or over the budget of the fills in flight.
+		return &fillResult{stream: stream, key: key}
+	}
+	defer h.inflight.give(held)
+	resp.Body.Close()
+	respTime := h.now()
+
 	vary, _ := parseVary(resp.Header)
 	e := &tiers.Entry{
 		Kind:       tiers.KindResponse,
@@ -374,21 +378,6 @@ func (h *Handler) fill(ctx context.Context, r *http.Request, key string, rt *Rou
 	}
 	res.stored = h.store(ctx, key, res.key, e, respTime)
 	return res
-}
-
-// readBody reads up to limit bytes of resp's body into a slice of exactly
-// that length, so that a stored body wastes no capacity.
-func readBody(resp *http.Response, limit int64) ([]byte, error) {
-	if n := resp.ContentLength; n >= 0 && n < limit {
-		body := make([]byte, n)
-		_, err := io.ReadFull(resp.Body, body)
-		return body, err
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err == nil && cap(body)-len(body) > len(body)/8 {
-		body = append([]byte(nil), body...)
-	}
-	return body, err
 }
 
 // store writes e under entryKey in both tiers and, if e varies, a Vary

@@ -48,6 +48,8 @@ type Handler struct {
 	hosts       map[string]bool // nil: every Host, none in the key
 	strip       []string        // canonical names, see Options.StripHeaders
 	stripSet    map[string]bool
+	inflight    budget
+	bodyTimeout time.Duration
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -72,6 +74,12 @@ func New(opts Options) (*Handler, error) {
 	}
 	if opts.MaxObjectBytes < 0 {
 		return nil, fmt.Errorf("proxy: MaxObjectBytes must not be negative, got %d", opts.MaxObjectBytes)
+	}
+	if opts.MaxInflightBytes < 0 {
+		return nil, fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", opts.MaxInflightBytes)
+	}
+	if opts.BodyTimeout < 0 {
+		return nil, fmt.Errorf("proxy: BodyTimeout must not be negative, got %v", opts.BodyTimeout)
 	}
 	for i, rt := range opts.Routes {
 		if rt.Path == "" || rt.Path[0] != '/' {
@@ -138,6 +146,8 @@ func New(opts Options) (*Handler, error) {
 		hosts:       hosts,
 		strip:       stripNames,
 		stripSet:    stripSet,
+		inflight:    budget{max: opts.MaxInflightBytes},
+		bodyTimeout: opts.BodyTimeout,
 	}
 	if h.bans == nil {
 		h.bans = new(tiers.Bans)
@@ -169,6 +179,12 @@ func New(opts Options) (*Handler, error) {
 	h.flights.lockTimeout = opts.LockTimeout
 	if h.flights.lockTimeout == 0 {
 		h.flights.lockTimeout = 5 * time.Second
+	}
+	if h.inflight.max == 0 {
+		h.inflight.max = 256 << 20
+	}
+	if h.bodyTimeout == 0 {
+		h.bodyTimeout = 60 * time.Second
 	}
 	if h.transport == nil {
 		h.transport = defaultTransport()

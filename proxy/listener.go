@@ -19,12 +19,20 @@ type ListenOptions struct {
 	// IdleTimeout bounds the time a kept-alive connection may wait for
 	// its next request. Zero means no limit.
 	IdleTimeout time.Duration
+	// WriteTimeout bounds the time a write to a client may stall: a
+	// connection whose client has read nothing of a response for that
+	// long is closed (reset), and the handler's Write fails, so that it
+	// lets go of what it holds. A write progresses each time the kernel
+	// takes another writeChunk bytes of it (as the client drains the
+	// socket's buffers), so a client that reads slowly but steadily is
+	// not cut (nginx's send_timeout). Zero means no limit.
+	WriteTimeout time.Duration
 }
 
 // Listener is the net.Listener an http.Server serving the Handler should
 // accept from. Its connections coalesce the two writes of a large
-// response (see connBufferSize), and are held to the header and idle
-// timeouts of its ListenOptions.
+// response (see connBufferSize), and are held to the header, idle and
+// write timeouts of its ListenOptions.
 //
 // Those timeouts are what http.Server's ReadHeaderTimeout and IdleTimeout
 // would enforce, but net/http does it with read deadlines that arm and
@@ -69,9 +77,11 @@ func Listen(ln net.Listener, opts ListenOptions) *Listener {
 // tick returns how often sweep looks at the connections: a tenth of the
 // shorter timeout, between 10 ms and 1 s. Zero means no timeouts.
 func (l *Listener) tick() time.Duration {
-	d := l.opts.HeaderTimeout
-	if d <= 0 || (l.opts.IdleTimeout > 0 && l.opts.IdleTimeout < d) {
-		d = l.opts.IdleTimeout
+	var d time.Duration
+	for _, t := range []time.Duration{l.opts.HeaderTimeout, l.opts.IdleTimeout, l.opts.WriteTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
 	}
 	if d <= 0 {
 		return 0
@@ -161,8 +171,14 @@ func (l *Listener) sweep(tick time.Duration) {
 			l.now.Store(now.UnixNano())
 			expired = l.expired(now.UnixNano(), int64(tick), expired[:0])
 			for _, c := range expired {
-				// The serving goroutine's read fails and net/http closes
-				// the connection, as its own deadline would have done.
+				if tc, ok := c.Conn.(*net.TCPConn); ok && c.writing.Load() != 0 {
+					// A stalled write: reset, so that the kernel drops
+					// the unsent bytes too.
+					tc.SetLinger(0)
+				}
+				// The serving goroutine's read or write fails and
+				// net/http closes the connection, as its own deadline
+				// would have done.
 				c.Conn.Close()
 			}
 			clear(expired)
@@ -177,10 +193,15 @@ func (l *Listener) sweep(tick time.Duration) {
 // tick before it really began, so a connection expires a tick after its
 // timeout as noted: never before the timeout, at most two ticks after.
 func (l *Listener) expired(now, tick int64, dst []*serverConn) []*serverConn {
-	header, idle := int64(l.opts.HeaderTimeout), int64(l.opts.IdleTimeout)
+	header, idle, write := int64(l.opts.HeaderTimeout), int64(l.opts.IdleTimeout), int64(l.opts.WriteTimeout)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for c := range l.conns {
+		if w := c.writing.Load(); write > 0 && w != 0 && now-w > write+tick {
+			dst = append(dst, c)
+			delete(l.conns, c)
+			continue
+		}
 		var limit int64
 		switch c.phase.Load() {
 		case phaseHeader:
@@ -214,6 +235,9 @@ type serverConn struct {
 	// since when; the serving goroutine writes them, sweep reads them.
 	phase atomic.Uint32
 	since atomic.Int64
+	// writing is when (by l.now) the write in progress last progressed,
+	// zero when none is.
+	writing atomic.Int64
 
 	coalescer
 }
@@ -258,3 +282,54 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 type connKey struct{}
+
+// writeChunk is how much of a write is sent between two notes of its
+// progress, under a write timeout.
+const writeChunk = 64 << 10
+
+// writeTimed reports whether the connection's writes are timed.
+func (c *serverConn) writeTimed() bool {
+	return c.l != nil && c.l.opts.WriteTimeout > 0
+}
+
+// send writes p to the connection, noting its progress every writeChunk
+// bytes when writes are timed.
+func (c *serverConn) send(p []byte) (int, error) {
+	if !c.writeTimed() {
+		return c.Conn.Write(p)
+	}
+	n := 0
+	for {
+		c.writing.Store(c.l.now.Load())
+		m, err := c.Conn.Write(p[n:min(len(p), n+writeChunk)])
+		n += m
+		if err != nil || n == len(p) {
+			c.writing.Store(0)
+			return n, err
+		}
+	}
+}
+
+// sendHeld writes held and then p to the connection, the first of p in
+// one writev with held. It returns the bytes of p written.
+func (c *serverConn) sendHeld(held, p []byte) (int, error) {
+	first := p
+	if c.writeTimed() {
+		first = p[:min(len(p), writeChunk)]
+		c.writing.Store(c.l.now.Load())
+	}
+	c.vec[0], c.vec[1] = held, first
+	c.bufs = c.vec[:]
+	n, err := c.bufs.WriteTo(c.Conn)
+	c.vec[0], c.vec[1], c.bufs = nil, nil, nil
+	c.writing.Store(0)
+	n -= int64(len(held))
+	if n < 0 {
+		n = 0
+	}
+	if err != nil || len(first) == len(p) {
+		return int(n), err
+	}
+	m, err := c.send(p[len(first):])
+	return int(n) + m, err
+}

@@ -145,4 +145,20 @@ type Options struct {
 	// freshness. Purges are remembered for MaxTTL plus FillTimeout. If
 	// zero, 24h.
 	MaxTTL time.Duration
+
+	// MaxInflightBytes bounds the bytes of response bodies that fills
+	// hold in memory at once while they read them to store them. A
+	// storable response that would take the total over it is streamed
+	// to the one client it was fetched for, and not stored; so is any
+	// response that may not be stored, whatever its size. If zero,
+	// 256 MiB.
+	MaxInflightBytes int64
+
+	// BodyTimeout bounds the wait for each read of a request body that
+	// is forwarded to the origin (nginx's client_body_timeout): a client
+	// that sends nothing for that long gets a 408, unless the origin has
+	// answered already, and the origin request is aborted. It needs a
+	// ResponseWriter that supports http.ResponseController's
+	// SetReadDeadline, as net/http's does. If zero, 60s.
+	BodyTimeout time.Duration
 }

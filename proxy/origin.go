@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -66,7 +67,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
 		Transport: h.transport,
-		ErrorLog:  nil,
+		ErrorLog:  slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 		ModifyResponse: func(resp *http.Response) error {
 			h.m.originOK()
 			resp.Header["X-Cache"] = xBypass
@@ -77,18 +78,22 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if status, berr := clientBodyStatus(r); status != 0 {
+				h.writeClientError(w, r, status, berr)
+				return
+			}
 			h.writeError(w, r, err, xBypass)
 		},
 	}
 }
 
 // passThrough forwards r to the origin without looking it up or storing
-// the response.
+// the response. Its body is read under the body timeout.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
 	h.m.request("BYPASS")
 	h.m.originRequests.Add(1)
 	start := h.now()
-	h.pass.ServeHTTP(w, r)
+	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))
 	h.m.originLatency.Observe(h.now().Sub(start).Seconds())
 }
 

@@ -113,9 +113,15 @@ func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Req
 // stale-while-revalidate. The fill is shared with any concurrent miss.
 func (h *Handler) refreshInBackground(r *http.Request, key string, rt *Route, stale *tiers.Entry) {
 	bg := r.Clone(context.Background())
-	go h.flights.do(bg.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
-		return h.fill(ctx, bg, key, rt, noDirectives(), sharedFull, stale)
-	})
+	go func() {
+		res, _, _ := h.flights.do(bg.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
+			return h.fill(ctx, bg, key, rt, noDirectives(), sharedFull, stale)
+		})
+		if res != nil && res.stream != nil {
+			// Nobody reads it: let go of the origin's connection.
+			res.stream.close()
+		}
+	}()
 }
 
 // onlyIfCached answers a request with only-if-cached from the shared tier

@@ -41,6 +41,7 @@ type config struct {
 	LogFormat       string // "json" or "text"
 	ShutdownTimeout time.Duration
 	Drain           time.Duration
+	LockTimeout     time.Duration
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
 	PurgeWait       time.Duration
@@ -49,7 +50,10 @@ type config struct {
 	StripHeaders    []string // nil: proxy.DefaultStripHeaders
 	Routes          []proxy.Route
 
-	MaxBans int // bans held, here and in Redis (tiers.Bans.MaxBans); 0: tiers.DefaultMaxBans
+	MaxBans          int // bans held, here and in Redis (tiers.Bans.MaxBans); 0: tiers.DefaultMaxBans
+	MaxInflightBytes int64
+	WriteTimeout     time.Duration
+	BodyTimeout      time.Duration
 }
 
 // setting is one configuration key. The same name is the flag (-name), the
@@ -128,7 +132,7 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.MaxObjectBytes, err = parseSize(v, true); return err }},
 	{name: "admin-listen", def: "127.0.0.1:9090", usage: "admin listen address (/healthz, /readyz, /stats, /metrics)",
 		parse: func(c *config, v string) (err error) { c.AdminListen, err = parseListen(v); return err }},
-	{name: "admin-token", usage: "bearer token for the admin API; required when -admin-listen is not a loopback address", redact: func(string) string { return "(value not shown)" },
+	{name: "admin-token", usage: "bearer token for the admin API; required, of at least 16 bytes, when -admin-listen is not a loopback address; without one, only requests for a loopback Host are answered", redact: func(string) string { return "(value not shown)" },
 		parse: func(c *config, v string) error {
 			for _, r := range v {
 				if r <= ' ' || r == 0x7f {
@@ -169,6 +173,8 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = parseDuration(v, true); return err }},
 	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
+	{name: "lock-timeout", def: "5s", usage: "how long a request waits for another's fill of the same key (here or on another instance) before serving its stale copy where allowed or fetching on its own; a fill older than this is not joined",
+		parse: func(c *config, v string) (err error) { c.LockTimeout, err = parseDuration(v, true); return err }},
 	{name: "drain", def: "5s", usage: "on SIGTERM/SIGINT, how long /readyz answers 503 while the proxy keeps serving, so a load balancer stops sending traffic before the listener closes; 0 closes it at once",
 		parse: func(c *config, v string) (err error) { c.Drain, err = parseDuration(v, false); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
@@ -186,6 +192,12 @@ var settings = []setting{
 			}
 			return err
 		}},
+	{name: "max-inflight-bytes", def: "256MiB", usage: "most bytes of response bodies that fills hold in memory at once while reading them to store them; a storable response that does not fit is streamed to its one client and not stored (responses that may not be stored are always streamed)",
+		parse: func(c *config, v string) (err error) { c.MaxInflightBytes, err = parseSize(v, true); return err }},
+	{name: "write-timeout", def: "60s", usage: "how long a response may wait for a client that reads none of it; the connection is then reset and its buffers freed (a slow but steady reader is not cut)",
+		parse: func(c *config, v string) (err error) { c.WriteTimeout, err = parseDuration(v, true); return err }},
+	{name: "body-timeout", def: "60s", usage: "how long a client may go without sending any of a request body being forwarded; it then gets 408 and the origin request is aborted",
+		parse: func(c *config, v string) (err error) { c.BodyTimeout, err = parseDuration(v, true); return err }},
 }
 
 // envName returns the environment variable that sets the named key.
@@ -278,6 +290,10 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-admin-token is required when -admin-listen %q (%s) is not a loopback address; set it with env %s",
 			c.AdminListen, sources["admin-listen"], envName("admin-token"))
 	}
+	if len(c.AdminToken) < minAdminToken && !isLoopback(c.AdminListen) {
+		return c, fmt.Errorf("invalid %s: (value not shown): must be at least %d bytes when -admin-listen %q (%s) is not a loopback address",
+			sources["admin-token"].describe("-admin-token"), minAdminToken, c.AdminListen, sources["admin-listen"])
+	}
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		return c, fmt.Errorf("invalid %s: %q is also -admin-listen", sources["listen"].describe("-listen"), c.Listen)
 	}
@@ -291,6 +307,11 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	return c, nil
 }
+
+// minAdminToken is the shortest admin token accepted on a listener that
+// is not loopback-only: 16 bytes of a random token are out of reach of
+// guessing over the network.
+const minAdminToken = 16
 
 // parseDuration parses a Go duration. Negative values are refused, and
 // zero too when positive is set.

@@ -48,10 +48,15 @@ func TestLoadConfigDefaults(t *testing.T) {
 		LogFormat:       "json",
 		ShutdownTimeout: 25 * time.Second,
 		Drain:           5 * time.Second,
+		LockTimeout:     5 * time.Second,
 		HeaderTimeout:   10 * time.Second,
 		IdleTimeout:     2 * time.Minute,
 		PurgeWait:       2 * time.Second,
 		StripHeaders:    proxy.DefaultStripHeaders,
+
+		MaxInflightBytes: 256 << 20,
+		WriteTimeout:     time.Minute,
+		BodyTimeout:      time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -216,8 +221,9 @@ func TestLoadConfigAdminListen(t *testing.T) {
 		{":9090", "", false},
 		{"[::]:9090", "", false},
 		{"10.1.2.3:9090", "", false},
-		{"0.0.0.0:9090", "t0ken", true},
-		{":9090", "t0ken", true},
+		{"0.0.0.0:9090", "t0ken-of-16bytes", true},
+		{":9090", "t0ken-of-16bytes", true},
+		{"127.0.0.1:9090", "t0ken", true}, // loopback: any token
 	}
 	for _, tt := range tests {
 		t.Run(tt.listen+" "+tt.token, func(t *testing.T) {
@@ -228,6 +234,17 @@ func TestLoadConfigAdminListen(t *testing.T) {
 			}
 			if !tt.ok && (err == nil || !strings.Contains(err.Error(), "-admin-token is required")) {
 				t.Errorf("error = %v, want one asking for -admin-token", err)
+			}
+		})
+	}
+	// A short token on a listener other machines reach.
+	for _, listen := range []string{"0.0.0.0:9090", ":9090", "10.1.2.3:9090"} {
+		t.Run(listen+" short token", func(t *testing.T) {
+			e := map[string]string{"CACHEPROXY_ADMIN_TOKEN": "t0ken-of-15byte"}
+			_, err := loadConfig([]string{"-origin", "http://o", "-admin-listen", listen}, env(e))
+			if err == nil || !strings.Contains(err.Error(), "invalid -admin-token (env CACHEPROXY_ADMIN_TOKEN)") ||
+				!strings.Contains(err.Error(), "at least 16 bytes") || strings.Contains(err.Error(), "t0ken-of-15byte") {
+				t.Errorf("error = %v, want one saying -admin-token is too short, without the token", err)
 			}
 		})
 	}
@@ -297,6 +314,14 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{"invalid -strip-headers (env CACHEPROXY_STRIP_HEADERS)", "not a header name"}},
 		{name: "route bad cookies", file: "origin: http://o\nroutes:\n  - {path: /a, cookies: maybe}\n",
 			want: []string{"invalid routes[0].cookies (file", `"maybe"`}},
+		{name: "non-loopback admin with short token", args: []string{"-origin", "http://o", "-admin-token", "hunter2", "-admin-listen", ":9090"},
+			want: []string{"invalid -admin-token (flag)", "at least 16 bytes", `-admin-listen ":9090" (flag)`}, hide: "hunter2"},
+		{name: "zero max-inflight-bytes", args: []string{"-origin", "http://o", "-max-inflight-bytes", "0"},
+			want: []string{"invalid -max-inflight-bytes (flag)", "greater than 0"}},
+		{name: "bad write-timeout", env: map[string]string{"CACHEPROXY_WRITE_TIMEOUT": "soon"}, args: []string{"-origin", "http://o"},
+			want: []string{`invalid -write-timeout (env CACHEPROXY_WRITE_TIMEOUT): "soon"`}},
+		{name: "zero body-timeout", file: "origin: http://o\nbody-timeout: 0s\n",
+			want: []string{"invalid -body-timeout (file", "greater than 0"}},
 		{name: "unknown yaml key", file: "origin: http://o\ncolour: blue\n",
 			want: []string{`unknown key "colour"`, ".yaml:2"}},
 		{name: "config key in yaml", file: "config: other.yaml\n", want: []string{`unknown key "config"`}},

@@ -76,6 +76,10 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		PublicHost:     cfg.PublicHost,
 		Hosts:          cfg.Hosts,
 		StripHeaders:   cfg.StripHeaders,
+		LockTimeout:    cfg.LockTimeout,
+
+		MaxInflightBytes: cfg.MaxInflightBytes,
+		BodyTimeout:      cfg.BodyTimeout,
 	}
 	// Local and Shared are interfaces: assign them only when the tier
 	// exists, as a nil *T in an interface is not a nil interface.
@@ -203,13 +207,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Handler:  newEngine(s.proxy),
 		ErrorLog: errorLog,
 	}
-	// The proxy listener keeps the header and idle timeouts itself
-	// (cheaper than net/http's per-request deadlines) and coalesces
-	// the writes of large responses. There is deliberately no read or
-	// write timeout: request and response bodies are streamed and may
-	// take as long as they take; the origin side is bounded by the
-	// proxy's own timeouts.
-	proxyLn := proxy.Listen(ln, proxy.ListenOptions{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout})
+	// The proxy listener keeps the header, idle and write timeouts
+	// itself (cheaper than net/http's per-request deadlines) and
+	// coalesces the writes of large responses. There is deliberately no
+	// overall read or write timeout: request and response bodies are
+	// streamed and may take as long as they take, as long as they make
+	// progress (-body-timeout, -write-timeout); the origin side is
+	// bounded by the proxy's own timeouts.
+	proxyLn := proxy.Listen(ln, proxy.ListenOptions{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout})
 	proxyLn.Configure(proxySrv)
 	adminSrv := &http.Server{
 		Handler:           adm,
@@ -225,8 +230,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	adm.Handle("GET /cache", http.HandlerFunc(s.serveInspect))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
-	adm.Handle("GET /debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-	adm.Handle("GET /debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))
+	adm.Handle("GET /debug/pprof/trace", limitSeconds(http.HandlerFunc(pprof.Trace)))
 
 	g, gctx := errgroup.WithContext(ctx)
 	if s.fleet != nil {
