@@ -444,7 +444,10 @@ func (h *Handler) setLocal(ctx context.Context, baseKey, entryKey string, e, mar
 	if h.local == nil || ttl <= 0 || !h.localUsable() {
 		return false
 	}
-	if ttl > h.l1TTL {
+	if ttl > h.l1TTL && h.shared != nil {
+		// Other instances can purge: bound how long a copy may outlive a
+		// purge this instance missed (see the fleet's guarantee). Alone,
+		// an entry lives as long as its freshness and stale windows.
 		ttl = h.l1TTL
 	}
 	if err := h.local.Set(ctx, entryKey, e, ttl); err != nil {

@@ -256,10 +256,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.onlyIfCached(w, r, key, reqCC)
 		return
 	}
-	if h.shared != nil && fwd != "request" {
+	if h.shared != nil {
 		// An L2 hit needs no fill: answer it here, without the flight's
 		// goroutine and timer. The fill re-checks L2 before the origin.
 		e, st, _ := h.lookup(r.Context(), h.shared, key, r, reqCC, now)
+		if fwd == "request" && e != nil {
+			// The request wants the origin's word: revalidate the copy.
+			e, st = nil, e
+		}
 		if e != nil {
 			h.promote(r.Context(), key, r, e, now)
 			h.m.request("HIT-L2")
@@ -268,6 +272,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if st != nil && (stale == nil || st.StoredAt.After(stale.StoredAt)) {
 			stale = st
+		}
+		if fwd != "request" && stale != nil && stale == st && staleWhileRevalidate(stale, now) {
+			// Stale in Redis, within its stale-while-revalidate window:
+			// served as a stale L1 copy would be.
+			h.m.request("STALE")
+			h.writeEntry(w, r, stale, xStale, h.status.staleRevalidating, now)
+			h.refreshInBackground(r, key, rt, stale)
+			return
 		}
 	}
 	h.miss(w, r, key, rt, reqCC, fwd, stale)

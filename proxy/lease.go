@@ -20,6 +20,16 @@ type leaser interface {
 	LeaseHeld(ctx context.Context, key string) (bool, error)
 }
 
+// revalidationLeaser is implemented by a shared tier that can give one
+// instance of the fleet the background revalidation of a stale entry.
+type revalidationLeaser interface {
+	// RevalidationLease takes the revalidation lease on key for ttl if
+	// nobody holds it (held), renewed until release is called. An error
+	// means no coordination is possible (alone in the fleet, or Redis
+	// down): the caller revalidates.
+	RevalidationLease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error)
+}
+
 // leaseTTL is how long a fill lease lasts without renewal: how long the
 // fleet waits for an instance that died while fetching.
 const leaseTTL = 3 * time.Second

@@ -114,6 +114,17 @@ func (h *Handler) freshen(stale *tiers.Entry, resp *http.Response, out *http.Req
 func (h *Handler) refreshInBackground(r *http.Request, key string, rt *Route, stale *tiers.Entry) {
 	bg := r.Clone(context.Background())
 	go func() {
+		if l, ok := h.shared.(revalidationLeaser); ok {
+			// One background revalidation for the whole fleet: if
+			// another instance holds the lease, it is refreshing.
+			held, release, err := l.RevalidationLease(bg.Context(), key, leaseTTL)
+			if err == nil && !held {
+				return
+			}
+			if held {
+				defer release()
+			}
+		}
 		res, _, _ := h.flights.do(bg.Context(), key, h.fillTimeout, func(ctx context.Context) *fillResult {
 			return h.fill(ctx, bg, key, rt, noDirectives(), sharedFull, stale)
 		})

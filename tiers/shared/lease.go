@@ -100,6 +100,12 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 	if n, _ := res[2].(int64); n != 1 {
 		return nil, false, nil, nil
 	}
+	return nil, true, t.holdLease(ctx, lk, token, ttl), nil
+}
+
+// holdLease renews the lease lk held with token every ttl/3 until the
+// returned release is called, which ends it.
+func (t *Tier) holdLease(ctx context.Context, lk, token string, ttl time.Duration) (release func()) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -117,14 +123,42 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 			}
 		}
 	}()
-	release = func() {
+	return func() {
 		close(stop)
 		<-done
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
 		defer cancel()
 		releaseScript.Run(rctx, t.client, []string{lk}, token)
 	}
-	return nil, true, release, nil
+}
+
+// RevalidationLease takes, if nobody holds it, the lease on the
+// background revalidation of the stale entry under key, for ttl, renewed
+// until release is called: one instance of the fleet refreshes an entry
+// served stale-while-revalidate, the others keep serving it stale. It
+// returns ErrAlone when this instance is alone in its fleet and
+// ErrUnavailable while Redis is.
+func (t *Tier) RevalidationLease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error) {
+	if t.peers.Load() == 1 {
+		return false, nil, ErrAlone
+	}
+	if t.down.Load() {
+		t.errs.Add(1)
+		return false, nil, ErrUnavailable
+	}
+	token := randomID()
+	lk := t.prefix + ":revalidate:" + key
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	ok, err := t.client.SetNX(cctx, lk, token, ttl).Result()
+	if err != nil {
+		return false, nil, t.fail(ctx, "revalidation lease", err)
+	}
+	t.ok()
+	if !ok {
+		return false, nil, nil
+	}
+	return true, t.holdLease(ctx, lk, token, ttl), nil
 }
 
 // LeaseHeld reports whether some instance holds the fill lease on key.
