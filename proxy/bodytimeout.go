@@ -68,7 +68,7 @@ func (h *Handler) withBodyTimeout(w http.ResponseWriter, r *http.Request) *http.
 	if r.Body == nil || r.Body == http.NoBody {
 		return r
 	}
-	b := &clientBody{body: r.Body, rc: http.NewResponseController(w), timeout: h.bodyTimeout}
+	b := &clientBody{body: r.Body, rc: http.NewResponseController(w), timeout: h.o.BodyTimeout}
 	out := r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
 	out.Body = b
 	return out
@@ -97,9 +97,9 @@ func clientBodyStatus(r *http.Request) (int, error) {
 // read. It is the client's doing, not the origin's: logged at debug only,
 // since any client can cause it.
 func (h *Handler) writeClientError(w http.ResponseWriter, r *http.Request, status int, err error) {
-	h.log.Debug("request body failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
+	h.o.Logger.Debug("request body failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
 	hdr := w.Header()
-	hdr["X-Cache"] = xBypass
+	hdr["X-Cache"] = bypassed.xcache
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Connection", "close")

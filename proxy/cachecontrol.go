@@ -143,245 +143,6 @@ func splitDirectives(s string) []string {
 	return append(out, s[start:])
 }
 
-// heuristicStatus reports whether a status is heuristically cacheable
-// (RFC 9110 §15.1).
-func heuristicStatus(code int) bool {
-	switch code {
-	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
-		return true
-	}
-	return false
-}
-
-// mustUnderstandStatus reports whether this cache knows the caching rules
-// of a status well enough to honour must-understand (RFC 9111 §5.2.2.3).
-func mustUnderstandStatus(code int) bool {
-	switch code {
-	case 200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501:
-		return true
-	}
-	return false
-}
-
-// understoodStatus reports whether this cache understands a final status
-// well enough to store a response with it (RFC 9111 §3). It never stores
-// partial content or a 304, which it does not combine.
-func understoodStatus(code int) bool {
-	return code >= 200 && code <= 599 && code != 206 && code != 304
-}
-
-// policy is the outcome of the storability and freshness rules for one
-// response.
-type policy struct {
-	storable bool
-	reason   string // why not storable, for logs and tests
-	lifetime time.Duration
-	// shareable is true when the response explicitly allows a shared
-	// cache to serve it to requests with Authorization (RFC 9111 §3.5).
-	shareable bool
-}
-
-// decide applies RFC 9111 §3 (storing), §3.5 (Authorization) and §4.2.1
-// (freshness lifetime) to a response to req. rt is the route that matched
-// (nil if none) and defaultTTL the configured heuristic freshness.
-func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt *Route, defaultTTL time.Duration) policy {
-	cc, targeted := responseCacheControl(h)
-	shareable := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
-	p := policy{shareable: shareable}
-	override := rt != nil && rt.Override
-	switch {
-	case req.Method != http.MethodGet && req.Method != http.MethodHead:
-		p.reason = "method"
-	case reqCC.noStore:
-		p.reason = "request no-store"
-	case len(h["Set-Cookie"]) > 0:
-		p.reason = "set-cookie"
-	case req.Header.Get("Authorization") != "" && !shareable:
-		p.reason = "authorization"
-	case varyStar(h):
-		p.reason = "vary-star"
-	case cookieRequest(req, h, rt) && !explicitlyFresh(cc, h, targeted):
-		// The cookie may have changed the answer, and it is not in the
-		// key: store it for others only on the origin's explicit word.
-		p.reason = "cookie-request"
-	case override && status != http.StatusOK:
-		p.reason = "override-status"
-	case override && cc.noStore && !cc.mustUnderstand:
-		p.reason = "no-store"
-	case override && cc.private:
-		p.reason = "private"
-	case override:
-		// The route's rule replaces the origin's freshness, and only
-		// that: private, no-store, Set-Cookie, Authorization and Cookie
-		// were judged above.
-		p.lifetime = rt.TTL
-		if p.lifetime <= 0 {
-			p.lifetime = defaultTTL
-		}
-		p.storable = p.lifetime > 0
-		if !p.storable {
-			p.reason = "no-ttl"
-		}
-		return p
-	case !understoodStatus(status):
-		p.reason = "status"
-	case cc.mustUnderstand && !mustUnderstandStatus(status):
-		p.reason = "must-understand"
-	case cc.noStore && !cc.mustUnderstand:
-		// must-understand, with a status understood, overrides no-store
-		// (RFC 9111 §5.2.2.3).
-		p.reason = "no-store"
-	case cc.private:
-		p.reason = "private"
-	case cc.noCache && (cc.noCacheFields || !hasValidator(h)):
-		// Stored, it would need a full fetch on every request anyway.
-		p.reason = "no-cache"
-	case cc.noCache:
-		// Stored with no freshness: revalidated on every request.
-		p.storable = true
-		return p
-	}
-	if p.reason != "" {
-		return p
-	}
-	lifetime, explicit := explicitLifetime(cc, h, targeted)
-	if !explicit {
-		if !heuristicStatus(status) && !cc.public {
-			p.reason = "status-not-heuristic"
-			return p
-		}
-		if rt != nil && rt.TTL > 0 {
-			// The operator's rule for this route.
-			lifetime = rt.TTL
-		} else {
-			lifetime = heuristicLifetime(h, defaultTTL)
-		}
-	}
-	if lifetime <= 0 {
-		if hasValidator(h) {
-			// Already stale, but cheap to revalidate.
-			p.storable = true
-			return p
-		}
-		p.reason = "not-fresh"
-		return p
-	}
-	p.lifetime, p.storable = lifetime, true
-	return p
-}
-
-// cookieRequest reports whether req carries a Cookie that may have
-// changed the response h: the response does not vary on Cookie (then the
-// cookie is in its key), and the route does not say cookies are ignored.
-func cookieRequest(req *http.Request, h http.Header, rt *Route) bool {
-	if len(req.Header["Cookie"]) == 0 || rt != nil && rt.IgnoreCookies {
-		return false
-	}
-	vary, _ := parseVary(h)
-	for _, n := range vary {
-		if n == "Cookie" {
-			return false
-		}
-	}
-	return true
-}
-
-// explicitlyFresh reports whether the origin gave a response explicit
-// freshness for a shared cache: s-maxage, max-age, Expires, or public.
-func explicitlyFresh(cc cacheControl, h http.Header, targeted bool) bool {
-	if cc.public || cc.sMaxAge >= 0 || cc.maxAge >= 0 {
-		return true
-	}
-	_, expires := h["Expires"]
-	return expires && !targeted
-}
-
-// heuristicLifetime returns the heuristic freshness (RFC 9111 §4.2.2) of a
-// response without explicit freshness, at most limit: a tenth of the time
-// since its Last-Modified, or limit for a response with only an ETag. A
-// response with neither has nothing to base a heuristic on, and nothing to
-// revalidate with: it gets none, and is not stored.
-func heuristicLifetime(h http.Header, limit time.Duration) time.Duration {
-	if limit <= 0 {
-		return 0
-	}
-	if lm, err := parseHTTPDate(h.Get("Last-Modified")); err == nil {
-		date, err := parseHTTPDate(h.Get("Date"))
-		if err != nil || !date.After(lm) {
-			return 0
-		}
-		return min(date.Sub(lm)/10, limit)
-	}
-	if h.Get("Etag") != "" {
-		return limit
-	}
-	return 0
-}
-
-func varyStar(h http.Header) bool {
-	_, star := parseVary(h)
-	return star
-}
-
-// explicitLifetime returns the freshness lifetime a response states
-// (RFC 9111 §4.2.1): s-maxage, else max-age, else Expires minus Date.
-// An invalid Expires means already expired.
-func explicitLifetime(cc cacheControl, h http.Header, targeted bool) (time.Duration, bool) {
-	switch {
-	case cc.sMaxAge >= 0:
-		return time.Duration(cc.sMaxAge) * time.Second, true
-	case cc.invalidSMaxAge:
-		return 0, true
-	case cc.maxAge >= 0:
-		return time.Duration(cc.maxAge) * time.Second, true
-	case cc.invalidMaxAge:
-		return 0, true
-	}
-	exp, ok := h["Expires"]
-	if !ok || targeted {
-		return 0, false
-	}
-	if len(exp) != 1 {
-		return 0, true
-	}
-	expires, err := parseHTTPDate(exp[0])
-	if err != nil {
-		return 0, true
-	}
-	date, err := http.ParseTime(h.Get("Date"))
-	if err != nil {
-		// No usable Date: the caller substitutes the response time.
-		return time.Until(expires), true
-	}
-	return expires.Sub(date), true
-}
-
-// initialAge returns corrected_initial_age (RFC 9111 §4.2.3) for a response
-// requested at reqTime and received at respTime.
-func initialAge(h http.Header, reqTime, respTime time.Time) time.Duration {
-	var apparent time.Duration
-	if date, err := http.ParseTime(h.Get("Date")); err == nil {
-		if d := respTime.Sub(date); d > 0 {
-			apparent = d
-		}
-	}
-	var ageValue time.Duration
-	if a := h.Get("Age"); a != "" {
-		a, _, _ = strings.Cut(a, ",")
-		if n, err := strconv.ParseUint(strings.TrimSpace(a), 10, 64); err == nil {
-			// RFC 9111 §1.2.2: too large a delta means 2^31 seconds.
-			ageValue = time.Duration(min(n, 1<<31)) * time.Second
-		} else if errors.Is(err, strconv.ErrRange) {
-			ageValue = (1 << 31) * time.Second
-		}
-	}
-	corrected := ageValue + respTime.Sub(reqTime)
-	if apparent > corrected {
-		return apparent
-	}
-	return corrected
-}
-
 // parseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) strictly: the fixed
 // layouts only (Go's http.ParseTime accepts 1-digit hours and runs of
 // spaces); the names are matched case-insensitively.
@@ -468,4 +229,22 @@ func sameAfterWeekday(a, b string) bool {
 	_, a, _ = strings.Cut(a, " ")
 	_, b, _ = strings.Cut(b, " ")
 	return strings.EqualFold(a, b)
+}
+
+// requestCacheControl parses a request's cache directives; a request with
+// Pragma: no-cache and no Cache-Control is treated as no-cache
+// (RFC 9111 §5.4).
+func requestCacheControl(hdr http.Header) cacheControl {
+	// Most requests have no Cache-Control: look it up as net/http stores
+	// it rather than have Values canonicalize the name on every request.
+	if _, ok := hdr["Cache-Control"]; ok {
+		return parseCacheControl(hdr)
+	}
+	cc := noDirectives()
+	for _, p := range hdr["Pragma"] {
+		if strings.Contains(strings.ToLower(p), "no-cache") {
+			cc.noCache = true
+		}
+	}
+	return cc
 }

@@ -283,7 +283,7 @@ func (h *Handler) sameOrigin(u *url.URL, r *http.Request) bool {
 	switch {
 	case host == canonicalHost(r.Host), host == canonicalHost(h.origin.u.Host):
 		return true
-	case h.publicHost != "" && host == canonicalHost(h.publicHost):
+	case h.o.PublicHost != "" && host == canonicalHost(h.o.PublicHost):
 		return true
 	}
 	return h.hosts[host]

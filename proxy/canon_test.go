@@ -162,7 +162,7 @@ func originTarget(t testing.TB, h *Handler, raw string) (sent, key string, ok bo
 	out := in.Clone(in.Context())
 	pr := &httputil.ProxyRequest{In: in, Out: out}
 	h.rewrite(pr)
-	return pr.Out.URL.RequestURI(), baseKey(h.prefix, h.keyHost(in), requestTarget(u)), true
+	return pr.Out.URL.RequestURI(), baseKey(h.o.KeyPrefix, h.keyHost(in), requestTarget(u)), true
 }
 
 func TestOriginIsSentTheCanonicalTarget(t *testing.T) {

@@ -113,8 +113,8 @@ func (h *Handler) forwarded(r *http.Request, name string) []string {
 		if h.hosts != nil {
 			return []string{canonicalHost(r.Host)}
 		}
-		if h.publicHost != "" {
-			return []string{h.publicHost}
+		if h.o.PublicHost != "" {
+			return []string{h.o.PublicHost}
 		}
 	}
 	return nil
@@ -147,8 +147,10 @@ func (h *Handler) served(r *http.Request) bool {
 // misdirected answers a request for a host this proxy does not serve
 // (RFC 9110 §15.5.20), without asking the origin.
 func (h *Handler) misdirected(w http.ResponseWriter) {
-	h.m.request("BYPASS")
+	h.m.request(wrongHost)
 	hdr := w.Header()
+	hdr["X-Cache"] = wrongHost.xcache
+	hdr["Cache-Status"] = wrongHost.status
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusMisdirectedRequest)

@@ -59,59 +59,6 @@ func storedHeader(h http.Header, bodyLen int) http.Header {
 	return out
 }
 
-// X-Cache values, allocated once: header values are shared between
-// responses and never modified.
-var (
-	xHitL1  = []string{"HIT-L1"}
-	xHitL2  = []string{"HIT-L2"}
-	xMiss   = []string{"MISS"}
-	xBypass = []string{"BYPASS"}
-	// xStale marks a stale response served under stale-while-revalidate
-	// or stale-if-error; xRevalidated one the origin confirmed with a
-	// 304. nginx's $upstream_cache_status uses the same words.
-	xStale       = []string{"STALE"}
-	xRevalidated = []string{"REVALIDATED"}
-)
-
-// cacheStatus builds the values of the Cache-Status header (RFC 9211) for
-// the cache named name. Hit values are built once; a hit allocates none.
-type cacheStatus struct {
-	name              string
-	hitL1, hitL2      []string
-	bypass            []string
-	staleRevalidating []string // served stale, refreshed in the background
-	staleOnError      []string // served stale, the origin failed
-}
-
-func newCacheStatus(name string) *cacheStatus {
-	return &cacheStatus{
-		name:              name,
-		hitL1:             []string{name + "; hit; detail=l1"},
-		hitL2:             []string{name + "; hit; detail=l2"},
-		bypass:            []string{name + "; fwd=bypass"},
-		staleRevalidating: []string{name + "; hit; detail=stale-while-revalidate"},
-		staleOnError:      []string{name + "; fwd=stale; detail=stale-if-error"},
-	}
-}
-
-// forward returns the Cache-Status of a response that was forwarded to
-// the origin for the reason fwd (uri-miss, vary-miss, stale, request,
-// miss), with the origin's status and whether it was stored or shared
-// with another request's fill.
-func (c *cacheStatus) forward(fwd string, status int, stored, collapsed bool) []string {
-	s := c.name + "; fwd=" + fwd
-	if status != 0 {
-		s += "; fwd-status=" + strconv.Itoa(status)
-	}
-	if stored {
-		s += "; stored"
-	}
-	if collapsed {
-		s += "; collapsed"
-	}
-	return []string{s}
-}
-
 // ageValues caches the Age header values for the first ages in seconds,
 // so that a hit on a young entry allocates nothing for its Age.
 var ageValues = func() [][]string {
@@ -132,4 +79,16 @@ func ageHeader(age time.Duration) []string {
 		return ageValues[s]
 	}
 	return []string{strconv.FormatInt(s, 10)}
+}
+
+// parseTags returns the surrogate keys of a response: the comma- or
+// space-separated values of Cache-Tag and Surrogate-Key.
+func parseTags(hdr http.Header) []string {
+	var tags []string
+	for _, name := range []string{"Cache-Tag", "Surrogate-Key"} {
+		for _, v := range hdr[name] {
+			tags = append(tags, strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })...)
+		}
+	}
+	return tags
 }

@@ -2,11 +2,17 @@ package proxy
 
 import (
 	"context"
-	"net/http"
+	"errors"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
+
+// The fleet's fill lease. Before going to the origin, a fill asks the
+// shared tier for the fill lease on its key: the first instance to miss
+// takes it and fetches, the others wait for the entry it stores, at most
+// the lock timeout. Taking the lease re-reads the entry in the same round
+// trip, so none stored meanwhile goes unseen.
 
 // leaser is implemented by a shared tier that can coordinate fills across
 // instances: one instance fetches a key from the origin while the others
@@ -34,15 +40,82 @@ type revalidationLeaser interface {
 // fleet waits for an instance that died while fetching.
 const leaseTTL = 3 * time.Second
 
-// awaitFill waits for the instance holding the fill lease on key to store
-// the entry, polling the shared tier. It returns nil when the lease ends
-// without a usable entry (the response was not storable, or the holder
-// died), or when ctx ends: the caller then fetches itself.
-func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.Request, reqCC cacheControl) *tiers.Entry {
+// errNoLease stands for a lease not taken on purpose.
+var errNoLease = errors.New("no fill lease")
+
+// fromFleet returns what the fleet has for a fill about to go to the
+// origin, as use asks: an entry stored in L2 (since the handler read it,
+// or by the instance whose fill it waited for); else nil, with the release
+// of the fill lease if this fill took it.
+func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResult, release func()) {
+	shared := x.h.o.Shared
+	if use == sharedNone || shared == nil {
+		return nil, nil
+	}
+	if use == sharedFull {
+		e, stale, _ := x.lookup(ctx, shared)
+		if e != nil {
+			return x.fromL2(ctx, e), nil
+		}
+		if stale != nil && (x.stale == nil || stale.StoredAt.After(x.stale.StoredAt)) {
+			x.stale = stale
+		}
+	}
+	l, ok := shared.(leaser)
+	if !ok || x.stale != nil {
+		// A stale copy is revalidated, cheaply, by each instance.
+		return nil, nil
+	}
+	e, held, release, err := x.lease(ctx, l)
+	switch {
+	case e != nil:
+		return x.fromL2(ctx, e), nil // stored since the handler read L2
+	case err != nil:
+		return nil, nil // no coordination: fetch ourselves
+	case held:
+		return nil, release
+	}
+	if e := x.awaitFill(ctx, l); e != nil {
+		x.h.m.fleetCollapsed.Add(1)
+		return x.fromL2(ctx, e), nil
+	}
+	return nil, nil
+}
+
+// lease takes the fill lease, or returns the entry stored meanwhile if it
+// may answer the request.
+func (x *exchange) lease(ctx context.Context, l leaser) (e *tiers.Entry, held bool, release func(), err error) {
+	e, held, release, err = l.Lease(ctx, x.key, leaseTTL)
+	switch {
+	case e != nil && e.Kind == tiers.KindVary:
+		// A Vary marker: the variant decides. Read it the usual way; no
+		// lease for varying responses.
+		e, _, _ = x.lookup(ctx, x.h.o.Shared)
+		return e, false, nil, errNoLease
+	case e != nil && (x.h.o.Bans.Dead(e) || usability(e, x.r, x.cc, x.h.o.Now()) != usable):
+		// Stored but not for this request: the script took no lease;
+		// fetch without one.
+		return nil, false, nil, errNoLease
+	}
+	return e, held, release, err
+}
+
+// fromL2 is the result of a fill answered by an entry found in L2, which
+// is promoted into L1.
+func (x *exchange) fromL2(ctx context.Context, e *tiers.Entry) *fillResult {
+	x.h.chain.promote(ctx, x.key, x.r, e)
+	return &fillResult{entry: e, key: x.key, shareable: true, fromL2: true}
+}
+
+// awaitFill waits for the instance holding the fill lease to store the
+// entry, polling the shared tier, for at most the lock timeout (a holder
+// whose origin hangs renews its lease for as long as its fill lasts). It
+// returns nil when the lease ends without a usable entry (the response was
+// not storable, or its holder died), or when ctx ends: the caller then
+// fetches itself.
+func (x *exchange) awaitFill(ctx context.Context, l leaser) *tiers.Entry {
 	wait, failures := 2*time.Millisecond, 0
-	// No longer than the lock timeout: a holder whose origin hangs
-	// renews its lease for as long as its fill lasts.
-	deadline := time.NewTimer(h.flights.lockTimeout)
+	deadline := time.NewTimer(x.h.flights.lockTimeout)
 	defer deadline.Stop()
 	for {
 		select {
@@ -53,10 +126,10 @@ func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.R
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 50*time.Millisecond)
-		if e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now()); e != nil {
+		if e, _, _ := x.lookup(ctx, x.h.o.Shared); e != nil {
 			return e
 		}
-		held, err := l.LeaseHeld(ctx, key)
+		held, err := l.LeaseHeld(ctx, x.key)
 		if err != nil {
 			// A slow answer is no reason to stampede the origin; a
 			// Redis that keeps failing is.
@@ -68,7 +141,7 @@ func (h *Handler) awaitFill(ctx context.Context, l leaser, key string, r *http.R
 		failures = 0
 		if !held {
 			// Released: the entry is there now, or will not be.
-			e, _, _ := h.lookup(ctx, h.shared, key, r, reqCC, h.now())
+			e, _, _ := x.lookup(ctx, x.h.o.Shared)
 			return e
 		}
 	}

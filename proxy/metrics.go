@@ -10,13 +10,12 @@ import (
 // metrics are a Handler's counters. Counters are plain atomics, so the
 // hot path pays one atomic add; Collector exports them to Prometheus.
 type metrics struct {
-	hitL1, hitL2, missed, bypassed atomic.Int64
-	stale, revalidated             atomic.Int64
-	originRequests, originErrors   atomic.Int64
-	collapsed, stored              atomic.Int64
-	fleetCollapsed                 atomic.Int64
-	sharedErrors                   atomic.Int64
-	originLatency                  prometheus.Histogram
+	requests                     []atomic.Int64 // by outcome label (outcome.idx)
+	originRequests, originErrors atomic.Int64
+	collapsed, stored            atomic.Int64
+	fleetCollapsed               atomic.Int64
+	sharedErrors                 atomic.Int64
+	originLatency                prometheus.Histogram
 
 	mu        sync.Mutex
 	originUp  bool
@@ -25,6 +24,7 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	return &metrics{
+		requests: make([]atomic.Int64, len(labels)),
 		originUp: true,
 		originLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cacheproxy_origin_request_duration_seconds",
@@ -34,23 +34,8 @@ func newMetrics() *metrics {
 	}
 }
 
-// request counts one client request by its X-Cache result.
-func (m *metrics) request(result string) {
-	switch result {
-	case "HIT-L1":
-		m.hitL1.Add(1)
-	case "HIT-L2":
-		m.hitL2.Add(1)
-	case "MISS":
-		m.missed.Add(1)
-	case "BYPASS":
-		m.bypassed.Add(1)
-	case "STALE":
-		m.stale.Add(1)
-	case "REVALIDATED":
-		m.revalidated.Add(1)
-	}
-}
+// request counts one client request by its outcome.
+func (m *metrics) request(o *outcome) { m.requests[o.idx].Add(1) }
 
 func (m *metrics) originFailed(err error) {
 	m.originErrors.Add(1)
@@ -71,15 +56,12 @@ func (h *Handler) Stats() Stats {
 	m.mu.Lock()
 	up, lastErr := m.originUp, m.originErr
 	m.mu.Unlock()
+	requests := make(map[string]int64, len(labels))
+	for i, l := range labels {
+		requests[l] = m.requests[i].Load()
+	}
 	return Stats{
-		Requests: map[string]int64{
-			"HIT-L1":      m.hitL1.Load(),
-			"HIT-L2":      m.hitL2.Load(),
-			"MISS":        m.missed.Load(),
-			"BYPASS":      m.bypassed.Load(),
-			"STALE":       m.stale.Load(),
-			"REVALIDATED": m.revalidated.Load(),
-		},
+		Requests:        requests,
 		OriginRequests:  m.originRequests.Load(),
 		OriginErrors:    m.originErrors.Load(),
 		Collapsed:       m.collapsed.Load(),

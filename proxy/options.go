@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -161,4 +163,42 @@ type Options struct {
 	// ResponseWriter that supports http.ResponseController's
 	// SetReadDeadline, as net/http's does. If zero, 60s.
 	BodyTimeout time.Duration
+}
+
+// validate reports the first option that is not valid.
+func (o Options) validate() error {
+	switch {
+	case o.Origin == nil:
+		return errors.New("proxy: Origin is required")
+	case o.Origin.Scheme != "http" && o.Origin.Scheme != "https":
+		return fmt.Errorf("proxy: Origin %q: scheme must be http or https", o.Origin)
+	case o.Origin.Host == "":
+		return fmt.Errorf("proxy: Origin %q: no host", o.Origin)
+	case o.MaxObjectBytes < 0:
+		return fmt.Errorf("proxy: MaxObjectBytes must not be negative, got %d", o.MaxObjectBytes)
+	case o.MaxInflightBytes < 0:
+		return fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", o.MaxInflightBytes)
+	case o.PublicHost != "" && len(o.Hosts) > 0:
+		return errors.New("proxy: PublicHost and Hosts exclude each other")
+	}
+	for name, d := range map[string]time.Duration{"DefaultTTL": o.DefaultTTL, "L1TTL": o.L1TTL, "FillTimeout": o.FillTimeout,
+		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout} {
+		if d < 0 {
+			return fmt.Errorf("proxy: %s must not be negative, got %v", name, d)
+		}
+	}
+	for i, rt := range o.Routes {
+		if err := rt.validate(); err != nil {
+			return fmt.Errorf("proxy: Routes[%d]: %w", i, err)
+		}
+	}
+	if err := checkHost(o.PublicHost); o.PublicHost != "" && err != nil {
+		return fmt.Errorf("proxy: PublicHost %q: %v", o.PublicHost, err)
+	}
+	for i, hn := range o.Hosts {
+		if err := checkHost(hn); err != nil {
+			return fmt.Errorf("proxy: Hosts[%d] %q: %v", i, hn, err)
+		}
+	}
+	return nil
 }

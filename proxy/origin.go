@@ -66,12 +66,12 @@ func (h *Handler) originRequest(ctx context.Context, r *http.Request) *http.Requ
 func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:   h.rewrite,
-		Transport: h.transport,
-		ErrorLog:  slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		Transport: h.o.Transport,
+		ErrorLog:  slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelWarn),
 		ModifyResponse: func(resp *http.Response) error {
 			h.m.originOK()
-			resp.Header["X-Cache"] = xBypass
-			resp.Header["Cache-Status"] = h.status.bypass
+			resp.Header["X-Cache"] = bypassed.xcache
+			resp.Header["Cache-Status"] = bypassed.status
 			if isUnsafe(resp.Request.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				h.invalidateAfterUnsafe(resp)
 			}
@@ -82,7 +82,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 				h.writeClientError(w, r, status, berr)
 				return
 			}
-			h.writeError(w, r, err, xBypass)
+			h.writeError(w, r, err, bypassed)
 		},
 	}
 }
@@ -90,11 +90,11 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 // passThrough forwards r to the origin without looking it up or storing
 // the response. Its body is read under the body timeout.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
-	h.m.request("BYPASS")
+	h.m.request(bypassed)
 	h.m.originRequests.Add(1)
-	start := h.now()
+	start := h.o.Now()
 	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))
-	h.m.originLatency.Observe(h.now().Sub(start).Seconds())
+	h.m.originLatency.Observe(h.o.Now().Sub(start).Seconds())
 }
 
 // isUnsafe reports whether a method is not safe (RFC 9110 §9.2.1), so a
@@ -134,8 +134,8 @@ func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
 		if len(target) > maxCachedURL {
 			continue // never stored: nothing to purge
 		}
-		if err := h.purge(ctx, tiers.BanURL, target); err != nil {
-			h.log.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)
+		if err := h.o.Purge(ctx, tiers.BanURL, target); err != nil {
+			h.o.Logger.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)
 		}
 	}
 }
@@ -181,14 +181,14 @@ func errorStatus(err error) int {
 
 // writeError answers r after an origin failure. A client that has gone
 // gets nothing and is not logged: it is not the origin's fault.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, xcache []string) {
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, o *outcome) {
 	if r.Context().Err() != nil {
 		return
 	}
 	status := errorStatus(err)
-	h.log.Warn("origin request failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
+	h.o.Logger.Warn("origin request failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
 	hdr := w.Header()
-	hdr["X-Cache"] = xcache
+	hdr["X-Cache"] = o.xcache
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
 	hdr.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

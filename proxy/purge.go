@@ -14,14 +14,14 @@ import (
 // value names: it records a ban with the next local sequence number. It
 // is the purge of a proxy that is not part of a fleet.
 func (h *Handler) PurgeLocal(kind tiers.BanKind, value string) {
-	now := h.now()
-	h.bans.Apply(now, h.BanRetention(), tiers.Ban{Seq: h.bans.Applied() + 1, Kind: kind, Value: value, At: now})
+	now := h.o.Now()
+	h.o.Bans.Apply(now, h.BanRetention(), tiers.Ban{Seq: h.o.Bans.Applied() + 1, Kind: kind, Value: value, At: now})
 }
 
 // BanRetention is how long a purge must be remembered: no entry filled
 // before it can be alive after that.
 func (h *Handler) BanRetention() time.Duration {
-	return h.maxTTL + h.fillTimeout + time.Minute
+	return h.o.MaxTTL + h.o.FillTimeout + time.Minute
 }
 
 // NormalizeURL returns the canonical form of a URL ("/path?query") that
@@ -55,13 +55,13 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 	norm := t.url()
 	// The variants are selected as for a client request with hdr.
 	r := &http.Request{Header: hdr, Host: h.inspectHost(raw), RemoteAddr: "", URL: &url.URL{Path: "/"}}
-	key := baseKey(h.prefix, h.keyHost(r), t)
-	now := h.now()
+	key := baseKey(h.o.KeyPrefix, h.keyHost(r), t)
+	now := h.o.Now()
 	var in *Inspection
 	for _, t := range []struct {
 		name string
 		tier Tier
-	}{{"l1", h.local}, {"l2", h.shared}} {
+	}{{"l1", h.o.Local}, {"l2", h.o.Shared}} {
 		if t.tier == nil {
 			continue
 		}
@@ -88,12 +88,12 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 // peek returns the live entry (fresh or stale) a tier holds for key.
 func (h *Handler) peek(ctx context.Context, t Tier, key string, r *http.Request) *tiers.Entry {
 	e, ok, err := t.Get(ctx, key)
-	if err != nil || !ok || h.bans.Dead(e) {
+	if err != nil || !ok || h.o.Bans.Dead(e) {
 		return nil
 	}
 	if e.Kind == tiers.KindVary {
 		e, ok, err = t.Get(ctx, h.variantKey(key, e.Vary, r))
-		if err != nil || !ok || e.Kind != tiers.KindResponse || h.bans.Dead(e) {
+		if err != nil || !ok || e.Kind != tiers.KindResponse || h.o.Bans.Dead(e) {
 			return nil
 		}
 	}
@@ -109,7 +109,7 @@ func (h *Handler) Key(canonicalURL string) string {
 		return ""
 	}
 	p, q, _ := strings.Cut(canonicalURL, "?")
-	return baseKey(h.prefix, "", target{path: p, query: q})
+	return baseKey(h.o.KeyPrefix, "", target{path: p, query: q})
 }
 
 // inspectHost returns the host an inspected URL is looked up for: with

@@ -53,7 +53,7 @@ const firstStep = 16 << 10
 // neither stored nor served.
 func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *streamedResponse, err error) {
 	if n := resp.ContentLength; n >= 0 {
-		if n > h.maxObject || !h.inflight.take(n) {
+		if n > h.o.MaxObjectBytes || !h.inflight.take(n) {
 			return nil, 0, h.newStream(resp, nil, 0), nil
 		}
 		body = make([]byte, n)
@@ -65,11 +65,11 @@ func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *s
 	}
 	for {
 		if len(body) == cap(body) {
-			if int64(len(body)) > h.maxObject {
+			if int64(len(body)) > h.o.MaxObjectBytes {
 				return nil, 0, h.newStream(resp, body, held), nil
 			}
 			step := max(int64(cap(body)), firstStep)
-			step = min(step, h.maxObject+1-int64(len(body)))
+			step = min(step, h.o.MaxObjectBytes+1-int64(len(body)))
 			if !h.inflight.take(step) {
 				return nil, 0, h.newStream(resp, body, held), nil
 			}
@@ -144,7 +144,7 @@ func (h *Handler) copyStream(w http.ResponseWriter, r *http.Request, s *streamed
 			if r.Context().Err() != nil {
 				return // the client has gone: the body was closed for it
 			}
-			h.log.Warn("origin body cut short", "url", r.URL.String(), "err", rerr)
+			h.o.Logger.Warn("origin body cut short", "url", r.URL.String(), "err", rerr)
 			// As httputil.ReverseProxy does: net/http closes the
 			// connection without ending the response.
 			panic(http.ErrAbortHandler)

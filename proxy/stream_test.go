@@ -73,7 +73,7 @@ func TestNotStorableCollapsedWaitersFetchTheirOwn(t *testing.T) {
 		io.WriteString(w, "fresh")
 	})
 	s := newStack(t, o, nil)
-	key := baseKey(s.h.prefix, "", target{path: "/c"})
+	key := baseKey(s.h.o.KeyPrefix, "", target{path: "/c"})
 	results := make(chan result, 2)
 	go func() { results <- s.get(t, "/c") }()
 	<-entered

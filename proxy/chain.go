@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// chain is the two tiers as one cache: read through L1 then L2, an L2
+// entry promoted into L1, a fill written through to L2 then L1. Either
+// tier failing is a miss, never an error; L1 is used only while usable
+// says it may be (an instance of a fleet that may have missed a purge
+// does not use it). Every entry read is checked against the purges
+// applied (bans), and a Vary marker is followed to the request's variant.
+type chain struct {
+	local, shared Tier        // either may be nil
+	usable        func() bool // whether local may be used now
+	bans          *tiers.Bans
+	l1TTL, maxTTL time.Duration
+	// variant returns the key of the variant of base that r selects.
+	variant func(base string, vary []string, r *http.Request) string
+	m       *metrics
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// localTier returns L1 if there is one and it may be used now, else nil.
+func (c *chain) localTier() Tier {
+	if c.local != nil && c.usable() {
+		return c.local
+	}
+	return nil
+}
+
+// get returns the live response stored in t for key, the variant r
+// selects if it varies, or nil and why: "uri-miss", or "vary-miss" when
+// the URL is stored but not the variant.
+func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*tiers.Entry, string) {
+	e, ok, err := t.Get(ctx, key)
+	if err != nil {
+		c.tierError(t, err)
+		return nil, "uri-miss"
+	}
+	if !ok || c.bans.Dead(e) {
+		return nil, "uri-miss"
+	}
+	if e.Kind != tiers.KindVary {
+		return e, ""
+	}
+	e, ok, err = t.Get(ctx, c.variant(key, e.Vary, r))
+	if err != nil {
+		c.tierError(t, err)
+		return nil, "vary-miss"
+	}
+	if !ok || e.Kind != tiers.KindResponse || c.bans.Dead(e) {
+		return nil, "vary-miss"
+	}
+	return e, ""
+}
+
+func (c *chain) tierError(t Tier, err error) {
+	if t == c.shared {
+		c.m.sharedErrors.Add(1)
+	}
+	c.log.Debug("cache tier error", "err", err)
+}
+
+// placement is where and for how long an entry goes in a tier: under key,
+// with, if it varies, a Vary marker under base.
+type placement struct {
+	base, key string
+	e, marker *tiers.Entry
+	ttl       time.Duration
+}
+
+// place returns the placement of e, stored for a request whose variant key
+// is key: the marker of a varying entry under base.
+func (c *chain) place(base, key string, e *tiers.Entry) placement {
+	p := placement{base: base, key: key, e: e, ttl: min(e.Remaining(e.StoredAt)+retention(e), c.maxTTL)}
+	if key != base {
+		p.marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
+			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
+	}
+	return p
+}
+
+// store writes e under key (its variant key) in both tiers, L2 first, and
+// its Vary marker under base. It reports whether any tier took it.
+func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) bool {
+	p := c.place(base, key, e)
+	if p.ttl <= 0 {
+		return false
+	}
+	stored := false
+	if c.shared != nil {
+		err := c.shared.Set(ctx, p.key, e, p.ttl)
+		if err == nil && p.marker != nil {
+			err = c.shared.Set(ctx, p.base, p.marker, p.ttl)
+		}
+		if err != nil {
+			c.tierError(c.shared, err)
+		} else {
+			stored = true
+		}
+	}
+	if c.setLocal(ctx, p, true) {
+		stored = true
+	}
+	if stored {
+		c.m.stored.Add(1)
+	}
+	return stored
+}
+
+// promote copies an entry found in L2 for r into L1.
+func (c *chain) promote(ctx context.Context, base string, r *http.Request, e *tiers.Entry) {
+	if c.localTier() == nil {
+		return
+	}
+	// An entry read from Redis lives in the one allocation of its
+	// encoding: copy it into the packed form, which takes less memory in
+	// L1 (see tiers.Entry.Packed). A promotion is once per key per L1 TTL.
+	e = e.Packed()
+	key := base
+	if len(e.Vary) > 0 {
+		key = c.variant(base, e.Vary, r)
+	}
+	p := c.place(base, key, e)
+	p.ttl = min(e.Remaining(c.now())+retention(e), c.maxTTL)
+	c.setLocal(ctx, p, false)
+}
+
+// waiter is implemented by a tier whose writes become visible
+// asynchronously (ristretto buffers them).
+type waiter interface{ Wait() }
+
+// setLocal stores a placement in L1. With wait, it returns only once the
+// write is visible (ristretto applies writes asynchronously): a fill from
+// the origin waits, so that the next request cannot go to the origin
+// again; a promotion from L2 does not, since missing it only costs
+// another L2 read.
+func (c *chain) setLocal(ctx context.Context, p placement, wait bool) bool {
+	l := c.localTier()
+	if l == nil || p.ttl <= 0 {
+		return false
+	}
+	if p.ttl > c.l1TTL && c.shared != nil {
+		// Other instances can purge: bound how long a copy may outlive a
+		// purge this instance missed (see the fleet's guarantee). Alone,
+		// an entry lives as long as its freshness and stale windows.
+		p.ttl = c.l1TTL
+	}
+	if err := l.Set(ctx, p.key, p.e, p.ttl); err != nil {
+		return false
+	}
+	if p.marker != nil {
+		if err := l.Set(ctx, p.base, p.marker, p.ttl); err != nil {
+			return false
+		}
+	}
+	if w, ok := l.(waiter); ok && wait {
+		w.Wait()
+	}
+	return true
+}

@@ -1,0 +1,139 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// miss answers the exchange with a fill, collapsing concurrent misses of
+// its key into one (see flightGroup), which runs on a copy of the
+// exchange, detached from this request's context.
+func (x *exchange) miss() {
+	use := sharedLeaseOnly // L2 was just read
+	if x.fwd == "request" {
+		use = sharedNone
+	}
+	fx := *x
+	interim := &interimWriter{w: x.w}
+	fx.w = nil // only the leader's client writes, through interim
+	res, leader, err := x.h.flights.do(x.r.Context(), x.key, x.h.o.FillTimeout, func(ctx context.Context) *fillResult {
+		// Only the leader's own client sees the origin's 1xx responses.
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: interim.write})
+		return fx.fill(ctx, use)
+	})
+	interim.close()
+	if err != nil && !errors.Is(err, errLockTimeout) {
+		// The client has gone; nobody is left to answer.
+		return
+	}
+	if !leader {
+		if res = x.joined(res); res != nil {
+			x.h.m.collapsed.Add(1)
+			x.writeResult(res, true)
+			return
+		}
+		// The leader's response is not for others, or took too long:
+		// fetch our own, revalidating our stale copy if we have one.
+		res = x.fill(x.r.Context(), sharedNone)
+	}
+	x.writeResult(res, false)
+}
+
+// joined returns what a request that joined another request's fill may
+// answer with, or nil if it must fetch its own: the fill's entry if it is
+// for this request and was not purged since the fill started (a request
+// arriving after a purge never gets a response fetched before it); a stale
+// copy where the origin failed, or the fill outlived the lock timeout, and
+// the stale copy may be served so. res is nil after the lock timeout.
+func (x *exchange) joined(res *fillResult) *fillResult {
+	now, bans, stale := x.h.o.Now(), x.h.o.Bans, x.stale
+	switch {
+	case res == nil:
+		// The lock timeout: the fill is slow, the origin likely hung.
+		if stale != nil && !bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
+			return &fillResult{entry: stale, shareable: true, staleOnError: true}
+		}
+		return nil
+	case res.staleOnError && res.entry != nil && x.sameVariant(res) && !bans.Dead(res.entry) && staleIfError(res.entry, x.cc, now):
+		// The origin failed and the leader served its stale copy: so
+		// may every waiter that allows it (nginx's proxy_cache_use_stale).
+		return res
+	case res.shareable && res.entry != nil && !res.staleOnError && !bans.Dead(res.entry) && x.matches(res):
+		return res
+	case originFailed(res) && stale != nil && !bans.Dead(stale) && staleIfError(stale, x.cc, now):
+		// The origin failed for the leader: our own stale copy.
+		return &fillResult{entry: stale, shareable: true, staleOnError: true}
+	}
+	return nil
+}
+
+// originFailed reports whether a fill got no usable answer from the
+// origin: an error, or a server error.
+func originFailed(res *fillResult) bool {
+	return res.err != nil || res.entry == nil && res.stream == nil || res.entry != nil && res.entry.Status >= 500
+}
+
+// sameVariant reports whether the entry of a fill made for another request
+// is the variant this request selects.
+func (x *exchange) sameVariant(res *fillResult) bool {
+	e := res.entry
+	return len(e.Vary) == 0 || x.h.variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, x.r) == res.key
+}
+
+// matches reports whether a fill made for another request can answer this
+// one: same variant, and usable under this request's own directives.
+func (x *exchange) matches(res *fillResult) bool {
+	return x.sameVariant(res) && usability(res.entry, x.r, x.cc, x.h.o.Now()) == usable
+}
+
+// writeResult writes a fill's outcome.
+func (x *exchange) writeResult(res *fillResult, collapsed bool) {
+	switch {
+	case res.err != nil:
+		x.h.m.request(missed)
+		x.h.writeError(x.w, x.r, res.err, missed)
+	case res.stream != nil:
+		x.writeStream(res.stream)
+	case res.fromL2:
+		x.writeEntry(res.entry, hitL2, hitL2.status)
+	case res.staleOnError:
+		x.writeEntry(res.entry, staleOnError, staleOnError.status)
+	case res.revalidated:
+		x.writeEntry(res.entry, revalidated, revalidated.forwarded("", http.StatusNotModified, res.stored, collapsed))
+	default:
+		x.writeEntry(res.entry, missed, missed.forwarded(x.fwd, res.entry.Status, res.stored, collapsed))
+	}
+}
+
+// writeStream copies a response that is not stored to the client.
+func (x *exchange) writeStream(s *streamedResponse) {
+	x.h.m.request(missed)
+	w, r := x.w, x.r
+	defer s.close()
+	stop := context.AfterFunc(r.Context(), s.close)
+	defer stop()
+	hdr := w.Header()
+	for k, v := range s.header {
+		hdr[k] = v
+	}
+	hdr["X-Cache"] = missed.xcache
+	hdr["Cache-Status"] = missed.forwarded(x.fwd, s.status, false, false)
+	if streamNotModified(r, s) {
+		delete(hdr, "Content-Length")
+		delete(hdr, "Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(s.status)
+	if r.Method == http.MethodHead || !bodyAllowed(s.status) {
+		return
+	}
+	x.h.copyStream(w, r, s)
+}
+
+var _ = tiers.KindResponse

@@ -1,0 +1,240 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// exchange is one GET or HEAD request and the answer being made for it.
+// ServeHTTP creates it; its methods are the steps, in the order below: the
+// local tier, the shared tier, then a fill (collapse.go) from the fleet or
+// the origin (fill.go).
+type exchange struct {
+	h   *Handler
+	w   http.ResponseWriter
+	r   *http.Request
+	key string       // the base key of the request's canonical URL
+	rt  *Route       // the route that matched, or nil
+	cc  cacheControl // the request's cache directives
+	now time.Time
+
+	// fwd is why the cache could not answer, for Cache-Status: "uri-miss",
+	// "vary-miss", "stale", or "request" (the request asked for the
+	// origin).
+	fwd string
+	// stale is a stored copy that may not answer as it is: to revalidate,
+	// or to serve if the origin fails and it allows that.
+	stale *tiers.Entry
+}
+
+// ServeHTTP answers r from the tiers or the origin.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.served(r) {
+		h.misdirected(w)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.passThrough(w, r)
+		return
+	}
+	t := requestTarget(r.URL)
+	x := exchange{h: h, w: w, r: r, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
+	if x.rt != nil && x.rt.Bypass || t.len() > maxCachedURL || x.cc.noStore {
+		// Not looked up: a bypass route, a URL too long to name in a
+		// purge, or a request that forbids storing its exchange.
+		h.passThrough(w, r)
+		return
+	}
+	x.key = baseKey(h.o.KeyPrefix, h.keyHost(r), t)
+	x.now = h.o.Now()
+	x.serve()
+}
+
+// serve answers the exchange from the nearest tier that can, else with a
+// fill.
+func (x *exchange) serve() {
+	if x.fromLocal() {
+		return
+	}
+	if x.cc.onlyIfCached {
+		x.onlyIfCached()
+		return
+	}
+	if x.fromShared() {
+		return
+	}
+	x.miss()
+}
+
+// wantsOrigin reports whether the request asks for the origin's word
+// (no-cache, Pragma: no-cache, max-age=0): what is stored is revalidated,
+// not served (RFC 9111 §5.2.1.4).
+func (x *exchange) wantsOrigin() bool { return x.cc.noCache || x.cc.maxAge == 0 }
+
+// fromLocal answers from L1 if it holds a response for the request, or
+// one it may serve stale while it is revalidated in the background; else
+// it keeps a stale copy for later steps.
+func (x *exchange) fromLocal() bool {
+	x.fwd = "uri-miss"
+	if x.wantsOrigin() {
+		x.fwd = "request"
+	}
+	l := x.h.chain.localTier()
+	if l == nil {
+		return false
+	}
+	e, stale, fwd := x.lookup(x.r.Context(), l)
+	if x.wantsOrigin() {
+		x.stale = firstOf(e, stale)
+		return false
+	}
+	x.fwd, x.stale = fwd, stale
+	if e != nil {
+		x.writeEntry(e, hitL1, hitL1.status)
+		return true
+	}
+	return x.serveStaleWhileRevalidating(stale)
+}
+
+// fromShared answers from L2 (promoting the entry into L1), or serves a
+// copy stale in L2 within its stale-while-revalidate window; else it keeps
+// the newer stale copy of the two tiers.
+func (x *exchange) fromShared() bool {
+	if x.h.o.Shared == nil {
+		return false
+	}
+	e, stale, _ := x.lookup(x.r.Context(), x.h.o.Shared)
+	if x.wantsOrigin() {
+		e, stale = nil, firstOf(e, stale)
+	}
+	if e != nil {
+		x.h.chain.promote(x.r.Context(), x.key, x.r, e)
+		x.writeEntry(e, hitL2, hitL2.status)
+		return true
+	}
+	if stale == nil || x.stale != nil && !stale.StoredAt.After(x.stale.StoredAt) {
+		return false
+	}
+	x.stale = stale
+	return !x.wantsOrigin() && x.serveStaleWhileRevalidating(stale)
+}
+
+// serveStaleWhileRevalidating serves stale if it is within its
+// stale-while-revalidate window (RFC 5861 §3), and revalidates it in the
+// background.
+func (x *exchange) serveStaleWhileRevalidating(stale *tiers.Entry) bool {
+	if stale == nil || !staleWhileRevalidate(stale, x.now) {
+		return false
+	}
+	x.writeEntry(stale, staleRevalidating, staleRevalidating.status)
+	x.refreshInBackground(stale)
+	return true
+}
+
+func firstOf(a, b *tiers.Entry) *tiers.Entry {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// lookup finds the entry for the request in t. It returns the entry if it
+// may answer the request now; else, if one is stored but stale, that
+// entry; and the Cache-Status forward reason. Tier errors count as
+// misses.
+func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entry, fwd string) {
+	e, fwd := x.h.chain.get(ctx, t, x.key, x.r)
+	if e == nil {
+		return nil, nil, fwd
+	}
+	switch usability(e, x.r, x.cc, x.h.o.Now()) {
+	case usable:
+		return e, nil, ""
+	case stored:
+		return nil, e, "stale"
+	}
+	return nil, nil, "miss"
+}
+
+// refreshInBackground revalidates stale after it was served under
+// stale-while-revalidate: once for the whole fleet (the others keep
+// serving it stale), and shared with any concurrent miss of this
+// instance.
+func (x *exchange) refreshInBackground(stale *tiers.Entry) {
+	bg := *x
+	bg.r = x.r.Clone(context.Background())
+	bg.cc, bg.stale, bg.w = noDirectives(), stale, nil
+	go func() {
+		ctx := bg.r.Context()
+		if l, ok := bg.h.o.Shared.(revalidationLeaser); ok {
+			held, release, err := l.RevalidationLease(ctx, bg.key, leaseTTL)
+			if err == nil && !held {
+				return // another instance is refreshing it
+			}
+			if held {
+				defer release()
+			}
+		}
+		res, _, _ := bg.h.flights.do(ctx, bg.key, bg.h.o.FillTimeout, func(ctx context.Context) *fillResult {
+			return bg.fill(ctx, sharedFull)
+		})
+		if res != nil && res.stream != nil {
+			// Nobody reads it: let go of the origin's connection.
+			res.stream.close()
+		}
+	}()
+}
+
+// onlyIfCached answers a request with only-if-cached from the shared tier
+// or with 504 (RFC 9111 §5.2.1.7); the local tier was already consulted.
+func (x *exchange) onlyIfCached() {
+	if x.h.o.Shared != nil {
+		if e, _, _ := x.lookup(x.r.Context(), x.h.o.Shared); e != nil {
+			x.writeEntry(e, hitL2, hitL2.status)
+			return
+		}
+	}
+	x.h.m.request(missed)
+	x.w.Header()["X-Cache"] = missed.xcache
+	x.w.Header()["Cache-Status"] = missed.forwarded("miss", 0, false, false)
+	x.w.WriteHeader(http.StatusGatewayTimeout)
+}
+
+// writeEntry writes e as the response, counted as o, with the
+// Cache-Status cs. Header values are shared with e, never copied or
+// modified.
+func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
+	x.h.m.request(o)
+	w, r := x.w, x.r
+	hdr := w.Header()
+	e.Header.CopyTo(hdr)
+	hdr["Age"] = ageHeader(e.Age(x.h.o.Now()))
+	hdr["X-Cache"] = o.xcache
+	hdr["Cache-Status"] = cs
+	if e.Status == http.StatusOK && notModified(r, e.Header) {
+		delete(hdr, "Content-Length")
+		delete(hdr, "Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK {
+		// A range of a stored whole response (RFC 9110 §14): 206, 416,
+		// or the whole 200 for an If-Range that does not match.
+		delete(hdr, "Content-Length")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.Body))
+		return
+	}
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
+		armCoalescing(r, len(e.Body))
+		w.Write(e.Body)
+	}
+}
+
+func bodyAllowed(status int) bool {
+	return status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
+}

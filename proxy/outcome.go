@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+)
+
+// An outcome is how the proxy answered a request. Each is declared once,
+// below, with everything that names it: the X-Cache value (which is also
+// its label in the metrics and Stats), and its Cache-Status (RFC 9211)
+// parameters. Adding one is one line.
+type outcome struct {
+	label  string // X-Cache value and metrics label
+	hit    bool   // Cache-Status "hit"; else "fwd=..."
+	fwd    string // a forwarded outcome's fixed fwd reason; "" takes the request's
+	detail string // Cache-Status detail, if any
+
+	idx    int      // index of label in labels: the counter of the outcome
+	xcache []string // the X-Cache header value, shared and never modified
+	status []string // a hit's Cache-Status, built once: a hit allocates none
+}
+
+// cacheName is this cache's name in Cache-Status.
+const cacheName = "cacheproxy"
+
+// The outcomes.
+var (
+	hitL1             = newOutcome(outcome{label: "HIT-L1", hit: true, detail: "l1"})
+	hitL2             = newOutcome(outcome{label: "HIT-L2", hit: true, detail: "l2"})
+	staleRevalidating = newOutcome(outcome{label: "STALE", hit: true, detail: "stale-while-revalidate"})
+	staleOnError      = newOutcome(outcome{label: "STALE", fwd: "stale", detail: "stale-if-error"})
+	revalidated       = newOutcome(outcome{label: "REVALIDATED", fwd: "stale"})
+	missed            = newOutcome(outcome{label: "MISS"})
+	bypassed          = newOutcome(outcome{label: "BYPASS", fwd: "bypass"})
+	wrongHost         = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "misdirected"})
+)
+
+// labels are the distinct outcome labels, in the order outcomes were
+// declared: the keys of Stats.Requests and of the requests metric.
+var labels []string
+
+func newOutcome(o outcome) *outcome {
+	o.idx = -1
+	for i, l := range labels {
+		if l == o.label {
+			o.idx = i
+		}
+	}
+	if o.idx < 0 {
+		o.idx = len(labels)
+		labels = append(labels, o.label)
+	}
+	o.xcache = []string{o.label}
+	if o.hit || o.fwd != "" {
+		o.status = []string{o.cacheStatus("", 0, false, false)}
+	}
+	return &o
+}
+
+// cacheStatus returns the Cache-Status value of o, for a forwarded
+// response with the request's fwd reason (if o has none of its own), the
+// origin's status (0: none), and whether it was stored or shared with
+// another request's fill.
+func (o *outcome) cacheStatus(fwd string, status int, stored, collapsed bool) string {
+	var b strings.Builder
+	b.WriteString(cacheName)
+	if o.hit {
+		b.WriteString("; hit")
+	} else {
+		if o.fwd != "" {
+			fwd = o.fwd
+		}
+		b.WriteString("; fwd=")
+		b.WriteString(fwd)
+		if status != 0 {
+			b.WriteString("; fwd-status=")
+			b.WriteString(strconv.Itoa(status))
+		}
+		if stored {
+			b.WriteString("; stored")
+		}
+		if collapsed {
+			b.WriteString("; collapsed")
+		}
+	}
+	if o.detail != "" {
+		b.WriteString("; detail=")
+		b.WriteString(o.detail)
+	}
+	return b.String()
+}
+
+// forwarded returns the Cache-Status header value of a forwarded response
+// (see cacheStatus); the fixed one when nothing varies.
+func (o *outcome) forwarded(fwd string, status int, stored, collapsed bool) []string {
+	if o.status != nil && status == 0 && !stored && !collapsed {
+		return o.status
+	}
+	return []string{o.cacheStatus(fwd, status, stored, collapsed)}
+}
