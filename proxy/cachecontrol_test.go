@@ -102,7 +102,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := decide(tc.req, requestCacheControl(tc.req.Header), tc.status, tc.h, tc.rt, tc.def)
+			p := decide(storeRule{tc.req, requestCacheControl(tc.req.Header), tc.rt, tc.def}, tc.status, tc.h)
 			if p.storable != tc.storable {
 				t.Fatalf("storable = %v (%s), want %v", p.storable, p.reason, tc.storable)
 			}
@@ -155,6 +155,6 @@ func BenchmarkDecide(b *testing.B) {
 	h := http.Header{"Cache-Control": {"public, max-age=60"}, "Content-Type": {"application/json"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		decide(r, noDirectives(), 200, h, nil, time.Minute)
+		decide(storeRule{r, noDirectives(), nil, time.Minute}, 200, h)
 	}
 }

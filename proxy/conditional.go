@@ -42,7 +42,7 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) *tiers.Entry {
 		}
 		hdr[k] = v
 	}
-	pol := decide(o.out, x.cc, stale.Status, hdr, x.rt, x.h.o.DefaultTTL)
+	pol := decide(x.storeRule(o.out), stale.Status, hdr)
 	e := *stale
 	e.Header = tiers.MakeHeader(hdr)
 	e.StoredAt = respTime

@@ -162,7 +162,7 @@ func (x *exchange) revalidated(ctx context.Context, o originReply, stale *tiers.
 // not is streamed, never buffered.
 func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult {
 	h, resp := x.h, o.resp
-	pol := decide(o.out, x.cc, resp.StatusCode, resp.Header, x.rt, h.o.DefaultTTL)
+	pol := decide(x.storeRule(o.out), resp.StatusCode, resp.Header)
 	if !pol.storable {
 		h.o.Logger.Debug("not storing", "url", x.r.URL.String(), "reason", pol.reason)
 		return &fillResult{stream: h.newStream(resp, nil, 0), key: x.key}
@@ -186,6 +186,12 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	}
 	res.stored = h.chain.store(ctx, x.key, res.key, e)
 	return res
+}
+
+// storeRule returns the rule deciding whether the response to out, the
+// request sent to the origin for this exchange, is stored.
+func (x *exchange) storeRule(out *http.Request) storeRule {
+	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.h.o.DefaultTTL}
 }
 
 // newEntry returns the entry of a storable origin response with body.

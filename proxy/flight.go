@@ -63,57 +63,23 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 	if f, ok := g.m[key]; ok && (g.lockTimeout <= 0 || time.Since(f.start) < g.lockTimeout) {
 		f.refs++
 		g.mu.Unlock()
-		var expired <-chan time.Time
-		if g.lockTimeout > 0 {
-			t := time.NewTimer(g.lockTimeout - time.Since(f.start))
-			defer t.Stop()
-			expired = t.C
-		}
-		select {
-		case <-f.done:
-			g.release(f, key, false)
-			return f.res, false, nil
-		case <-ctx.Done():
-			g.release(f, key, false)
-			return nil, false, ctx.Err()
-		case <-expired:
-			g.release(f, key, false)
-			return nil, false, errLockTimeout
-		}
+		res, err := g.wait(ctx, f, key)
+		return res, false, err
 	}
 	// The timeout bounds the fill, not a body it hands over to be
 	// streamed: that lives as long as the leader's client reads it.
 	fctx, cancelCause := context.WithCancelCause(context.WithoutCancel(ctx))
-	cancel := func() { cancelCause(context.Canceled) }
+	f := &flight{done: make(chan struct{}), refs: 1, cancel: func() { cancelCause(context.Canceled) }, start: time.Now()}
 	timer := time.AfterFunc(timeout, func() { cancelCause(errFillTimeout) })
-	f := &flight{done: make(chan struct{}), refs: 1, cancel: cancel, start: time.Now()}
 	// A fill too old to join is replaced here; it goes on for the
 	// callers already waiting for it.
 	g.m[key] = f
 	g.mu.Unlock()
-
 	go func() {
 		r := fill(fctx)
 		timer.Stop()
-		g.mu.Lock()
-		if g.m[key] == f {
-			delete(g.m, key)
-		}
-		if r.stream != nil && f.leaderGone {
-			r.stream.close()
-			r.stream = nil
-		}
-		f.res = r
-		g.mu.Unlock()
-		if r.stream == nil {
-			cancel()
-		} else {
-			// The stream owns the fill context: closing it cancels.
-			r.stream.cancel = cancel
-		}
-		close(f.done)
+		g.finish(f, key, r)
 	}()
-
 	select {
 	case <-f.done:
 		g.release(f, key, true)
@@ -125,6 +91,48 @@ func (g *flightGroup) do(ctx context.Context, key string, timeout time.Duration,
 		g.release(f, key, true)
 		return nil, true, ctx.Err()
 	}
+}
+
+// wait waits, as a caller that joined it, for the fill f of key, at most
+// until the lock timeout from its start.
+func (g *flightGroup) wait(ctx context.Context, f *flight, key string) (*fillResult, error) {
+	defer g.release(f, key, false)
+	var expired <-chan time.Time
+	if g.lockTimeout > 0 {
+		t := time.NewTimer(g.lockTimeout - time.Since(f.start))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-f.done:
+		return f.res, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-expired:
+		return nil, errLockTimeout
+	}
+}
+
+// finish records r as the result of the fill f of key and wakes its
+// callers. A stream is for the leader alone: closed if it has gone, else
+// it owns the fill's context, which closing it cancels.
+func (g *flightGroup) finish(f *flight, key string, r *fillResult) {
+	g.mu.Lock()
+	if g.m[key] == f {
+		delete(g.m, key)
+	}
+	if r.stream != nil && f.leaderGone {
+		r.stream.close()
+		r.stream = nil
+	}
+	f.res = r
+	g.mu.Unlock()
+	if r.stream == nil {
+		f.cancel()
+	} else {
+		r.stream.cancel = f.cancel
+	}
+	close(f.done)
 }
 
 // release drops one caller's interest in f. When the last caller leaves

@@ -46,89 +46,136 @@ type policy struct {
 	shareable bool
 }
 
+// storeRule is what, beside the response itself, decides whether it is
+// stored and for how long: the request it answers as the origin was sent
+// it, that request's directives, the route that matched (nil if none) and
+// the configured heuristic freshness.
+type storeRule struct {
+	req        *http.Request
+	cc         cacheControl
+	rt         *Route
+	defaultTTL time.Duration
+}
+
+// responseHead is the part of a response that storability reads.
+type responseHead struct {
+	status   int
+	h        http.Header
+	cc       cacheControl // Cache-Control, or CDN-Cache-Control if targeted
+	targeted bool
+}
+
 // decide applies RFC 9111 §3 (storing), §3.5 (Authorization) and §4.2.1
-// (freshness lifetime) to a response to req. rt is the route that matched
-// (nil if none) and defaultTTL the configured heuristic freshness.
-func decide(req *http.Request, reqCC cacheControl, status int, h http.Header, rt *Route, defaultTTL time.Duration) policy {
+// (freshness lifetime) to a response with status and header h.
+func decide(s storeRule, status int, h http.Header) policy {
 	cc, targeted := responseCacheControl(h)
-	shareable := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
-	p := policy{shareable: shareable}
-	override := rt != nil && rt.Override
-	switch {
-	case req.Method != http.MethodGet && req.Method != http.MethodHead:
-		p.reason = "method"
-	case reqCC.noStore:
-		p.reason = "request no-store"
-	case len(h["Set-Cookie"]) > 0:
-		p.reason = "set-cookie"
-	case req.Header.Get("Authorization") != "" && !shareable:
-		p.reason = "authorization"
-	case varyStar(h):
-		p.reason = "vary-star"
-	case cookieRequest(req, h, rt) && !explicitlyFresh(cc, h, targeted):
-		// The cookie may have changed the answer, and it is not in the
-		// key: store it for others only on the origin's explicit word.
-		p.reason = "cookie-request"
-	case override && status != http.StatusOK:
-		p.reason = "override-status"
-	case override && cc.noStore && !cc.mustUnderstand:
-		p.reason = "no-store"
-	case override && cc.private:
-		p.reason = "private"
-	case override:
-		// The route's rule replaces the origin's freshness, and only
-		// that: private, no-store, Set-Cookie, Authorization and Cookie
-		// were judged above.
-		p.lifetime = rt.TTL
-		if p.lifetime <= 0 {
-			p.lifetime = defaultTTL
-		}
-		p.storable = p.lifetime > 0
-		if !p.storable {
-			p.reason = "no-ttl"
-		}
+	r := responseHead{status: status, h: h, cc: cc, targeted: targeted}
+	p := policy{shareable: cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate}
+	if p.reason = s.refusal(r, p.shareable); p.reason != "" {
 		return p
-	case !understoodStatus(status):
-		p.reason = "status"
-	case cc.mustUnderstand && !mustUnderstandStatus(status):
-		p.reason = "must-understand"
-	case cc.noStore && !cc.mustUnderstand:
-		// must-understand, with a status understood, overrides no-store
-		// (RFC 9111 §5.2.2.3).
-		p.reason = "no-store"
-	case cc.private:
-		p.reason = "private"
-	case cc.noCache && (cc.noCacheFields || !hasValidator(h)):
-		// Stored, it would need a full fetch on every request anyway.
-		p.reason = "no-cache"
-	case cc.noCache:
+	}
+	if s.rt != nil && s.rt.Override {
+		return s.overridden(r, p)
+	}
+	if p.reason = refusedByResponse(r); p.reason != "" {
+		return p
+	}
+	if cc.noCache {
 		// Stored with no freshness: revalidated on every request.
 		p.storable = true
 		return p
 	}
-	if p.reason != "" {
-		return p
+	return s.fresh(r, p)
+}
+
+// refusal returns why a response may not be stored whatever its route:
+// the request's method or directives, a cookie set or sent, Authorization,
+// Vary: *.
+func (s storeRule) refusal(r responseHead, shareable bool) string {
+	switch {
+	case s.req.Method != http.MethodGet && s.req.Method != http.MethodHead:
+		return "method"
+	case s.cc.noStore:
+		return "request no-store"
+	case len(r.h["Set-Cookie"]) > 0:
+		return "set-cookie"
+	case s.req.Header.Get("Authorization") != "" && !shareable:
+		return "authorization"
+	case varyStar(r.h):
+		return "vary-star"
+	case cookieRequest(s.req, r.h, s.rt) && !explicitlyFresh(r.cc, r.h, r.targeted):
+		// The cookie may have changed the answer, and it is not in the
+		// key: store it for others only on the origin's explicit word.
+		return "cookie-request"
 	}
-	lifetime, explicit := explicitLifetime(cc, h, targeted)
+	return ""
+}
+
+// overridden applies an override route: its TTL replaces the origin's
+// freshness, and only that (private and no-store still apply).
+func (s storeRule) overridden(r responseHead, p policy) policy {
+	switch {
+	case r.status != http.StatusOK:
+		p.reason = "override-status"
+	case r.cc.noStore && !r.cc.mustUnderstand:
+		p.reason = "no-store"
+	case r.cc.private:
+		p.reason = "private"
+	default:
+		if p.lifetime = s.rt.TTL; p.lifetime <= 0 {
+			p.lifetime = s.defaultTTL
+		}
+		if p.storable = p.lifetime > 0; !p.storable {
+			p.reason = "no-ttl"
+		}
+	}
+	return p
+}
+
+// refusedByResponse returns why the response's own status or directives
+// forbid storing it.
+func refusedByResponse(r responseHead) string {
+	cc := r.cc
+	switch {
+	case !understoodStatus(r.status):
+		return "status"
+	case cc.mustUnderstand && !mustUnderstandStatus(r.status):
+		return "must-understand"
+	case cc.noStore && !cc.mustUnderstand:
+		// must-understand, with a status understood, overrides no-store
+		// (RFC 9111 §5.2.2.3).
+		return "no-store"
+	case cc.private:
+		return "private"
+	case cc.noCache && (cc.noCacheFields || !hasValidator(r.h)):
+		// Stored, it would need a full fetch on every request anyway.
+		return "no-cache"
+	}
+	return ""
+}
+
+// fresh gives a storable response its freshness lifetime: explicit, else
+// the route's TTL, else a heuristic; one with none is stored only if it
+// can be revalidated.
+func (s storeRule) fresh(r responseHead, p policy) policy {
+	lifetime, explicit := explicitLifetime(r.cc, r.h, r.targeted)
 	if !explicit {
-		if !heuristicStatus(status) && !cc.public {
+		if !heuristicStatus(r.status) && !r.cc.public {
 			p.reason = "status-not-heuristic"
 			return p
 		}
-		if rt != nil && rt.TTL > 0 {
-			// The operator's rule for this route.
-			lifetime = rt.TTL
+		if s.rt != nil && s.rt.TTL > 0 {
+			lifetime = s.rt.TTL // the operator's rule for this route
 		} else {
-			lifetime = heuristicLifetime(h, defaultTTL)
+			lifetime = heuristicLifetime(r.h, s.defaultTTL)
 		}
 	}
 	if lifetime <= 0 {
-		if hasValidator(h) {
-			// Already stale, but cheap to revalidate.
-			p.storable = true
-			return p
+		// Already stale, but cheap to revalidate if it has a validator.
+		p.storable = hasValidator(r.h)
+		if !p.storable {
+			p.reason = "not-fresh"
 		}
-		p.reason = "not-fresh"
 		return p
 	}
 	p.lifetime, p.storable = lifetime, true
