@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/proxy/conn"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
@@ -230,7 +231,7 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
-		armCoalescing(r, len(e.Body))
+		conn.Arm(r, len(e.Body))
 		w.Write(e.Body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/proxy/conn"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
@@ -153,8 +154,7 @@ func newStack(t *testing.T, o *origin, mod func(*Options)) *stack {
 	// Served as cmd/cacheproxy serves it: large responses coalesced, the
 	// header and idle timeouts kept by the Listener.
 	s.srv = httptest.NewUnstartedServer(h)
-	ln := Listen(s.srv.Listener, ListenOptions{HeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute})
-	ln.Configure(s.srv.Config)
+	ln := conn.Listen(s.srv.Listener, s.srv.Config, conn.Options{HeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute})
 	s.srv.Listener = ln
 	s.srv.Start()
 	t.Cleanup(s.srv.Close)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/proxy/conn"
 	"github.com/cacheproxy/cacheproxy/tiers"
 	"github.com/cacheproxy/cacheproxy/tiers/local"
 	"github.com/cacheproxy/cacheproxy/tiers/shared"
@@ -214,8 +215,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// streamed and may take as long as they take, as long as they make
 	// progress (-body-timeout, -write-timeout); the origin side is
 	// bounded by the proxy's own timeouts.
-	proxyLn := proxy.Listen(ln, proxy.ListenOptions{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout})
-	proxyLn.Configure(proxySrv)
+	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout})
 	adminSrv := &http.Server{
 		Handler:           adm,
 		ReadHeaderTimeout: 5 * time.Second,

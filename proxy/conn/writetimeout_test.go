@@ -1,4 +1,4 @@
-package proxy
+package conn
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ func TestWriteTimeout(t *testing.T) {
 	for _, pieces := range []int{1, 256} {
 		body := bytes.Repeat([]byte("x"), 32<<20)
 		werr := make(chan error, 1)
-		srv, _ := newTimedServer(t, ListenOptions{WriteTimeout: 300 * time.Millisecond}, func(w http.ResponseWriter, r *http.Request) {
+		srv, _ := newTimedServer(t, Options{WriteTimeout: 300 * time.Millisecond}, func(w http.ResponseWriter, r *http.Request) {
 			var err error
 			for p := range pieces {
 				if _, err = w.Write(body[p*len(body)/pieces : (p+1)*len(body)/pieces]); err != nil {
@@ -43,7 +43,7 @@ func TestWriteTimeout(t *testing.T) {
 // not cut, though the whole response takes many write timeouts.
 func TestWriteTimeoutSlowReader(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 8<<20)
-	srv, _ := newTimedServer(t, ListenOptions{WriteTimeout: time.Second}, func(w http.ResponseWriter, r *http.Request) {
+	srv, _ := newTimedServer(t, Options{WriteTimeout: time.Second}, func(w http.ResponseWriter, r *http.Request) {
 		w.Write(body)
 	})
 	c := dial(t, srv)

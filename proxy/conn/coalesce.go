@@ -1,4 +1,4 @@
-package proxy
+package conn
 
 import (
 	"net"
@@ -64,13 +64,23 @@ func (c *serverConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// armCoalescing arms the connection of r, if it was accepted by a
-// Listener, for a body of n bytes written in one Write.
-func armCoalescing(r *http.Request, n int) {
+// Arm arms the connection of r, if it was accepted by a Listener, for a
+// body of n bytes written in one Write: the header and the body then go
+// out in one writev.
+func Arm(r *http.Request, n int) {
 	if n <= connBufferSize {
 		return
 	}
 	if c, ok := r.Context().Value(connKey{}).(*serverConn); ok {
 		c.arm()
 	}
+}
+
+// Coalesced returns how many writes c, a connection accepted by a
+// Listener, sent together with a held one; 0 for any other connection.
+func Coalesced(c net.Conn) int64 {
+	if sc, ok := c.(*serverConn); ok {
+		return sc.coalesced.Load()
+	}
+	return 0
 }

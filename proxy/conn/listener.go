@@ -1,4 +1,9 @@
-package proxy
+// Package conn is cacheproxy's connection layer: a net.Listener whose
+// connections keep the header, idle and write timeouts themselves, with
+// one goroutine, rather than through net/http's per-request deadlines, and
+// send a large response's two writes as one writev (see Arm). It knows
+// nothing of caching.
+package conn
 
 import (
 	"context"
@@ -9,8 +14,8 @@ import (
 	"time"
 )
 
-// ListenOptions configures Listen.
-type ListenOptions struct {
+// Options configures Listen.
+type Options struct {
 	// HeaderTimeout bounds the time a client may take to send a
 	// request's header: from the connection's start for its first
 	// request, from the first bytes of each later one. Zero means no
@@ -29,10 +34,10 @@ type ListenOptions struct {
 	WriteTimeout time.Duration
 }
 
-// Listener is the net.Listener an http.Server serving the Handler should
+// Listener is the net.Listener an http.Server serving the proxy should
 // accept from. Its connections coalesce the two writes of a large
 // response (see connBufferSize), and are held to the header, idle and
-// write timeouts of its ListenOptions.
+// write timeouts of its Options.
 //
 // Those timeouts are what http.Server's ReadHeaderTimeout and IdleTimeout
 // would enforce, but net/http does it with read deadlines that arm and
@@ -40,13 +45,11 @@ type ListenOptions struct {
 // 1 KiB L1 hit. Here one goroutine looks at every connection a few times
 // a second instead, and a request costs a few atomic loads and stores.
 //
-// Serve it from an http.Server set up by Configure, whose
-// ReadHeaderTimeout, ReadTimeout and IdleTimeout are left zero; without
-// Configure's hooks the Listener would take every connection for one
-// still reading its first header. Close stops the goroutine.
+// Serve it from the http.Server given to Listen, whose ReadHeaderTimeout,
+// ReadTimeout and IdleTimeout are left zero. Close stops the goroutine.
 type Listener struct {
 	net.Listener
-	opts ListenOptions
+	opts Options
 
 	// now is a coarse clock, in Unix nanoseconds, advanced every tick
 	// by sweep; connections note when their phase began by it.
@@ -59,8 +62,16 @@ type Listener struct {
 	closeOnce sync.Once
 }
 
-// Listen returns ln wrapped as a Listener.
-func Listen(ln net.Listener, opts ListenOptions) *Listener {
+// Listen returns ln wrapped as a Listener for srv to serve, and sets srv's
+// ConnContext and ConnState hooks, which the Listener needs (see
+// Listener). Hooks srv already has still run, after the Listener's.
+func Listen(ln net.Listener, srv *http.Server, opts Options) *Listener {
+	l := listen(ln, opts)
+	l.configure(srv)
+	return l
+}
+
+func listen(ln net.Listener, opts Options) *Listener {
 	l := &Listener{
 		Listener: ln,
 		opts:     opts,
@@ -110,11 +121,10 @@ func (l *Listener) Close() error {
 	return l.Listener.Close()
 }
 
-// Configure sets srv's ConnContext and ConnState hooks, which let the
-// Handler find a request's connection and tell l when a connection
-// starts serving a request and when it goes idle. Hooks srv already has
-// still run, after l's.
-func (l *Listener) Configure(srv *http.Server) {
+// configure sets srv's ConnContext and ConnState hooks, which let the
+// handler find a request's connection and tell l when a connection
+// starts serving a request and when it goes idle.
+func (l *Listener) configure(srv *http.Server) {
 	if prev := srv.ConnContext; prev != nil {
 		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			return prev(connContext(ctx, c), c)
@@ -132,7 +142,7 @@ func (l *Listener) Configure(srv *http.Server) {
 	}
 }
 
-// connState is the http.Server ConnState hook of Configure.
+// connState is the http.Server ConnState hook of configure.
 func (l *Listener) connState(c net.Conn, state http.ConnState) {
 	sc, ok := c.(*serverConn)
 	if !ok {
@@ -273,7 +283,7 @@ func (c *serverConn) CloseWrite() error {
 	return nil
 }
 
-// connContext is the http.Server ConnContext hook of Configure.
+// connContext is the http.Server ConnContext hook of configure.
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if sc, ok := c.(*serverConn); ok {
 		return context.WithValue(ctx, connKey{}, sc)

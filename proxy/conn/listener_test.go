@@ -1,4 +1,4 @@
-package proxy
+package conn
 
 import (
 	"bufio"
@@ -13,11 +13,10 @@ import (
 )
 
 // newTimedServer serves handler from a Listener with the given timeouts.
-func newTimedServer(t *testing.T, opts ListenOptions, handler http.HandlerFunc) (*httptest.Server, *Listener) {
+func newTimedServer(t *testing.T, opts Options, handler http.HandlerFunc) (*httptest.Server, *Listener) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(handler)
-	ln := Listen(srv.Listener, opts)
-	ln.Configure(srv.Config)
+	ln := Listen(srv.Listener, srv.Config, opts)
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -78,7 +77,7 @@ func ok(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }
 // off after the header timeout, not left for the (long) idle timeout.
 func TestListenerHeaderTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	srv, _ := newTimedServer(t, ListenOptions{HeaderTimeout: timeout, IdleTimeout: time.Hour}, ok)
+	srv, _ := newTimedServer(t, Options{HeaderTimeout: timeout, IdleTimeout: time.Hour}, ok)
 	c := dial(t, srv)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n")
 	if took := waitClosed(t, c); took < timeout-50*time.Millisecond {
@@ -89,14 +88,14 @@ func TestListenerHeaderTimeout(t *testing.T) {
 // The header timeout also bounds a connection that opens and sends
 // nothing.
 func TestListenerHeaderTimeoutOfASilentConnection(t *testing.T) {
-	srv, _ := newTimedServer(t, ListenOptions{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour}, ok)
+	srv, _ := newTimedServer(t, Options{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour}, ok)
 	waitClosed(t, dial(t, srv))
 }
 
 // A kept-alive connection is closed after the idle timeout.
 func TestListenerIdleTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	srv, _ := newTimedServer(t, ListenOptions{HeaderTimeout: time.Hour, IdleTimeout: timeout}, ok)
+	srv, _ := newTimedServer(t, Options{HeaderTimeout: time.Hour, IdleTimeout: timeout}, ok)
 	c := dial(t, srv)
 	get(t, c, bufio.NewReader(c))
 	if took := waitClosed(t, c); took < timeout-50*time.Millisecond {
@@ -108,7 +107,7 @@ func TestListenerIdleTimeout(t *testing.T) {
 // bytes of the next request: a client that trickles one never gets the
 // idle timeout's hour.
 func TestListenerHeaderTimeoutAfterIdle(t *testing.T) {
-	srv, _ := newTimedServer(t, ListenOptions{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour}, ok)
+	srv, _ := newTimedServer(t, Options{HeaderTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour}, ok)
 	c := dial(t, srv)
 	get(t, c, bufio.NewReader(c))
 	io.WriteString(c, "GET / HTTP/1.1\r\n")
@@ -118,7 +117,7 @@ func TestListenerHeaderTimeoutAfterIdle(t *testing.T) {
 // Neither timeout ever cuts a request being served, however long it
 // takes, nor a connection that comes back within the idle timeout.
 func TestListenerLeavesActiveConnections(t *testing.T) {
-	srv, _ := newTimedServer(t, ListenOptions{HeaderTimeout: 100 * time.Millisecond, IdleTimeout: 2 * time.Second},
+	srv, _ := newTimedServer(t, Options{HeaderTimeout: 100 * time.Millisecond, IdleTimeout: 2 * time.Second},
 		func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Query().Has("slow") {
 				time.Sleep(time.Second)
@@ -148,7 +147,7 @@ func TestListenerLeavesActiveConnections(t *testing.T) {
 // The Listener forgets connections as they close, whoever closes them,
 // and stops its goroutine on Close.
 func TestListenerForgetsClosedConnections(t *testing.T) {
-	srv, ln := newTimedServer(t, ListenOptions{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Hour}, ok)
+	srv, ln := newTimedServer(t, Options{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Hour}, ok)
 	for range 5 {
 		c := dial(t, srv)
 		get(t, c, bufio.NewReader(c))
@@ -174,13 +173,13 @@ func TestListenerForgetsClosedConnections(t *testing.T) {
 // second.
 func TestListenerTick(t *testing.T) {
 	for _, c := range []struct {
-		opts ListenOptions
+		opts Options
 		want time.Duration
 	}{
-		{ListenOptions{}, 0},
-		{ListenOptions{HeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, time.Second},
-		{ListenOptions{IdleTimeout: 300 * time.Millisecond}, 30 * time.Millisecond},
-		{ListenOptions{HeaderTimeout: time.Millisecond}, 10 * time.Millisecond},
+		{Options{}, 0},
+		{Options{HeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}, time.Second},
+		{Options{IdleTimeout: 300 * time.Millisecond}, 30 * time.Millisecond},
+		{Options{HeaderTimeout: time.Millisecond}, 10 * time.Millisecond},
 	} {
 		if got := (&Listener{opts: c.opts}).tick(); got != c.want {
 			t.Errorf("tick for %+v = %v, want %v", c.opts, got, c.want)
