@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -42,6 +43,16 @@ type Options struct {
 	Metrics http.Handler
 }
 
+// CheckToken reports whether tok can be sent in an Authorization header.
+func CheckToken(tok string) error {
+	for _, r := range tok {
+		if r <= ' ' || r == 0x7f {
+			return errors.New("must not contain spaces or control characters")
+		}
+	}
+	return nil
+}
+
 // Handler is the admin http.Handler. It is safe for concurrent use,
 // including calls to Handle while it serves.
 type Handler struct {
@@ -53,10 +64,8 @@ type Handler struct {
 // New returns a Handler serving the routes that opts enables. It fails if
 // the token cannot be sent in an Authorization header.
 func New(opts Options) (*Handler, error) {
-	for _, r := range opts.Token {
-		if r <= ' ' || r == 0x7f {
-			return nil, errors.New("admin: token must not contain spaces or control characters")
-		}
+	if err := CheckToken(opts.Token); err != nil {
+		return nil, fmt.Errorf("admin: token %w", err)
 	}
 	h := &Handler{
 		mux:       http.NewServeMux(),

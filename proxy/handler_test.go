@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 func TestMissThenHitL1(t *testing.T) {
@@ -514,13 +516,7 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "the condition", cond)
 }
 
 func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {

@@ -188,7 +188,7 @@ func (o Options) validate() error {
 		}
 	}
 	for i, rt := range o.Routes {
-		if err := rt.validate(); err != nil {
+		if err := rt.Validate(); err != nil {
 			return fmt.Errorf("proxy: Routes[%d]: %w", i, err)
 		}
 	}

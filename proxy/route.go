@@ -35,14 +35,14 @@ func (h *Handler) route(p string) *Route {
 	return nil
 }
 
-// validate reports what is wrong with a route, if anything.
-func (rt Route) validate() error {
+// Validate reports what is wrong with a route, if anything.
+func (rt Route) Validate() error {
 	if rt.Path == "" || rt.Path[0] != '/' {
-		return fmt.Errorf("Path %q must start with /", rt.Path)
+		return fmt.Errorf("path %q must start with \"/\"", rt.Path)
 	}
 	if isGlob(rt.Path) {
 		if _, err := path.Match(strings.TrimSuffix(rt.Path, "/**"), "/"); err != nil {
-			return fmt.Errorf("Path %q: %v", rt.Path, err)
+			return fmt.Errorf("path %q: %v", rt.Path, err)
 		}
 	}
 	if rt.TTL < 0 {

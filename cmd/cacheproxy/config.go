@@ -16,6 +16,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
@@ -134,10 +135,8 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.AdminListen, err = parseListen(v); return err }},
 	{name: "admin-token", usage: "bearer token for the admin API; required, of at least 16 bytes, when -admin-listen is not a loopback address; without one, only requests for a loopback Host are answered", redact: func(string) string { return "(value not shown)" },
 		parse: func(c *config, v string) error {
-			for _, r := range v {
-				if r <= ' ' || r == 0x7f {
-					return errors.New("must not contain spaces or control characters")
-				}
+			if err := admin.CheckToken(v); err != nil {
+				return err
 			}
 			c.AdminToken = v
 			return nil

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 
@@ -163,13 +162,5 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 
 // checkRoutePath accepts a path prefix or a glob as proxy.Route documents.
 func checkRoutePath(p string) error {
-	if !strings.HasPrefix(p, "/") {
-		return errors.New(`must start with "/"`)
-	}
-	if strings.ContainsAny(p, "*?[") {
-		if _, err := path.Match(strings.TrimSuffix(p, "/**"), "/"); err != nil {
-			return err
-		}
-	}
-	return nil
+	return proxy.Route{Path: p}.Validate()
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -96,13 +97,7 @@ func adminStats(t *testing.T, s *server) stats {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	await.Until(t, 15*time.Second, what, cond)
 }
 
 // get fetches path from s and returns X-Cache and the body.
