@@ -37,7 +37,7 @@ func (c *chain) localTier() Tier {
 
 // get returns the live response stored in t for key, the variant r
 // selects if it varies, or nil and why: "uri-miss", or "vary-miss" when
-// the URL is stored but not the variant.
+// the URL is stored but not the variant. A tier that fails is a miss.
 func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*tiers.Entry, string) {
 	e, ok, err := t.Get(ctx, key)
 	if err != nil {
@@ -88,13 +88,15 @@ func (c *chain) place(base, key string, e *tiers.Entry) placement {
 }
 
 // store writes e under key (its variant key) in both tiers, L2 first, and
-// its Vary marker under base. It reports whether any tier took it.
-func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) bool {
+// its Vary marker under base. It reports whether any tier took it, and
+// what went wrong: "redis-down" when L2 failed, "expired" when e is
+// stale already and nothing keeps it, "l1-unused" when L1 could not be
+// used and there is no L2.
+func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (stored bool, detail string) {
 	p := c.place(base, key, e)
 	if p.ttl <= 0 {
-		return false
+		return false, "expired"
 	}
-	stored := false
 	if c.shared != nil {
 		err := c.shared.Set(ctx, p.key, e, p.ttl)
 		if err == nil && p.marker != nil {
@@ -102,17 +104,20 @@ func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) boo
 		}
 		if err != nil {
 			c.tierError(c.shared, err)
+			detail = "redis-down"
 		} else {
 			stored = true
 		}
 	}
 	if c.setLocal(ctx, p, true) {
 		stored = true
+	} else if detail == "" && !stored {
+		detail = "l1-unused"
 	}
 	if stored {
 		c.m.stored.Add(1)
 	}
-	return stored
+	return stored, detail
 }
 
 // promote copies an entry found in L2 for r into L1.

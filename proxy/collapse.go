@@ -104,15 +104,28 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	case res.staleOnError:
 		x.writeEntry(res.entry, staleOnError, staleOnError.status)
 	case res.revalidated:
-		x.writeEntry(res.entry, revalidated, revalidated.forwarded("", http.StatusNotModified, res.stored, collapsed))
+		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: res.detail}))
 	default:
-		x.writeEntry(res.entry, missed, missed.forwarded(x.fwd, res.entry.Status, res.stored, collapsed))
+		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: x.fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: x.detail(res.detail)}))
 	}
 }
 
-// writeStream copies a response that is not stored to the client.
+// detail is the Cache-Status detail of a forwarded response: why it was
+// not stored (stored), or why the cache could not answer.
+func (x *exchange) detail(stored string) string {
+	switch {
+	case stored != "":
+		return stored
+	case x.fwd == "request":
+		return "request-no-cache"
+	}
+	return ""
+}
+
+// writeStream copies a response that is not stored to the client: a PASS,
+// with the reason it is not stored.
 func (x *exchange) writeStream(s *streamedResponse) {
-	x.h.m.request(missed)
+	x.h.m.request(passed)
 	w, r := x.w, x.r
 	defer s.close()
 	stop := context.AfterFunc(r.Context(), s.close)
@@ -121,8 +134,8 @@ func (x *exchange) writeStream(s *streamedResponse) {
 	for k, v := range s.header {
 		hdr[k] = v
 	}
-	hdr["X-Cache"] = missed.xcache
-	hdr["Cache-Status"] = missed.forwarded(x.fwd, s.status, false, false)
+	hdr["X-Cache"] = passed.xcache
+	hdr["Cache-Status"] = passed.forwarded(forward{fwd: x.fwd, status: s.status, detail: s.detail})
 	if streamNotModified(r, s) {
 		delete(hdr, "Content-Length")
 		delete(hdr, "Content-Type")

@@ -39,15 +39,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.passThrough(w, r)
+		h.passThrough(w, r, "method")
 		return
 	}
 	t := requestTarget(r.URL)
 	x := exchange{h: h, w: w, r: r, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
-	if x.rt != nil && x.rt.Bypass || t.len() > maxCachedURL || x.cc.noStore {
-		// Not looked up: a bypass route, a URL too long to name in a
-		// purge, or a request that forbids storing its exchange.
-		h.passThrough(w, r)
+	// Not looked up: a bypass route, a URL too long to name in a purge,
+	// or a request that forbids storing its exchange.
+	switch {
+	case x.rt != nil && x.rt.Bypass:
+		h.passThrough(w, r, "bypass-route")
+		return
+	case t.len() > maxCachedURL:
+		h.passThrough(w, r, "url-too-long")
+		return
+	case x.cc.noStore:
+		h.passThrough(w, r, "request-no-store")
 		return
 	}
 	x.key = baseKey(h.o.KeyPrefix, h.keyHost(r), t)
@@ -201,7 +208,7 @@ func (x *exchange) onlyIfCached() {
 	}
 	x.h.m.request(missed)
 	x.w.Header()["X-Cache"] = missed.xcache
-	x.w.Header()["Cache-Status"] = missed.forwarded("miss", 0, false, false)
+	x.w.Header()["Cache-Status"] = missed.forwarded(forward{fwd: "miss", detail: "only-if-cached"})
 	x.w.WriteHeader(http.StatusGatewayTimeout)
 }
 

@@ -34,6 +34,9 @@ type fillResult struct {
 	// alone.
 	stream *streamedResponse
 	err    error
+	// detail says why a storable entry was not stored, or what went
+	// wrong on the way (Cache-Status detail).
+	detail string
 }
 
 // streamedResponse is an origin response that is not stored, handed to the
@@ -47,6 +50,8 @@ type streamedResponse struct {
 
 	release     func() // gives back the budget prefix holds; nil if none
 	releaseOnce sync.Once
+
+	detail string // why it is not stored, for Cache-Status
 }
 
 func (s *streamedResponse) close() {
@@ -153,7 +158,7 @@ func (x *exchange) revalidated(ctx context.Context, o originReply, stale *tiers.
 	if len(e.Vary) > 0 {
 		res.key = x.h.variantKey(x.key, e.Vary, x.r)
 	}
-	res.stored = x.h.chain.store(ctx, x.key, res.key, e)
+	res.stored, res.detail = x.h.chain.store(ctx, x.key, res.key, e)
 	return res
 }
 
@@ -165,7 +170,7 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	pol := decide(x.storeRule(o.out), resp.StatusCode, resp.Header)
 	if !pol.storable {
 		h.o.Logger.Debug("not storing", "url", x.r.URL.String(), "reason", pol.reason)
-		return &fillResult{stream: h.newStream(resp, nil, 0), key: x.key}
+		return &fillResult{stream: h.newStream(resp, nil, 0).why(pol.reason), key: x.key}
 	}
 	body, held, stream, err := h.bufferBody(resp)
 	if err != nil {
@@ -184,7 +189,7 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	if len(e.Vary) > 0 {
 		res.key = h.variantKey(x.key, e.Vary, x.r)
 	}
-	res.stored = h.chain.store(ctx, x.key, res.key, e)
+	res.stored, res.detail = h.chain.store(ctx, x.key, res.key, e)
 	return res
 }
 

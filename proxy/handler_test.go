@@ -72,17 +72,21 @@ func TestNotStored(t *testing.T) {
 		status int
 		header map[string]string
 		req    []string
+		xcache string // and the Cache-Status detail
+		detail string
 	}{
-		{"no-store", 200, map[string]string{"Cache-Control": "no-store, max-age=60"}, nil},
-		{"private", 200, map[string]string{"Cache-Control": "private, max-age=60"}, nil},
-		{"no-cache", 200, map[string]string{"Cache-Control": "no-cache"}, nil},
-		{"set-cookie", 200, map[string]string{"Set-Cookie": "a=b", "Cache-Control": "max-age=60"}, nil},
-		{"authorization", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Authorization", "Bearer x"}},
-		{"vary star", 200, map[string]string{"Vary": "*", "Cache-Control": "max-age=60"}, nil},
-		{"500 without freshness", 500, nil, nil},
-		{"max-age=0", 200, map[string]string{"Cache-Control": "max-age=0"}, nil},
-		{"expired", 200, map[string]string{"Expires": "Thu, 01 Jan 1970 00:00:00 GMT"}, nil},
-		{"request no-store", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Cache-Control", "no-store"}},
+		{"no-store", 200, map[string]string{"Cache-Control": "no-store, max-age=60"}, nil, "PASS", "no-store"},
+		{"private", 200, map[string]string{"Cache-Control": "private, max-age=60"}, nil, "PASS", "private"},
+		{"no-cache", 200, map[string]string{"Cache-Control": "no-cache"}, nil, "PASS", "no-cache"},
+		{"set-cookie", 200, map[string]string{"Set-Cookie": "a=b", "Cache-Control": "max-age=60"}, nil, "PASS", "set-cookie"},
+		{"authorization", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Authorization", "Bearer x"}, "PASS", "authorization"},
+		{"vary star", 200, map[string]string{"Vary": "*", "Cache-Control": "max-age=60"}, nil, "PASS", "vary-star"},
+		{"500 without freshness", 500, nil, nil, "PASS", "status"},
+		{"no freshness, no validator", 200, nil, nil, "PASS", "no-freshness"},
+		{"max-age=0", 200, map[string]string{"Cache-Control": "max-age=0"}, nil, "PASS", "no-freshness"},
+		{"expired", 200, map[string]string{"Expires": "Thu, 01 Jan 1970 00:00:00 GMT"}, nil, "PASS", "no-freshness"},
+		{"cookie", 200, map[string]string{"Etag": `"e"`}, []string{"Cookie", "s=1"}, "PASS", "cookie-request"},
+		{"request no-store", 200, map[string]string{"Cache-Control": "max-age=60"}, []string{"Cache-Control", "no-store"}, "BYPASS", "request-no-store"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,8 +100,8 @@ func TestNotStored(t *testing.T) {
 			s := newStack(t, o, nil)
 			for i := 0; i < 2; i++ {
 				r := s.get(t, "/x", tc.req...)
-				if x := r.header.Get("X-Cache"); x != "MISS" && x != "BYPASS" {
-					t.Fatalf("request %d: X-Cache = %q", i, x)
+				if x := r.header.Get("X-Cache"); x != tc.xcache || !strings.HasSuffix(r.header.Get("Cache-Status"), "; detail="+tc.detail) {
+					t.Fatalf("request %d: X-Cache = %q, Cache-Status %q; want %s with detail=%s", i, x, r.header.Get("Cache-Status"), tc.xcache, tc.detail)
 				}
 				if r.body != "body" || r.status != tc.status {
 					t.Fatalf("got %d %q", r.status, r.body)
@@ -277,7 +281,10 @@ func TestOverMaxObjectStreamedNotStored(t *testing.T) {
 				if r.body != big {
 					t.Fatalf("body length %d, want %d", len(r.body), len(big))
 				}
-				wantXCache(t, r, "MISS")
+				wantXCache(t, r, "PASS")
+				if cs := r.header.Get("Cache-Status"); !strings.HasSuffix(cs, "detail=too-large") {
+					t.Errorf("Cache-Status %q", cs)
+				}
 			}
 			if o.hits.Load() != 2 || s.local.len() != 0 || s.shared.len() != 0 {
 				t.Errorf("origin %d, l1 %d, l2 %d", o.hits.Load(), s.local.len(), s.shared.len())
@@ -423,8 +430,8 @@ func TestRouteRules(t *testing.T) {
 	s.get(t, "/forced/a")
 	wantXCache(t, s.get(t, "/forced/a"), "HIT-L1")
 	wantXCache(t, s.get(t, "/skip/a"), "BYPASS")
-	wantXCache(t, s.get(t, "/other"), "MISS")
-	wantXCache(t, s.get(t, "/other"), "MISS")
+	wantXCache(t, s.get(t, "/other"), "PASS")
+	wantXCache(t, s.get(t, "/other"), "PASS")
 }
 
 func TestOriginErrors(t *testing.T) {

@@ -60,8 +60,11 @@ func (h *Handler) Stats() Stats {
 	for i, l := range labels {
 		requests[l] = m.requests[i].Load()
 	}
+	cacheable, all, _ := HitRatios(requests)
 	return Stats{
 		Requests:        requests,
+		HitRatio:        cacheable,
+		HitRatioAll:     all,
 		OriginRequests:  m.originRequests.Load(),
 		OriginErrors:    m.originErrors.Load(),
 		Collapsed:       m.collapsed.Load(),

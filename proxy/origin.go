@@ -70,8 +70,9 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 		ErrorLog:  slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelWarn),
 		ModifyResponse: func(resp *http.Response) error {
 			h.m.originOK()
-			resp.Header["X-Cache"] = bypassed.xcache
-			resp.Header["Cache-Status"] = bypassed.status
+			// Ours are set on the client's response by passThrough.
+			delete(resp.Header, "X-Cache")
+			delete(resp.Header, "Cache-Status")
 			if isUnsafe(resp.Request.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				h.invalidateAfterUnsafe(resp)
 			}
@@ -88,9 +89,13 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 }
 
 // passThrough forwards r to the origin without looking it up or storing
-// the response. Its body is read under the body timeout.
-func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request) {
+// the response, for the reason detail (Cache-Status). Its body is read
+// under the body timeout.
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	h.m.request(bypassed)
+	hdr := w.Header()
+	hdr["X-Cache"] = bypassed.xcache
+	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
 	h.m.originRequests.Add(1)
 	start := h.o.Now()
 	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))

@@ -31,6 +31,7 @@ var (
 	staleOnError      = newOutcome(outcome{label: "STALE", fwd: "stale", detail: "stale-if-error"})
 	revalidated       = newOutcome(outcome{label: "REVALIDATED", fwd: "stale"})
 	missed            = newOutcome(outcome{label: "MISS"})
+	passed            = newOutcome(outcome{label: "PASS"}) // fetched, not storable: detail says why
 	bypassed          = newOutcome(outcome{label: "BYPASS", fwd: "bypass"})
 	wrongHost         = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "misdirected"})
 )
@@ -52,16 +53,28 @@ func newOutcome(o outcome) *outcome {
 	}
 	o.xcache = []string{o.label}
 	if o.hit || o.fwd != "" {
-		o.status = []string{o.cacheStatus("", 0, false, false)}
+		o.status = []string{o.cacheStatus(forward{})}
 	}
 	return &o
 }
 
-// cacheStatus returns the Cache-Status value of o, for a forwarded
-// response with the request's fwd reason (if o has none of its own), the
-// origin's status (0: none), and whether it was stored or shared with
-// another request's fill.
-func (o *outcome) cacheStatus(fwd string, status int, stored, collapsed bool) string {
+// forward is what varies in the Cache-Status of a forwarded response: the
+// request's fwd reason (if its outcome has none of its own), the origin's
+// status (0: none), whether it was stored or shared with another
+// request's fill, and the detail (if its outcome has none of its own):
+// why it was not stored, or not served from the cache.
+type forward struct {
+	fwd       string
+	status    int
+	stored    bool
+	collapsed bool
+	detail    string
+}
+
+// cacheStatus returns the Cache-Status value of o for a forwarded
+// response f.
+func (o *outcome) cacheStatus(f forward) string {
+	fwd, status, stored, collapsed := f.fwd, f.status, f.stored, f.collapsed
 	var b strings.Builder
 	b.WriteString(cacheName)
 	if o.hit {
@@ -83,18 +96,22 @@ func (o *outcome) cacheStatus(fwd string, status int, stored, collapsed bool) st
 			b.WriteString("; collapsed")
 		}
 	}
-	if o.detail != "" {
+	detail := o.detail
+	if detail == "" {
+		detail = f.detail
+	}
+	if detail != "" {
 		b.WriteString("; detail=")
-		b.WriteString(o.detail)
+		b.WriteString(detail)
 	}
 	return b.String()
 }
 
 // forwarded returns the Cache-Status header value of a forwarded response
 // (see cacheStatus); the fixed one when nothing varies.
-func (o *outcome) forwarded(fwd string, status int, stored, collapsed bool) []string {
-	if o.status != nil && status == 0 && !stored && !collapsed {
+func (o *outcome) forwarded(f forward) []string {
+	if o.status != nil && f == (forward{}) {
 		return o.status
 	}
-	return []string{o.cacheStatus(fwd, status, stored, collapsed)}
+	return []string{o.cacheStatus(f)}
 }

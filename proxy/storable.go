@@ -96,7 +96,7 @@ func (s storeRule) refusal(r responseHead, shareable bool) string {
 	case s.req.Method != http.MethodGet && s.req.Method != http.MethodHead:
 		return "method"
 	case s.cc.noStore:
-		return "request no-store"
+		return "request-no-store"
 	case len(r.h["Set-Cookie"]) > 0:
 		return "set-cookie"
 	case s.req.Header.Get("Authorization") != "" && !shareable:
@@ -116,7 +116,7 @@ func (s storeRule) refusal(r responseHead, shareable bool) string {
 func (s storeRule) overridden(r responseHead, p policy) policy {
 	switch {
 	case r.status != http.StatusOK:
-		p.reason = "override-status"
+		p.reason = "status"
 	case r.cc.noStore && !r.cc.mustUnderstand:
 		p.reason = "no-store"
 	case r.cc.private:
@@ -126,7 +126,7 @@ func (s storeRule) overridden(r responseHead, p policy) policy {
 			p.lifetime = s.defaultTTL
 		}
 		if p.storable = p.lifetime > 0; !p.storable {
-			p.reason = "no-ttl"
+			p.reason = "no-freshness"
 		}
 	}
 	return p
@@ -161,7 +161,7 @@ func (s storeRule) fresh(r responseHead, p policy) policy {
 	lifetime, explicit := explicitLifetime(r.cc, r.h, r.targeted)
 	if !explicit {
 		if !heuristicStatus(r.status) && !r.cc.public {
-			p.reason = "status-not-heuristic"
+			p.reason = "status"
 			return p
 		}
 		if s.rt != nil && s.rt.TTL > 0 {
@@ -174,7 +174,7 @@ func (s storeRule) fresh(r responseHead, p policy) policy {
 		// Already stale, but cheap to revalidate if it has a validator.
 		p.storable = hasValidator(r.h)
 		if !p.storable {
-			p.reason = "not-fresh"
+			p.reason = "no-freshness"
 		}
 		return p
 	}

@@ -53,8 +53,11 @@ const firstStep = 16 << 10
 // neither stored nor served.
 func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *streamedResponse, err error) {
 	if n := resp.ContentLength; n >= 0 {
-		if n > h.o.MaxObjectBytes || !h.inflight.take(n) {
-			return nil, 0, h.newStream(resp, nil, 0), nil
+		if n > h.o.MaxObjectBytes {
+			return nil, 0, h.newStream(resp, nil, 0).why("too-large"), nil
+		}
+		if !h.inflight.take(n) {
+			return nil, 0, h.newStream(resp, nil, 0).why("inflight-full"), nil
 		}
 		body = make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, body); err != nil {
@@ -66,12 +69,12 @@ func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *s
 	for {
 		if len(body) == cap(body) {
 			if int64(len(body)) > h.o.MaxObjectBytes {
-				return nil, 0, h.newStream(resp, body, held), nil
+				return nil, 0, h.newStream(resp, body, held).why("too-large"), nil
 			}
 			step := max(int64(cap(body)), firstStep)
 			step = min(step, h.o.MaxObjectBytes+1-int64(len(body)))
 			if !h.inflight.take(step) {
-				return nil, 0, h.newStream(resp, body, held), nil
+				return nil, 0, h.newStream(resp, body, held).why("inflight-full"), nil
 			}
 			held += step
 			grown := make([]byte, len(body), int64(cap(body))+step)
@@ -103,6 +106,12 @@ func (h *Handler) newStream(resp *http.Response, prefix []byte, held int64) *str
 	if held > 0 {
 		s.release = func() { h.inflight.give(held) }
 	}
+	return s
+}
+
+// why sets the reason s is streamed rather than stored, and returns s.
+func (s *streamedResponse) why(detail string) *streamedResponse {
+	s.detail = detail
 	return s
 }
 

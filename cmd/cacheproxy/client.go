@@ -28,7 +28,7 @@ const maxAnswerBytes = 16 << 20
 
 // requestKinds are the X-Cache results in the order stats prints them;
 // any other kind the server reports follows, sorted.
-var requestKinds = []string{"HIT-L1", "HIT-L2", "MISS", "BYPASS", "STALE", "REVALIDATED"}
+var requestKinds = []string{"HIT-L1", "HIT-L2", "STALE", "REVALIDATED", "MISS", "PASS", "BYPASS"}
 
 const purgeSynopsis = `Usage:
   cacheproxy purge -url /path?query | -prefix /path/ | -tag name | -all [flags]

@@ -277,7 +277,7 @@ func printStats(w io.Writer, a statsAnswer, now time.Time) {
 		total += n
 	}
 	fmt.Fprintf(tw, "requests\t%d: %s\n", total, countList(p.Requests, requestKinds))
-	fmt.Fprintf(tw, "hit ratio\t%s (HIT-L1+HIT-L2 of HIT-L1+HIT-L2+MISS)\n", hitRatio(p.Requests))
+	fmt.Fprintf(tw, "hit ratio\t%s of cacheable, %s of all requests\n", hitRatio(p.Requests), hitRatioAll(p.Requests))
 	origin := "down"
 	if p.OriginUp {
 		origin = "up"
@@ -374,15 +374,28 @@ func countList(counts map[string]int64, known []string) string {
 	return strings.Join(parts, ", ")
 }
 
-// hitRatio returns (HIT-L1+HIT-L2)/(HIT-L1+HIT-L2+MISS) as a percentage,
-// or "-" before the first such request.
+// hitRatio returns the hit ratio of the cacheable requests (see
+// proxy.HitRatios) as a percentage, or "-" before the first one.
 func hitRatio(requests map[string]int64) string {
-	hits := requests["HIT-L1"] + requests["HIT-L2"]
-	n := hits + requests["MISS"]
+	r, _, ok := proxy.HitRatios(requests)
+	if !ok {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*r)
+}
+
+// hitRatioAll returns the hit ratio of all requests as a percentage, or
+// "-" before the first one.
+func hitRatioAll(requests map[string]int64) string {
+	_, r, _ := proxy.HitRatios(requests)
+	var n int64
+	for _, v := range requests {
+		n += v
+	}
 	if n == 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f%%", 100*float64(hits)/float64(n))
+	return fmt.Sprintf("%.1f%%", 100*r)
 }
 
 // ago formats how long before now t was, to the second: "3s ago".

@@ -111,13 +111,8 @@ type memberInfo struct {
 
 func (s *stack) memberInfo() any {
 	ps := s.proxy.Stats()
-	hits := ps.Requests["HIT-L1"] + ps.Requests["HIT-L2"]
-	info := memberInfo{ID: s.id, Listen: s.proxyAddr, Admin: s.adminAddr, Started: s.started,
-		Requests: ps.Requests, OriginRequests: ps.OriginRequests}
-	if n := hits + ps.Requests["MISS"]; n > 0 {
-		info.HitRatio = float64(hits) / float64(n)
-	}
-	return info
+	return memberInfo{ID: s.id, Listen: s.proxyAddr, Admin: s.adminAddr, Started: s.started,
+		Requests: ps.Requests, OriginRequests: ps.OriginRequests, HitRatio: ps.HitRatio}
 }
 
 // startGrace is how long a new instance in a fleet waits to load the
