@@ -3,7 +3,7 @@
 
 GO ?= go
 
-.PHONY: build test demo bench gobench
+.PHONY: build test demo demo-django bench gobench
 
 ## build: compile every command into bin/
 build:
@@ -19,6 +19,10 @@ test:
 ## demo: run the quickstart (demo origin, Redis if installed, the proxy) and show a MISS then a HIT
 demo:
 	bash scripts/demo.sh
+
+## demo-django: a Django REST framework API (examples/django) behind the proxy: MISS without a route, HIT with one, refresh after a write
+demo-django:
+	bash scripts/demo-django.sh
 
 ## bench: the load benchmarks against nginx, Varnish and a plain Go proxy (bench/run.sh; about 20 minutes)
 bench:

@@ -450,6 +450,7 @@ func printUsage(w io.Writer) {
   cacheproxy purge [flags]     purge cached entries fleet-wide: -url, -prefix, -tag or -all
   cacheproxy inspect URL       show what the cache holds for a URL
   cacheproxy stats             show an instance's counters and its fleet
+  cacheproxy version           print the version and commit built (also -version)
   cacheproxy help              print this help
 
 cacheproxy is a caching reverse proxy: L1 in-process, L2 Redis, then the origin.

@@ -43,7 +43,9 @@ func main() {
 // status. ctx is cancelled to ask for a graceful shutdown.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "-version" || args[0] == "--version") {
+		cmd, args = "version", args[1:]
+	} else if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -55,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runInspect(ctx, args, getenv, stdout, stderr)
 	case "stats":
 		return runStats(ctx, args, getenv, stdout, stderr)
+	case "version":
+		return runVersion(args, stdout, stderr)
 	case "help":
 		printUsage(stdout)
 		return 0

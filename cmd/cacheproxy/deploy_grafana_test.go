@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cacheproxy/cacheproxy/internal/redistest"
+)
+
+// scrape is a parsed Prometheus text exposition: the type of every family
+// and the label names seen on each sample name.
+type scrape struct {
+	types  map[string]string
+	labels map[string]map[string]bool
+}
+
+var sampleLabel = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)
+
+func parseScrape(text string) scrape {
+	s := scrape{types: map[string]string{}, labels: map[string]map[string]bool{}}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			s.types[f[2]] = f[3]
+			continue
+		}
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, rest := line, ""
+		if i := strings.IndexAny(line, "{ "); i >= 0 {
+			name, rest = line[:i], line[i:]
+		}
+		if s.labels[name] == nil {
+			s.labels[name] = map[string]bool{}
+		}
+		if strings.HasPrefix(rest, "{") {
+			for _, m := range sampleLabel.FindAllStringSubmatch(rest[:strings.LastIndex(rest, "}")+1], -1) {
+				s.labels[name][m[1]] = true
+			}
+		}
+	}
+	return s
+}
+
+// has reports whether the scrape holds the series name: a family, or a
+// histogram's or summary's _bucket, _sum or _count series.
+func (s scrape) has(name string) bool {
+	if _, ok := s.labels[name]; ok {
+		return true
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok && (s.types[base] == "histogram" || s.types[base] == "summary") {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	promString   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	promMetric   = regexp.MustCompile(`\b((?:cacheproxy|go|process)_[a-zA-Z0-9_:]*)\s*(\{[^}]*\})?`)
+	promMatcher  = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
+	promGrouping = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+)
+
+// TestGrafanaDashboard checks that every metric the dashboard's queries
+// name (and every label they select or group by) is in the /metrics of an
+// instance with Redis, after hits, misses, origin requests and a purge.
+func TestGrafanaDashboard(t *testing.T) {
+	var dash struct {
+		Panels     []json.RawMessage `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name  string          `json:"name"`
+				Query json.RawMessage `json:"query"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, deployFile("grafana-dashboard.json"))), &dash); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	type panel struct {
+		Title   string            `json:"title"`
+		Type    string            `json:"type"`
+		Panels  []json.RawMessage `json:"panels"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	}
+	exprs := map[string]string{} // expr → where
+	var walk func([]json.RawMessage)
+	walk = func(raw []json.RawMessage) {
+		for _, r := range raw {
+			var p panel
+			if err := json.Unmarshal(r, &p); err != nil {
+				t.Fatalf("panel: %v", err)
+			}
+			walk(p.Panels)
+			if p.Type == "row" {
+				continue
+			}
+			if len(p.Targets) == 0 {
+				t.Errorf("panel %q has no query", p.Title)
+			}
+			for _, tg := range p.Targets {
+				if tg.Expr == "" {
+					t.Errorf("panel %q has an empty query", p.Title)
+				}
+				exprs[tg.Expr] = "panel " + strconv.Quote(p.Title)
+			}
+		}
+	}
+	walk(dash.Panels)
+	for _, v := range dash.Templating.List {
+		var q struct{ Query string }
+		if json.Unmarshal(v.Query, &q) == nil && q.Query != "" {
+			exprs[q.Query] = "variable " + v.Name
+		}
+	}
+	if len(exprs) < 10 {
+		t.Fatalf("the dashboard has %d queries", len(exprs))
+	}
+
+	redis := redistest.Start(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "hello")
+	}))
+	defer origin.Close()
+	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", origin.URL, "-key-prefix", "grafana")
+	waitFor(t, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	for range 3 {
+		fetch(t, "GET", s.proxyURL+"/a", "")
+	}
+	if code, _, body := fetch(t, "DELETE", s.adminURL+"/cache?url=/a", ""); code != 200 {
+		t.Fatalf("purge: %d %s", code, body)
+	}
+	_, _, body := fetch(t, "GET", s.adminURL+"/metrics", "")
+	sc := parseScrape(body)
+
+	// Labels Prometheus adds at scrape time, and the histogram's le.
+	known := map[string]bool{"instance": true, "job": true, "le": true}
+	for expr, where := range exprs {
+		bare := promString.ReplaceAllString(expr, `""`)
+		exprLabels := map[string]bool{}
+		for _, m := range promMetric.FindAllStringSubmatch(bare, -1) {
+			name := m[1]
+			if !sc.has(name) {
+				t.Errorf("%s: %s is not in /metrics\nquery: %s", where, name, expr)
+				continue
+			}
+			series := sc.labels[name]
+			for l := range series {
+				exprLabels[l] = true
+			}
+			for _, lm := range promMatcher.FindAllStringSubmatch(m[2], -1) {
+				if l := lm[1]; !known[l] && !series[l] {
+					t.Errorf("%s: %s has no label %q\nquery: %s", where, name, l, expr)
+				}
+			}
+		}
+		for _, g := range promGrouping.FindAllStringSubmatch(bare, -1) {
+			for _, l := range strings.Split(g[1], ",") {
+				if l = strings.TrimSpace(l); l != "" && !known[l] && !exprLabels[l] {
+					t.Errorf("%s: groups by %q, a label of none of its metrics\nquery: %s", where, l, expr)
+				}
+			}
+		}
+	}
+}
