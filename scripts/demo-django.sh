@@ -3,7 +3,8 @@
 # temporary database) behind cacheproxy, with a throwaway redis-server if
 # one is installed. It shows, through the proxy, with X-Cache and
 # Cache-Status:
-#   1. the DRF views as they are: nothing cacheable, a MISS every time;
+#   1. the DRF views as they are: nothing cacheable, a PASS every time,
+#      and Cache-Status says why (detail=no-freshness);
 #   2. with examples/django/routes.yaml ({path: /rank, ttl: 30s}): a HIT;
 #   3. POST /games through the proxy: its Content-Location invalidates /rank;
 #   4. a write the proxy does not see, then cacheproxy purge -tag rank.
@@ -151,8 +152,8 @@ show GET /rank
 sleep 0.2
 show GET /rank
 show GET /players/1
-echo "    Every request is a MISS, and Cache-Status says fwd-status=200 without \"stored\":"
-echo "    the answers carry no Cache-Control and no ETag, so a shared cache has no basis to reuse them."
+echo "    Every request is a PASS, and Cache-Status says why: detail=no-freshness, the answers"
+echo "    carry no Cache-Control and no ETag, so a shared cache has no basis to reuse them."
 stop_proxy
 
 echo
