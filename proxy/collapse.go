@@ -95,7 +95,7 @@ func (x *exchange) matches(res *fillResult) bool {
 func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	switch {
 	case res.err != nil:
-		x.h.m.request(missed)
+		x.h.count(x.path, x.rt, missed, "origin-error")
 		x.h.writeError(x.w, x.r, res.err, missed)
 	case res.stream != nil:
 		x.writeStream(res.stream)
@@ -104,9 +104,11 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	case res.staleOnError:
 		x.writeEntry(res.entry, staleOnError, staleOnError.status)
 	case res.revalidated:
-		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: res.detail}))
+		x.why = res.detail
+		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: x.why}))
 	default:
-		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: x.fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: x.detail(res.detail)}))
+		x.why = x.detail(res.detail)
+		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: x.fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: x.why}))
 	}
 }
 
@@ -125,7 +127,7 @@ func (x *exchange) detail(stored string) string {
 // writeStream copies a response that is not stored to the client: a PASS,
 // with the reason it is not stored.
 func (x *exchange) writeStream(s *streamedResponse) {
-	x.h.m.request(passed)
+	x.h.count(x.path, x.rt, passed, s.detail)
 	w, r := x.w, x.r
 	defer s.close()
 	stop := context.AfterFunc(r.Context(), s.close)

@@ -18,7 +18,8 @@ type exchange struct {
 	h   *Handler
 	w   http.ResponseWriter
 	r   *http.Request
-	key string       // the base key of the request's canonical URL
+	key  string      // the base key of the request's canonical URL
+	path string      // the canonical path
 	rt  *Route       // the route that matched, or nil
 	cc  cacheControl // the request's cache directives
 	now time.Time
@@ -30,12 +31,14 @@ type exchange struct {
 	// stale is a stored copy that may not answer as it is: to revalidate,
 	// or to serve if the origin fails and it allows that.
 	stale *tiers.Entry
+	// why is the Cache-Status detail of the answer, for the report.
+	why string
 }
 
 // ServeHTTP answers r from the tiers or the origin.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.served(r) {
-		h.misdirected(w)
+		h.misdirected(w, r)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -43,7 +46,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := requestTarget(r.URL)
-	x := exchange{h: h, w: w, r: r, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
+	x := exchange{h: h, w: w, r: r, path: t.path, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
 	// Not looked up: a bypass route, a URL too long to name in a purge,
 	// or a request that forbids storing its exchange.
 	switch {
@@ -206,17 +209,17 @@ func (x *exchange) onlyIfCached() {
 			return
 		}
 	}
-	x.h.m.request(missed)
+	x.h.count(x.path, x.rt, missed, "only-if-cached")
 	x.w.Header()["X-Cache"] = missed.xcache
 	x.w.Header()["Cache-Status"] = missed.forwarded(forward{fwd: "miss", detail: "only-if-cached"})
 	x.w.WriteHeader(http.StatusGatewayTimeout)
 }
 
-// writeEntry writes e as the response, counted as o, with the
+// writeEntry writes e as the response, counted as o (see count), with the
 // Cache-Status cs. Header values are shared with e, never copied or
 // modified.
 func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
-	x.h.m.request(o)
+	x.h.count(x.path, x.rt, o, x.why)
 	w, r := x.w, x.r
 	hdr := w.Header()
 	e.Header.CopyTo(hdr)

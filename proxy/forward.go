@@ -146,8 +146,8 @@ func (h *Handler) served(r *http.Request) bool {
 
 // misdirected answers a request for a host this proxy does not serve
 // (RFC 9110 §15.5.20), without asking the origin.
-func (h *Handler) misdirected(w http.ResponseWriter) {
-	h.m.request(wrongHost)
+func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) {
+	h.count(requestTarget(r.URL).path, nil, wrongHost, "misdirected")
 	hdr := w.Header()
 	hdr["X-Cache"] = wrongHost.xcache
 	hdr["Cache-Status"] = wrongHost.status

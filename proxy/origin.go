@@ -92,7 +92,8 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 // the response, for the reason detail (Cache-Status). Its body is read
 // under the body timeout.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
-	h.m.request(bypassed)
+	t := requestTarget(r.URL)
+	h.count(t.path, h.route(t.path), bypassed, detail)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})

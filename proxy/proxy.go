@@ -34,6 +34,7 @@ type Handler struct {
 	pass     *httputil.ReverseProxy
 	flights  flightGroup
 	m        *metrics
+	rep      *report
 	inflight budget
 	hosts    map[string]bool // nil: every Host, none in the key
 	strip    []string        // canonical names, see Options.StripHeaders
@@ -48,6 +49,7 @@ func New(opts Options) (*Handler, error) {
 	}
 	h := &Handler{o: opts.withDefaults(), origin: newURLBase(opts.Origin), m: newMetrics()}
 	h.o.Routes = append([]Route(nil), opts.Routes...)
+	h.rep = newReport(len(h.o.Routes))
 	if h.o.Purge == nil {
 		h.o.Purge = func(_ context.Context, kind tiers.BanKind, value string) error {
 			h.PurgeLocal(kind, value)
@@ -116,4 +118,18 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// count counts one answer: in the metrics, and in the cacheability report
+// under the canonical path's pattern and its route, with the reason it was
+// not stored or not answered from the cache (detail), if any.
+func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
+	h.m.request(o)
+	route := -1
+	for i := range h.o.Routes {
+		if rt == &h.o.Routes[i] {
+			route = i
+		}
+	}
+	h.rep.add(path, route, o, detail)
 }

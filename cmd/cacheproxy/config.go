@@ -450,6 +450,7 @@ func printUsage(w io.Writer) {
   cacheproxy purge [flags]     purge cached entries fleet-wide: -url, -prefix, -tag or -all
   cacheproxy inspect URL       show what the cache holds for a URL
   cacheproxy stats             show an instance's counters and its fleet
+  cacheproxy report            show which routes are cached, and why not
   cacheproxy version           print the version and commit built (also -version)
   cacheproxy help              print this help
 

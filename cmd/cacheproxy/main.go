@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runInspect(ctx, args, getenv, stdout, stderr)
 	case "stats":
 		return runStats(ctx, args, getenv, stdout, stderr)
+	case "report":
+		return runReport(ctx, args, getenv, stdout, stderr)
 	case "version":
 		return runVersion(args, stdout, stderr)
 	case "help":

@@ -228,6 +228,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	s.proxyAddr, s.adminAddr = ln.Addr().String(), adminLn.Addr().String()
 	adm.Handle("DELETE /cache", http.HandlerFunc(s.servePurge))
 	adm.Handle("GET /cache", http.HandlerFunc(s.serveInspect))
+	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))

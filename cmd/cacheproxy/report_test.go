@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestReportCommand puts the proxy in front of an API whose views send no
+// freshness (a plain Django REST framework view), as a new user would, and
+// checks that cacheproxy report names the uncached route, the reason and
+// the fix, and that the fix makes it a hit.
+func TestReportCommand(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/login":
+			w.Header().Set("Set-Cookie", "sessionid=x")
+			w.Header().Set("Cache-Control", "max-age=60")
+		case "/static/app.js":
+			w.Header().Set("Cache-Control", "max-age=3600")
+		}
+		io.WriteString(w, "{}")
+	}))
+	defer origin.Close()
+	s := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}, "-origin", origin.URL)
+	for range 5 {
+		for _, p := range []string{"/rank", "/players/7", "/players/8", "/login", "/static/app.js"} {
+			fetch(t, "GET", s.proxyURL+p, "")
+		}
+	}
+	env := env(map[string]string{"CACHEPROXY_ADMIN": s.adminURL, "CACHEPROXY_ADMIN_TOKEN": fleetToken})
+	code, out, errOut := runClient(t, []string{"report"}, env)
+	if code != 0 {
+		t.Fatalf("report: exit %d, %s", code, errOut)
+	}
+	for _, want := range []string{
+		"PATTERN", "/rank", "/players/*", "no-freshness", "{path: /rank, ttl: 30s}",
+		"/login", "set-cookie", "/static/app.js",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report does not say %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, fmt.Sprintf("/static/app.js  %d", 5)) && !strings.Contains(out, "80.0%") {
+		t.Errorf("report without /static/app.js's hit ratio:\n%s", out)
+	}
+	code, out, _ = runClient(t, []string{"report", "-json", "-top", "2"}, env)
+	if code != 0 || strings.Count(out, `"pattern"`) != 2 {
+		t.Errorf("report -json -top 2: %d\n%s", code, out)
+	}
+	if code, _, _ := runClient(t, []string{"report", "-top", "0"}, env); code != 2 {
+		t.Errorf("report -top 0: exit %d, want 2", code)
+	}
+}

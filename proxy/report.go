@@ -1,0 +1,302 @@
+package proxy
+
+import (
+	"sort"
+	"strings"
+	"sync/atomic"
+)
+
+// The cacheability report: for each route rule and each path pattern (the
+// path's first two segments, with a segment that looks like an id read as
+// "*"), how its requests were answered and, for those the cache could not
+// answer, why. It is what a team putting the proxy in front of an
+// existing API needs first: which of its routes are not cached, and what
+// to change. It takes fixed memory (reportSlots patterns; any more are
+// counted together as "other") and, per request, a hash of the path's
+// first bytes and two atomic adds.
+
+const reportSlots = 256
+
+// reasons are the Cache-Status details the report counts, one counter
+// each; any other counts as "other".
+var reasons = []string{
+	"no-freshness", "set-cookie", "private", "no-store", "authorization", "cookie-request",
+	"vary-star", "too-large", "inflight-full", "status", "no-cache", "must-understand",
+	"request-no-cache", "request-no-store", "bypass-route", "method", "url-too-long",
+	"redis-down", "l1-unused", "expired", "only-if-cached", "misdirected", "origin-error", "other",
+}
+
+var reasonIndex = func() map[string]int {
+	m := make(map[string]int, len(reasons))
+	for i, r := range reasons {
+		m[r] = i
+	}
+	return m
+}()
+
+// counters are the answers of one pattern or route, by outcome label and
+// by reason.
+type counters struct {
+	byLabel  []atomic.Int64 // indexed like labels
+	byReason []atomic.Int64 // indexed like reasons
+}
+
+func newCounters() counters {
+	return counters{byLabel: make([]atomic.Int64, len(labels)), byReason: make([]atomic.Int64, len(reasons))}
+}
+
+func (c *counters) add(o *outcome, detail string) {
+	c.byLabel[o.idx].Add(1)
+	if detail == "" {
+		return
+	}
+	i, ok := reasonIndex[detail]
+	if !ok {
+		i = len(reasons) - 1
+	}
+	c.byReason[i].Add(1)
+}
+
+// slot is one pattern of the report.
+type slot struct {
+	hash atomic.Uint64 // 0 while free
+	name atomic.Pointer[string]
+	counters
+}
+
+// report is a Handler's cacheability report. The zero value is not
+// usable: see newReport.
+type report struct {
+	slots  [reportSlots]slot
+	other  counters
+	routes []counters // one per route rule
+}
+
+func newReport(routes int) *report {
+	r := &report{other: newCounters(), routes: make([]counters, routes)}
+	for i := range r.slots {
+		r.slots[i].counters = newCounters()
+	}
+	for i := range r.routes {
+		r.routes[i] = newCounters()
+	}
+	return r
+}
+
+// add counts one answer, o with detail, to a request for the canonical
+// path p on route rt (index i, -1 for none).
+func (r *report) add(p string, route int, o *outcome, detail string) {
+	if route >= 0 {
+		r.routes[route].add(o, detail)
+	}
+	h := patternHash(p)
+	for probe := range 8 {
+		s := &r.slots[(h+uint64(probe))%reportSlots]
+		cur := s.hash.Load()
+		if cur == 0 && s.hash.CompareAndSwap(0, h) {
+			name := pattern(p)
+			s.name.Store(&name)
+			cur = h
+		}
+		if cur == 0 {
+			cur = s.hash.Load() // another pattern took it meanwhile
+		}
+		if cur == h {
+			s.add(o, detail)
+			return
+		}
+	}
+	r.other.add(o, detail)
+}
+
+// segments returns the path's first two segments (without "/"), and
+// whether it has more.
+func segments(p string) (first, second string, deeper bool) {
+	p = strings.TrimPrefix(p, "/")
+	first, rest, ok := strings.Cut(p, "/")
+	if !ok {
+		return first, "", false
+	}
+	second, _, deeper = strings.Cut(rest, "/")
+	return first, second, deeper
+}
+
+// idLike reports whether a path segment looks like an identifier rather
+// than a name: a number, a long hex string or UUID, anything escaped, or
+// anything long. "v1" is a name.
+func idLike(seg string) bool {
+	if seg == "" {
+		return false
+	}
+	if len(seg) > 24 || strings.Contains(seg, "%") {
+		return true
+	}
+	digits, hex := 0, true
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		switch {
+		case '0' <= c && c <= '9':
+			digits++
+		case 'a' <= c && c <= 'f', 'A' <= c && c <= 'F', c == '-':
+		default:
+			hex = false
+		}
+	}
+	return digits == len(seg) || hex && len(seg) >= 16 && digits > 0
+}
+
+// pattern returns the report's pattern of a path: "/rank",
+// "/players/*", "/players/*/**".
+func pattern(p string) string {
+	first, second, deeper := segments(p)
+	if idLike(first) {
+		first = "*"
+	}
+	out := "/" + first
+	if second != "" || deeper {
+		if idLike(second) {
+			second = "*"
+		}
+		out += "/" + second
+	}
+	if deeper {
+		out += "/**"
+	}
+	return out
+}
+
+// patternHash is the FNV-1a hash of pattern(p), computed without building
+// it; never 0.
+func patternHash(p string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	mix := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h = (h ^ '/') * prime
+	}
+	first, second, deeper := segments(p)
+	for _, seg := range []string{first, second} {
+		if idLike(seg) {
+			seg = "*"
+		}
+		mix(seg)
+	}
+	if deeper {
+		mix("**")
+	}
+	return max(h, 1)
+}
+
+// ReportRow is one pattern or route of the cacheability report.
+type ReportRow struct {
+	// Pattern is the path pattern ("/players/*"), or the route's path
+	// for a row of Routes.
+	Pattern  string           `json:"pattern"`
+	Requests int64            `json:"requests"`
+	Answers  map[string]int64 `json:"answers"` // by X-Cache result
+	// HitRatio is the share of the cacheable requests answered from the
+	// cache (see HitRatios).
+	HitRatio float64 `json:"hit_ratio"`
+	// Reasons counts why requests were not stored or not answered from
+	// the cache (Cache-Status details); MainReason is the most frequent.
+	Reasons    map[string]int64 `json:"reasons,omitempty"`
+	MainReason string           `json:"main_reason,omitempty"`
+	// Advice says what to do about MainReason.
+	Advice string `json:"advice,omitempty"`
+}
+
+// Report is the cacheability report of a Handler.
+type Report struct {
+	Patterns []ReportRow `json:"patterns"` // by requests, most first
+	Routes   []ReportRow `json:"routes"`   // in the order of the route rules
+}
+
+// Report returns the cacheability report: the top patterns by traffic and
+// every route rule.
+func (h *Handler) Report(top int) Report {
+	var out Report
+	for i := range h.rep.slots {
+		s := &h.rep.slots[i]
+		if name := s.name.Load(); name != nil {
+			out.Patterns = append(out.Patterns, row(*name, &s.counters))
+		}
+	}
+	if o := row("other", &h.rep.other); o.Requests > 0 {
+		out.Patterns = append(out.Patterns, o)
+	}
+	sort.SliceStable(out.Patterns, func(i, j int) bool { return out.Patterns[i].Requests > out.Patterns[j].Requests })
+	if top > 0 && len(out.Patterns) > top {
+		out.Patterns = out.Patterns[:top]
+	}
+	out.Routes = []ReportRow{}
+	for i, rt := range h.o.Routes {
+		out.Routes = append(out.Routes, row(rt.Path, &h.rep.routes[i]))
+	}
+	return out
+}
+
+func row(pattern string, c *counters) ReportRow {
+	r := ReportRow{Pattern: pattern, Answers: map[string]int64{}}
+	for i, l := range labels {
+		if n := c.byLabel[i].Load(); n > 0 {
+			r.Answers[l] += n
+			r.Requests += n
+		}
+	}
+	r.HitRatio, _, _ = HitRatios(r.Answers)
+	var best int64
+	for i, reason := range reasons {
+		n := c.byReason[i].Load()
+		if n == 0 {
+			continue
+		}
+		if r.Reasons == nil {
+			r.Reasons = map[string]int64{}
+		}
+		r.Reasons[reason] = n
+		if n > best || n == best && reason < r.MainReason {
+			best, r.MainReason = n, reason
+		}
+	}
+	r.Advice = advice(r.MainReason, pattern)
+	return r
+}
+
+// advice says what to do about the reason requests for pattern were not
+// answered from the cache.
+func advice(reason, pattern string) string {
+	route := pattern // a pattern is a route glob
+	switch reason {
+	case "no-freshness":
+		return "the origin sends no Cache-Control max-age, Expires nor validator: send `Cache-Control: max-age=N` (or an ETag), or add `{path: " + route + ", ttl: 30s}` to routes"
+	case "set-cookie":
+		return "the origin sets a cookie on these responses, which are never stored: stop setting it on public pages (a session touched by a middleware, a CSRF cookie)"
+	case "private", "no-store":
+		return "the origin says " + reason + ": right for per-user answers; if every user gets the same, send `Cache-Control: public, max-age=N`"
+	case "authorization":
+		return "requests carry Authorization: if the answer is the same for every user, send `Cache-Control: public` or `s-maxage=N`"
+	case "cookie-request":
+		return "requests carry a Cookie and the answer has no explicit freshness: send `Cache-Control: max-age=N` (or `Vary: Cookie` if it depends on it), or set `cookies: ignore` on a route for " + route
+	case "vary-star":
+		return "`Vary: *` is never stored: vary on the request headers that change the answer"
+	case "too-large":
+		return "the answers are larger than -max-object-bytes: raise it if they should be cached"
+	case "inflight-full":
+		return "fills exceeded -max-inflight-bytes: raise it, or make fewer large cold requests at once"
+	case "status":
+		return "the status is not cacheable without explicit freshness: send `Cache-Control: max-age=N` with it"
+	case "no-cache", "must-understand":
+		return "the origin says " + reason + " without a validator: send an ETag or Last-Modified so answers can be revalidated"
+	case "request-no-cache":
+		return "clients ask for the origin's answer (a browser reload, Cache-Control: no-cache): see -client-no-cache"
+	case "bypass-route":
+		return "a bypass route: never cached, as configured"
+	case "method":
+		return "not GET or HEAD: passed through, and a success invalidates the URL"
+	case "redis-down", "l1-unused":
+		return "the shared tier (Redis) failed: see /readyz and the log"
+	}
+	return ""
+}
