@@ -15,14 +15,14 @@ import (
 // local tier, the shared tier, then a fill (collapse.go) from the fleet or
 // the origin (fill.go).
 type exchange struct {
-	h   *Handler
-	w   http.ResponseWriter
-	r   *http.Request
-	key  string      // the base key of the request's canonical URL
-	path string      // the canonical path
-	rt  *Route       // the route that matched, or nil
-	cc  cacheControl // the request's cache directives
-	now time.Time
+	h    *Handler
+	w    http.ResponseWriter
+	r    *http.Request
+	key  string       // the base key of the request's canonical URL
+	path string       // the canonical path
+	rt   *Route       // the route that matched, or nil
+	cc   cacheControl // the request's cache directives
+	now  time.Time
 
 	// fwd is why the cache could not answer, for Cache-Status: "uri-miss",
 	// "vary-miss", "stale", or "request" (the request asked for the
