@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,4 +55,29 @@ func TestReportCommand(t *testing.T) {
 	if code, _, _ := runClient(t, []string{"report", "-top", "0"}, env); code != 2 {
 		t.Errorf("report -top 0: exit %d, want 2", code)
 	}
+}
+
+// TestPurgesLogged: every purge is logged at INFO with who asked and what,
+// and listed by GET /purges, newest first.
+func TestPurgesLogged(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer origin.Close()
+	s := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}, "-origin", origin.URL)
+	purge(t, s, "url=/rank")
+	purge(t, s, "tag=player:1")
+	purge(t, s, "prefix=nope")
+	code, _, body := fetch(t, "GET", s.adminURL+"/purges", fleetToken)
+	var got struct{ Purges []purgeRecord }
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil || len(got.Purges) != 3 {
+		t.Fatalf("/purges = %d %s", code, body)
+	}
+	if p := got.Purges[0]; p.Query != "prefix=nope" || p.Status != 400 || !strings.HasPrefix(p.Remote, "127.0.0.1:") {
+		t.Errorf("newest purge: %+v", p)
+	}
+	if got.Purges[2].Query != "url=/rank" || got.Purges[2].Status != 200 {
+		t.Errorf("oldest purge: %+v", got.Purges[2])
+	}
+	waitFor(t, "the purge log lines", func() bool {
+		return strings.Count(s.logs.String(), `"msg":"purge"`) == 3 && strings.Contains(s.logs.String(), `"query":"url=/rank"`)
+	})
 }

@@ -52,6 +52,7 @@ type stack struct {
 	id     string         // this instance's name in the fleet
 
 	started   time.Time
+	purges    purgeLog    // the last purges asked of this instance
 	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
 	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
@@ -226,7 +227,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 
 	s.proxyAddr, s.adminAddr = ln.Addr().String(), adminLn.Addr().String()
-	adm.Handle("DELETE /cache", http.HandlerFunc(s.servePurge))
+	adm.Handle("DELETE /cache", s.logPurges(logger, http.HandlerFunc(s.servePurge)))
+	adm.Handle("GET /purges", http.HandlerFunc(s.serveRecentPurges))
 	adm.Handle("GET /cache", http.HandlerFunc(s.serveInspect))
 	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
 	// Profiles, behind the admin token like everything but /healthz.
