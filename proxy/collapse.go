@@ -136,6 +136,7 @@ func (x *exchange) writeStream(s *streamedResponse) {
 	for k, v := range s.header {
 		hdr[k] = v
 	}
+	x.h.removeTagHeaders(hdr)
 	hdr["X-Cache"] = passed.xcache
 	hdr["Cache-Status"] = passed.forwarded(forward{fwd: x.fwd, status: s.status, detail: s.detail})
 	if streamNotModified(r, s) {

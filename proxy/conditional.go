@@ -48,7 +48,10 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) *tiers.Entry {
 	e.StoredAt = respTime
 	e.InitialAge = initialAge(resp.Header, o.reqTime, respTime)
 	e.Lifetime = pol.lifetime
-	e.Tags = parseTags(hdr)
+	if tags := x.h.parseTags(resp.Header); tags != nil {
+		e.Tags = tags // the 304 names them anew
+	}
+	x.h.removeTagHeaders(hdr)
 	e.Seq = o.seq
 	return e.Packed()
 }

@@ -33,6 +33,9 @@ type exchange struct {
 	stale *tiers.Entry
 	// why is the Cache-Status detail of the answer, for the report.
 	why string
+	// policy is how a request for the origin's answer is treated: see
+	// Options.ClientNoCache.
+	policy string
 }
 
 // ServeHTTP answers r from the tiers or the origin.
@@ -47,6 +50,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t := requestTarget(r.URL)
 	x := exchange{h: h, w: w, r: r, path: t.path, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
+	x.policy = h.clientNoCache(x.rt)
+	if x.policy == "ignore" {
+		x.cc = noDirectives()
+	}
 	// Not looked up: a bypass route, a URL too long to name in a purge,
 	// or a request that forbids storing its exchange.
 	switch {
@@ -86,6 +93,21 @@ func (x *exchange) serve() {
 // not served (RFC 9111 §5.2.1.4).
 func (x *exchange) wantsOrigin() bool { return x.cc.noCache || x.cc.maxAge == 0 }
 
+// cannotRevalidate reports, under the "revalidate" policy, whether the
+// entry found has no validator: then the request's no-cache and max-age=0
+// are dropped, and it is answered from the cache as if they were absent.
+func (x *exchange) cannotRevalidate(e *tiers.Entry) bool {
+	if x.policy != "revalidate" || e == nil || hasValidator(e.Header) {
+		return false
+	}
+	x.cc.noCache = false
+	if x.cc.maxAge == 0 {
+		x.cc.maxAge = -1
+	}
+	x.fwd = "uri-miss"
+	return true
+}
+
 // fromLocal answers from L1 if it holds a response for the request, or
 // one it may serve stale while it is revalidated in the background; else
 // it keeps a stale copy for later steps.
@@ -99,6 +121,9 @@ func (x *exchange) fromLocal() bool {
 		return false
 	}
 	e, stale, fwd := x.lookup(x.r.Context(), l)
+	if x.wantsOrigin() && x.cannotRevalidate(firstOf(e, stale)) {
+		e, stale, fwd = x.lookup(x.r.Context(), l)
+	}
 	if x.wantsOrigin() {
 		x.stale = firstOf(e, stale)
 		return false
@@ -119,6 +144,9 @@ func (x *exchange) fromShared() bool {
 		return false
 	}
 	e, stale, _ := x.lookup(x.r.Context(), x.h.o.Shared)
+	if x.wantsOrigin() && x.cannotRevalidate(firstOf(e, stale)) {
+		e, stale, _ = x.lookup(x.r.Context(), x.h.o.Shared)
+	}
 	if x.wantsOrigin() {
 		e, stale = nil, firstOf(e, stale)
 	}
@@ -131,6 +159,9 @@ func (x *exchange) fromShared() bool {
 		return false
 	}
 	x.stale = stale
+	if !x.wantsOrigin() {
+		x.fwd = "stale" // what the cache holds is stale (RFC 9211 §2.2.1)
+	}
 	return !x.wantsOrigin() && x.serveStaleWhileRevalidating(stale)
 }
 

@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,4 +183,74 @@ func TestL1AloneKeepsFreshEntries(t *testing.T) {
 	wantXCache(t, s2.get(t, "/long2"), "MISS")
 	s2.clock.Advance(time.Minute)
 	wantXCache(t, s2.get(t, "/long2"), "HIT-L2")
+}
+
+// TestFwdStale: a stale entry fetched again whole says fwd=stale, from L1
+// or from L2.
+func TestFwdStale(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1, stale-if-error=60")
+		fmt.Fprint(w, "x")
+	})
+	for _, l1 := range []bool{true, false} {
+		s := newStack(t, o, func(opts *Options) {
+			if !l1 {
+				opts.Local = nil
+			}
+		})
+		wantXCache(t, s.get(t, "/st"), "MISS")
+		s.clock.Advance(5 * time.Second)
+		r := s.get(t, "/st")
+		wantXCache(t, r, "MISS")
+		if cs := r.header.Get("Cache-Status"); !strings.Contains(cs, "fwd=stale; fwd-status=200; stored") {
+			t.Errorf("L1 %v: Cache-Status %q", l1, cs)
+		}
+	}
+}
+
+// TestClientNoCachePolicy: a browser's reload goes to the origin as RFC
+// 9111 says by default (conditionally when it can), is only revalidated
+// under "revalidate", is ignored under "ignore" and on override routes.
+func TestClientNoCachePolicy(t *testing.T) {
+	var conditional atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		if strings.HasPrefix(r.URL.Path, "/v") {
+			w.Header().Set("Etag", `"e"`)
+			if r.Header.Get("If-None-Match") == `"e"` {
+				conditional.Add(1)
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+		fmt.Fprint(w, "x")
+	})
+	reload := []string{"Cache-Control", "no-cache"}
+	cases := []struct {
+		policy    string
+		routes    []Route
+		validator string // X-Cache of a reload of an entry with a validator
+		none      string // ... and of one without
+	}{
+		{"", nil, "REVALIDATED", "MISS"},
+		{"honour", nil, "REVALIDATED", "MISS"},
+		{"revalidate", nil, "REVALIDATED", "HIT-L1"},
+		{"ignore", nil, "HIT-L1", "HIT-L1"},
+		{"", []Route{{Path: "/", TTL: time.Minute, Override: true}}, "HIT-L1", "HIT-L1"},
+		{"ignore", []Route{{Path: "/", ClientNoCache: "honour"}}, "REVALIDATED", "MISS"},
+	}
+	for _, tc := range cases {
+		s := newStack(t, o, func(opts *Options) { opts.ClientNoCache = tc.policy; opts.Routes = tc.routes })
+		s.get(t, "/v")
+		s.get(t, "/n")
+		if r := s.get(t, "/v", reload...); r.header.Get("X-Cache") != tc.validator {
+			t.Errorf("%q %v: reload with a validator: %s, want %s", tc.policy, tc.routes, r.header.Get("X-Cache"), tc.validator)
+		}
+		if r := s.get(t, "/n", "Pragma", "no-cache"); r.header.Get("X-Cache") != tc.none {
+			t.Errorf("%q %v: reload without a validator: %s, want %s", tc.policy, tc.routes, r.header.Get("X-Cache"), tc.none)
+		}
+	}
+	if _, err := New(Options{Origin: &url.URL{Scheme: "http", Host: "o"}, ClientNoCache: "sometimes"}); err == nil {
+		t.Error("a bad ClientNoCache: no error")
+	}
 }

@@ -206,14 +206,14 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 	e := &tiers.Entry{
 		Kind:       tiers.KindResponse,
 		Status:     o.resp.StatusCode,
-		Header:     tiers.MakeHeader(storedHeader(o.resp.Header, len(body))),
+		Header:     tiers.MakeHeader(x.h.storedHeader(o.resp.Header, len(body))),
 		Body:       body,
 		StoredAt:   respTime,
 		InitialAge: initialAge(o.resp.Header, o.reqTime, respTime),
 		Lifetime:   lifetime,
 		Vary:       vary,
 		URL:        requestTarget(x.r.URL).url(),
-		Tags:       parseTags(o.resp.Header),
+		Tags:       x.h.parseTags(o.resp.Header),
 		Seq:        o.seq,
 	}
 	if x.rt != nil && x.rt.Override {

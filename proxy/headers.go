@@ -44,19 +44,34 @@ func removeHopHeaders(h http.Header) {
 }
 
 // storedHeader returns the headers of an origin response as they are
-// stored: without hop-by-hop headers, Set-Cookie and Age, and with
-// Content-Length set to the stored body's length.
-func storedHeader(h http.Header, bodyLen int) http.Header {
-	out := h.Clone()
+// stored: without hop-by-hop headers, tag headers (the entry keeps its
+// tags), Set-Cookie and Age, and with Content-Length set to the stored
+// body's length.
+func (h *Handler) storedHeader(hdr http.Header, bodyLen int) http.Header {
+	out := hdr.Clone()
 	if out == nil {
 		out = make(http.Header)
 	}
 	removeHopHeaders(out)
+	h.removeTagHeaders(out)
 	out.Del("Set-Cookie")
 	out.Del("Age")
 	out.Del("X-Cache")
+	out.Del("Cache-Status")
 	out["Content-Length"] = []string{strconv.Itoa(bodyLen)}
 	return out
+}
+
+// DefaultTagHeaders are the response headers that name an entry's tags
+// (surrogate keys) for purges by tag. See Options.TagHeaders.
+var DefaultTagHeaders = []string{"Cache-Tag", "Surrogate-Key"}
+
+// removeTagHeaders removes the tag headers from a response on its way to
+// a client: they are for the cache alone.
+func (h *Handler) removeTagHeaders(hdr http.Header) {
+	for _, name := range h.o.TagHeaders {
+		delete(hdr, name)
+	}
 }
 
 // ageValues caches the Age header values for the first ages in seconds,
@@ -82,10 +97,10 @@ func ageHeader(age time.Duration) []string {
 }
 
 // parseTags returns the surrogate keys of a response: the comma- or
-// space-separated values of Cache-Tag and Surrogate-Key.
-func parseTags(hdr http.Header) []string {
+// space-separated values of its tag headers (Cache-Tag, Surrogate-Key).
+func (h *Handler) parseTags(hdr http.Header) []string {
 	var tags []string
-	for _, name := range []string{"Cache-Tag", "Surrogate-Key"} {
+	for _, name := range h.o.TagHeaders {
 		for _, v := range hdr[name] {
 			tags = append(tags, strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })...)
 		}

@@ -52,6 +52,12 @@ type Route struct {
 	// explicit freshness (s-maxage, max-age, Expires or public), or varies
 	// on Cookie.
 	IgnoreCookies bool
+	// ClientNoCache is how this route treats a client's request for the
+	// origin's answer (Cache-Control: no-cache or max-age=0, Pragma:
+	// no-cache): "honour", "revalidate" or "ignore" (see
+	// Options.ClientNoCache). If empty, the Handler's, but "ignore" on an
+	// Override route (as Django's cache_page does).
+	ClientNoCache string
 }
 
 // Options configures a Handler. The zero value of each field is a usable
@@ -90,6 +96,16 @@ type Options struct {
 	// FillTimeout bounds one origin fetch made on behalf of possibly
 	// several clients. If zero, 30s.
 	FillTimeout time.Duration
+
+	// ClientNoCache is how a client's request for the origin's answer
+	// (Cache-Control: no-cache or max-age=0, Pragma: no-cache, as a
+	// browser's reload sends) is treated: "honour" (the default, RFC 9111:
+	// a stored entry is revalidated with a conditional request when it
+	// has a validator, else fetched again), "revalidate" (only revalidated:
+	// an entry without a validator is served as if the directive were
+	// absent, so no client can make the proxy fetch it whole at will), or
+	// "ignore" (every request cache directive is ignored).
+	ClientNoCache string
 
 	// LockTimeout bounds how long a request waits for another request's
 	// fill of the same key (nginx's proxy_cache_lock_timeout), here or,
@@ -143,6 +159,11 @@ type Options struct {
 	// itself, on every request.
 	StripHeaders []string
 
+	// TagHeaders are the response headers naming an entry's tags for
+	// purges by tag; they are removed before a response reaches a
+	// client. If nil, DefaultTagHeaders.
+	TagHeaders []string
+
 	// MaxTTL caps how long any entry is kept in any tier, whatever its
 	// freshness. Purges are remembered for MaxTTL plus FillTimeout. If
 	// zero, 24h.
@@ -180,6 +201,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", o.MaxInflightBytes)
 	case o.PublicHost != "" && len(o.Hosts) > 0:
 		return errors.New("proxy: PublicHost and Hosts exclude each other")
+	case !validClientNoCache(o.ClientNoCache):
+		return fmt.Errorf("proxy: ClientNoCache %q: want honour, revalidate or ignore", o.ClientNoCache)
 	}
 	for name, d := range map[string]time.Duration{"DefaultTTL": o.DefaultTTL, "L1TTL": o.L1TTL, "FillTimeout": o.FillTimeout,
 		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout} {

@@ -73,6 +73,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 			// Ours are set on the client's response by passThrough.
 			delete(resp.Header, "X-Cache")
 			delete(resp.Header, "Cache-Status")
+			h.removeTagHeaders(resp.Header)
 			if isUnsafe(resp.Request.Method) && resp.StatusCode >= 200 && resp.StatusCode < 400 {
 				h.invalidateAfterUnsafe(resp)
 			}

@@ -102,6 +102,13 @@ func (o Options) withDefaults() Options {
 	if o.StripHeaders == nil {
 		o.StripHeaders = DefaultStripHeaders
 	}
+	if o.TagHeaders == nil {
+		o.TagHeaders = DefaultTagHeaders
+	}
+	o.TagHeaders = append([]string(nil), o.TagHeaders...)
+	for i, n := range o.TagHeaders {
+		o.TagHeaders[i] = http.CanonicalHeaderKey(strings.TrimSpace(n))
+	}
 	if o.Bans == nil {
 		o.Bans = new(tiers.Bans)
 	}

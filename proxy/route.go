@@ -48,7 +48,27 @@ func (rt Route) Validate() error {
 	if rt.TTL < 0 {
 		return errors.New("TTL must not be negative")
 	}
+	if !validClientNoCache(rt.ClientNoCache) {
+		return fmt.Errorf("ClientNoCache %q: want honour, revalidate or ignore", rt.ClientNoCache)
+	}
 	return nil
+}
+
+func validClientNoCache(v string) bool {
+	return v == "" || v == "honour" || v == "revalidate" || v == "ignore"
+}
+
+// clientNoCache returns the policy for a client's no-cache on route rt.
+func (h *Handler) clientNoCache(rt *Route) string {
+	switch {
+	case rt != nil && rt.ClientNoCache != "":
+		return rt.ClientNoCache
+	case rt != nil && rt.Override:
+		return "ignore"
+	case h.o.ClientNoCache != "":
+		return h.o.ClientNoCache
+	}
+	return "honour"
 }
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }

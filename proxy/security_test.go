@@ -360,3 +360,32 @@ func TestLongURLsAreNotCached(t *testing.T) {
 		t.Error("a URL longer than maxCachedURL was stored")
 	}
 }
+
+// TestTagHeadersNotSentToClients: Cache-Tag and Surrogate-Key are for the
+// cache alone; purges by tag still work.
+func TestTagHeadersNotSentToClients(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Tag", "rank, player:1")
+		w.Header().Set("Surrogate-Key", "board")
+		if r.URL.Path == "/pass" {
+			w.Header().Set("Cache-Control", "no-store")
+		} else {
+			w.Header().Set("Cache-Control", "max-age=60")
+		}
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, func(opts *Options) { opts.Routes = []Route{{Path: "/bypass", Bypass: true}} })
+	for _, p := range []string{"/rank", "/rank", "/pass", "/bypass"} {
+		r := s.get(t, p)
+		if r.header.Get("Cache-Tag") != "" || r.header.Get("Surrogate-Key") != "" {
+			t.Errorf("%s (%s): tag headers reached the client: %v", p, r.header.Get("X-Cache"), r.header)
+		}
+	}
+	if r := s.do(t, http.MethodPost, "/bypass"); r.header.Get("Cache-Tag") != "" {
+		t.Errorf("POST: tag headers reached the client")
+	}
+	s.h.PurgeLocal(tiers.BanTag, "player:1")
+	wantXCache(t, s.get(t, "/rank"), "MISS")
+	s.h.PurgeLocal(tiers.BanTag, "board")
+	wantXCache(t, s.get(t, "/rank"), "MISS")
+}

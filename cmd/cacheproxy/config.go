@@ -43,6 +43,8 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Drain           time.Duration
 	LockTimeout     time.Duration
+	ClientNoCache   string
+	TagHeaders      []string
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
 	PurgeWait       time.Duration
@@ -172,6 +174,25 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = parseDuration(v, true); return err }},
 	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
+	{name: "client-no-cache", def: "honour", usage: "how a client's no-cache (a browser reload: Cache-Control no-cache or max-age=0, Pragma no-cache) is treated: honour (RFC 9111: revalidate with the origin, or fetch again without a validator), revalidate (only revalidate: an entry without a validator is served from the cache), ignore (request cache directives are ignored); routes may set their own",
+		parse: func(c *config, v string) error {
+			switch v {
+			case "honour", "revalidate", "ignore":
+				c.ClientNoCache = v
+				return nil
+			}
+			return errors.New("want honour, revalidate or ignore")
+		}},
+	{name: "tag-headers", def: strings.Join(proxy.DefaultTagHeaders, ","), usage: "comma-separated response headers naming an entry's tags for purges by tag; removed before responses reach clients",
+		parse: func(c *config, v string) error {
+			c.TagHeaders = []string{}
+			for _, n := range strings.Split(v, ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					c.TagHeaders = append(c.TagHeaders, n)
+				}
+			}
+			return nil
+		}},
 	{name: "lock-timeout", def: "5s", usage: "how long a request waits for another's fill of the same key (here or on another instance) before serving its stale copy where allowed or fetching on its own; a fill older than this is not joined",
 		parse: func(c *config, v string) (err error) { c.LockTimeout, err = parseDuration(v, true); return err }},
 	{name: "drain", def: "5s", usage: "on SIGTERM/SIGINT, how long /readyz answers 503 while the proxy keeps serving, so a load balancer stops sending traffic before the listener closes; 0 closes it at once",

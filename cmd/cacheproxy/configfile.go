@@ -125,6 +125,13 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
 				}
 				hasTTL = true
+			case "client-no-cache":
+				switch s {
+				case "honour", "revalidate", "ignore":
+					r.ClientNoCache = s
+				default:
+					return nil, fmt.Errorf("invalid %s: %q: want honour, revalidate or ignore", at.describe(name), s)
+				}
 			case "cookies":
 				switch s {
 				case "ignore":
@@ -145,7 +152,7 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					r.Override = b
 				}
 			default:
-				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies)", field, at, k.Value)
+				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies, client-no-cache)", field, at, k.Value)
 			}
 		}
 		at := fromFile(file, item.Line)

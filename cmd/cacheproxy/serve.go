@@ -79,6 +79,8 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		Hosts:          cfg.Hosts,
 		StripHeaders:   cfg.StripHeaders,
 		LockTimeout:    cfg.LockTimeout,
+		ClientNoCache:  cfg.ClientNoCache,
+		TagHeaders:     cfg.TagHeaders,
 
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		BodyTimeout:      cfg.BodyTimeout,
