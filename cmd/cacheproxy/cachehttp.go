@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/proxy"
@@ -18,6 +19,10 @@ type purgeResponse struct {
 	Purge     purgeDesc `json:"purge"`
 	Confirmed []string  `json:"confirmed"`
 	Missing   []string  `json:"missing"`
+	// MissingUntil gives, for each of Missing, the time by which it
+	// serves nothing older than the purge (its L1 unused or flushed,
+	// its fills in flight over), by Redis's clock.
+	MissingUntil map[string]time.Time `json:"missing_until,omitempty"`
 	// Fleet is false for a proxy without Redis: the purge was local.
 	Fleet bool `json:"fleet"`
 }
@@ -112,9 +117,12 @@ func isAdminParam(rest string) bool {
 }
 
 // servePurge is DELETE /cache: a purge, fleet-wide when there is Redis.
-// 200 once every live instance confirmed, 202 if some did not within
-// -purge-wait, 503 if Redis cannot be reached (this instance's L1 is
-// purged all the same), 400 for a bad selector.
+// 200 once every instance that may still serve what it names confirmed;
+// 202 if some did not within -purge-wait, each named with the time by
+// which it serves nothing older; 503 if Redis did not record it in time
+// (not recorded, or recorded before this answer, never after: see
+// shared.Fleet.Purge; this instance's L1 is dropped all the same); 400
+// for a bad selector.
 func (s *stack) servePurge(w http.ResponseWriter, r *http.Request) {
 	kind, value, err := purgeSelector(r)
 	if err == nil && len(value) > tiers.MaxBanValue {
@@ -136,7 +144,8 @@ func (s *stack) servePurge(w http.ResponseWriter, r *http.Request) {
 	res, err := s.purgeFleet(r.Context(), kind, value)
 	if err != nil {
 		admin.WriteJSON(w, http.StatusServiceUnavailable, errorResponse{
-			Error:         "redis unreachable, the fleet could not be told (this instance's L1 was purged): " + err.Error(),
+			Error: "redis did not record the purge in time, the fleet could not be told " +
+				"(if it was recorded, it was before this answer; this instance's L1 was purged): " + err.Error(),
 			LocalL1Purged: true,
 		})
 		return
@@ -164,7 +173,7 @@ func (s *stack) purgeFleet(ctx context.Context, kind tiers.BanKind, value string
 	}
 	out := purgeResponse{
 		Purge:     purgeDesc{Kind: kind.String(), Value: value, Seq: res.Ban.Seq},
-		Confirmed: res.Confirmed, Missing: res.Missing, Fleet: true,
+		Confirmed: res.Confirmed, Missing: res.Missing, MissingUntil: res.MissingUntil, Fleet: true,
 	}
 	if out.Confirmed == nil {
 		out.Confirmed = []string{}

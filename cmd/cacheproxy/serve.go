@@ -105,6 +105,10 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 			PurgeWait: cfg.PurgeWait,
 			Info:      s.memberInfo,
 			Flush:     s.flushLocal,
+			// What the proxy caps L1 entries at, and its fill timeout
+			// (the default, as popts leaves it): an instance cut off
+			// from Redis keeps L1 that long, and purges count on it.
+			L1TTL: cfg.L1TTL,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("fleet: %w", err)

@@ -10,6 +10,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -295,4 +296,12 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// FlushAll empties the server (FLUSHALL), as an operator might.
+func (s *Server) FlushAll() {
+	s.t.Helper()
+	if err := s.Client().FlushAll(context.Background()).Err(); err != nil {
+		s.t.Fatalf("redistest: FLUSHALL: %v", err)
+	}
 }

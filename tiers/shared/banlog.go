@@ -36,12 +36,20 @@ import (
 // down to the one new ban, so a count thrown off (by an older instance's
 // script, which does not keep it) heals.
 //
-// For a URL purge it deletes the URL's base key (KEYS[6]).
-var purgeScript = redis.NewScript(`
-local seq = redis.call('INCR', KEYS[1])
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ban = seq .. '|' .. ARGV[1] .. '|' .. ms .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+// The ban's ID is the request's (ARGV[2]) and the epoch's, joined by "@";
+// the epoch (KEYS[6]) is started first if there is none (see epochLua,
+// ARGV[8] its name). If ARGV[9] is not 0 and Redis's clock is past it (in
+// ms), nothing is recorded and the script returns {'late'}: the caller has
+// given up by then (see Fleet.Purge). It returns the ban, Redis's clock
+// (ms), and the members of KEYS[7] heard within ARGV[10] ms, each followed
+// by its score.
+//
+// For a URL purge it deletes the URL's base key (KEYS[8]).
+var purgeScript = redis.NewScript(epochLua + `
+if tonumber(ARGV[9]) > 0 and ms > tonumber(ARGV[9]) then return {'late'} end
+local epoch = ensure_epoch(KEYS[6], KEYS[1], KEYS[2], KEYS[5], KEYS[3], ARGV[8], '', 0, ms, ARGV[7])
+local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+local ban = seq .. '|' .. ARGV[1] .. '|' .. string.format('%d', ms) .. '|' .. ARGV[2] .. '@' .. epoch .. '|' .. ARGV[3]
 local keep, maxBans, maxBytes, overhead = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 -- parse returns a recorded ban's time and cost; a malformed one is old.
 local function parse(m)
@@ -68,22 +76,26 @@ for i = 1, 16 do
   bytes = redis.call('DECRBY', KEYS[5], cost)
 end
 local n = redis.call('ZCARD', KEYS[2])
-local floor = 0
+local floor = nil
 for i = 1, 256 do
   if n <= 1 or (n <= maxBans and bytes <= maxBytes) then break end
   local first = redis.call('ZPOPMIN', KEYS[2])
   local _, cost = parse(first[1])
   bytes = redis.call('DECRBY', KEYS[5], cost)
-  floor = tonumber(first[2])
+  floor = first[2]
   n = n - 1
 end
-if floor > 0 and floor > tonumber(redis.call('GET', KEYS[4]) or '0') then
+if floor and tonumber(floor) > tonumber(redis.call('GET', KEYS[4]) or '0') then
   redis.call('SET', KEYS[4], floor)
 end
 if n == 1 then redis.call('SET', KEYS[5], #ARGV[3] + overhead) end
-if KEYS[6] then redis.call('DEL', KEYS[6]) end
+if KEYS[8] then redis.call('DEL', KEYS[8]) end
 redis.call('PUBLISH', KEYS[3], ban)
-return ban
+local out = {ban, ms}
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], ms - tonumber(ARGV[10]), '+inf', 'WITHSCORES')) do
+  out[#out + 1] = v
+end
+return out
 `)
 
 // seqKey holds the fleet's purge sequence number: the Seq of the last ban
@@ -116,48 +128,37 @@ var errBansLoading = errors.New("purge bans still loading")
 
 // catchUp loads the bans Bans has not applied if seq, the fleet's purge
 // sequence number as read from Redis (a string, or nil if no purge was
-// ever recorded), is ahead of it. It waits at most Timeout for them, and
-// not at all when more than a page is missing (a new instance, or one
+// ever recorded), is ahead of it. have is Bans.Applied as it was before
+// seq was read, and epoch the epoch read with seq: if they say Redis has
+// another history than the table (see sameHistory), the tier starts
+// renewing and the read is a miss. It waits until ctx ends for the bans,
+// and not at all when more than a page is missing (a new instance, or one
 // back from an outage): the loading goes on in the background, and the
 // entry is a miss meanwhile.
-func (t *Tier) catchUp(ctx context.Context, seq any) error {
-	s, ok := seq.(string)
-	if !ok {
-		return nil
+func (t *Tier) catchUp(ctx context.Context, have uint64, seq, epoch any) error {
+	if t.renewing() {
+		return errRenewing
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("purge sequence %q: %w", s, err)
+	s, _ := seq.(string)
+	e, _ := epoch.(string)
+	var n uint64
+	if s != "" {
+		var err error
+		if n, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return fmt.Errorf("purge sequence %q: %w", s, err)
+		}
 	}
-	have := t.bans.Applied()
+	if !t.sameHistory(e, n, have) {
+		t.markRenew(fmt.Sprintf("read epoch %q, sequence %d; had %d", e, n, have))
+		return errRenewing
+	}
+	have = t.bans.Applied()
 	if n <= have {
 		return nil
 	}
 	if n-have > banPage {
 		t.syncs.DoChan("sync", t.loadBans)
 		return fmt.Errorf("%w: have %d of %d", errBansLoading, have, n)
-	}
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.loadUpTo(ctx, n)
-}
-
-// syncBans applies every ban recorded in Redis up to the fleet's purge
-// sequence number as it reads it now. pageTimeout bounds each call to
-// Redis; ctx, the whole.
-func (t *Tier) syncBans(ctx context.Context, pageTimeout time.Duration) error {
-	cctx, cancel := context.WithTimeout(ctx, pageTimeout)
-	s, err := t.rdb.Get(cctx, t.seqKey()).Result()
-	cancel()
-	if errors.Is(err, redis.Nil) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return fmt.Errorf("purge sequence %q: %w", s, err)
 	}
 	return t.loadUpTo(ctx, n)
 }
@@ -219,14 +220,15 @@ func (t *Tier) loadBans() (any, error) {
 }
 
 // pageScript returns the floor of the ban log (KEYS[2], see purgeScript),
-// whether more bans follow this page ("1" or "0"), and the page: the bans
+// whether more bans follow this page ("1" or "0"), the epoch (KEYS[3],
+// "" if none), and the page: the bans
 // after Seq ARGV[1], at most ARGV[2] of them and, but for the first, at
 // most ARGV[3] bytes. It reads the log 64 bans at a time, so that a page
 // of long bans does not read far past its end. Floor and page are read
 // together, so that no trim can fall between.
 var pageScript = redis.NewScript(`
 local limit, maxBytes = tonumber(ARGV[2]), tonumber(ARGV[3])
-local out = {redis.call('GET', KEYS[2]) or '0', '0'}
+local out = {redis.call('GET', KEYS[2]) or '0', '0', redis.call('GET', KEYS[3]) or ''}
 local n, bytes = 0, 0
 while true do
   local chunk = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', n, 64)
@@ -247,16 +249,21 @@ end
 // reports whether more may follow. If the log was trimmed past Applied
 // (it holds no ban at or below its floor), the bans missed are gone: it
 // applies an all-ban at the floor instead, which kills every entry they
-// killed, and flushes the local tier (a Fleet's Flush).
+// killed, and flushes the local tier (a Fleet's Flush). A page of another
+// epoch than the table's is not applied: the tier starts renewing.
 func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
 	from := t.bans.Applied()
-	res, err := pageScript.Run(ctx, t.client, []string{t.bansKey(), t.floorKey()},
+	res, err := pageScript.Run(ctx, t.client, []string{t.bansKey(), t.floorKey(), t.epochKey()},
 		from, banPage, banPageBytes).StringSlice()
 	if err != nil {
 		return false, err
 	}
-	if len(res) < 2 {
+	if len(res) < 3 {
 		return false, fmt.Errorf("ban page: %d values", len(res))
+	}
+	if known, ok := t.knownEpoch(); ok && res[2] != known {
+		t.markRenew(fmt.Sprintf("loading purges: epoch %q, had %q", res[2], known))
+		return false, errRenewing
 	}
 	floor, err := strconv.ParseUint(res[0], 10, 64)
 	if err != nil {
@@ -267,7 +274,7 @@ func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
 	if floor > from {
 		bans = append(bans, tiers.Ban{Seq: floor, Kind: tiers.BanAll, At: now, ID: "floor"})
 	}
-	for _, m := range res[2:] {
+	for _, m := range res[3:] {
 		b, err := tiers.ParseBan(m)
 		if err != nil {
 			t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
@@ -276,6 +283,11 @@ func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
 		bans = append(bans, b)
 	}
 	t.bans.Apply(now, t.banKeep, bans...)
+	if floor > from {
+		t.recent.note(bans[1:]...) // not the floor's own all-ban
+	} else {
+		t.recent.note(bans...)
+	}
 	if floor > from && t.bans.Applied() >= floor {
 		t.floors.Add(1)
 		t.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",

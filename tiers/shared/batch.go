@@ -40,17 +40,15 @@ type read struct {
 	// buffered, so that the pipeline goroutine never blocks on a
 	// reader that gave up.
 	done chan struct{}
-	vals []any // the entry and the purge sequence, as MGET returns them
+	vals []any // the entry, the purge sequence and epoch, as MGET returns them
 	err  error
 }
 
 var readPool = sync.Pool{New: func() any { return &read{done: make(chan struct{}, 1)} }}
 
-// batchGet reads key (and the purge sequence) in the next pipeline. It
-// returns ctx's error if ctx ends first.
-//
-// A read waits for the batch in flight (at most Timeout) and then for its
-// own (at most Timeout).
+// batchGet reads key (and the purge sequence and epoch) in the next
+// pipeline. It returns ctx's error if ctx ends first: Get's one Timeout
+// covers the wait for the batch in flight and the read's own.
 func (t *Tier) batchGet(ctx context.Context, key string) ([]any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -113,9 +111,9 @@ func (t *Tier) pipeline() {
 	}
 }
 
-// sendBatch queues an MGET of each read's key and the purge sequence
-// (of the key alone if there are no bans to keep) in one pipeline and
-// runs it. Every command carries its own result or error.
+// sendBatch queues an MGET of each read's key, the purge sequence and
+// epoch (of the key alone if there are no bans to keep) in one pipeline
+// and runs it. Every command carries its own result or error.
 func (t *Tier) sendBatch(batch []*read, cmds []*redis.SliceCmd) []*redis.SliceCmd {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
@@ -132,12 +130,13 @@ func (t *Tier) sendBatch(batch []*read, cmds []*redis.SliceCmd) []*redis.SliceCm
 	return cmds
 }
 
-// mget reads key and, if the tier keeps bans, the purge sequence.
+// mget reads key and, if the tier keeps bans, the purge sequence and
+// epoch.
 func (t *Tier) mget(ctx context.Context, c interface {
 	MGet(ctx context.Context, keys ...string) *redis.SliceCmd
 }, key string) *redis.SliceCmd {
 	if t.bans == nil {
 		return c.MGet(ctx, key)
 	}
-	return c.MGet(ctx, key, t.seqKey())
+	return c.MGet(ctx, key, t.seq, t.epochK)
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,45 +32,71 @@ type FleetOptions struct {
 	Info func() any
 
 	// Flush drops every entry of the local tier. It is called whenever
-	// the instance may have missed a purge: on every (re)subscription
-	// and on a gap in the purge sequence. May be nil (no local tier).
+	// the instance may have missed a purge: on every (re)subscription,
+	// on a gap in the purge sequence and when Redis is found with a new
+	// purge log. May be nil (no local tier).
 	Flush func()
 
 	// Heartbeat is how often the instance announces itself and checks
-	// its subscription. If zero, 1s. An instance is live for the others
-	// for 5 heartbeats after its last one, and stops using its local
-	// tier after 3 heartbeats without an answer from Redis.
+	// its subscription. If zero, 1s. An instance counts as live (for
+	// fill leases and Members) for 5 heartbeats after its last one.
 	Heartbeat time.Duration
 
-	// PurgeWait bounds how long Purge waits for the live instances to
+	// PurgeWait bounds how long Purge waits for the instances to
 	// confirm. If zero, 2s.
 	PurgeWait time.Duration
+
+	// L1TTL is the longest an entry lives in the local tier (the
+	// proxy's L1TTL, which it caps entries at). An instance that cannot
+	// reach Redis keeps using its local tier for L1TTL after its last
+	// heartbeat in sync with the fleet's purges, and a purge waits for
+	// (or reports) every instance heard from within L1TTL plus
+	// FillTimeout. If zero, 30s.
+	L1TTL time.Duration
+
+	// FillTimeout bounds a fill (the proxy's FillTimeout): a fill that
+	// started before a purge may answer the requests that joined it
+	// for that long. If zero, 30s.
+	FillTimeout time.Duration
 }
 
 // Fleet is this instance's membership of the fleet of proxies sharing one
 // Redis under one prefix. It records purges in Redis and publishes them;
 // it applies every instance's purges, in sequence, to the ban table, and
-// confirms each; it knows whether that table is complete, which is when
-// the local tier may be used (LocalUsable); and it announces the instance
-// with a heartbeat so that a purge knows whom to wait for.
+// confirms each once applied; it knows whether that table is complete and
+// of Redis's current purge epoch, which decides when the local tier may
+// be used (LocalUsable); and it announces the instance with a heartbeat
+// so that a purge knows whom to wait for.
 //
 // Create it with NewFleet, then call Run.
 type Fleet struct {
-	t         *Tier
-	id        string
-	info      func() any
-	flush     func()
-	hb        time.Duration
-	purgeWait time.Duration
-	log       *slog.Logger
+	t           *Tier
+	id          string
+	info        func() any
+	flush       func()
+	hb          time.Duration
+	purgeWait   time.Duration
+	l1TTL       time.Duration
+	fillTimeout time.Duration
+	log         *slog.Logger
 
-	started    time.Time
+	started time.Time // also the base of the monotonic nanos below
+	// syncMu serialises what changes the ban table from the fleet's
+	// side: resync, adoption, applying a published ban.
+	syncMu     sync.Mutex
 	synced     atomic.Bool  // the ban table is complete since the last (re)subscription
-	pubsubOK   atomic.Int64 // unix nanos of the last sign of life of the subscription
-	heartbeat  atomic.Int64 // unix nanos of the last successful heartbeat
-	usable     atomic.Bool  // cached LocalUsable, refreshed by the watchdog
+	pubsubOK   atomic.Int64 // mono nanos of the last sign of life of the subscription
+	leaseFrom  atomic.Int64 // mono nanos: sending of the last heartbeat Redis answered in sync (heartbeat.go)
+	cutOff     atomic.Bool  // Redis did not answer the last heartbeat or probe
+	hbOK       atomic.Bool  // the last heartbeat succeeded, and hbSeq is what it read
+	hbSeq      atomic.Uint64
+	clock      atomic.Pointer[clockOffset]
+	usable     atomic.Bool // cached LocalUsable, refreshed by the watchdog
+	adopting   atomic.Bool // an adoption goroutine is running
+	kick       chan struct{}
 	reconnects atomic.Int64
 	flushes    atomic.Int64
+	adoptions  atomic.Int64
 	received   atomic.Int64
 	purges     [5]atomic.Int64 // by tiers.BanKind
 
@@ -89,27 +112,35 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 	if opts.Tier.bans == nil {
 		return nil, errors.New("shared: FleetOptions.Tier must have Options.Bans set")
 	}
-	if opts.Heartbeat < 0 || opts.PurgeWait < 0 {
-		return nil, errors.New("shared: FleetOptions.Heartbeat and PurgeWait must not be negative")
+	if opts.Heartbeat < 0 || opts.PurgeWait < 0 || opts.L1TTL < 0 || opts.FillTimeout < 0 {
+		return nil, errors.New("shared: FleetOptions durations must not be negative")
 	}
 	f := &Fleet{
 		t: opts.Tier, id: opts.ID, info: opts.Info, flush: opts.Flush,
 		hb: opts.Heartbeat, purgeWait: opts.PurgeWait, log: opts.Tier.log,
+		l1TTL: opts.L1TTL, fillTimeout: opts.FillTimeout,
 		waiters: make(map[string]chan string),
 		started: time.Now(),
+		kick:    make(chan struct{}, 1),
 	}
 	if f.id == "" {
 		host, _ := os.Hostname()
 		f.id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomID()[:6])
 	}
-	if strings.ContainsAny(f.id, "| ") {
-		return nil, fmt.Errorf("shared: FleetOptions.ID %q must not contain '|' or spaces", f.id)
+	if strings.ContainsAny(f.id, "|@ ") {
+		return nil, fmt.Errorf("shared: FleetOptions.ID %q must not contain '|', '@' or spaces", f.id)
 	}
 	if f.hb == 0 {
 		f.hb = time.Second
 	}
 	if f.purgeWait == 0 {
 		f.purgeWait = 2 * time.Second
+	}
+	if f.l1TTL == 0 {
+		f.l1TTL = 30 * time.Second
+	}
+	if f.fillTimeout == 0 {
+		f.fillTimeout = 30 * time.Second
 	}
 	if f.flush == nil {
 		f.flush = func() {}
@@ -131,12 +162,20 @@ func (f *Fleet) opTimeout() time.Duration {
 	return max(f.t.timeout, f.hb)
 }
 
+// mono returns the time since the fleet was created, from the monotonic
+// clock.
+func (f *Fleet) mono() int64 { return int64(time.Since(f.started)) }
+
 // ID returns this instance's name in the fleet.
 func (f *Fleet) ID() string { return f.id }
 
-// LocalUsable reports whether the local tier may be used: the instance is
-// subscribed, has applied every purge recorded since, and heard from
-// Redis within the last 3 heartbeats. It is one atomic load.
+// LocalUsable reports whether the local tier may be used: within L1TTL of
+// the last heartbeat this instance made in sync with the fleet's purges
+// (subscribed, every purge applied, Redis's current epoch), and either
+// still in sync or cut off from Redis altogether. An instance that can
+// reach Redis but has lost its subscription, found a gap, or found a new
+// purge log stops at once, until it has resynchronised. It is one atomic
+// load.
 func (f *Fleet) LocalUsable() bool { return f.usable.Load() }
 
 func (f *Fleet) purgeChannel() string { return f.t.prefix + ":purge" }
@@ -148,13 +187,20 @@ func (f *Fleet) memberKey(id string) string {
 
 // Run subscribes to the fleet's purges and runs the heartbeat until ctx
 // ends; it then leaves the fleet and returns nil. Redis being unreachable
-// is not an error: Run keeps trying, and the local tier stays unused
-// until it is back and the ban table is complete again.
+// is not an error: Run keeps trying, and the local tier is used only as
+// LocalUsable says until Redis is back and the ban table is complete
+// again.
 func (f *Fleet) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	renew := func() {
+		f.usable.Store(false)
+		f.startAdoption(ctx, &wg)
+	}
+	f.t.onRenew.Store(&renew)
+	defer f.t.onRenew.Store(nil)
 	ps := f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel())
 	defer ps.Close()
 	done := make(chan struct{})
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -186,11 +232,19 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 				continue // quiet channel; the heartbeat's ping keeps it honest
 			}
 			// The connection broke: purges may be lost until go-redis
-			// resubscribes, on the next receive.
+			// resubscribes, on the next receive. If Redis is down, not
+			// just this connection, the instance is cut off and keeps
+			// its local tier for a while (see LocalUsable).
 			if f.synced.Swap(false) {
-				f.log.Warn("purge subscription lost: local tier bypassed until resubscribed", "err", err)
+				f.cutOff.Store(f.t.ping(ctx, f.t.timeout) != nil)
+				if f.cutOff.Load() {
+					f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
+						"lease", f.l1TTL.String(), "err", err)
+				} else {
+					f.log.Warn("purge subscription lost: local tier bypassed until resubscribed", "err", err)
+				}
 			}
-			f.usable.Store(false)
+			f.refreshUsable()
 			select {
 			case <-ctx.Done():
 				return
@@ -200,11 +254,13 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		f.pubsubOK.Store(time.Now().UnixNano())
+		f.pubsubOK.Store(f.mono())
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == f.purgeChannel() {
-				f.resync(ctx, "subscribed")
+				f.syncMu.Lock()
+				f.resyncLocked(ctx, "subscribed")
+				f.syncMu.Unlock()
 			}
 		case *redis.Message:
 			switch m.Channel {
@@ -218,23 +274,62 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 	}
 }
 
-// resync makes the ban table complete after a (re)subscription or a gap:
-// every purge published before the subscription was confirmed is in
-// Redis. The local tier is flushed too, and used again only after both.
-//
-// Loading the bans takes as long as it takes: it is paged, each page with
-// its own timeout (see Tier.syncBans), and a retry goes on from the last
-// page applied.
-func (f *Fleet) resync(ctx context.Context, why string) {
+// fence stops the use of the local tier until the ban table is complete
+// again.
+func (f *Fleet) fence() {
 	f.synced.Store(false)
 	f.usable.Store(false)
+}
+
+// unfence ends a resync or adoption: the local tier is flushed, then may
+// be used again (after the next heartbeat in sync; one is asked for now).
+func (f *Fleet) unfence() {
+	f.flush()
+	f.flushes.Add(1)
+	f.synced.Store(true)
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// resyncLocked makes the ban table complete after a (re)subscription or a
+// gap: every purge published before the subscription was confirmed is in
+// Redis. The local tier is flushed too, and used again only after both.
+// If Redis turns out to hold another purge log than the table's, it is
+// adopted instead. syncMu is held.
+//
+// Loading the bans takes as long as it takes: it is paged, each page with
+// its own timeout (see Tier.loadBans), and a retry goes on from the last
+// page applied.
+func (f *Fleet) resyncLocked(ctx context.Context, why string) {
+	f.fence()
 	if why != "subscribed" || f.reconnects.Add(1) > 1 {
 		f.log.Info("resynchronising purges", "reason", why)
 	}
 	for ctx.Err() == nil {
-		err := f.t.syncBans(ctx, f.opTimeout())
+		have := f.t.bans.Applied()
+		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+		epoch, seq, err := f.t.readState(cctx, "", 0)
+		cancel()
+		if err == nil {
+			if _, ok := f.t.knownEpoch(); !ok {
+				f.t.epoch.Store(&epoch) // the first sync takes the epoch it finds
+			}
+			if !f.t.sameHistory(epoch, seq, have) {
+				f.t.markRenew(fmt.Sprintf("resync: epoch %q, sequence %d; had %d", epoch, seq, have))
+			}
+			if f.t.renewing() {
+				f.adoptLocked(ctx, false)
+				return
+			}
+			err = f.t.loadUpTo(ctx, seq)
+		}
 		if err == nil {
 			break
+		}
+		if errors.Is(err, errRenewing) {
+			continue
 		}
 		f.log.Warn("loading purges from redis failed; retrying", "err", err)
 		select {
@@ -243,12 +338,79 @@ func (f *Fleet) resync(ctx context.Context, why string) {
 		case <-time.After(f.hb / 4):
 		}
 	}
-	f.flush()
-	f.flushes.Add(1)
-	f.synced.Store(true)
+	if ctx.Err() == nil {
+		f.unfence()
+	}
 }
 
-// onPurge applies a published ban, in sequence, and confirms it.
+// startAdoption adopts Redis's purge log in a goroutine of its own (one
+// at a time), for a finding made on the read path or by the heartbeat.
+func (f *Fleet) startAdoption(ctx context.Context, wg *sync.WaitGroup) {
+	if ctx.Err() != nil || !f.adopting.CompareAndSwap(false, true) {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer f.adopting.Store(false)
+		f.syncMu.Lock()
+		defer f.syncMu.Unlock()
+		if f.t.renewing() {
+			f.adoptLocked(ctx, false)
+		}
+	}()
+}
+
+// adoptLocked makes the ban table that of Redis's current purge epoch
+// after Redis was found with another history (see epoch.go): the local
+// tier and L2 reads stay unused meanwhile. The table is not reset: the
+// epoch's sequence starts above every number this instance gave an entry
+// (if it does not, because Redis's clock is behind, another epoch is
+// started above them), so loading its bans from the table's high-water
+// mark applies the epoch's opening all-ban, which kills every entry from
+// before, and every ban since. If replace, the epoch Redis names is the
+// table's own but its history changed (restored from a snapshot): another
+// epoch is started, so that every instance adopts it. syncMu is held.
+func (f *Fleet) adoptLocked(ctx context.Context, replace bool) {
+	f.fence()
+	f.adoptions.Add(1)
+	for ctx.Err() == nil {
+		gen := f.t.renewGen.Load()
+		have := f.t.bans.Applied()
+		var rep string
+		if replace {
+			rep, _ = f.t.knownEpoch()
+		}
+		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+		epoch, seq, err := f.t.readState(cctx, rep, have+1)
+		cancel()
+		if err == nil {
+			f.t.epoch.Store(&epoch)
+			replace = seq < have // the epoch starts below the table: start another
+			if !replace {
+				err = f.t.loadUpTo(ctx, seq)
+			}
+		}
+		if err == nil && !replace && f.t.renewGen.Load() == gen {
+			f.log.Info("adopted the new purge log", "epoch", epoch, "seq", f.t.bans.Applied())
+			f.t.renew.Store(false)
+			f.unfence()
+			return
+		}
+		if err != nil && !errors.Is(err, errRenewing) {
+			f.log.Warn("adopting redis's new purge log failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(f.hb / 4):
+		}
+	}
+}
+
+// onPurge applies a published ban, in sequence, and confirms it once it
+// is applied: never for a ban of another epoch than the table's, nor for
+// one the table only seems to have applied.
 func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	b, err := tiers.ParseBan(payload)
 	if err != nil {
@@ -256,13 +418,39 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 		return
 	}
 	f.received.Add(1)
+	f.syncMu.Lock()
+	epoch := banEpoch(b.ID)
+	known, ok := f.t.knownEpoch()
 	switch applied := f.t.bans.Applied(); {
+	case !ok:
+		// Not synced yet: the resync under way loads it.
+	case f.t.renewing():
+		f.adoptLocked(ctx, false)
+	case epoch != known:
+		// Redis moved to another epoch, or this is a late message of
+		// an older one: ask Redis which.
+		f.checkLocked(ctx, false)
 	case b.Seq <= applied:
-		// Already applied, by a catch-up on the read path.
+		// Applied by a catch-up on the read path, or a ban of another
+		// history numbered like one applied.
+		if id, ok := f.t.recent.lookup(b.Seq); ok && id != b.ID {
+			f.t.markRenew(fmt.Sprintf("ban %d published as %q, applied as %q", b.Seq, b.ID, id))
+			f.adoptLocked(ctx, true)
+		} else if !ok {
+			f.checkLocked(ctx, false)
+		}
 	case b.Seq == applied+1:
 		f.t.bans.Apply(time.Now(), f.t.banKeep, b)
+		f.t.recent.note(b)
 	default:
-		f.resync(ctx, fmt.Sprintf("gap in purge sequence: have %d, got %d", applied, b.Seq))
+		f.resyncLocked(ctx, fmt.Sprintf("gap in purge sequence: have %d, got %d", applied, b.Seq))
+	}
+	known, _ = f.t.knownEpoch()
+	confirm := known == epoch && f.t.bans.Applied() >= b.Seq && f.synced.Load() && !f.t.renewing()
+	f.syncMu.Unlock()
+	if !confirm {
+		f.log.Debug("purge not confirmed: not applied in its epoch", "ban", b.String())
+		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
@@ -271,12 +459,29 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	}
 }
 
+// checkLocked reads Redis's purge epoch and sequence and adopts its log
+// if it is not the table's. syncMu is held.
+func (f *Fleet) checkLocked(ctx context.Context, replace bool) {
+	have := f.t.bans.Applied()
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	epoch, seq, err := f.t.readState(cctx, "", 0)
+	cancel()
+	if err != nil {
+		return // unconfirmed; the next heartbeat checks again
+	}
+	if !f.t.sameHistory(epoch, seq, have) {
+		f.t.markRenew(fmt.Sprintf("epoch %q, sequence %d; had %d", epoch, seq, have))
+		f.adoptLocked(ctx, replace)
+	}
+}
+
 // onAck hands a confirmation to the Purge waiting for it, if any.
 func (f *Fleet) onAck(payload string) {
-	purgeID, member, ok := strings.Cut(payload, "|")
+	banID, member, ok := strings.Cut(payload, "|")
 	if !ok {
 		return
 	}
+	purgeID, _, _ := strings.Cut(banID, "@")
 	f.mu.Lock()
 	ch := f.waiters[purgeID]
 	f.mu.Unlock()
@@ -286,217 +491,4 @@ func (f *Fleet) onAck(payload string) {
 		default:
 		}
 	}
-}
-
-// heartbeatScript announces an instance, with Redis's clock, and forgets
-// instances silent for a minute.
-var heartbeatScript = redis.NewScript(`
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], ms, ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - 60000)
-return redis.call('ZCOUNT', KEYS[1], ms - tonumber(ARGV[4]), '+inf')
-`)
-
-// beat runs the heartbeat and the subscription's ping until done.
-func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}) {
-	tick := time.NewTicker(f.hb)
-	defer tick.Stop()
-	watch := time.NewTicker(f.hb / 4)
-	defer watch.Stop()
-	f.heartbeatOnce(ctx)
-	for {
-		select {
-		case <-done:
-			return
-		case <-watch.C:
-			f.refreshUsable()
-		case <-tick.C:
-			f.heartbeatOnce(ctx)
-			pctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-			ps.Ping(pctx) // the pong arrives through receive
-			cancel()
-		}
-	}
-}
-
-func (f *Fleet) heartbeatOnce(ctx context.Context) {
-	var info []byte
-	if f.info != nil {
-		info, _ = json.Marshal(f.info())
-	}
-	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	defer cancel()
-	window := strconv.FormatInt((5 * f.hb).Milliseconds(), 10)
-	live, err := heartbeatScript.Run(cctx, f.t.client, []string{f.membersKey(), f.memberKey(f.id)},
-		f.id, string(info), window, window).Int64()
-	if err == nil {
-		f.heartbeat.Store(time.Now().UnixNano())
-		// Instances started together see only themselves on their
-		// first heartbeats: claim to be alone only once every instance
-		// started with this one has had time to announce itself.
-		if live == 1 && time.Since(f.started) < 5*f.hb {
-			live = 0
-		}
-		f.t.peers.Store(live)
-	}
-	f.refreshUsable()
-}
-
-// refreshUsable recomputes LocalUsable.
-func (f *Fleet) refreshUsable() {
-	limit := time.Now().Add(-3 * f.hb).UnixNano()
-	f.usable.Store(f.synced.Load() && f.pubsubOK.Load() > limit && f.heartbeat.Load() > limit)
-}
-
-// liveScript lists the instances heard from within ARGV[1] ms, by Redis's
-// clock.
-var liveScript = redis.NewScript(`
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], ms - tonumber(ARGV[1]), '+inf')
-`)
-
-// PurgeResult is the outcome of a fleet-wide purge.
-type PurgeResult struct {
-	Ban tiers.Ban
-	// Confirmed lists the live instances that applied the ban within
-	// the wait; Missing those that did not.
-	Confirmed []string
-	Missing   []string
-}
-
-// Purge records a ban of kind and value in Redis, publishes it, and waits
-// up to PurgeWait for every live instance (this one included) to confirm
-// it has applied it. baseKey, for a URL purge, is the URL's base cache
-// key, deleted from Redis at once to free memory (the ban alone already
-// makes it dead). An error means the ban could not be recorded: the fleet
-// was not told. A value longer than tiers.MaxBanValue is refused with
-// tiers.ErrBanTooLong, without a call to Redis.
-func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey string) (PurgeResult, error) {
-	if len(value) > tiers.MaxBanValue {
-		return PurgeResult{}, fmt.Errorf("shared: purge of a %s of %d bytes: %w", kind, len(value), tiers.ErrBanTooLong)
-	}
-	id := randomID()
-	acks := make(chan string, 256)
-	f.mu.Lock()
-	f.waiters[id] = acks
-	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.waiters, id)
-		f.mu.Unlock()
-	}()
-
-	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel(), f.t.floorKey(), f.t.bytesKey()}
-	if kind == tiers.BanURL && baseKey != "" {
-		keys = append(keys, baseKey)
-	}
-	maxBans, maxBytes := f.t.bans.Limits()
-	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
-		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead).Text()
-	cancel()
-	if err != nil {
-		return PurgeResult{}, f.t.fail(ctx, "recording purge", err)
-	}
-	f.purges[kind].Add(1)
-	b, err := tiers.ParseBan(raw)
-	if err != nil {
-		return PurgeResult{}, err
-	}
-	res := PurgeResult{Ban: b}
-
-	cctx, cancel = context.WithTimeout(ctx, f.opTimeout())
-	live, err := liveScript.Run(cctx, f.t.client, []string{f.membersKey()},
-		strconv.FormatInt((5*f.hb).Milliseconds(), 10)).StringSlice()
-	cancel()
-	if err != nil {
-		return res, fmt.Errorf("listing live instances: %w", err)
-	}
-	pending := make(map[string]bool, len(live))
-	for _, m := range live {
-		pending[m] = true
-	}
-	timer := time.NewTimer(f.purgeWait)
-	defer timer.Stop()
-	for len(pending) > 0 {
-		select {
-		case m := <-acks:
-			if pending[m] {
-				delete(pending, m)
-				res.Confirmed = append(res.Confirmed, m)
-			}
-		case <-timer.C:
-			for m := range pending {
-				res.Missing = append(res.Missing, m)
-			}
-			sort.Strings(res.Missing)
-			pending = nil
-		case <-ctx.Done():
-			return res, ctx.Err()
-		}
-	}
-	sort.Strings(res.Confirmed)
-	return res, nil
-}
-
-// Member is one live instance as announced by its heartbeat.
-type Member struct {
-	ID       string          `json:"id"`
-	LastSeen time.Time       `json:"last_seen"`
-	Info     json.RawMessage `json:"info,omitempty"`
-}
-
-// Members lists the live instances, this one included.
-func (f *Fleet) Members(ctx context.Context) ([]Member, error) {
-	cctx, cancel := context.WithTimeout(ctx, 5*f.t.timeout)
-	defer cancel()
-	zs, err := f.t.client.ZRangeByScoreWithScores(cctx, f.membersKey(), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Result()
-	if err != nil {
-		return nil, err
-	}
-	var out []Member
-	for _, z := range zs {
-		id, _ := z.Member.(string)
-		seen := time.UnixMilli(int64(z.Score))
-		if time.Since(seen) > 5*f.hb {
-			continue
-		}
-		m := Member{ID: id, LastSeen: seen}
-		if info, err := f.t.client.Get(cctx, f.memberKey(id)).Bytes(); err == nil && json.Valid(info) {
-			m.Info = info
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-// FleetStats are the fleet's counters for this instance.
-type FleetStats struct {
-	ID                  string           `json:"id"`
-	LocalUsable         bool             `json:"local_usable"`
-	Purges              map[string]int64 `json:"purges"`
-	InvalidationsRecvd  int64            `json:"invalidations_received"`
-	SubscriptionResyncs int64            `json:"subscription_resyncs"`
-	L1Flushes           int64            `json:"l1_flushes"`
-	BansApplied         uint64           `json:"bans_applied_seq"`
-	BansHeld            int              `json:"bans_held"`
-}
-
-// Stats returns the fleet's counters.
-func (f *Fleet) Stats() FleetStats {
-	s := FleetStats{
-		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
-		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
-		BansApplied: f.t.bans.Applied(), BansHeld: f.t.bans.Len(),
-	}
-	if r := f.reconnects.Load(); r > 0 {
-		s.SubscriptionResyncs = r - 1 // the first subscription is not a reconnect
-	}
-	for _, k := range []tiers.BanKind{tiers.BanURL, tiers.BanPrefix, tiers.BanTag, tiers.BanAll} {
-		s.Purges[k.String()] = f.purges[k].Load()
-	}
-	return s
 }

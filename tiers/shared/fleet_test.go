@@ -24,10 +24,21 @@ type member struct {
 
 func newMember(t *testing.T, srv *redistest.Server, id string) *member {
 	t.Helper()
+	return newMemberWith(t, srv.URL(), id, nil)
+}
+
+// newMemberWith starts a member on the Redis at url, its fleet's options
+// changed by opts if not nil.
+func newMemberWith(t *testing.T, url, id string, opts func(*FleetOptions)) *member {
+	t.Helper()
 	m := &member{bans: new(tiers.Bans)}
-	m.tier, _ = newTier(t, Options{URL: srv.URL(), Bans: m.bans, RetryInterval: 100 * time.Millisecond})
-	f, err := NewFleet(FleetOptions{Tier: m.tier, ID: id, Heartbeat: 100 * time.Millisecond,
-		Flush: func() { m.flushes.Add(1) }})
+	m.tier, _ = newTier(t, Options{URL: url, Bans: m.bans, RetryInterval: 100 * time.Millisecond})
+	fo := FleetOptions{Tier: m.tier, ID: id, Heartbeat: 100 * time.Millisecond,
+		Flush: func() { m.flushes.Add(1) }}
+	if opts != nil {
+		opts(&fo)
+	}
+	f, err := NewFleet(fo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +75,7 @@ func TestFleetPurgeConfirmedByAll(t *testing.T) {
 		ms, _ := a.fleet.Members(context.Background())
 		return len(ms) == 3
 	})
+	seq := a.bans.Applied() // what a fill starting now records
 	res, err := a.fleet.Purge(context.Background(), tiers.BanPrefix, "/players/", "")
 	if err != nil {
 		t.Fatal(err)
@@ -71,12 +83,12 @@ func TestFleetPurgeConfirmedByAll(t *testing.T) {
 	if len(res.Confirmed) != 3 || len(res.Missing) != 0 {
 		t.Fatalf("confirmed %v, missing %v", res.Confirmed, res.Missing)
 	}
-	old := &tiers.Entry{URL: "/players/1", Seq: 0}
+	old := &tiers.Entry{URL: "/players/1", Seq: seq}
 	for name, m := range map[string]*member{"a": a, "b": b, "c": c} {
 		if !m.bans.Dead(old) {
 			t.Errorf("%s: purge not applied", name)
 		}
-		if m.bans.Dead(&tiers.Entry{URL: "/rank"}) {
+		if m.bans.Dead(&tiers.Entry{URL: "/rank", Seq: seq}) {
 			t.Errorf("%s: purge killed an entry it does not name", name)
 		}
 	}
@@ -133,8 +145,11 @@ func TestFleetReadPathCatchesUp(t *testing.T) {
 	bans := new(tiers.Bans)
 	lone, _ := newTier(t, Options{URL: srv.URL(), Bans: bans})
 	ctx := context.Background()
+	if err := syncAll(ctx, lone); err != nil { // as a new instance does first
+		t.Fatal(err)
+	}
 	e := entry("x")
-	e.Seq = 0
+	e.Seq = bans.Applied()
 	if err := lone.Set(ctx, "k", e, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -150,16 +165,31 @@ func TestFleetReadPathCatchesUp(t *testing.T) {
 	}
 }
 
+// TestFleetPurgeWithRedisDown: an instance cut off from Redis keeps its
+// local tier for L1TTL after its last heartbeat in sync, then bypasses it;
+// purges fail meanwhile; once Redis is back it resyncs and uses it again.
 func TestFleetPurgeWithRedisDown(t *testing.T) {
 	srv := redistest.Start(t)
-	a := newMember(t, srv, "a")
+	a := newMemberWith(t, srv.URL(), "a", func(o *FleetOptions) { o.L1TTL = 700 * time.Millisecond })
+	flushes := a.flushes.Load()
 	srv.Kill()
-	waitUntil(t, "local tier fenced", func() bool { return !a.fleet.LocalUsable() })
+	killed := time.Now()
+	waitUntil(t, "a cut off", func() bool { return a.fleet.Stats().CutOff })
+	if !a.fleet.LocalUsable() {
+		t.Error("local tier fenced at once in an outage")
+	}
 	if _, err := a.fleet.Purge(context.Background(), tiers.BanAll, "", ""); err == nil {
 		t.Fatal("purge with Redis down succeeded")
 	}
+	waitUntil(t, "local tier fenced at the lease's end", func() bool { return !a.fleet.LocalUsable() })
+	if d := time.Since(killed); d < 500*time.Millisecond || d > 2*time.Second {
+		t.Errorf("fenced %v after the kill, want about the 700ms lease", d)
+	}
 	srv.Restart()
 	waitUntil(t, "usable again", a.fleet.LocalUsable)
+	if a.flushes.Load() == flushes {
+		t.Error("local tier used again without a flush")
+	}
 }
 
 func TestFleetMissingMemberReported(t *testing.T) {
@@ -190,6 +220,7 @@ func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
 	for i := 0; i < 100_000; i++ {
 		e := entry("x")
 		e.URL = fmt.Sprintf("/players/%d", i)
+		e.Seq = a.bans.Applied()
 		pipe.Set(ctx, "cacheproxy:1:G:"+e.URL, tiers.Encode(e), time.Hour)
 		if i%10_000 == 9_999 {
 			if _, err := pipe.Exec(ctx); err != nil {
@@ -197,6 +228,7 @@ func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
 			}
 		}
 	}
+	seq := a.bans.Applied()
 	start := time.Now()
 	res, err := a.fleet.Purge(ctx, tiers.BanPrefix, "/players/", "")
 	took := time.Since(start)
@@ -216,7 +248,7 @@ func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
 			t.Errorf("%s not purged", u)
 		}
 	}
-	if a.bans.Dead(&tiers.Entry{URL: "/rank"}) {
+	if a.bans.Dead(&tiers.Entry{URL: "/rank", Seq: seq}) {
 		t.Error("/rank purged")
 	}
 }

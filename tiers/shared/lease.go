@@ -41,17 +41,19 @@ func (t *Tier) leaseKey(key string) string { return t.prefix + ":lease:" + key }
 
 // leaseScript returns the entry under KEYS[1] if there is one; else it
 // takes the lease KEYS[2] (SET NX PX) if nobody holds it. Either way it
-// returns the purge sequence KEYS[3], so the caller can judge the entry.
+// returns the purge sequence KEYS[3] and epoch KEYS[4], so the caller can
+// judge the entry.
 // One round trip where GET, then SET NX, then GET again would take three,
 // and atomic, so no entry stored between them goes unseen.
 var leaseScript = redis.NewScript(`
 local seq = redis.call('GET', KEYS[3])
 local v = redis.call('GET', KEYS[1])
-if v then return {v, seq, 0} end
+local epoch = redis.call('GET', KEYS[4])
+if v then return {v, seq, 0, epoch} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {false, seq, 1}
+  return {false, seq, 1, epoch}
 end
-return {false, seq, 0}
+return {false, seq, 0, epoch}
 `)
 
 // Lease looks up key and, if no entry is stored there, tries to take the
@@ -66,27 +68,30 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 		// every fill; a lease would only cost a round trip.
 		return nil, false, nil, ErrAlone
 	}
-	if t.down.Load() {
-		t.errs.Add(1)
+	if t.refuse() {
 		return nil, false, nil, ErrUnavailable
 	}
 	token := randomID()
 	lk := t.leaseKey(key)
-	// More time than a read: without the lease every instance would go
-	// to the origin, which costs more than waiting a little for Redis.
-	cctx, cancel := context.WithTimeout(ctx, 5*t.timeout)
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	res, err := leaseScript.Run(cctx, t.client, []string{key, lk, t.seqKey()}, token, ttl.Milliseconds()).Slice()
+	var have uint64
+	if t.bans != nil {
+		have = t.bans.Applied()
+	}
+	res, err := leaseScript.Run(cctx, t.client, []string{key, lk, t.seq, t.epochK}, token, ttl.Milliseconds()).Slice()
 	if err != nil {
 		return nil, false, nil, t.fail(ctx, "lease", err)
 	}
 	t.ok()
-	if len(res) != 3 {
+	if len(res) != 4 {
 		return nil, false, nil, fmt.Errorf("shared: lease: unexpected reply %v", res)
 	}
 	if t.bans != nil {
-		if err := t.catchUp(cctx, res[1]); err != nil {
-			return nil, false, nil, t.fail(ctx, "lease bans", err)
+		// As for Get: Redis answered, so this is no sign it is down.
+		if err := t.catchUp(cctx, have, res[1], res[3]); err != nil {
+			t.errs.Add(1)
+			return nil, false, nil, fmt.Errorf("shared: lease bans: %w", err)
 		}
 	}
 	if v, ok := res[0].(string); ok {
@@ -163,8 +168,7 @@ func (t *Tier) RevalidationLease(ctx context.Context, key string, ttl time.Durat
 
 // LeaseHeld reports whether some instance holds the fill lease on key.
 func (t *Tier) LeaseHeld(ctx context.Context, key string) (bool, error) {
-	if t.down.Load() {
-		t.errs.Add(1)
+	if t.refuse() {
 		return false, ErrUnavailable
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)

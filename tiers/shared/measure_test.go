@@ -99,7 +99,7 @@ func TestMeasurePurges(t *testing.T) {
 	c := new(tiers.Bans)
 	lone, _ := newTier(t, Options{URL: srv.URL(), Bans: c})
 	t0 = time.Now()
-	if err := lone.syncBans(ctx, time.Second); err != nil {
+	if err := syncAll(ctx, lone); err != nil {
 		t.Fatal(err)
 	}
 	loadTook := time.Since(t0)

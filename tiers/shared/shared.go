@@ -51,7 +51,8 @@ type Options struct {
 	// redis://[user:password@]host:port[/db] or rediss:// for TLS, with
 	// optional query parameters such as dial_timeout. The Tier creates
 	// the client and closes it on Close. Context deadlines are enabled
-	// on it, so Timeout bounds every call.
+	// on it, and the client's own waits are bounded by Timeout too (see
+	// boundClient), so Timeout bounds every call, retries included.
 	URL string
 
 	// Client is an existing client to use instead of URL, for tests or
@@ -65,7 +66,10 @@ type Options struct {
 	// caller includes the prefix.
 	Prefix string
 
-	// Timeout bounds each call to Redis. If zero, 100ms.
+	// Timeout bounds each call to Redis on a request's path (Get, Set,
+	// Lease, LeaseHeld, Delete): the whole call, waiting for a pipeline,
+	// dialling, retrying and catching up with purges included. If zero,
+	// 100ms.
 	Timeout time.Duration
 
 	// RetryInterval is how often an unreachable Redis is probed with
@@ -101,7 +105,11 @@ type Tier struct {
 	retry   time.Duration
 	log     *slog.Logger
 
-	down   atomic.Bool
+	down atomic.Bool
+	// slow is set when a call timed out and cleared by the next call
+	// Redis answers: meanwhile writes and leases are refused at once, so
+	// that a request pays one timeout, not one per call.
+	slow   atomic.Bool
 	lastOK atomic.Int64 // unix nanos of the last call Redis answered, coarse
 	// peers is the number of live instances of the fleet, this one
 	// included, as of the last heartbeat; 0 if unknown (no Fleet).
@@ -115,6 +123,17 @@ type Tier struct {
 	floors  atomic.Int64           // all-bans applied at the log's floor
 	onFloor atomic.Pointer[func()] // a Fleet's Flush, called after one
 	seq     string                 // seqKey(), built once: every Get reads it
+	epochK  string                 // epochKey(), likewise
+
+	// The purge log's epoch (epoch.go): the one Bans belongs to, nil
+	// until a Fleet synced it; renew while Redis was found with another
+	// history and a Fleet has not adopted it yet (renewGen counts the
+	// findings); onRenew, the Fleet's hook.
+	epoch    atomic.Pointer[string]
+	renew    atomic.Bool
+	renewGen atomic.Int64
+	onRenew  atomic.Pointer[func()]
+	recent   recentBans
 
 	reads chan *read     // Gets waiting for a pipeline (batch.go)
 	pipes sync.WaitGroup // the pipeline goroutines
@@ -160,6 +179,7 @@ func New(opts Options) (*Tier, error) {
 		t.prefix = defaultPrefix
 	}
 	t.seq = t.prefix + ":purge:seq"
+	t.epochK = t.epochKey()
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -177,7 +197,7 @@ func New(opts Options) (*Tier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("shared: invalid Options.URL: %w", hideURL(err))
 		}
-		ropts.ContextTimeoutEnabled = true
+		boundClient(ropts, t.timeout)
 		t.client = redis.NewClient(ropts)
 		t.owned = true
 		t.addr = ropts.Addr
@@ -202,6 +222,41 @@ func New(opts Options) (*Tier, error) {
 	return t, nil
 }
 
+// boundClient makes go-redis's own waits fit in the tier's per-call
+// timeout, leaving those the URL set: left to its defaults, a call to a
+// dead Redis dialled five times 100ms apart (the caller waiting for the
+// last) and a call to a hung one could wait 5s for a pooled connection.
+// Every call the tier makes has a context deadline, which go-redis obeys
+// (ContextTimeoutEnabled); the read and write timeouts are only a
+// backstop, at a second or more, since the fleet's own calls and the
+// loading of purges take up to that.
+func boundClient(o *redis.Options, timeout time.Duration) {
+	o.ContextTimeoutEnabled = true
+	if o.DialTimeout == 0 {
+		o.DialTimeout = timeout
+	}
+	if o.DialerRetries == 0 {
+		o.DialerRetries = 1 // one attempt: the tier's circuit does the retrying
+	}
+	if o.PoolTimeout == 0 {
+		o.PoolTimeout = timeout
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = max(timeout, time.Second)
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = o.ReadTimeout
+	}
+	if o.MaxRetries == 0 {
+		// One retry, at once: a pooled connection Redis closed (it
+		// restarted) fails on its first use, and a fresh one answers.
+		// A timeout is never retried (go-redis does not retry a
+		// deadline), so a hung Redis costs one timeout.
+		o.MaxRetries = 1
+		o.MinRetryBackoff, o.MaxRetryBackoff = -1, -1
+	}
+}
+
 // hideURL strips the URL, which may hold a password, from a url.Parse
 // error.
 func hideURL(err error) error {
@@ -218,14 +273,22 @@ func hideURL(err error) error {
 // unavailable Get returns ErrUnavailable at once.
 //
 // Concurrent Gets share pipelines (see batch.go). A Get waits for its
-// pipeline's turn and then for its answer, each bounded by Timeout.
+// pipeline's turn, then for its answer, then for any purges it must load
+// first, all within one Timeout.
 func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) {
 	if t.down.Load() {
 		t.errs.Add(1)
 		return nil, false, ErrUnavailable
 	}
-	// The entry and the fleet's purge sequence in one round trip.
-	vals, err := t.batchGet(ctx, key)
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	var have uint64
+	if t.bans != nil {
+		have = t.bans.Applied() // before the sequence is read
+	}
+	// The entry and the fleet's purge sequence and epoch in one round
+	// trip.
+	vals, err := t.batchGet(cctx, key)
 	if err != nil {
 		return nil, false, t.fail(ctx, "get", err)
 	}
@@ -233,7 +296,7 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	if t.bans != nil {
 		// Bans that cannot be loaded in time make a miss, never an
 		// unreachable Redis: Redis did answer.
-		if err := t.catchUp(ctx, vals[1]); err != nil {
+		if err := t.catchUp(cctx, have, vals[1], vals[2]); err != nil {
 			t.errs.Add(1)
 			return nil, false, fmt.Errorf("shared: get bans: %w", err)
 		}
@@ -262,17 +325,15 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	if ttl <= 0 {
 		return nil
 	}
-	if t.down.Load() {
-		t.errs.Add(1)
+	if t.refuse() {
 		return ErrUnavailable
 	}
 	// go-redis rounds a sub-millisecond TTL up to 1ms, with a log line;
 	// do it quietly.
 	ttl = max(ttl, time.Millisecond)
-	// A write gets more time than a read: a lost write means the next
-	// request (on any instance) goes to the origin again, while the
-	// response it stores is already in hand.
-	cctx, cancel := context.WithTimeout(ctx, 5*t.timeout)
+	// A lost write costs another origin fetch; a slow one would cost
+	// the request that makes it (its client waits for the store).
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	err := t.rdb.Set(cctx, key, tiers.Encode(e), ttl).Err()
 	cancel()
 	if err != nil {
@@ -288,8 +349,7 @@ func (t *Tier) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if t.down.Load() {
-		t.errs.Add(1)
+	if t.refuse() {
 		return ErrUnavailable
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
@@ -351,11 +411,26 @@ func (t *Tier) Close() error {
 	return t.closeErr
 }
 
+// refuse reports, counting it, whether a call other than a Get is to be
+// refused at once: Redis is down, or the last call timed out and none has
+// been answered since (a Get, which every request makes anyway, finds out
+// when Redis answers again).
+func (t *Tier) refuse() bool {
+	if t.down.Load() || t.slow.Load() {
+		t.errs.Add(1)
+		return true
+	}
+	return false
+}
+
 // fail counts a failed call, marks Redis down if the failure says it is
 // unreachable, and returns the error to give the caller. ctx is the
 // caller's context, without the per-call timeout.
 func (t *Tier) fail(ctx context.Context, op string, err error) error {
 	t.errs.Add(1)
+	if ctx.Err() == nil && isTimeout(err) {
+		t.slow.Store(true)
+	}
 	if ctx.Err() == nil && unreachable(err) {
 		// A refused or broken connection trips the circuit at once; a
 		// slow answer only when it keeps happening, so that a loaded
@@ -374,6 +449,9 @@ const tripAfter = time.Second
 // ok records a call that Redis answered. The time is stored at most every
 // 50ms, so that concurrent hits do not all write one cache line.
 func (t *Tier) ok() {
+	if t.slow.Load() {
+		t.slow.Store(false)
+	}
 	now := time.Now().UnixNano()
 	if now-t.lastOK.Load() > int64(50*time.Millisecond) {
 		t.lastOK.Store(now)
@@ -395,7 +473,7 @@ func unreachable(err error) bool {
 
 func (t *Tier) markDown(err error) {
 	if t.down.CompareAndSwap(false, true) {
-		t.log.Warn("redis unreachable, serving from L1 and origin", "addr", t.addr, "err", err)
+		t.log.Warn("redis unreachable: L2 skipped until it answers again", "addr", t.addr, "err", err)
 	}
 }
 

@@ -223,7 +223,7 @@ func TestKillAndRestart(t *testing.T) {
 	if n := tier.Errors(); n < 301 {
 		t.Errorf("Errors = %d, want at least 301", n)
 	}
-	if n := logs.count("redis unreachable, serving from L1 and origin"); n != 1 {
+	if n := logs.count("redis unreachable: L2 skipped until it answers again"); n != 1 {
 		t.Errorf("logged unreachable %d times, want once", n)
 	}
 
@@ -261,7 +261,7 @@ func TestUnreachableAtStart(t *testing.T) {
 	if _, _, err := tier.Get(context.Background(), "k"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Get: err = %v, want ErrUnavailable", err)
 	}
-	if logs.count("redis unreachable, serving from L1 and origin") != 1 {
+	if logs.count("redis unreachable: L2 skipped until it answers again") != 1 {
 		t.Error("New did not log that Redis is unreachable")
 	}
 }
@@ -484,7 +484,7 @@ func TestConcurrentGets(t *testing.T) {
 }
 
 // One pipeline answers each read of a batch with its own key's value,
-// a missing key with nil, and the purge sequence with each.
+// a missing key with nil, and the purge sequence and epoch with each.
 func TestSendBatch(t *testing.T) {
 	srv := redistest.Start(t)
 	tier, _ := newTier(t, Options{URL: srv.URL(), Bans: new(tiers.Bans)})
@@ -495,13 +495,14 @@ func TestSendBatch(t *testing.T) {
 	}
 	cl.Set(ctx, "c", "C", 0)
 	cl.Set(ctx, tier.seqKey(), "7", 0)
+	cl.Set(ctx, tier.epochKey(), "e1", 0)
 	batch := []*read{{key: "a"}, {key: "b"}, {key: "c"}}
 	cmds := tier.sendBatch(batch, nil)
 	want := []any{"A", nil, "C"}
 	for i, c := range cmds {
 		vals, err := c.Result()
-		if err != nil || len(vals) != 2 || vals[0] != want[i] || vals[1] != "7" {
-			t.Errorf("read %d (%s): %q, %v; want [%v 7]", i, batch[i].key, vals, err, want[i])
+		if err != nil || len(vals) != 3 || vals[0] != want[i] || vals[1] != "7" || vals[2] != "e1" {
+			t.Errorf("read %d (%s): %q, %v; want [%v 7 e1]", i, batch[i].key, vals, err, want[i])
 		}
 	}
 	srv.Kill()

@@ -1,0 +1,185 @@
+package shared
+
+// The heartbeat, and what it decides: whether the local tier may be used.
+//
+// An instance announces itself every Heartbeat in the fleet's members set,
+// scored by Redis's clock. It may use its local tier for L1TTL after the
+// sending of its last heartbeat that Redis answered while it was in sync
+// (subscribed, every purge applied up to the sequence the previous
+// heartbeat read, Redis's current epoch): this is its lease. While it
+// stays in sync, each heartbeat renews the lease; while it is cut off
+// from Redis (a Redis outage, or a partition), it keeps serving from and
+// filling its local tier until the lease ends, then bypasses it until it
+// is back and resynchronised. An instance that can reach Redis but is not
+// in sync (its subscription dropped, a gap, a new purge log) stops at once.
+//
+// A purge recorded at time p can therefore be served, from a local tier
+// that has not applied it, by an instance last heard at h only until
+//
+//	(h < p-d ? h+op : p+d) + L1TTL + FillTimeout + Heartbeat
+//
+// where op is the heartbeat's timeout and d = Heartbeat + op: an instance
+// renews its lease after p without having applied the purge at most once
+// (the heartbeat after that requires the sequence the previous one read),
+// and only if its previous heartbeat was answered, within d before p. The
+// FillTimeout is for fills that started before and answer the requests
+// that join them; the last Heartbeat, for the watchdog's granularity and
+// clock rates. Purge waits for, or reports with that time, every instance
+// heard within the window (see purge.go).
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// heartbeatScript announces an instance, with Redis's clock, forgets
+// instances silent for ARGV[5] ms, and returns how many were heard within
+// ARGV[4] ms, the purge epoch (started if there is none), the purge
+// sequence and Redis's clock.
+var heartbeatScript = redis.NewScript(epochLua + `
+local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[6], '', 0, ms, ARGV[7])
+redis.call('ZADD', KEYS[1], ms, ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[5]))
+return {redis.call('ZCOUNT', KEYS[1], ms - tonumber(ARGV[4]), '+inf'), e, redis.call('GET', KEYS[4]) or '0', ms}
+`)
+
+// clockOffset is Redis's clock minus this instance's, as measured by a
+// heartbeat, give or take uncertainty (half its round trip).
+type clockOffset struct {
+	offset, uncertainty time.Duration
+}
+
+// beat runs the heartbeat and the subscription's ping until done.
+func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}) {
+	tick := time.NewTicker(f.hb)
+	defer tick.Stop()
+	watch := time.NewTicker(f.hb / 4)
+	defer watch.Stop()
+	f.heartbeatOnce(ctx)
+	for {
+		select {
+		case <-done:
+			return
+		case <-watch.C:
+			f.refreshUsable()
+		case <-f.kick:
+			f.heartbeatOnce(ctx)
+		case <-tick.C:
+			f.heartbeatOnce(ctx)
+			pctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+			ps.Ping(pctx) // the pong arrives through receive
+			cancel()
+		}
+	}
+}
+
+// inSync reports whether the ban table is complete and current now: the
+// subscription is alive, resynchronised since it last dropped, and no new
+// purge log is waiting to be adopted.
+func (f *Fleet) inSync(now int64) bool {
+	return f.synced.Load() && !f.t.renewing() && now-f.pubsubOK.Load() < int64(3*f.hb)
+}
+
+func (f *Fleet) heartbeatOnce(ctx context.Context) {
+	var info []byte
+	if f.info != nil {
+		info, _ = json.Marshal(f.info())
+	}
+	send, sendWall := f.mono(), time.Now()
+	have := f.t.bans.Applied()
+	// In sync, and caught up with what the previous heartbeat read.
+	inSync := f.inSync(send) && f.hbOK.Load() && have >= f.hbSeq.Load()
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	defer cancel()
+	live := strconv.FormatInt((5 * f.hb).Milliseconds(), 10)
+	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
+	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
+	res, err := heartbeatScript.Run(cctx, f.t.client, keys,
+		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead).Slice()
+	if err == nil && len(res) != 4 {
+		err = errBadReply
+	}
+	if err != nil {
+		f.hbOK.Store(false)
+		if ctx.Err() == nil && unreachable(err) && !f.cutOff.Swap(true) && f.leaseFrom.Load() > 0 {
+			f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
+				"lease_ends", sendWall.Add(time.Duration(f.leaseFrom.Load()+int64(f.l1TTL)-send)).Format(time.RFC3339), "err", err)
+		}
+		f.refreshUsable()
+		return
+	}
+	recv := time.Now()
+	f.cutOff.Store(false)
+	n, _ := res[0].(int64)
+	epoch, _ := res[1].(string)
+	seqStr, _ := res[2].(string)
+	redisMs, _ := res[3].(int64)
+	seq, _ := strconv.ParseUint(seqStr, 10, 64)
+	mid := sendWall.Add(recv.Sub(sendWall) / 2)
+	f.clock.Store(&clockOffset{offset: time.UnixMilli(redisMs).Sub(mid), uncertainty: recv.Sub(sendWall)/2 + time.Millisecond})
+	if !f.t.sameHistory(epoch, seq, have) {
+		f.t.markRenew("heartbeat: epoch " + strconv.Quote(epoch) + ", sequence " + seqStr + "; had " + strconv.FormatUint(have, 10))
+	} else if inSync {
+		f.leaseFrom.Store(send)
+	}
+	f.hbSeq.Store(seq)
+	f.hbOK.Store(true)
+	// Instances started together see only themselves on their first
+	// heartbeats: claim to be alone only once every instance started
+	// with this one has had time to announce itself.
+	if n == 1 && time.Since(f.started) < 5*f.hb {
+		n = 0
+	}
+	f.t.peers.Store(n)
+	if f.t.renewing() && !f.adopting.Load() {
+		if fn := f.t.onRenew.Load(); fn != nil {
+			(*fn)() // an adoption that ended without adopting: again
+		}
+	}
+	f.refreshUsable()
+}
+
+// refreshUsable recomputes LocalUsable (see the comment at the top).
+func (f *Fleet) refreshUsable() {
+	now := f.mono()
+	lease := f.leaseFrom.Load()
+	f.usable.Store(lease > 0 && now < lease+int64(f.l1TTL) && !f.t.renewing() &&
+		(f.inSync(now) || f.cutOff.Load()))
+}
+
+// window is how long after it was last heard an instance may still serve
+// what a purge names (see the comment at the top): a purge waits for, or
+// reports, every instance heard within it.
+func (f *Fleet) window() time.Duration {
+	return f.opTimeout() + f.l1TTL + f.fillTimeout + f.hb
+}
+
+// servesUntil returns the time by which an instance last heard at heard
+// serves nothing older than a purge recorded at p (see the comment at the
+// top), both by Redis's clock.
+func (f *Fleet) servesUntil(heard, p time.Time) time.Time {
+	d := f.hb + f.opTimeout()
+	base := p.Add(d)
+	if heard.Before(p.Add(-d)) {
+		base = heard.Add(f.opTimeout())
+	}
+	return base.Add(f.l1TTL + f.fillTimeout + f.hb)
+}
+
+// redisDeadline returns, in Redis's clock (unix ms), a moment before a
+// call sent at sent and abandoned after budget is given up on, or 0 if
+// the clocks have not been compared yet.
+func (f *Fleet) redisDeadline(sent time.Time, budget time.Duration) int64 {
+	c := f.clock.Load()
+	if c == nil {
+		return 0
+	}
+	return sent.Add(budget + c.offset - c.uncertainty - 10*time.Millisecond).UnixMilli()
+}

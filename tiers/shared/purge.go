@@ -1,0 +1,204 @@
+package shared
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// errBadReply is a script's answer of an unexpected shape.
+var errBadReply = errors.New("shared: unexpected reply from redis")
+
+// ErrPurgeLate is returned by Purge when Redis ran the purge only after
+// this instance had given up waiting for it: it was refused, not
+// recorded.
+var ErrPurgeLate = errors.New("shared: redis answered after the purge's deadline; not recorded")
+
+// PurgeResult is the outcome of a fleet-wide purge.
+type PurgeResult struct {
+	Ban tiers.Ban
+	// Confirmed lists the instances that applied the ban within the
+	// wait; Missing those that may still serve what it names.
+	Confirmed []string
+	Missing   []string
+	// MissingUntil gives, for each of Missing, the time (by Redis's
+	// clock) by which it serves nothing older than the purge: its local
+	// tier is unused or flushed by then, and the fills it had in flight
+	// are over.
+	MissingUntil map[string]time.Time
+}
+
+// Purge records a ban of kind and value in Redis, publishes it, and waits
+// up to PurgeWait for every instance that may still serve what it names
+// (heard from within L1TTL plus FillTimeout and a little, this one
+// included) to confirm it has applied it. baseKey, for a URL purge, is the
+// URL's base cache key, deleted from Redis at once to free memory (the ban
+// alone already makes it dead).
+//
+// An error means the ban was not recorded, with one exception: an error
+// after which Redis may still have run the purge, whose answer was lost.
+// Redis refuses to run it after this instance's deadline (see
+// redisDeadline), so a purge that failed is never recorded after Purge
+// returned; ErrPurgeLate says Redis refused it. A value longer than
+// tiers.MaxBanValue is refused with tiers.ErrBanTooLong, without a call to
+// Redis.
+func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey string) (PurgeResult, error) {
+	if len(value) > tiers.MaxBanValue {
+		return PurgeResult{}, fmt.Errorf("shared: purge of a %s of %d bytes: %w", kind, len(value), tiers.ErrBanTooLong)
+	}
+	id := randomID()
+	acks := make(chan string, 256)
+	f.mu.Lock()
+	f.waiters[id] = acks
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.waiters, id)
+		f.mu.Unlock()
+	}()
+
+	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel(), f.t.floorKey(), f.t.bytesKey(),
+		f.t.epochKey(), f.membersKey()}
+	if kind == tiers.BanURL && baseKey != "" {
+		keys = append(keys, baseKey)
+	}
+	maxBans, maxBytes := f.t.bans.Limits()
+	sent := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
+		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
+		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds()).Slice()
+	cancel()
+	if err != nil {
+		return PurgeResult{}, f.t.fail(ctx, "recording purge", err)
+	}
+	if len(raw) == 1 && raw[0] == "late" {
+		return PurgeResult{}, ErrPurgeLate
+	}
+	if len(raw) < 2 || len(raw)%2 != 0 {
+		return PurgeResult{}, errBadReply
+	}
+	f.purges[kind].Add(1)
+	s, _ := raw[0].(string)
+	b, err := tiers.ParseBan(s)
+	if err != nil {
+		return PurgeResult{}, err
+	}
+	res := PurgeResult{Ban: b}
+	ms, _ := raw[1].(int64)
+	at := time.UnixMilli(ms)
+	heard := make(map[string]time.Time, len(raw)/2-1)
+	for i := 2; i+1 < len(raw); i += 2 {
+		m, _ := raw[i].(string)
+		score, _ := raw[i+1].(string)
+		h, err := strconv.ParseFloat(score, 64)
+		if m == "" || err != nil {
+			continue
+		}
+		heard[m] = time.UnixMilli(int64(h))
+	}
+
+	pending := make(map[string]bool, len(heard))
+	for m := range heard {
+		pending[m] = true
+	}
+	timer := time.NewTimer(f.purgeWait)
+	defer timer.Stop()
+	for len(pending) > 0 {
+		select {
+		case m := <-acks:
+			if pending[m] {
+				delete(pending, m)
+				res.Confirmed = append(res.Confirmed, m)
+			}
+		case <-timer.C:
+			res.MissingUntil = make(map[string]time.Time, len(pending))
+			for m := range pending {
+				res.Missing = append(res.Missing, m)
+				res.MissingUntil[m] = f.servesUntil(heard[m], at)
+			}
+			sort.Strings(res.Missing)
+			pending = nil
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
+	sort.Strings(res.Confirmed)
+	return res, nil
+}
+
+// Member is one live instance as announced by its heartbeat.
+type Member struct {
+	ID       string          `json:"id"`
+	LastSeen time.Time       `json:"last_seen"`
+	Info     json.RawMessage `json:"info,omitempty"`
+}
+
+// Members lists the live instances (heard within 5 heartbeats), this one
+// included.
+func (f *Fleet) Members(ctx context.Context) ([]Member, error) {
+	cctx, cancel := context.WithTimeout(ctx, 5*f.t.timeout)
+	defer cancel()
+	zs, err := f.t.client.ZRangeByScoreWithScores(cctx, f.membersKey(), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []Member
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		seen := time.UnixMilli(int64(z.Score))
+		if time.Since(seen) > 5*f.hb {
+			continue
+		}
+		m := Member{ID: id, LastSeen: seen}
+		if info, err := f.t.client.Get(cctx, f.memberKey(id)).Bytes(); err == nil && json.Valid(info) {
+			m.Info = info
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// FleetStats are the fleet's counters for this instance.
+type FleetStats struct {
+	ID                  string           `json:"id"`
+	LocalUsable         bool             `json:"local_usable"`
+	Purges              map[string]int64 `json:"purges"`
+	InvalidationsRecvd  int64            `json:"invalidations_received"`
+	SubscriptionResyncs int64            `json:"subscription_resyncs"`
+	L1Flushes           int64            `json:"l1_flushes"`
+	BansApplied         uint64           `json:"bans_applied_seq"`
+	BansHeld            int              `json:"bans_held"`
+	// Epoch is the purge log's epoch the ban table belongs to;
+	// EpochAdoptions counts the times Redis was found with a new one.
+	Epoch          string `json:"epoch"`
+	EpochAdoptions int64  `json:"epoch_adoptions"`
+	// CutOff is true while Redis did not answer the last heartbeat.
+	CutOff bool `json:"cut_off"`
+}
+
+// Stats returns the fleet's counters.
+func (f *Fleet) Stats() FleetStats {
+	s := FleetStats{
+		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
+		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
+		BansApplied: f.t.bans.Applied(), BansHeld: f.t.bans.Len(),
+		EpochAdoptions: f.adoptions.Load(), CutOff: f.cutOff.Load(),
+	}
+	s.Epoch, _ = f.t.knownEpoch()
+	if r := f.reconnects.Load(); r > 0 {
+		s.SubscriptionResyncs = r - 1 // the first subscription is not a reconnect
+	}
+	for _, k := range []tiers.BanKind{tiers.BanURL, tiers.BanPrefix, tiers.BanTag, tiers.BanAll} {
+		s.Purges[k.String()] = f.purges[k].Load()
+	}
+	return s
+}
