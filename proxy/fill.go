@@ -108,7 +108,11 @@ func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry) *f
 	reqTime := h.o.Now()
 	h.m.originRequests.Add(1)
 	resp, err := h.o.Transport.RoundTrip(out)
-	h.m.originLatency.Observe(h.o.Now().Sub(reqTime).Seconds())
+	took := h.o.Now().Sub(reqTime)
+	h.m.originLatency.Observe(took.Seconds())
+	if tr := traceOf(x.r); tr != nil {
+		tr.addOrigin(took)
+	}
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errFillTimeout) && !errors.Is(err, errFillTimeout) {
 			err = fmt.Errorf("%w: %w", cause, err)

@@ -101,7 +101,11 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail str
 	h.m.originRequests.Add(1)
 	start := h.o.Now()
 	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))
-	h.m.originLatency.Observe(h.o.Now().Sub(start).Seconds())
+	took := h.o.Now().Sub(start)
+	h.m.originLatency.Observe(took.Seconds())
+	if tr := traceOf(r); tr != nil {
+		tr.addOrigin(took)
+	}
 }
 
 // isUnsafe reports whether a method is not safe (RFC 9110 §9.2.1), so a

@@ -1,5 +1,12 @@
 package proxy
 
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+)
+
 // Stats is a snapshot of a Handler's counters since it was created.
 type Stats struct {
 	// Requests counts client requests by X-Cache result: "HIT-L1",
@@ -50,4 +57,40 @@ func HitRatios(requests map[string]int64) (cacheable, all float64, ok bool) {
 		all = float64(hits) / float64(total)
 	}
 	return cacheable, all, ok
+}
+
+// Trace collects, for one request, what an access log needs from inside
+// the proxy. Attach one with WithTrace; the Handler fills it in.
+type Trace struct {
+	mu     sync.Mutex
+	origin time.Duration
+}
+
+// OriginDuration returns the time the request's own fills spent waiting
+// for the origin.
+func (t *Trace) OriginDuration() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.origin
+}
+
+func (t *Trace) addOrigin(d time.Duration) {
+	t.mu.Lock()
+	t.origin += d
+	t.mu.Unlock()
+}
+
+type traceKey struct{}
+
+// WithTrace returns ctx carrying a new Trace, for a request served by a
+// Handler.
+func WithTrace(ctx context.Context) (context.Context, *Trace) {
+	t := new(Trace)
+	return context.WithValue(ctx, traceKey{}, t), t
+}
+
+// traceOf returns the Trace of r, or nil.
+func traceOf(r *http.Request) *Trace {
+	t, _ := r.Context().Value(traceKey{}).(*Trace)
+	return t
 }

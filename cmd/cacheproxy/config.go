@@ -44,6 +44,7 @@ type config struct {
 	Drain           time.Duration
 	LockTimeout     time.Duration
 	ClientNoCache   string
+	AccessLog       string // "": none
 	TagHeaders      []string
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
@@ -157,6 +158,14 @@ var settings = []setting{
 			default:
 				return errors.New("want debug, info, warn or error")
 			}
+			return nil
+		}},
+	{name: "access-log", usage: "one JSON line per proxied request (method, path, status, X-Cache and reason, tier, bytes, duration, origin time, request id): \"stderr\" or a file to append to; empty logs none",
+		parse: func(c *config, v string) error {
+			if strings.ContainsAny(v, "\x00\n") {
+				return errors.New("want stderr or a file name")
+			}
+			c.AccessLog = v
 			return nil
 		}},
 	{name: "log-format", def: "json", usage: "log format: json or text",

@@ -211,8 +211,19 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	var handler http.Handler = s.proxy
+	if cfg.AccessLog != "" {
+		w, closeLog, err := openAccessLog(cfg.AccessLog)
+		if err != nil {
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+		defer closeLog()
+		handler = accessLog(w, handler)
+	}
 	proxySrv := &http.Server{
-		Handler:  newEngine(s.proxy),
+		Handler:  newEngine(handler),
 		ErrorLog: errorLog,
 	}
 	// The proxy listener keeps the header, idle and write timeouts
