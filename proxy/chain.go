@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -100,7 +102,7 @@ func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (st
 	if c.shared != nil {
 		err := c.shared.Set(ctx, p.key, e, p.ttl)
 		if err == nil && p.marker != nil {
-			err = c.shared.Set(ctx, p.base, p.marker, p.ttl)
+			err = c.shared.Set(ctx, p.base, c.withVariants(ctx, c.shared, p), p.ttl)
 		}
 		if err != nil {
 			c.tierError(c.shared, err)
@@ -162,7 +164,7 @@ func (c *chain) setLocal(ctx context.Context, p placement, wait bool) bool {
 		return false
 	}
 	if p.marker != nil {
-		if err := l.Set(ctx, p.base, p.marker, p.ttl); err != nil {
+		if err := l.Set(ctx, p.base, c.withVariants(ctx, l, p), p.ttl); err != nil {
 			return false
 		}
 	}
@@ -171,3 +173,29 @@ func (c *chain) setLocal(ctx context.Context, p placement, wait bool) bool {
 	}
 	return true
 }
+
+// maxVariantsListed bounds the variants a Vary marker lists.
+const maxVariantsListed = 32
+
+// withVariants returns the Vary marker of p listing, for inspection, the
+// variants stored under its base key in t: those the marker already in t
+// lists, and p's. The list is best effort: two variants stored at once
+// may each write a marker without the other.
+func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.Entry {
+	suffix, _ := strings.CutPrefix(p.key, p.base+"#")
+	listed := []string{suffix}
+	if old, ok, err := t.Get(ctx, p.base); err == nil && ok && old.Kind == tiers.KindVary && slices.Equal(old.Vary, p.e.Vary) {
+		for _, v := range old.Header.Values(variantField) {
+			if v != suffix && len(listed) < maxVariantsListed {
+				listed = append(listed, v)
+			}
+		}
+	}
+	m := *p.marker
+	m.Header = tiers.MakeHeader(http.Header{variantField: listed})
+	return &m
+}
+
+// variantField is the header field of a Vary marker that lists its
+// variants' keys, after the base key and "#".
+const variantField = "Variant"

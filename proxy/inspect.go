@@ -4,8 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // Inspection describes what the tiers hold for one URL.
@@ -22,6 +25,24 @@ type Inspection struct {
 	Vary             []string    `json:"vary"`
 	Seq              uint64      `json:"seq"`
 	Header           http.Header `json:"headers"`
+	// Variants lists, for a URL whose responses vary, every variant
+	// cached, with the request header values that select each; the
+	// fields above describe the one the inspecting request selects, if
+	// any (Status is 0 when it selects none).
+	Variants []Variant `json:"variants,omitempty"`
+}
+
+// Variant is one cached variant of a URL that varies.
+type Variant struct {
+	// Select gives the request header values that select it; a header
+	// absent from the request is "(absent)".
+	Select           map[string]string `json:"select"`
+	Key              string            `json:"key"`
+	Tiers            []string          `json:"tiers"`
+	Status           int               `json:"status"`
+	AgeSeconds       float64           `json:"age_seconds"`
+	RemainingSeconds float64           `json:"remaining_seconds"`
+	Size             int               `json:"size"`
 }
 
 // Inspect reports what the tiers hold for the URL raw, selecting among
@@ -38,6 +59,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 	key := baseKey(h.o.KeyPrefix, h.keyHost(r), t)
 	now := h.o.Now()
 	var in *Inspection
+	var variants []Variant
 	for _, t := range []struct {
 		name string
 		tier Tier
@@ -45,6 +67,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 		if t.tier == nil {
 			continue
 		}
+		variants = h.listVariants(ctx, t.tier, t.name, key, variants)
 		e, _ := h.chain.get(ctx, t.tier, key, r)
 		if e == nil {
 			continue
@@ -62,7 +85,62 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 		}
 		in.Tiers = append(in.Tiers, t.name)
 	}
+	if len(variants) > 0 {
+		if in == nil {
+			in = &Inspection{Key: key, URL: norm, Tiers: []string{}, Tags: []string{}, Header: http.Header{}}
+		}
+		in.Variants = variants
+		for _, v := range variants {
+			for name := range v.Select {
+				if !slices.Contains(in.Vary, name) {
+					in.Vary = append(in.Vary, name)
+				}
+			}
+		}
+	}
 	return in, nil
+}
+
+// listVariants adds to vs the live variants the Vary marker under key in
+// t lists, noting tier name on those already in vs.
+func (h *Handler) listVariants(ctx context.Context, t Tier, name, key string, vs []Variant) []Variant {
+	m, ok, err := t.Get(ctx, key)
+	if err != nil || !ok || m.Kind != tiers.KindVary || h.o.Bans.Dead(m) {
+		return vs
+	}
+	now := h.o.Now()
+next:
+	for _, suffix := range m.Header.Values(variantField) {
+		vk := key + "#" + suffix
+		e, ok, err := t.Get(ctx, vk)
+		if err != nil || !ok || e.Kind != tiers.KindResponse || h.o.Bans.Dead(e) {
+			continue
+		}
+		for i := range vs {
+			if vs[i].Key == vk {
+				vs[i].Tiers = append(vs[i].Tiers, name)
+				continue next
+			}
+		}
+		vs = append(vs, Variant{Select: parseVariant(suffix), Key: vk, Tiers: []string{name}, Status: e.Status,
+			AgeSeconds: e.Age(now).Seconds(), RemainingSeconds: e.Remaining(now).Seconds(), Size: e.Size()})
+	}
+	return vs
+}
+
+// parseVariant reads the header values of a variant key's suffix (see
+// variantKey): "Name:value" lines, "Name\x01" for an absent header.
+func parseVariant(suffix string) map[string]string {
+	out := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSuffix(suffix, "\n"), "\n") {
+		if name, absent := strings.CutSuffix(line, "\x01"); absent {
+			out[name] = "(absent)"
+			continue
+		}
+		name, value, _ := strings.Cut(line, ":")
+		out[name] = value
+	}
+	return out
 }
 
 // Key returns the base cache key of a canonical URL (see CanonicalURL):

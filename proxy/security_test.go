@@ -389,3 +389,34 @@ func TestTagHeadersNotSentToClients(t *testing.T) {
 	s.h.PurgeLocal(tiers.BanTag, "board")
 	wantXCache(t, s.get(t, "/rank"), "MISS")
 }
+
+// TestInspectListsVariants: inspecting a URL that varies lists every
+// cached variant with the header values that select it; a request's
+// headers pick one.
+func TestInspectListsVariants(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept")
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "for %s", r.Header.Get("Accept"))
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/rank", "Accept", "application/json")
+	s.get(t, "/rank", "Accept", "text/html")
+	s.get(t, "/rank")
+	in, err := s.h.Inspect(t.Context(), "/rank", http.Header{})
+	if err != nil || in == nil {
+		t.Fatalf("inspect: %v %v", in, err)
+	}
+	got := map[string]string{}
+	for _, v := range in.Variants {
+		got[v.Select["Accept"]] = strings.Join(v.Tiers, ",")
+	}
+	want := map[string]string{"application/json": "l1,l2", "text/html": "l1,l2", "(absent)": "l1,l2"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("variants %v, want %v", got, want)
+	}
+	in, _ = s.h.Inspect(t.Context(), "/rank", http.Header{"Accept": {"text/html"}})
+	if in == nil || in.Status != 200 || !strings.Contains(in.Key, "text/html") {
+		t.Errorf("selected: %+v", in)
+	}
+}

@@ -201,6 +201,13 @@ func runInspect(ctx context.Context, args []string, getenv func(string) string, 
 //	headers:
 //	  Content-Type: application/json
 func printInspection(w io.Writer, a inspectAnswer) {
+	if len(a.Variants) > 0 {
+		printVariants(w, a)
+		if a.Status == 0 {
+			return
+		}
+		fmt.Fprintln(w, "\nselected variant:")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "url\t%s\n", a.URL)
 	fmt.Fprintf(tw, "key\t%s\n", a.Key)
@@ -225,6 +232,28 @@ func printInspection(w io.Writer, a inspectAnswer) {
 			fmt.Fprintf(w, "  %s: %s\n", name, v)
 		}
 	}
+}
+
+// printVariants writes the cached variants of a URL that varies: the
+// request header values that select each, its tiers, status, age and
+// size.
+func printVariants(w io.Writer, a inspectAnswer) {
+	fmt.Fprintf(w, "url %s varies on %s: %d variants cached (pick one with -H \"Name: value\")\n\n", a.URL, strings.Join(a.Vary, ", "), len(a.Variants))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tTIERS\tSTATUS\tAGE\tREMAINING\tSIZE\n", strings.ToUpper(strings.Join(a.Vary, "\t")))
+	for _, v := range a.Variants {
+		var sel []string
+		for _, name := range a.Vary {
+			val, ok := v.Select[name]
+			if !ok {
+				val = "-"
+			}
+			sel = append(sel, val)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", strings.Join(sel, "\t"), strings.Join(v.Tiers, ", "), v.Status,
+			seconds(v.AgeSeconds), seconds(v.RemainingSeconds), humanize.IBytes(uint64(max(v.Size, 0))))
+	}
+	tw.Flush()
 }
 
 // seconds formats a number of seconds as a duration to a tenth of a

@@ -81,3 +81,33 @@ func TestPurgesLogged(t *testing.T) {
 		return strings.Count(s.logs.String(), `"msg":"purge"`) == 3 && strings.Contains(s.logs.String(), `"query":"url=/rank"`)
 	})
 }
+
+// TestInspectVariantsCommand: cacheproxy inspect lists the variants of a
+// URL that varies (DRF sends Vary: Accept), and -H picks one.
+func TestInspectVariantsCommand(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept")
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "{}")
+	}))
+	defer origin.Close()
+	s := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}, "-origin", origin.URL)
+	for _, accept := range []string{"application/json", "text/html", "*/*"} {
+		req, _ := http.NewRequest("GET", s.proxyURL+"/rank", nil)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	env := env(map[string]string{"CACHEPROXY_ADMIN": s.adminURL, "CACHEPROXY_ADMIN_TOKEN": fleetToken})
+	code, out, errOut := runClient(t, []string{"inspect", "/rank"}, env)
+	if code != 0 || !strings.Contains(out, "3 variants cached") || !strings.Contains(out, "text/html") || !strings.Contains(out, "application/json") {
+		t.Errorf("inspect /rank: %d %s\n%s", code, errOut, out)
+	}
+	code, out, _ = runClient(t, []string{"inspect", "-H", "Accept: text/html", "/rank"}, env)
+	if code != 0 || !strings.Contains(out, "selected variant:") || !strings.Contains(out, "status     200 OK") {
+		t.Errorf("inspect -H: %d\n%s", code, out)
+	}
+}
