@@ -40,9 +40,14 @@ func (h *harness) faultsSection(b *strings.Builder) {
 		"- **origin req/s**: from the origin's `/__count`, read every 200 ms (summed over a restart of the origin); goal for a Redis fault: during ≤ 1.5× before.\n" +
 		"- **p99**: latency from each request's scheduled time, failures included.\n" +
 		fmt.Sprintf("- **recovered**: from the fault's end to the start of the first %s window with no failed request and an origin rate within 10 %% of before's (plus one request per window). "+
-			"**first 200 purge**: from the fault's end to the first purge answered 200 (purges are a second apart).\n\n", recoveryWindow))
+			"**first 200 purge**: from the fault's end to the first purge answered 200 (purges are a second apart). "+
+			"**other load**: CPU used by unrelated work during the fault's run (see Machine).\n\n", recoveryWindow))
 	var rows [][]string
-	for _, fs := range h.faultRows() {
+	for _, r := range h.rows("faults") {
+		fs := r.Fault
+		if fs == nil {
+			continue
+		}
 		var missed []string
 		if fs.Failed > 0 {
 			missed = append(missed, "failed")
@@ -63,10 +68,10 @@ func (h *harness) faultsSection(b *strings.Builder) {
 			statusCounts(fs.Purges),
 			fmt.Sprintf("%s / %s / %s", rate1(fs.Before.OriginRPS), rate1(fs.During.OriginRPS), rate1(fs.After.OriginRPS)),
 			fmt.Sprintf("%s / %s", ms(fs.Before.P99), ms(fs.During.P99)),
-			seconds(fs.RecoveryS), seconds(fs.FirstPurgeS), goals})
+			seconds(fs.RecoveryS), seconds(fs.FirstPurgeS), goals, load(r)})
 	}
 	if len(rows) > 0 {
-		table(b, []string{"fault", "failed", "stale", "purges", "origin req/s", "p99 ms before / during", "recovered", "first 200 purge", "goals"}, rows)
+		table(b, []string{"fault", "failed", "stale", "purges", "origin req/s", "p99 ms before / during", "recovered", "first 200 purge", "goals", "other load (CPUs)"}, rows)
 	}
 	for _, fs := range h.faultRows() {
 		var parts []string

@@ -164,6 +164,7 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 	for _, s := range st.fronts {
 		urls, admins = append(urls, s.url), append(admins, s.admin)
 	}
+	snap0 := h.ps.snapshot(nil)
 	t0 := time.Now()
 	load := faultLoad{t0: t0, rate: h.faultRate(), keys: faultKeys, targets: urls, conns: 256, timeout: 10 * time.Second}
 	st.counter = &originCounter{t0: t0, url: st.originURL(), every: 200 * time.Millisecond, client: &http.Client{Timeout: 500 * time.Millisecond}}
@@ -201,12 +202,13 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 	if err != nil {
 		return err
 	}
+	other := otherLoad(snap0, h.ps.snapshot(nil))
 
 	fs := analyzeFault(reqs, purges, st.counter.result(), w)
 	fs.Fault, fs.Title, fs.RedisFault = f.name, f.title, f.redis
 	r := row{System: sysPurge, Variant: f.name, Tool: "harness (in-process open loop)", Requests: uint64(len(reqs)),
 		Errors: uint64(fs.Failed), Seconds: w.end.Seconds(), P50: fs.During.P50, P99: fs.During.P99, MaxMS: fs.During.Max,
-		OtherLoad: -1, Objects: -1, ObjectBytes: -1, HitRatio: -1, Fault: &fs}
+		OtherLoad: other, Objects: -1, ObjectBytes: -1, HitRatio: -1, Fault: &fs}
 	if w.end > 0 {
 		r.RPS = float64(len(reqs)) / w.end.Seconds()
 	}
