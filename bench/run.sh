@@ -7,11 +7,12 @@
 # 127.0.0.1 ports, runs the scenarios and writes a Markdown report with an
 # SVG chart under bench/results/<date>-<mode>/.
 #
-# Usage: bash bench/run.sh [--quick] [--scenarios hot,shared,zipf,stampede,purge,scale]
+# Usage: bash bench/run.sh [--quick] [--scenarios hot,shared,zipf,stampede,purge,scale,faults]
 #                          [--duration 6s] [--rounds 3] [--zipf-rate 5000] [--no-pin] [--out DIR]
 #
-#   --quick        short runs: a smoke test that finishes in under 3 minutes
-#   --scenarios    which scenarios to run (default: all, in about 20 minutes)
+#   --quick        short runs: a smoke test that finishes in under 5 minutes
+#   --scenarios    which scenarios to run (default: all, in about 25 minutes);
+#                  faults alone takes about 3 minutes, 2 with --quick
 #   --duration     length of one measured run of hot and shared (default 6s, 2s with --quick)
 #   --rounds       measured runs of each hot and shared load, taking the systems in
 #                  turn; the report shows their median (default 3, 1 with --quick)
@@ -29,17 +30,20 @@ cd "$(dirname "$0")/.."
 
 orig="$*"
 quick=""
+scenarios="hot,shared,zipf,stampede,purge,scale,faults"
 args=()
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--quick) quick=1; args+=(-quick); shift ;;
 	--scenarios|--duration|--rounds|--zipf-rate|--out)
 		[[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
+		[[ "$1" != --scenarios ]] || scenarios="$2"
 		args+=("-${1#--}" "$2"); shift 2 ;;
 	--scenarios=*|--duration=*|--rounds=*|--zipf-rate=*|--out=*)
+		[[ "$1" != --scenarios=* ]] || scenarios="${1#*=}"
 		args+=("-${1#--}"); shift ;;
 	--no-pin) args+=(-no-pin); shift ;;
-	-h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -68,12 +72,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Peers: install from Debian's packages when missing. A temporary
-# policy-rc.d keeps the packages from starting their system services.
+# Peers: install from Debian's packages when missing, those the chosen
+# scenarios use (shared, purge and faults need no nginx or Varnish; only
+# hot and shared use wrk). A temporary policy-rc.d keeps the packages from
+# starting their system services.
+uses() { [[ ",$scenarios," == *",$1,"* ]]; }
 missing=()
-command -v nginx >/dev/null || missing+=(nginx)
-command -v varnishd >/dev/null || missing+=(varnish)
-command -v wrk >/dev/null || missing+=(wrk)
+if uses hot || uses zipf || uses stampede || uses scale; then
+	command -v nginx >/dev/null || missing+=(nginx)
+	command -v varnishd >/dev/null || missing+=(varnish)
+fi
+if uses hot || uses shared; then
+	command -v wrk >/dev/null || missing+=(wrk)
+fi
 command -v redis-server >/dev/null || missing+=(redis-server)
 if [[ ${#missing[@]} -gt 0 ]]; then
 	echo "run.sh: installing ${missing[*]} from Debian's packages" >&2
@@ -86,7 +97,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 		policy=1
 	fi
 	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx varnish wrk redis-server >/dev/null
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 	[[ -z "$policy" ]] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
@@ -97,13 +108,13 @@ go build -o "$bin/" ./cmd/cacheproxy ./bench/fixedorigin ./bench/plainproxy ./be
 # 1,000 concurrent connections (stampede) and nginx's worker_rlimit_nofile.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# The whole run is bounded: 5 minutes for --quick, 45 for a full run.
+# The whole run is bounded: 8 minutes for --quick, 50 for a full run.
 # timeout runs the harness in its own process group, out of reach of a
 # terminal's Ctrl-C, so INT and TERM are passed on to it by pid (timeout
 # forwards them to the harness, which stops its servers and writes a
 # partial report).
-limit=45m
-[[ -z "$quick" ]] || limit=5m
+limit=50m
+[[ -z "$quick" ]] || limit=8m
 timeout --signal=TERM --kill-after=30s "$limit" \
 	"$bin/harness" -bin "$bin" -pidfile "$pids" -cmdline "$orig" "${args[@]}" &
 harness=$!

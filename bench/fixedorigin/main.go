@@ -10,9 +10,19 @@
 //	GET /blob/{id}?size=N   N bytes (default 1024), Cache-Control: max-age=300
 //	GET /__count            requests served on /blob/ so far, as a decimal number
 //
+// With -versions, every blob has a version, which starts at -version-base
+// and which POST /__bump?id={id} increments (answering the new version):
+// the body then begins with "v<version> " in place of its first bytes
+// (same size) and carries an X-Version header, so that a client can tell
+// which version a cache served. Without -versions the bodies are as
+// above and /__bump does not exist.
+//
+//	POST /__bump?id={id}    -versions: the blob's next version, as a decimal number
+//
 // Usage:
 //
 //	fixedorigin -listen 127.0.0.1:9000 -latency 20ms -max-size 16MiB
+//	fixedorigin -listen 127.0.0.1:9000 -versions -version-base 40
 package main
 
 import (
@@ -22,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -30,9 +41,14 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "listen address")
 	latency := flag.Duration("latency", 0, "artificial delay before each /blob/ response")
 	maxSize := flag.Int("max-size", 16<<20, "largest body served, in bytes")
+	versioned := flag.Bool("versions", false, "version every blob: bodies begin with \"v<version> \", POST /__bump?id= increments")
+	base := flag.Int64("version-base", 0, "-versions: the version of a blob never bumped (a restarted origin continues above the versions it gave out)")
 	flag.Parse()
 
 	o := newOrigin(*maxSize, *latency)
+	if *versioned {
+		o.versions = &versions{base: *base, bumps: map[string]int64{}}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
@@ -46,6 +62,31 @@ type origin struct {
 	body    []byte // every response is a prefix of body
 	latency time.Duration
 	served  atomic.Int64
+	// versions is nil without -versions.
+	versions *versions
+}
+
+// versions is the version of every blob: base plus its bumps. Safe for
+// concurrent use.
+type versions struct {
+	base  int64
+	mu    sync.Mutex
+	bumps map[string]int64
+}
+
+// get returns the version of blob id.
+func (v *versions) get(id string) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.base + v.bumps[id]
+}
+
+// bump increments the version of blob id and returns it.
+func (v *versions) bump(id string) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.bumps[id]++
+	return v.base + v.bumps[id]
 }
 
 func newOrigin(maxSize int, latency time.Duration) *origin {
@@ -67,6 +108,18 @@ func (o *origin) mux() *http.ServeMux {
 		w.Header().Set("Cache-Control", "no-store")
 		fmt.Fprintf(w, "%d\n", o.served.Load())
 	})
+	if o.versions != nil {
+		m.HandleFunc("POST /__bump", func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("id")
+			if id == "" {
+				http.Error(w, "give id=", http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprintf(w, "%d\n", o.versions.bump(id))
+		})
+	}
 	return m
 }
 
@@ -90,5 +143,16 @@ func (o *origin) blob(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Cache-Control", "max-age=300")
 	h.Set("Content-Length", strconv.Itoa(size))
-	w.Write(o.body[:size])
+	if o.versions == nil {
+		w.Write(o.body[:size])
+		return
+	}
+	// The version is read after the delay: a bump that answered before
+	// this response was written is in it.
+	v := o.versions.get(r.PathValue("id"))
+	h.Set("X-Version", strconv.FormatInt(v, 10))
+	body := make([]byte, size)
+	n := copy(body, fmt.Sprintf("v%d ", v))
+	copy(body[n:], o.body[n:size])
+	w.Write(body)
 }

@@ -54,13 +54,14 @@ var allScenarios = []scenario{
 	{"stampede", "Stampede: 1,000 concurrent requests for one cold key", (*harness).stampede},
 	{"purge", "Purge storm", (*harness).purge},
 	{"scale", "Scale-out behind a round-robin load balancer", (*harness).scale},
+	{"faults", "Faults: Redis and origin failures under load and purges", (*harness).faults},
 }
 
 func main() {
 	var opt options
 	var scen string
 	flag.BoolVar(&opt.quick, "quick", false, "short runs: a smoke test in under 3 minutes")
-	flag.StringVar(&scen, "scenarios", "hot,shared,zipf,stampede,purge,scale", "comma-separated scenarios to run")
+	flag.StringVar(&scen, "scenarios", "hot,shared,zipf,stampede,purge,scale,faults", "comma-separated scenarios to run")
 	flag.DurationVar(&opt.duration, "duration", 0, "length of one measured run of hot and shared (default 6s, 2s with -quick)")
 	flag.IntVar(&opt.rounds, "rounds", 0, "measured runs of each hot and shared load, the median reported (default 3, 1 with -quick)")
 	flag.Float64Var(&opt.zipfRate, "zipf-rate", 0, "open-loop requests/s of the zipf scenario; purge runs at half (default 3000, 2000 with -quick)")

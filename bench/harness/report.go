@@ -60,6 +60,8 @@ func (h *harness) writeReport() (string, error) {
 			h.purgeSection(&b)
 		case "scale":
 			h.scaleSection(&b)
+		case "faults":
+			h.faultsSection(&b)
 		}
 		for _, n := range h.notes[sc.name] {
 			fmt.Fprintf(&b, "- %s\n", n)

@@ -60,6 +60,8 @@ type row struct {
 	SimLFUOurs   float64 `json:"sim_lfu_ours_capacity,omitempty"`
 	SimLFUBudget float64 `json:"sim_lfu_budget,omitempty"`
 	Note         string  `json:"note,omitempty"`
+	// Fault is the faults scenario's measurement of one fault.
+	Fault *faultStats `json:"fault,omitempty"`
 }
 
 // summary is the row as a progress line.

@@ -140,6 +140,7 @@ func writeTargets(b *strings.Builder, h *harness) {
 	}
 	ts = append(ts, h.zipfTargets()...)
 	ts = append(ts, h.stampedeTargets()...)
+	ts = append(ts, h.faultTargets()...)
 
 	b.WriteString("## Targets\n\n")
 	var rows [][]string

@@ -58,11 +58,17 @@ func (h *harness) startOrigin(latency time.Duration) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.launch("fixedorigin", []string{filepath.Join(h.bin, "fixedorigin"), "-listen", addr, "-latency", latency.String()}, addr)
+	p, err := h.launchOrigin(addr, latency)
 	if err != nil {
 		return nil, err
 	}
 	return &server{name: "origin alone", url: "http://" + addr, addr: addr, pids: []int{p.Pid()}}, nil
+}
+
+// launchOrigin starts the fixed-body origin on addr, with extra flags.
+func (h *harness) launchOrigin(addr string, latency time.Duration, extra ...string) (*proc, error) {
+	argv := append([]string{filepath.Join(h.bin, "fixedorigin"), "-listen", addr, "-latency", latency.String()}, extra...)
+	return h.launch("fixedorigin", argv, addr)
 }
 
 // startRedis starts a private Redis that keeps nothing on disk.
@@ -71,12 +77,18 @@ func (h *harness) startRedis() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.launch("redis", []string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", h.tmp}, addr)
+	p, err := h.launchRedis(addr, port)
 	if err != nil {
 		return nil, err
 	}
 	return &server{name: "redis", url: fmt.Sprintf("redis://%s/0", addr), addr: addr, redisAddr: addr, pids: []int{p.Pid()}}, nil
+}
+
+// launchRedis starts a Redis that keeps nothing on disk on 127.0.0.1:port
+// (addr): started again on the same port, it starts empty.
+func (h *harness) launchRedis(addr string, port int) (*proc, error) {
+	return h.launch("redis", []string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", h.tmp}, addr)
 }
 
 // startCacheproxy starts one cacheproxy instance in front of origin, with
