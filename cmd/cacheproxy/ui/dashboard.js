@@ -8,7 +8,7 @@
 (function () {
   const POLL_MS = 2000;
   const HISTORY = 150; // intervals kept: 5 minutes at 2 s
-  const MIN_SLOTS = 20; // a chart is at least this many intervals wide
+  const MIN_SLOTS = 12; // a chart is at least this many intervals wide
   const TOKEN_KEY = 'cacheproxy-admin-token';
   const KINDS = ['HIT-L1', 'HIT-L2', 'STALE', 'REVALIDATED', 'MISS', 'PASS', 'BYPASS'];
   // The tiers chart stacks these, bottom first.
@@ -91,6 +91,9 @@
     if (a < 7200) return (a / 60).toFixed(1) + ' min';
     return (a / 3600).toFixed(1) + ' h';
   }
+
+  // printable shows control characters (a Vary key's separators) as \xNN.
+  const printable = (s) => String(s).replace(/[\x00-\x1f\x7f]/g, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -211,7 +214,7 @@
   function niceMax(v) {
     if (v <= 1) return 1;
     const e = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * e) return m * e;
+    for (const m of [1, 2, 4, 6, 8, 10]) if (v <= m * e) return m * e; // halves stay round
     return 10 * e;
   }
 
@@ -229,7 +232,7 @@
       svg.append(svgEl('polyline', { points: pts(rps), class: 'line-req' }));
       svg.append(svgEl('polyline', { points: pts(ops), class: 'line-origin' }));
     }
-    setText('rate-max', ivs.length ? `peak ${rate(Math.max(...rps))}/s` : '');
+    setText('rate-max', ivs.length ? `· client peak ${rate(Math.max(...rps))}/s` : '');
   }
 
   // --- panels ---
@@ -294,7 +297,7 @@
     for (const m of ms) {
       const info = m.info || {};
       const self = m.id === f.self.id;
-      const name = el('td', m.id);
+      const name = el('td', m.id, 'nowrap');
       if (self) name.append(el('span', ' this', 'tag'));
       const hr = hitsAndMisses(info.requests) ? pct(info.hit_ratio) : '–';
       const seen = m.last_seen ? seconds((Date.now() - Date.parse(m.last_seen)) / 1000) + ' ago' : '';
@@ -359,20 +362,20 @@
     const b = r.body;
     box.dataset.state = 'cached';
     const dl = el('dl');
-    const item = (field, label, value) => {
+    const item = (field, label, value, wide) => {
       dl.append(el('dt', label));
-      const dd = el('dd', value);
+      const dd = el('dd', value, wide ? 'wide' : '');
       dd.dataset.field = field;
       dl.append(dd);
     };
     const rem = b.remaining_seconds;
-    item('url', 'URL', b.url);
-    item('key', 'key', b.key);
+    item('url', 'URL', b.url, true);
+    item('key', 'key', printable(b.key), true);
     item('tiers', 'tiers', (b.tiers || []).join(', '));
     item('status', 'status', b.status);
-    item('stored_at', 'stored at', new Date(b.stored_at).toLocaleString('en-GB'));
     item('age', 'age', seconds(b.age_seconds));
     item('ttl', 'TTL left', rem > 0 ? seconds(rem) : 'stale for ' + seconds(rem));
+    item('stored_at', 'stored at', new Date(b.stored_at).toLocaleString('en-GB'));
     item('size', 'size', bytes(b.size));
     item('tags', 'tags', (b.tags || []).join(', ') || '–');
     item('vary', 'vary', (b.vary || []).join(', ') || '–');
