@@ -107,7 +107,8 @@ func TestDashboardFiles(t *testing.T) {
 // answers: request counts and hit ratio, the chart's intervals (which must
 // add up to the traffic sent while the page was open), L1, Redis, the
 // fleet, the report, the last purge and the inspect box. A second tab
-// opened without the token must ask for it and work once given it.
+// opened without the token must ask for it and work once given it; a
+// third, on an instance without an admin token, needs none.
 //
 // With CACHEPROXY_UI_SCREENSHOT=path (relative to the repository root) it
 // writes a 1280x900 screenshot of the page there:
@@ -240,6 +241,23 @@ func TestUIBrowser(t *testing.T) {
 	bare.eval(t, askJS, &ask)
 	if want := formatCount(sumRequests(st.Proxy.Requests)); !ask.FormHidden || ask.Error != "" || ask.Requests != want {
 		t.Errorf("token typed in: token form hidden %v, error %q, requests %q; want no form, no error, %s requests", ask.FormHidden, ask.Error, ask.Requests, want)
+	}
+
+	// A loopback admin listener without a token: the page needs none.
+	solo := startServer(t, nil, "-origin", origin.URL)
+	get(t, solo, "/players/1")
+	soloTab := br.open(t, solo.adminURL+"/ui/")
+	soloTab.waitPolls(t, 2)
+	var plain struct {
+		FormHidden             bool
+		Error, Requests, Redis string
+		Fleet                  string
+	}
+	soloTab.eval(t, `({formHidden: document.getElementById('token-form').hidden, error: document.getElementById('error').textContent,
+		requests: document.getElementById('requests-total').textContent, redis: document.getElementById('redis-state').textContent,
+		fleet: document.getElementById('fleet-note').textContent})`, &plain)
+	if !plain.FormHidden || plain.Error != "" || plain.Requests != "1" || plain.Redis != "none" || plain.Fleet != "no Redis: this instance alone" {
+		t.Errorf("without an admin token: %+v; want no token form, no error, 1 request, Redis none, no fleet", plain)
 	}
 
 	br.checkNoExceptions(t)

@@ -292,8 +292,9 @@
       setText('fleet-note', 'no Redis: this instance alone');
       return;
     }
-    setText('fleet-note', f.error || (f.members.length + ' live'));
-    const ms = f.members.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const members = f.members || [];
+    setText('fleet-note', f.error || (members.length + ' live'));
+    const ms = members.slice().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     for (const m of ms) {
       const info = m.info || {};
       const self = m.id === f.self.id;
