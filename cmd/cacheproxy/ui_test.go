@@ -27,6 +27,7 @@ import (
 	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 // TestDashboardFiles checks what the dashboard serves without the token
@@ -443,28 +444,14 @@ func checkDashboard(t *testing.T, page dashboardDOM, before, st stats) {
 func checkReport(t *testing.T, page dashboardDOM, s *server) {
 	t.Helper()
 	code, _, body := fetch(t, "GET", s.adminURL+"/report?top=10", fleetToken)
-	var rep struct {
-		Patterns, Routes []struct {
-			Pattern    string
-			Requests   int64
-			HitRatio   float64 `json:"hit_ratio"`
-			Answers    map[string]int64
-			MainReason string `json:"main_reason"`
-		}
-	}
+	var rep proxy.Report
 	if code != 200 || json.Unmarshal([]byte(body), &rep) != nil {
 		t.Fatalf("/report = %d %s", code, body)
 	}
 	for _, part := range []struct {
 		name string
-		want []struct {
-			Pattern    string
-			Requests   int64
-			HitRatio   float64 `json:"hit_ratio"`
-			Answers    map[string]int64
-			MainReason string `json:"main_reason"`
-		}
-		got []domRow
+		want []proxy.ReportRow
+		got  []domRow
 	}{{"patterns", rep.Patterns, page.Report}, {"routes", rep.Routes, page.Routes}} {
 		if len(part.got) != len(part.want) {
 			t.Errorf("report %s: page shows %d rows, /report has %d", part.name, len(part.got), len(part.want))
@@ -479,7 +466,7 @@ func checkReport(t *testing.T, page dashboardDOM, s *server) {
 			if g.Key != w.Pattern || g.Cells[1] != formatCount(w.Requests) || g.Cells[3] != reason {
 				t.Errorf("report %s row %d: page shows %q, /report has %s, %d requests, main reason %q", part.name, i, g.Cells, w.Pattern, w.Requests, w.MainReason)
 			}
-			if hits := w.Answers["MISS"] + w.Answers["HIT-L1"] + w.Answers["HIT-L2"] + w.Answers["STALE"] + w.Answers["REVALIDATED"]; hits > 0 {
+			if _, _, ok := proxy.HitRatios(w.Answers); ok {
 				checkPercent(t, "report "+w.Pattern+" hit ratio", g.Cells[2], w.HitRatio)
 			} else if g.Cells[2] != "–" {
 				t.Errorf("report %s: hit ratio %q without cacheable requests, want –", w.Pattern, g.Cells[2])
@@ -503,12 +490,7 @@ func checkReport(t *testing.T, page dashboardDOM, s *server) {
 func checkInspect(t *testing.T, page dashboardDOM, s *server) {
 	t.Helper()
 	code, _, body := fetch(t, "GET", s.adminURL+"/cache?url=/players/1", fleetToken)
-	var in struct {
-		Key   string
-		Tiers []string
-		Tags  []string
-		Vary  []string
-	}
+	var in proxy.Inspection
 	if code != 200 || json.Unmarshal([]byte(body), &in) != nil {
 		t.Fatalf("GET /cache?url=/players/1 = %d %s", code, body)
 	}
