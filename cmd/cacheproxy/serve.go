@@ -252,6 +252,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))
 	adm.Handle("GET /debug/pprof/trace", limitSeconds(http.HandlerFunc(pprof.Trace)))
+	adminSrv.Handler = withDashboard(adm) // GET /ui/: the dashboard's files, without the token (ui.go)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if s.fleet != nil {
