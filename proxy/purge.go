@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -23,3 +24,28 @@ func (h *Handler) BanRetention() time.Duration {
 // NormalizeURL returns the canonical form of a URL ("/path?query") that
 // entries record and URL purges name. It is CanonicalURL.
 func NormalizeURL(raw string) (string, error) { return CanonicalURL(raw) }
+
+// DropLocal removes from the local tier (L1) every entry of the canonical
+// URL u it can name: its base key and the variants its Vary marker lists.
+// It reports false if it could not (with Hosts a URL has a key per host):
+// the caller then flushes L1. It is what an instance does alone with a
+// URL purge it could not record for the fleet.
+func (h *Handler) DropLocal(ctx context.Context, u string) bool {
+	key := h.Key(u)
+	if key == "" {
+		return false
+	}
+	if h.o.Local == nil {
+		return true
+	}
+	keys := []string{key}
+	if m, ok, err := h.o.Local.Get(ctx, key); err == nil && ok && m.Kind == tiers.KindVary {
+		if len(m.Header.Values(variantField)) >= maxVariantsListed {
+			return false // the list may be incomplete
+		}
+		for _, v := range m.Header.Values(variantField) {
+			keys = append(keys, key+"#"+v)
+		}
+	}
+	return h.o.Local.Delete(ctx, keys...) == nil
+}

@@ -420,3 +420,29 @@ func TestInspectListsVariants(t *testing.T) {
 		t.Errorf("selected: %+v", in)
 	}
 }
+
+// TestDropLocal: a URL purge the fleet could not record drops that URL's
+// entries from L1, every listed variant included, and nothing else.
+func TestDropLocal(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v" {
+			w.Header().Set("Vary", "Accept")
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/v", "Accept", "a")
+	s.get(t, "/v", "Accept", "b")
+	s.get(t, "/other")
+	if !s.h.DropLocal(t.Context(), "/v") {
+		t.Fatal("DropLocal: false")
+	}
+	for _, k := range s.local.keys() {
+		if strings.Contains(k, "/v") {
+			t.Errorf("L1 still holds %q", k)
+		}
+	}
+	wantXCache(t, s.get(t, "/other"), "HIT-L1")
+	wantXCache(t, s.get(t, "/v", "Accept", "a"), "HIT-L2")
+}

@@ -28,7 +28,7 @@ func (fs *faultStats) originGoal() (applies, met bool) {
 
 func (h *harness) faultsSection(b *strings.Builder) {
 	before, after := h.faultPhases()
-	fmt.Fprintf(b, "3 cacheproxy instances sharing one Redis (`-l1-max-bytes 64MiB -l1-ttl %s -drain 0`: each instance reads every hot key from Redis every %s), "+
+	fmt.Fprintf(b, "3 cacheproxy instances sharing one Redis (`-l1-max-bytes 64MiB -l1-ttl %s -drain 0`: an entry stays in an instance's L1 at most %s, and so may an instance cut off from Redis keep using its L1), "+
 		"%d hot keys (`/blob/{key}?size=1024`, `max-age=300`, warmed into every instance first), "+
 		"%s req/s in an open loop from the harness process (pinned where loadgen runs), keys uniform, rotating over the instances; "+
 		"one URL purge a second (the key's version bumped at the origin, then `DELETE /cache?url=` on the instances' admin listeners in turn). "+

@@ -27,11 +27,11 @@ const (
 	faultKeys       = 200             // hot keys, all cached after the warm-up (max-age=300)
 	faultHold       = 5 * time.Second // how long a process stays down or stopped; the during phase lasts at least this
 	faultPurgeEvery = time.Second
-	// faultL1TTL is the instances' -l1-ttl: short, so that every instance
-	// reads each hot key from Redis every few seconds, as instances whose
-	// L1 cannot hold the hot set would, and a Redis fault is on the read
-	// path.
-	faultL1TTL = "2s"
+	// faultL1TTL is the instances' -l1-ttl: the default. It is also how
+	// long an instance cut off from Redis may go on using its L1 (the
+	// fleet's guarantee: a purge's 202 names the time by which it stops),
+	// so a shorter one would send an outage to the origin once it passed.
+	faultL1TTL = "30s"
 )
 
 // faultKind is one fault: inject starts it and returns when it is over

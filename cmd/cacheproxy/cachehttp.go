@@ -158,9 +158,10 @@ func (s *stack) servePurge(w http.ResponseWriter, r *http.Request) {
 }
 
 // purgeFleet records a purge for the fleet and waits for the live
-// instances. If the fleet cannot be told, this instance's whole L1 is
-// dropped: without the fleet's sequence a targeted local purge could not
-// be ordered with the others (and L1 is bypassed until Redis is back).
+// instances. If the fleet cannot be told, this instance drops from its L1
+// what it can name of the purge: the entries of a URL (its key and listed
+// variants), else everything; without the fleet's sequence a ban could
+// not be ordered with the others.
 func (s *stack) purgeFleet(ctx context.Context, kind tiers.BanKind, value string) (purgeResponse, error) {
 	var baseKey string
 	if kind == tiers.BanURL {
@@ -168,7 +169,11 @@ func (s *stack) purgeFleet(ctx context.Context, kind tiers.BanKind, value string
 	}
 	res, err := s.fleet.Purge(ctx, kind, value, baseKey)
 	if err != nil {
-		s.flushLocal()
+		// A URL purge drops that URL's entries here; any other drops
+		// the whole L1.
+		if kind != tiers.BanURL || !s.proxy.DropLocal(ctx, value) {
+			s.flushLocal()
+		}
 		return purgeResponse{}, err
 	}
 	out := purgeResponse{
