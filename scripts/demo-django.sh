@@ -31,36 +31,9 @@ if [ -z "$python" ]; then
 	exit 1
 fi
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-# wait_for FILE REGEX: prints the first match of the extended REGEX in FILE
-# (a process's log), waiting up to 10s for it to appear.
-wait_for() {
-	local i match
-	for i in $(seq 100); do
-		match="$(grep -oE "$2" "$1" 2>/dev/null | head -n1 || true)"
-		if [ -n "$match" ]; then
-			echo "$match"
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "demo-django: timed out waiting for /$2/ in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
+DEMO_NAME=demo-django
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # (the working directory is the repository now)
 
 free_port() {
 	"$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

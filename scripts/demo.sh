@@ -10,36 +10,9 @@ cd "$(dirname "$0")/.."
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
 command -v curl >/dev/null 2>&1 || { echo "demo: curl is required" >&2; exit 1; }
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-# wait_for FILE REGEX: prints the first match of the extended REGEX in FILE
-# (a process's log), waiting up to 10s for it to appear.
-wait_for() {
-	local i match
-	for i in $(seq 100); do
-		match="$(grep -oE "$2" "$1" 2>/dev/null | head -n1 || true)"
-		if [ -n "$match" ]; then
-			echo "$match"
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "demo: timed out waiting for /$2/ in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
+DEMO_NAME=demo
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh # (the working directory is the repository now)
 
 echo "==> go build -o bin/ ./cmd/..."
 go build -o bin/ ./cmd/...
@@ -96,16 +69,23 @@ show 2 "$url"
 
 if [ "${#redis_args[@]}" -gt 0 ]; then
 	echo "==> a second cacheproxy sharing the same Redis: its first request is an L2 hit"
-	first_admin="$admin"
+	first_admin="$admin" first_proxy="$proxy"
 	start_proxy proxy2
 	show 3 "http://$proxy/rank"
-	admin="$first_admin"
+	admin="$first_admin" proxy="$first_proxy"
 fi
 
 echo "==> purge /rank on the first proxy: bin/cacheproxy purge -url /rank -admin $admin"
 bin/cacheproxy purge -url /rank -admin "$admin"
 show 4 "http://$proxy/rank"
+show 5 "http://$proxy/rank"
 
 echo "==> bin/cacheproxy stats -admin $admin"
 bin/cacheproxy stats -admin "$admin"
+for path in /players/1 /players/2 /rank; do
+	curl -sS -o /dev/null "http://$proxy$path"
+done
+echo "==> bin/cacheproxy report -admin $admin: which routes are cached, and why not"
+bin/cacheproxy report -admin "$admin"
+echo "==> the live dashboard is at http://$admin/ui/ while a proxy runs (see README, Dashboard)"
 echo "==> done; stopping everything"

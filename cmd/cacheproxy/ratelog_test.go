@@ -1,31 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// jsonLines returns the JSON lines written to b.
+func jsonLines(b *outputBuffer) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil {
 			out = append(out, m)
@@ -35,7 +21,7 @@ func (l *lockedBuffer) lines() []map[string]any {
 }
 
 func TestRateLimitedLog(t *testing.T) {
-	var buf lockedBuffer
+	var buf outputBuffer
 	log := slog.New(newRateLimited(slog.NewJSONHandler(&buf, nil), 300*time.Millisecond))
 	for i := range 100 {
 		log.Warn("origin request failed", "n", i)
@@ -43,7 +29,7 @@ func TestRateLimitedLog(t *testing.T) {
 	}
 	log.Warn("another failure")
 	waitFor(t, "the summary line", func() bool {
-		for _, l := range buf.lines() {
+		for _, l := range jsonLines(&buf) {
 			if l["msg"] == "origin request failed" && l["repeated"] != nil {
 				return true
 			}
@@ -52,7 +38,7 @@ func TestRateLimitedLog(t *testing.T) {
 	})
 	var warns, infos, others int
 	var repeated float64
-	for _, l := range buf.lines() {
+	for _, l := range jsonLines(&buf) {
 		switch l["msg"] {
 		case "origin request failed":
 			warns++
