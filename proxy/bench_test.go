@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"testing"
 
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
@@ -99,3 +100,51 @@ func BenchmarkL2Hit(b *testing.B) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// BenchmarkL1HitWhileBanning is an L1 hit while purges of other URLs
+// arrive (100,000 of them, one every few microseconds on another
+// goroutine): every hit's entry is older than the newest ban, so each is
+// checked against the whole table.
+func BenchmarkL1HitWhileBanning(b *testing.B) {
+	l1, err := local.New(local.Options{MaxBytes: 64 << 20, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l1.Close()
+	bans := new(tiers.Bans)
+	origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
+	h, err := proxy.New(proxy.Options{Origin: origin, Local: l1, Logger: quiet, Bans: bans})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/players/42?page=1", nil)
+	w := &discardWriter{h: make(http.Header)}
+	h.ServeHTTP(w, req) // fill
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for ; n < 100_000; n++ {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			h.PurgeLocal(tiers.BanURL, "/other/"+strconv.Itoa(n))
+		}
+		done <- n
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.reset()
+		h.ServeHTTP(w, req)
+	}
+	b.StopTimer()
+	close(stop)
+	b.ReportMetric(float64(<-done), "bans")
+	if got := w.h.Get("X-Cache"); got != "HIT-L1" {
+		b.Fatalf("X-Cache = %q", got)
+	}
+}

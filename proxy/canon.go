@@ -61,7 +61,25 @@ func (t target) url() string {
 // requestTarget returns the canonical target of a request received by the
 // server.
 func requestTarget(u *url.URL) target {
-	return target{path: canonicalPath(u.EscapedPath()), query: normalizeQuery(canonicalQuery(u.RawQuery))}
+	p := u.Path
+	if u.RawPath != "" || !allRaw(p, &rawOK[0]) {
+		// Escaped as the client sent it, or as net/url would send it.
+		p = canonicalPath(u.EscapedPath())
+	} else if p == "" || p[0] != '/' {
+		p = canonicalPath(p)
+	}
+	return target{path: p, query: normalizeQuery(canonicalQuery(u.RawQuery))}
+}
+
+// allRaw reports whether every byte of s may stay as it is (see rawOK):
+// a decoded path of such bytes is its own canonical form.
+func allRaw(s string, ok *[256]bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok[s[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // CanonicalURL returns the canonical form ("/path?query") of a URL given to
@@ -161,13 +179,24 @@ func canonicalPath(p string) string {
 // normalised; its parameters are not reordered.
 func canonicalQuery(q string) string { return canonicalBytes(q, classQueryRaw) }
 
+// rawOK[class] says which bytes may stay as they are in a component of
+// that class: byteClass without '%', as one lookup per byte.
+var rawOK = func() (t [2][256]bool) {
+	for b := range 256 {
+		t[0][b] = b != '%' && byteClass[b]&classPathRaw != 0
+		t[1][b] = b != '%' && byteClass[b]&classQueryRaw != 0
+	}
+	return t
+}()
+
 func canonicalBytes(s string, raw uint8) string {
+	ok := &rawOK[0]
+	if raw == classQueryRaw {
+		ok = &rawOK[1]
+	}
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c == '%' || byteClass[c]&raw == 0 {
-			break
-		}
+	for i < len(s) && ok[s[i]] {
+		i++
 	}
 	if i == len(s) {
 		return s

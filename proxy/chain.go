@@ -27,6 +27,7 @@ type chain struct {
 	m       *metrics
 	log     *slog.Logger
 	now     func() time.Time
+	rep     *report // notes entries with their report counters
 }
 
 // localTier returns L1 if there is one and it may be used now, else nil.
@@ -95,6 +96,7 @@ func (c *chain) place(base, key string, e *tiers.Entry) placement {
 // stale already and nothing keeps it, "l1-unused" when L1 could not be
 // used and there is no L2.
 func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (stored bool, detail string) {
+	e.Note = c.rep.note(e.URL) // e is the fill's own: nobody else holds it yet
 	p := c.place(base, key, e)
 	if p.ttl <= 0 {
 		return false, "expired"
@@ -131,6 +133,7 @@ func (c *chain) promote(ctx context.Context, base string, r *http.Request, e *ti
 	// encoding: copy it into the packed form, which takes less memory in
 	// L1 (see tiers.Entry.Packed). A promotion is once per key per L1 TTL.
 	e = e.Packed()
+	e.Note = c.rep.note(e.URL)
 	key := base
 	if len(e.Vary) > 0 {
 		key = c.variant(base, e.Vary, r)

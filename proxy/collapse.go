@@ -39,6 +39,7 @@ func (x *exchange) miss() {
 		}
 		// The leader's response is not for others, or took too long:
 		// fetch our own, revalidating our stale copy if we have one.
+		x.now = x.h.o.Now()
 		res = x.fill(x.r.Context(), sharedNone)
 	}
 	x.writeResult(res, false)
@@ -93,6 +94,7 @@ func (x *exchange) matches(res *fillResult) bool {
 
 // writeResult writes a fill's outcome.
 func (x *exchange) writeResult(res *fillResult, collapsed bool) {
+	x.now = x.h.o.Now() // the fill took its time: Age is as of now
 	switch {
 	case res.err != nil:
 		x.h.count(x.path, x.rt, missed, "origin-error")

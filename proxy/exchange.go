@@ -67,7 +67,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.passThrough(w, r, "request-no-store")
 		return
 	}
-	x.key = baseKey(h.o.KeyPrefix, h.keyHost(r), t)
+	if h.hosts == nil {
+		x.key = keyOf(h.keyPre, t) // baseKey, its first part built once
+	} else {
+		x.key = baseKey(h.o.KeyPrefix, h.keyHost(r), t)
+	}
 	x.now = h.o.Now()
 	x.serve()
 }
@@ -193,7 +197,7 @@ func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entr
 	if e == nil {
 		return nil, nil, fwd
 	}
-	switch usability(e, x.r, x.cc, x.h.o.Now()) {
+	switch usability(e, x.r, x.cc, x.now) {
 	case usable:
 		return e, nil, ""
 	case stored:
@@ -247,14 +251,14 @@ func (x *exchange) onlyIfCached() {
 }
 
 // writeEntry writes e as the response, counted as o (see count), with the
-// Cache-Status cs. Header values are shared with e, never copied or
-// modified.
+// Cache-Status cs, its Age as of x.now. Header values are shared with e,
+// never copied or modified.
 func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
-	x.h.count(x.path, x.rt, o, x.why)
+	x.h.countEntry(e, x, o)
 	w, r := x.w, x.r
 	hdr := w.Header()
 	e.Header.CopyTo(hdr)
-	hdr["Age"] = ageHeader(e.Age(x.h.o.Now()))
+	hdr["Age"] = ageHeader(e.Age(x.now))
 	hdr["X-Cache"] = o.xcache
 	hdr["Cache-Status"] = cs
 	if e.Status == http.StatusOK && notModified(r, e.Header) {

@@ -80,6 +80,7 @@ func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
 	// Every purge applied from here on is newer than what this fill
 	// fetches, and will kill it.
 	seq := x.h.o.Bans.Applied()
+	x.now = x.h.o.Now()
 	res, release := x.fromFleet(ctx, use)
 	if res != nil {
 		return res

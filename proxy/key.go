@@ -15,14 +15,21 @@ const keyVersion = "1"
 // Options.Hosts), and the canonical URL. No byte of a canonical URL is
 // "#" (the variant separator), and a host is one of the configured names.
 func baseKey(prefix, host string, t target) string {
-	cls := ":G:"
 	if host != "" {
-		cls = ":G@" + host + ":"
+		prefix += ":" + keyVersion + ":G@" + host
+	} else {
+		prefix += ":" + keyVersion + ":G"
 	}
+	return keyOf(prefix, t)
+}
+
+// keyOf returns the key of t under pre, the key's first part (prefix,
+// version and method class): pre + ":" + the canonical URL.
+func keyOf(pre string, t target) string {
 	if t.query == "" {
-		return prefix + ":" + keyVersion + cls + t.path
+		return pre + ":" + t.path
 	}
-	return prefix + ":" + keyVersion + cls + t.path + "?" + t.query
+	return pre + ":" + t.path + "?" + t.query
 }
 
 // normalizeQuery sorts the parameters of a raw query by name, keeping the

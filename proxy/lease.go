@@ -126,6 +126,7 @@ func (x *exchange) awaitFill(ctx context.Context, l leaser) *tiers.Entry {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 50*time.Millisecond)
+		x.now = x.h.o.Now()
 		if e, _, _ := x.lookup(ctx, x.h.o.Shared); e != nil {
 			return e
 		}

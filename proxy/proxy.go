@@ -39,6 +39,7 @@ type Handler struct {
 	hosts    map[string]bool // nil: every Host, none in the key
 	strip    []string        // canonical names, see Options.StripHeaders
 	stripSet map[string]bool
+	keyPre   string // the first part of every key without Hosts (see baseKey)
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -50,6 +51,7 @@ func New(opts Options) (*Handler, error) {
 	h := &Handler{o: opts.withDefaults(), origin: newURLBase(opts.Origin), m: newMetrics()}
 	h.o.Routes = append([]Route(nil), opts.Routes...)
 	h.rep = newReport(len(h.o.Routes))
+	h.keyPre = h.o.KeyPrefix + ":" + keyVersion + ":G"
 	if h.o.Purge == nil {
 		h.o.Purge = func(_ context.Context, kind tiers.BanKind, value string) error {
 			h.PurgeLocal(kind, value)
@@ -72,7 +74,7 @@ func New(opts Options) (*Handler, error) {
 	h.inflight.max = h.o.MaxInflightBytes
 	h.flights.lockTimeout = h.o.LockTimeout
 	h.chain = &chain{local: h.o.Local, shared: h.o.Shared, usable: h.o.LocalUsable, bans: h.o.Bans,
-		l1TTL: h.o.L1TTL, maxTTL: h.o.MaxTTL, variant: h.variantKey, m: h.m, log: h.o.Logger, now: h.o.Now}
+		l1TTL: h.o.L1TTL, maxTTL: h.o.MaxTTL, variant: h.variantKey, m: h.m, log: h.o.Logger, now: h.o.Now, rep: h.rep}
 	h.pass = h.newPassthrough()
 	return h, nil
 }
@@ -132,11 +134,30 @@ func (o Options) withDefaults() Options {
 // not stored or not answered from the cache (detail), if any.
 func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
 	h.m.request(o)
-	route := -1
-	for i := range h.o.Routes {
+	h.rep.add(path, h.routeIndex(rt), o, detail)
+}
+
+// countEntry is count for an answer from an entry, which may carry the
+// note of its pattern's counters (see report.note).
+func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome) {
+	c := h.rep.noted(e.Note)
+	if c == nil {
+		h.count(x.path, x.rt, o, x.why)
+		return
+	}
+	h.m.request(o)
+	c.add(o, x.why)
+	if i := h.routeIndex(x.rt); i >= 0 {
+		h.rep.routes[i].add(o, x.why)
+	}
+}
+
+// routeIndex returns the index of rt in the routes, -1 for nil.
+func (h *Handler) routeIndex(rt *Route) int {
+	for i := 0; rt != nil && i < len(h.o.Routes); i++ {
 		if rt == &h.o.Routes[i] {
-			route = i
+			return i
 		}
 	}
-	h.rep.add(path, route, o, detail)
+	return -1
 }

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"hash/maphash"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -70,10 +72,20 @@ type report struct {
 	slots  [reportSlots]slot
 	other  counters
 	routes []counters // one per route rule
+	// recent maps a hash of a path's first two segments, as they are, to
+	// the slot of its pattern, so that most requests find it with one
+	// pass over those bytes.
+	recent [reportSlots * 4]atomic.Pointer[recentSlot]
+	tag    uint32 // high half of this report's notes, never 0
+}
+
+type recentSlot struct {
+	raw uint64
+	c   *counters
 }
 
 func newReport(routes int) *report {
-	r := &report{other: newCounters(), routes: make([]counters, routes)}
+	r := &report{other: newCounters(), routes: make([]counters, routes), tag: uint32(rand.N(1<<16-1)) + 1}
 	for i := range r.slots {
 		r.slots[i].counters = newCounters()
 	}
@@ -89,9 +101,53 @@ func (r *report) add(p string, route int, o *outcome, detail string) {
 	if route >= 0 {
 		r.routes[route].add(o, detail)
 	}
+	raw := rawHash(p)
+	rs := &r.recent[raw%uint64(len(r.recent))]
+	if cur := rs.Load(); cur != nil && cur.raw == raw {
+		cur.c.add(o, detail)
+		return
+	}
+	c := r.find(p)
+	c.add(o, detail)
+	rs.Store(&recentSlot{raw: raw, c: c})
+}
+
+// note returns the tag an entry for the canonical URL u carries (in
+// tiers.Entry.Note), naming the slot of its pattern, so that a hit on it
+// is counted without finding the pattern again; 0 for none.
+func (r *report) note(u string) uint32 {
+	p, _, _ := strings.Cut(u, "?")
+	if i := r.slotOf(p); i >= 0 {
+		return r.tag<<16 | uint32(i+1)
+	}
+	return 0
+}
+
+// noted returns the counters an entry's note names, or nil if it has
+// none of this report.
+func (r *report) noted(note uint32) *counters {
+	if note>>16 != r.tag || note&0xffff == 0 {
+		return nil
+	}
+	return &r.slots[note&0xffff-1].counters
+}
+
+// find returns the counters of the pattern of path p, taking a free slot
+// for a new pattern; "other" when there is none.
+func (r *report) find(p string) *counters {
+	if i := r.slotOf(p); i >= 0 {
+		return &r.slots[i].counters
+	}
+	return &r.other
+}
+
+// slotOf returns the slot of the pattern of path p, taking a free one for
+// a new pattern; -1 when there is none.
+func (r *report) slotOf(p string) int {
 	h := patternHash(p)
 	for probe := range 8 {
-		s := &r.slots[(h+uint64(probe))%reportSlots]
+		i := int((h + uint64(probe)) % reportSlots)
+		s := &r.slots[i]
 		cur := s.hash.Load()
 		if cur == 0 && s.hash.CompareAndSwap(0, h) {
 			name := pattern(p)
@@ -102,12 +158,26 @@ func (r *report) add(p string, route int, o *outcome, detail string) {
 			cur = s.hash.Load() // another pattern took it meanwhile
 		}
 		if cur == h {
-			s.add(o, detail)
-			return
+			return i
 		}
 	}
-	r.other.add(o, detail)
+	return -1
 }
+
+// rawHash is a hash of the first two segments of p, as they are (and of
+// whether there are more).
+func rawHash(p string) uint64 {
+	n := len(p)
+	if i := strings.IndexByte(p[min(1, n):], '/'); i >= 0 {
+		if j := strings.IndexByte(p[i+2:], '/'); j >= 0 {
+			n = i + 2 + j + 1 // up to the third "/", included
+		}
+	}
+	return maphash.String(rawSeed, p[:n])
+}
+
+// rawSeed seeds rawHash for the process.
+var rawSeed = maphash.MakeSeed()
 
 // segments returns the path's first two segments (without "/"), and
 // whether it has more.

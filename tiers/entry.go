@@ -33,7 +33,12 @@ type Entry struct {
 	Kind Kind
 	// split says the body and the strings are two allocations (Packed
 	// chose it to waste less to size-class rounding), not one.
-	split  bool
+	split bool
+	// Note is the holder's own tag on this copy, kept in memory only:
+	// never encoded, and no part of the entry's meaning. (The proxy notes
+	// there where its cacheability report counts the entry's URL.) It
+	// sits in what would be padding: the Entry keeps its size class.
+	Note   uint32
 	Status int
 
 	// Header holds the stored response headers, without hop-by-hop
