@@ -73,12 +73,8 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 			continue
 		}
 		if in == nil {
-			in = &Inspection{
-				Key: key, URL: norm, Status: e.Status, StoredAt: e.StoredAt,
-				AgeSeconds:       e.Age(now).Seconds(),
-				RemainingSeconds: e.Remaining(now).Seconds(),
-				Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header.Clone(),
-			}
+			in = inspection(e, norm, now)
+			in.Key = key
 			if len(e.Vary) > 0 {
 				in.Key = h.variantKey(key, e.Vary, r)
 			}
@@ -99,6 +95,16 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 		}
 	}
 	return in, nil
+}
+
+// inspection describes e, stored for the canonical URL norm, at now.
+func inspection(e *tiers.Entry, norm string, now time.Time) *Inspection {
+	return &Inspection{
+		URL: norm, Status: e.Status, StoredAt: e.StoredAt,
+		AgeSeconds:       e.Age(now).Seconds(),
+		RemainingSeconds: e.Remaining(now).Seconds(),
+		Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header.Clone(),
+	}
 }
 
 // listVariants adds to vs the live variants the Vary marker under key in
