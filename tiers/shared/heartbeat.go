@@ -40,10 +40,10 @@ import (
 
 // heartbeatScript announces an instance, with Redis's clock, forgets
 // instances silent for ARGV[5] ms, and returns how many were heard within
-// ARGV[4] ms, the purge epoch (started if there is none), the purge
-// sequence and Redis's clock.
+// ARGV[4] ms, the purge epoch (started if there is none, published on
+// ARGV[8]), the purge sequence and Redis's clock.
 var heartbeatScript = redis.NewScript(epochLua + `
-local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[6], '', 0, ms, ARGV[7])
+local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[8], ARGV[6], '', 0, ms, ARGV[7])
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[5]))
@@ -57,7 +57,7 @@ type clockOffset struct {
 }
 
 // beat runs the heartbeat and the subscription's ping until done.
-func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}) {
+func (f *Fleet) beat(ctx context.Context, done <-chan struct{}) {
 	tick := time.NewTicker(f.hb)
 	defer tick.Stop()
 	watch := time.NewTicker(f.hb / 4)
@@ -74,7 +74,7 @@ func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}
 		case <-tick.C:
 			f.heartbeatOnce(ctx)
 			pctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-			ps.Ping(pctx) // the pong arrives through receive
+			f.ps.Load().Ping(pctx) // the pong arrives through receive
 			cancel()
 		}
 	}
@@ -102,12 +102,15 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
 	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
 	res, err := heartbeatScript.Run(cctx, f.t.client, keys,
-		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead).Slice()
+		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel()).Slice()
 	if err == nil && len(res) != 4 {
 		err = errBadReply
 	}
 	if err != nil {
 		f.hbOK.Store(false)
+		if replyKind(err) != "" {
+			f.t.fail(ctx, purposeFleet, "heartbeat", err)
+		}
 		if ctx.Err() == nil && unreachable(err) && !f.cutOff.Swap(true) && f.leaseFrom.Load() > 0 {
 			f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
 				"lease_ends", sendWall.Add(time.Duration(f.leaseFrom.Load()+int64(f.l1TTL)-send)).Format(time.RFC3339), "err", err)
@@ -116,6 +119,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 		return
 	}
 	recv := time.Now()
+	f.t.okFor(purposeFleet)
 	f.cutOff.Store(false)
 	n, _ := res[0].(int64)
 	epoch, _ := res[1].(string)
