@@ -41,21 +41,21 @@ type Server struct {
 	// across Restart.
 	Addr string
 
-	t      testing.TB
-	bin    string
-	dir    string
-	port   int
-	args   []string    // more arguments, after the defaults
-	tls    *tls.Config // set for a TLS-only server: how to reach it
-	name   string      // "redis-server", or what it runs as, for messages
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	args []string    // more arguments, after the defaults
+	tls  *tls.Config // set for a TLS-only server: how to reach it
+	name string      // "redis-server", or what it runs as, for messages
 	// sentinelConf, if set, makes the server a sentinel of this
 	// configuration file.
 	sentinelConf string
-	mu     sync.Mutex
-	proc   *exec.Cmd
-	exited chan struct{} // closed when proc has been waited for
-	out    *syncBuffer   // the server's output, for failure messages
-	client *redis.Client
+	mu           sync.Mutex
+	proc         *exec.Cmd
+	exited       chan struct{} // closed when proc has been waited for
+	out          *syncBuffer   // the server's output, for failure messages
+	client       *redis.Client
 }
 
 // Start starts a redis-server for t and waits until it answers PING. The
