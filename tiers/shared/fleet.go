@@ -94,7 +94,8 @@ type Fleet struct {
 	usable     atomic.Bool // cached LocalUsable, refreshed by the watchdog
 	adopting   atomic.Bool // an adoption goroutine is running
 	kick       chan struct{}
-	ps         atomic.Pointer[redis.PubSub] // the purge subscription, replaced when refused
+	ps         atomic.Pointer[redis.PubSub] // the purge subscription, replaced when refused or deaf
+	echo       atomic.Int64                 // mono nanos: this instance's last heartbeat heard, or the last subscription
 	reconnects atomic.Int64
 	flushes    atomic.Int64
 	adoptions  atomic.Int64
@@ -239,6 +240,11 @@ func (f *Fleet) receive(ctx context.Context) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue // quiet channel; the heartbeat's ping keeps it honest
 			}
+			if errors.Is(err, redis.ErrClosed) {
+				// Closed by checkEcho: subscribe again.
+				f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				continue
+			}
 			if kind := replyKind(err); kind != "" {
 				f.t.fail(ctx, purposeSubscribe, "subscribe", err)
 				f.fence()
@@ -283,6 +289,7 @@ func (f *Fleet) receive(ctx context.Context) {
 			if m.Kind == "subscribe" && m.Channel == f.purgeChannel() {
 				refusedBackoff = 50 * time.Millisecond
 				f.t.okFor(purposeSubscribe)
+				f.echo.Store(f.mono())
 				f.syncMu.Lock()
 				f.resyncLocked(ctx, "subscribed")
 				f.syncMu.Unlock()
@@ -292,6 +299,10 @@ func (f *Fleet) receive(ctx context.Context) {
 			case f.purgeChannel():
 				f.onPurge(ctx, m.Payload)
 			case f.ackChannel():
+				if m.Payload == f.echoPayload() {
+					f.echo.Store(f.mono())
+					break
+				}
 				f.onAck(m.Payload)
 			}
 		}

@@ -101,6 +101,12 @@ type Problem struct {
 // replyError records an error reply of kind for p. It reports whether p
 // has just started failing.
 func (t *Tier) replyError(p purpose, kind string, err error) bool {
+	return t.replyErrorAfter(p, kind, err, replyStreak)
+}
+
+// replyErrorAfter is replyError with need error replies in a row making
+// p failing.
+func (t *Tier) replyErrorAfter(p purpose, kind string, err error, need int64) bool {
 	for i, k := range replyKinds {
 		if k == kind {
 			t.health.counts[p][i].Add(1)
@@ -110,7 +116,6 @@ func (t *Tier) replyError(p purpose, kind string, err error) bool {
 	ph.mu.Lock()
 	ph.last, ph.kind = err.Error(), kind
 	ph.mu.Unlock()
-	need := int64(replyStreak)
 	if p == purposeSubscribe {
 		need = 1 // each attempt is already spaced by a backoff
 	}

@@ -41,12 +41,15 @@ import (
 // heartbeatScript announces an instance, with Redis's clock, forgets
 // instances silent for ARGV[5] ms, and returns how many were heard within
 // ARGV[4] ms, the purge epoch (started if there is none, published on
-// ARGV[8]), the purge sequence and Redis's clock.
+// ARGV[8]), the purge sequence and Redis's clock. It publishes ARGV[10]
+// on ARGV[9] (the ack channel), for the instance to hear on its
+// subscription (see echo).
 var heartbeatScript = redis.NewScript(epochLua + `
 local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[8], ARGV[6], '', 0, ms, ARGV[7])
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[5]))
+redis.call('PUBLISH', ARGV[9], ARGV[10])
 return {redis.call('ZCOUNT', KEYS[1], ms - tonumber(ARGV[4]), '+inf'), e, redis.call('GET', KEYS[4]) or '0', ms}
 `)
 
@@ -102,7 +105,8 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
 	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
 	res, err := heartbeatScript.Run(cctx, f.t.client, keys,
-		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel()).Slice()
+		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel(),
+		f.ackChannel(), f.echoPayload()).Slice()
 	if err == nil && len(res) != 4 {
 		err = errBadReply
 	}
@@ -121,6 +125,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	recv := time.Now()
 	f.t.okFor(purposeFleet)
 	f.cutOff.Store(false)
+	f.checkEcho()
 	n, _ := res[0].(int64)
 	epoch, _ := res[1].(string)
 	seqStr, _ := res[2].(string)
@@ -149,6 +154,32 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	}
 	f.refreshUsable()
 }
+
+// echoPayload is what the heartbeat publishes on the ack channel for this
+// instance to hear.
+func (f *Fleet) echoPayload() string { return "beat|" + f.id }
+
+// checkEcho makes the subscription again if it has heard none of the
+// heartbeats Redis answered for echoAfter heartbeats: it is alive (its
+// pings are answered) but deaf, on a server the fleet no longer writes
+// to. After a Sentinel failover the data connections move to the new
+// master at once, but the subscription stays on the old one until it is
+// converted to a replica (up to 10s later, when Sentinel next looks), or
+// for good if it never is; a proxy in front of several servers can do the
+// same. Redis's own pings cannot tell.
+func (f *Fleet) checkEcho() {
+	if !f.synced.Load() || f.mono()-f.echo.Load() < int64(echoAfter*f.hb) {
+		return
+	}
+	f.log.Warn("purge subscription hears none of the fleet's messages (left on a former master?): L1 bypassed, subscribing again")
+	f.fence()
+	f.refreshUsable()
+	f.ps.Load().Close() // receive subscribes again
+}
+
+// echoAfter is how many heartbeats a subscription may go without hearing
+// its own before it is made again.
+const echoAfter = 3
 
 // refreshUsable recomputes LocalUsable (see the comment at the top).
 func (f *Fleet) refreshUsable() {

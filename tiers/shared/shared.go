@@ -239,7 +239,13 @@ func New(opts Options) (*Tier, error) {
 	// A slow first answer is not an unreachable Redis: as for calls
 	// (see fail), only tripAfter without one is.
 	if err := t.ping(context.Background(), max(t.timeout, tripAfter)); err != nil {
-		t.markDown(err)
+		if kind := replyKind(err); kind != "" {
+			// Reachable, but refusing (WRONGPASS, NOAUTH, LOADING...):
+			// reads fail, and say why.
+			t.replyErrorAfter(purposeRead, kind, err, 1)
+		} else {
+			t.markDown(err)
+		}
 	} else {
 		t.lastOK.Store(time.Now().UnixNano())
 		t.log.Info("redis reachable", "addr", t.addr)
@@ -559,6 +565,15 @@ func (t *Tier) watch() {
 			continue
 		}
 		if err := t.ping(context.Background(), t.timeout); err != nil {
+			if kind := replyKind(err); kind != "" {
+				// It answers, with an error: reachable, and failing
+				// reads say why (see health.go).
+				t.replyErrorAfter(purposeRead, kind, err, 1)
+				if t.down.CompareAndSwap(true, false) {
+					t.log.Info("redis reachable again, but answering errors", "addr", t.addr, "err", err)
+				}
+				continue
+			}
 			t.log.Debug("redis still unreachable", "addr", t.addr, "err", err)
 			continue
 		}
