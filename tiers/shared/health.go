@@ -52,7 +52,12 @@ func replyKind(err error) string {
 	if err == nil || errors.Is(err, redis.Nil) || !errors.As(err, &rerr) {
 		return ""
 	}
-	code, _, _ := strings.Cut(rerr.Error(), " ")
+	code, msg, _ := strings.Cut(rerr.Error(), " ")
+	if code == "ERR" && (strings.Contains(msg, "can't publish") || strings.Contains(msg, "can't access") ||
+		strings.Contains(msg, "no permissions")) {
+		// An ACL refusal inside a script comes back as ERR.
+		return "NOPERM"
+	}
 	for _, k := range replyKinds {
 		if k == code {
 			return k

@@ -98,6 +98,8 @@ func TestReplyKind(t *testing.T) {
 		{proto("READONLY You can't write against a read only replica."), "READONLY"},
 		{proto("WRONGPASS invalid username-password pair"), "WRONGPASS"},
 		{proto("SOMETHING new"), "other"},
+		{proto("ERR The user executing the script can't publish to the channel mentioned in the command script: 1dbc, on @user_script:23."), "NOPERM"},
+		{proto("ERR syntax error"), "ERR"},
 	}
 	for _, tt := range tests {
 		if got := replyKind(tt.err); got != tt.want {
