@@ -264,8 +264,15 @@ func (f *Fleet) receive(ctx context.Context) {
 			// resubscribes, on the next receive. If Redis is down, not
 			// just this connection, the instance is cut off and keeps
 			// its local tier for a while (see LocalUsable).
-			if f.synced.Swap(false) {
+			// cutOff is known before synced is cleared, so that no
+			// request in between finds the instance neither in sync nor
+			// cut off, and bypasses an L1 it may still use. Meanwhile
+			// (one ping) it confirms no purge, which a purge's 202
+			// accounts for.
+			if f.synced.Load() {
 				f.cutOff.Store(f.t.ping(ctx, f.t.timeout) != nil)
+			}
+			if f.synced.Swap(false) {
 				if f.cutOff.Load() {
 					f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
 						"lease", f.l1TTL.String(), "err", err)
