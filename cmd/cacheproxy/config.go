@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,15 +11,16 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/proxy"
+	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
 
 // envPrefix starts the name of every environment variable the server reads.
@@ -31,6 +34,11 @@ type config struct {
 	Listen          string
 	Origin          *url.URL
 	Redis           string // empty: L1 only
+	RedisMode       shared.Mode
+	RedisCA         string // PEM file of the CAs to trust; empty: the system's
+	RedisCert       string // PEM file of the client certificate, with RedisKey
+	RedisKey        string
+	RedisTLS        *tls.Config // built from the three above; nil: the URL's own
 	KeyPrefix       string
 	DefaultTTL      time.Duration
 	L1MaxBytes      int64 // 0: no L1
@@ -80,12 +88,23 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.Listen, err = parseListen(v); return err }},
 	{name: "origin", usage: "origin base URL, e.g. http://127.0.0.1:9000 (required)",
 		parse: func(c *config, v string) (err error) { c.Origin, err = parseOrigin(v); return err }},
-	{name: "redis", usage: "Redis URL (redis://[user:password@]host:port/db, rediss://...); empty runs with L1 only", redact: redactURL,
+	{name: "redis", usage: "Redis URL in go-redis's forms: redis://[user:password@]host:port/db (rediss:// for TLS) for one server; ...?master_name=NAME&addr=host:port for Sentinel (the addresses are sentinels); redis://host:port?addr=host:port&addr=... for a Cluster; empty runs with L1 only", redact: redactURL,
 		parse: func(c *config, v string) error { c.Redis = v; return checkRedisURL(v) }},
+	{name: "redis-mode", def: "auto", usage: "how -redis is deployed: auto (from the URL: master_name= is Sentinel, addr= without it a Cluster, else one server), standalone, sentinel or cluster (needed for a Cluster named by one seed node)",
+		parse: func(c *config, v string) (err error) { c.RedisMode, err = shared.ParseMode(v); return err }},
+	{name: "redis-ca", usage: "PEM file of the certificate authorities trusted for Redis's TLS certificates (needs a rediss:// -redis); empty: the system's",
+		parse: func(c *config, v string) error { c.RedisCA = v; return nil }},
+	{name: "redis-cert", usage: "PEM file of the client certificate presented to Redis (with -redis-key; needs a rediss:// -redis)",
+		parse: func(c *config, v string) error { c.RedisCert = v; return nil }},
+	{name: "redis-key", usage: "PEM file of the private key of -redis-cert",
+		parse: func(c *config, v string) error { c.RedisKey = v; return nil }},
 	{name: "key-prefix", def: "cacheproxy", usage: "namespace of every Redis key and channel",
 		parse: func(c *config, v string) error {
 			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\r\n") {
 				return errors.New("must be non-empty and contain no spaces")
+			}
+			if strings.ContainsAny(v, "{}") {
+				return errors.New("must not contain '{' or '}' (Redis Cluster hash tags)")
 			}
 			c.KeyPrefix = v
 			return nil
@@ -326,6 +345,9 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		return c, fmt.Errorf("invalid %s: %q is also -admin-listen", sources["listen"].describe("-listen"), c.Listen)
 	}
+	if err := checkRedis(&c, sources); err != nil {
+		return c, err
+	}
 	if c.PublicHost != "" && len(c.Hosts) > 0 {
 		return c, fmt.Errorf("invalid %s: -public-host and -hosts exclude each other: with -hosts, the served Host is forwarded", sources["hosts"].describe("-hosts"))
 	}
@@ -443,9 +465,64 @@ func checkRedisURL(v string) error {
 	if u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" {
 		return errors.New("want a redis://, rediss:// or unix:// URL")
 	}
-	if _, err := redis.ParseURL(v); err != nil {
-		return errors.New(strings.ReplaceAll(err.Error(), v, u.Redacted()))
+	return nil // the rest is checked for -redis-mode (checkRedis)
+}
+
+// checkRedis checks -redis against -redis-mode and the TLS files, and
+// loads the files into c.RedisTLS.
+func checkRedis(c *config, sources map[string]source) error {
+	files := map[string]string{"redis-ca": c.RedisCA, "redis-cert": c.RedisCert, "redis-key": c.RedisKey}
+	if c.Redis == "" {
+		for _, name := range []string{"redis-ca", "redis-cert", "redis-key"} {
+			if files[name] != "" {
+				return fmt.Errorf("invalid %s: needs -redis", sources[name].describe("-"+name))
+			}
+		}
+		if c.RedisMode != shared.ModeAuto {
+			return fmt.Errorf("invalid %s: needs -redis", sources["redis-mode"].describe("-redis-mode"))
+		}
+		return nil
 	}
+	d, err := shared.ParseDeployment(c.Redis, c.RedisMode)
+	if err != nil {
+		return fmt.Errorf("invalid %s: %s with -redis-mode %s (%s): %w", sources["redis"].describe("-redis"),
+			redactURL(c.Redis), c.RedisMode, sources["redis-mode"], err)
+	}
+	if (c.RedisCert == "") != (c.RedisKey == "") {
+		name, other := "redis-cert", "-redis-key"
+		if c.RedisCert == "" {
+			name, other = "redis-key", "-redis-cert"
+		}
+		return fmt.Errorf("invalid %s: needs %s too", sources[name].describe("-"+name), other)
+	}
+	if c.RedisCA == "" && c.RedisCert == "" {
+		return nil
+	}
+	for _, name := range []string{"redis-ca", "redis-cert"} {
+		if files[name] != "" && !d.TLS {
+			return fmt.Errorf("invalid %s: needs a rediss:// -redis URL (TLS), not %s (%s)", sources[name].describe("-"+name),
+				redactURL(c.Redis), sources["redis"])
+		}
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.RedisCA != "" {
+		pem, err := os.ReadFile(c.RedisCA)
+		if err != nil {
+			return fmt.Errorf("invalid %s: %w", sources["redis-ca"].describe("-redis-ca"), err)
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("invalid %s: %q holds no PEM certificate", sources["redis-ca"].describe("-redis-ca"), c.RedisCA)
+		}
+	}
+	if c.RedisCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.RedisCert, c.RedisKey)
+		if err != nil {
+			return fmt.Errorf("invalid %s: %w", sources["redis-cert"].describe("-redis-cert"), err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	c.RedisTLS = conf
 	return nil
 }
 

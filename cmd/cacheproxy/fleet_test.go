@@ -71,9 +71,15 @@ func (o *versionedOrigin) hold(path string) chan struct{} {
 // each has subscribed to purges and sees the others.
 func startFleet(t *testing.T, redis *redistest.Server, origin string, n int, args ...string) []*server {
 	t.Helper()
+	return startFleetURL(t, redis.URL(), origin, n, args...)
+}
+
+// startFleetURL is startFleet on the Redis of redisURL.
+func startFleetURL(t *testing.T, redisURL, origin string, n int, args ...string) []*server {
+	t.Helper()
 	var fleet []*server
 	for i := 0; i < n; i++ {
-		fleet = append(fleet, startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL(), "CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
+		fleet = append(fleet, startServer(t, []string{"CACHEPROXY_REDIS=" + redisURL, "CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
 			append([]string{"-origin", origin}, args...)...))
 	}
 	for _, s := range fleet {
@@ -135,8 +141,15 @@ func purge(t *testing.T, s *server, query string) (int, purgeResponse) {
 func TestFleetPurgeKinds(t *testing.T) {
 	redis := redistest.Start(t)
 	o := newVersionedOrigin(t)
-	fleet := startFleet(t, redis, o.URL, 3)
-	a, b, c := fleet[0], fleet[1], fleet[2]
+	checkPurgeKinds(t, o, startFleet(t, redis, o.URL, 3))
+}
+
+// checkPurgeKinds purges by URL, prefix, tag and all from the first
+// instance of fleet, and checks every instance serves the new content,
+// and keeps in L1 what a purge does not name.
+func checkPurgeKinds(t *testing.T, o *versionedOrigin, fleet []*server) {
+	t.Helper()
+	a := fleet[0]
 	cases := []struct {
 		query, path, untouched string
 	}{
@@ -157,11 +170,11 @@ func TestFleetPurgeKinds(t *testing.T) {
 			}
 			o.version.Add(1)
 			code, res := purge(t, a, tc.query)
-			if code != http.StatusOK || len(res.Confirmed) != 3 || !res.Fleet {
+			if code != http.StatusOK || len(res.Confirmed) != len(fleet) || !res.Fleet {
 				t.Fatalf("purge = %d %+v", code, res)
 			}
 			fresh := fmt.Sprintf("v%d %s", v+1, strings.SplitN(tc.path, "?", 2)[0])
-			for _, s := range []*server{b, c, a} {
+			for _, s := range append(fleet[1:], a) {
 				x, body := get(t, s, tc.path)
 				if body != fresh || x == "HIT-L1" {
 					t.Errorf("after purge: %s %q, want new content %q", x, body, fresh)

@@ -38,6 +38,11 @@ type l1Stats struct {
 type redisStats struct {
 	Healthy bool  `json:"healthy"`
 	Errors  int64 `json:"errors"`
+	// Problems lists the kinds of calls Redis answers errors to (see
+	// shared.Tier.Problems); ReplyErrors counts the error replies, by
+	// purpose then kind.
+	Problems    []shared.Problem            `json:"problems,omitempty"`
+	ReplyErrors map[string]map[string]int64 `json:"reply_errors,omitempty"`
 	// Undecodable counts entries found in Redis that did not decode
 	// (written by another encoding version), served as misses.
 	Undecodable int64 `json:"undecodable"`
@@ -52,8 +57,10 @@ type readiness struct {
 	// Reason says why the status is not "ok".
 	Reason string       `json:"reason,omitempty"`
 	Origin originStatus `json:"origin"`
-	// Redis is "up", "down" or "disabled".
-	Redis string `json:"redis"`
+	// Redis is "up", "down" (unreachable), "failing" (reachable, but it
+	// answers errors to some kind of call: RedisProblems) or "disabled".
+	Redis         string           `json:"redis"`
+	RedisProblems []shared.Problem `json:"redis_problems,omitempty"`
 	// L1 is "enabled" or "disabled".
 	L1 string `json:"l1"`
 }
@@ -84,7 +91,8 @@ func (s *stack) stats(cfg config) stats {
 		st.L1 = &l1Stats{Entries: s.local.Len(), Bytes: s.local.Bytes(), MaxBytes: cfg.L1MaxBytes}
 	}
 	if s.shared != nil {
-		st.Redis = &redisStats{Healthy: s.shared.Healthy(), Errors: s.shared.Errors(), Undecodable: s.shared.Undecodable()}
+		st.Redis = &redisStats{Healthy: s.shared.Healthy(), Errors: s.shared.Errors(), Undecodable: s.shared.Undecodable(),
+			Problems: s.shared.Problems(), ReplyErrors: s.shared.ReplyErrors()}
 	}
 	if s.fleet != nil {
 		st.Fleet = &fleetStats{Self: s.fleet.Stats(), Members: []shared.Member{}}
@@ -140,8 +148,11 @@ func (s *stack) ready(draining bool) (bool, any) {
 	}
 	if s.shared != nil {
 		r.Redis = "up"
-		if !s.shared.Healthy() {
+		if !s.shared.Reachable() {
 			r.Redis, r.Status, r.Reason = "down", "degraded", "redis unreachable"
+		} else if ps := s.shared.Problems(); len(ps) > 0 {
+			r.Redis, r.Status, r.RedisProblems = "failing", "degraded", ps
+			r.Reason = "redis answers errors to " + ps[0].Purpose + " calls: " + ps[0].Err
 		}
 	}
 	if s.fleet != nil && !s.started.IsZero() && !s.warm.Load() {
@@ -207,6 +218,9 @@ func newRegistry(cfg config, s *stack) (*prometheus.Registry, error) {
 			}),
 		)
 	}
+	if sh := s.shared; sh != nil {
+		cs = append(cs, tierCollector{sh})
+	}
 	if f := s.fleet; f != nil {
 		cs = append(cs, fleetCollector{f})
 	}
@@ -253,4 +267,41 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 		usable = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descL1Usable, prometheus.GaugeValue, usable)
+}
+
+// tierCollector exports the shared tier's error replies. The proxy's own
+// cacheproxy_redis_errors_total counts failed calls without labels; these
+// say what Redis answered.
+type tierCollector struct{ t *shared.Tier }
+
+var (
+	descReplyErrors = prometheus.NewDesc("cacheproxy_redis_reply_errors_total",
+		"Error replies from Redis (CROSSSLOT, MOVED, READONLY, NOPERM, WRONGPASS...), by what the call was for (read, write, fleet, subscribe) and the reply's code.",
+		[]string{"purpose", "kind"}, nil)
+	descFailing = prometheus.NewDesc("cacheproxy_redis_failing",
+		"1 while Redis answers errors to every call of a purpose (read, write, fleet, subscribe), else 0.", []string{"purpose"}, nil)
+)
+
+func (c tierCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descReplyErrors
+	ch <- descFailing
+}
+
+func (c tierCollector) Collect(ch chan<- prometheus.Metric) {
+	for p, kinds := range c.t.ReplyErrors() {
+		for k, n := range kinds {
+			ch <- prometheus.MustNewConstMetric(descReplyErrors, prometheus.CounterValue, float64(n), p, k)
+		}
+	}
+	failing := map[string]bool{}
+	for _, p := range c.t.Problems() {
+		failing[p.Purpose] = true
+	}
+	for _, p := range []string{"read", "write", "fleet", "subscribe"} {
+		v := 0.0
+		if failing[p] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, v, p)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -40,15 +41,21 @@ type Server struct {
 	// across Restart.
 	Addr string
 
-	t      testing.TB
-	bin    string
-	dir    string
-	port   int
-	mu     sync.Mutex
-	proc   *exec.Cmd
-	exited chan struct{} // closed when proc has been waited for
-	out    *syncBuffer   // the server's output, for failure messages
-	client *redis.Client
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	args []string    // more arguments, after the defaults
+	tls  *tls.Config // set for a TLS-only server: how to reach it
+	name string      // "redis-server", or what it runs as, for messages
+	// sentinelConf, if set, makes the server a sentinel of this
+	// configuration file.
+	sentinelConf string
+	mu           sync.Mutex
+	proc         *exec.Cmd
+	exited       chan struct{} // closed when proc has been waited for
+	out          *syncBuffer   // the server's output, for failure messages
+	client       *redis.Client
 }
 
 // Start starts a redis-server for t and waits until it answers PING. The
@@ -56,12 +63,15 @@ type Server struct {
 // redis-server is not on PATH or does not come up within 10s.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server not found on PATH: install it (apt-get install redis-server) — " +
-			"tests that touch Redis need a real server")
-	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	return startWith(t, nil, nil)
+}
+
+// startWith starts a redis-server with args after the defaults;
+// configure, if set, is called with the server's port and directory
+// before each attempt and may change its arguments and TLS.
+func startWith(t testing.TB, args []string, configure func(s *Server)) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: binary(t, "redis-server"), dir: t.TempDir(), args: args, name: "redis-server"}
 	t.Cleanup(s.stop)
 
 	// A free port can be taken between our probe and the server's bind;
@@ -74,6 +84,9 @@ func Start(t testing.TB) *Server {
 		}
 		s.port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if configure != nil {
+			configure(s)
+		}
 		if lastErr = s.start(); lastErr == nil {
 			return s
 		}
@@ -82,18 +95,35 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-// URL returns the server's URL, "redis://127.0.0.1:PORT/0".
+// binary returns the path of the named program, failing t with how to
+// install it if it is not on PATH.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatal(name + " not found on PATH: install it (apt-get install redis-server, which has redis-server and redis-cli) — " +
+			"tests that touch Redis need a real server")
+	}
+	return bin
+}
+
+// URL returns the server's URL, "redis://127.0.0.1:PORT/0" (rediss://
+// for a TLS server).
 func (s *Server) URL() string {
+	if s.tls != nil {
+		return "rediss://" + s.Addr + "/0"
+	}
 	return "redis://" + s.Addr + "/0"
 }
 
-// Client returns a client connected to the server, created on first use
-// and closed when the test finishes.
+// Client returns a client connected to the server (as the default user,
+// over TLS with the test's client certificate for a TLS server), created
+// on first use and closed when the test finishes.
 func (s *Server) Client() *redis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
-		s.client = redis.NewClient(&redis.Options{Addr: s.Addr})
+		s.client = redis.NewClient(&redis.Options{Addr: s.Addr, TLSConfig: s.tls})
 		c := s.client
 		s.t.Cleanup(func() { c.Close() })
 	}
@@ -164,8 +194,11 @@ func (s *Server) signal(sig syscall.Signal) {
 // On failure the process is gone and the error carries its output.
 func (s *Server) start() error {
 	out := &syncBuffer{}
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args := append(port,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
@@ -173,6 +206,10 @@ func (s *Server) start() error {
 		"--daemonize", "no",
 		"--logfile", "",
 	)
+	if s.sentinelConf != "" {
+		args = append([]string{s.sentinelConf, "--sentinel"}, args...)
+	}
+	cmd := exec.Command(s.bin, append(args, s.args...)...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()
@@ -191,7 +228,7 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		err := ping(s.Addr)
+		err := pingTLS(s.Addr, s.tls)
 		if err == nil {
 			return nil
 		}
@@ -200,15 +237,15 @@ func (s *Server) start() error {
 			s.mu.Lock()
 			s.proc = nil
 			s.mu.Unlock()
-			return fmt.Errorf("redis-server on port %d exited before answering PING: %s", s.port, lastLines(out.String()))
+			return fmt.Errorf("%s on port %d exited before answering PING: %s", s.name, s.port, lastLines(out.String()))
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.mu.Lock()
 			s.kill()
 			s.mu.Unlock()
-			return fmt.Errorf("redis-server on port %d did not answer PING within %v (last error: %v): %s",
-				s.port, readyTimeout, err, lastLines(out.String()))
+			return fmt.Errorf("%s on port %d did not answer PING within %v (last error: %v): %s",
+				s.name, s.port, readyTimeout, err, lastLines(out.String()))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -231,8 +268,18 @@ func (s *Server) stop() {
 }
 
 // ping sends one PING on a fresh connection and expects +PONG.
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+func ping(addr string) error { return pingTLS(addr, nil) }
+
+// pingTLS is ping, over TLS if conf is set.
+func pingTLS(addr string, conf *tls.Config) error {
+	d := &net.Dialer{Timeout: 200 * time.Millisecond}
+	var conn net.Conn
+	var err error
+	if conf != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", addr, conf)
+	} else {
+		conn, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return err
 	}

@@ -63,3 +63,45 @@ func TestTwoServers(t *testing.T) {
 		t.Fatalf("two servers share %s", a.Addr)
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t)
+	ctx := context.Background()
+	cl := c.Client()
+	for _, k := range []string{"a", "b", "c", "d"} {
+		if err := cl.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	var held int64
+	for _, n := range c.Nodes {
+		k, _ := n.Client().DBSize(ctx).Result()
+		held += k
+	}
+	if held != 4 {
+		t.Errorf("nodes hold %d keys, want 4", held)
+	}
+}
+
+func TestSentinels(t *testing.T) {
+	s := StartSentinels(t)
+	if got := s.MasterAddr(); got != s.Master.Addr {
+		t.Fatalf("master %s, want %s", got, s.Master.Addr)
+	}
+	if next := s.Failover(); next != s.Replica || s.MasterAddr() != s.Replica.Addr {
+		t.Fatalf("after failover the master is %s, want %s", s.MasterAddr(), s.Replica.Addr)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	s, files := StartTLS(t)
+	if !strings.HasPrefix(s.URL(), "rediss://") || files.CA == "" {
+		t.Fatalf("URL %s, files %+v", s.URL(), files)
+	}
+	if err := s.Client().Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING over TLS with the client certificate: %v", err)
+	}
+	if err := ping(s.Addr); err == nil {
+		t.Error("a TLS-only server answered PING in clear")
+	}
+}

@@ -27,27 +27,26 @@ import (
 //   - while the log holds more than ARGV[5] bans or more than ARGV[6]
 //     bytes (each ban counted as its value's length plus ARGV[7], as by
 //     tiers.BanCost), up to 256 of the oldest are trimmed, and the floor
-//     key (KEYS[4]) is raised to the newest trimmed one's Seq. An instance
+//     key (KEYS[3]) is raised to the newest trimmed one's Seq. An instance
 //     catching up from below the floor has missed bans the log no longer
 //     holds: it applies an all-ban at the floor, which kills every entry
 //     they killed (see Tier.loadPage).
 //
-// KEYS[5] holds the log's byte count; it is reset whenever the log is
+// KEYS[4] holds the log's byte count; it is reset whenever the log is
 // down to the one new ban, so a count thrown off (by an older instance's
 // script, which does not keep it) heals.
 //
 // The ban's ID is the request's (ARGV[2]) and the epoch's, joined by "@";
-// the epoch (KEYS[6]) is started first if there is none (see epochLua,
+// the epoch (KEYS[5]) is started first if there is none (see epochLua,
 // ARGV[8] its name). If ARGV[9] is not 0 and Redis's clock is past it (in
 // ms), nothing is recorded and the script returns {'late'}: the caller has
 // given up by then (see Fleet.Purge). It returns the ban, Redis's clock
-// (ms), and the members of KEYS[7] heard within ARGV[10] ms, each followed
-// by its score.
-//
-// For a URL purge it deletes the URL's base key (KEYS[8]).
+// (ms), and the members of KEYS[6] heard within ARGV[10] ms, each followed
+// by its score. It publishes on ARGV[11]. Every key is the fleet's
+// metadata, in one Cluster slot (see keys.go).
 var purgeScript = redis.NewScript(epochLua + `
 if tonumber(ARGV[9]) > 0 and ms > tonumber(ARGV[9]) then return {'late'} end
-local epoch = ensure_epoch(KEYS[6], KEYS[1], KEYS[2], KEYS[5], KEYS[3], ARGV[8], '', 0, ms, ARGV[7])
+local epoch = ensure_epoch(KEYS[5], KEYS[1], KEYS[2], KEYS[4], ARGV[11], ARGV[8], '', 0, ms, ARGV[7])
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
 local ban = seq .. '|' .. ARGV[1] .. '|' .. string.format('%d', ms) .. '|' .. ARGV[2] .. '@' .. epoch .. '|' .. ARGV[3]
 local keep, maxBans, maxBytes, overhead = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -63,17 +62,17 @@ local function parse(m)
 end
 if ARGV[1] == 'all' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)
-  redis.call('SET', KEYS[5], 0)
+  redis.call('SET', KEYS[4], 0)
 end
 redis.call('ZADD', KEYS[2], seq, ban)
-local bytes = redis.call('INCRBY', KEYS[5], #ARGV[3] + overhead)
+local bytes = redis.call('INCRBY', KEYS[4], #ARGV[3] + overhead)
 for i = 1, 16 do
   local first = redis.call('ZRANGE', KEYS[2], 0, 0)
   if first[1] == ban then break end
   local at, cost = parse(first[1])
   if at >= ms - keep then break end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
-  bytes = redis.call('DECRBY', KEYS[5], cost)
+  bytes = redis.call('DECRBY', KEYS[4], cost)
 end
 local n = redis.call('ZCARD', KEYS[2])
 local floor = nil
@@ -81,18 +80,17 @@ for i = 1, 256 do
   if n <= 1 or (n <= maxBans and bytes <= maxBytes) then break end
   local first = redis.call('ZPOPMIN', KEYS[2])
   local _, cost = parse(first[1])
-  bytes = redis.call('DECRBY', KEYS[5], cost)
+  bytes = redis.call('DECRBY', KEYS[4], cost)
   floor = first[2]
   n = n - 1
 end
-if floor and tonumber(floor) > tonumber(redis.call('GET', KEYS[4]) or '0') then
-  redis.call('SET', KEYS[4], floor)
+if floor and tonumber(floor) > tonumber(redis.call('GET', KEYS[3]) or '0') then
+  redis.call('SET', KEYS[3], floor)
 end
-if n == 1 then redis.call('SET', KEYS[5], #ARGV[3] + overhead) end
-if KEYS[8] then redis.call('DEL', KEYS[8]) end
-redis.call('PUBLISH', KEYS[3], ban)
+if n == 1 then redis.call('SET', KEYS[4], #ARGV[3] + overhead) end
+redis.call('PUBLISH', ARGV[11], ban)
 local out = {ban, ms}
-for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], ms - tonumber(ARGV[10]), '+inf', 'WITHSCORES')) do
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], ms - tonumber(ARGV[10]), '+inf', 'WITHSCORES')) do
   out[#out + 1] = v
 end
 return out
@@ -104,15 +102,15 @@ func (t *Tier) seqKey() string { return t.seq }
 
 // bansKey is a sorted set of the recorded bans (tiers.Ban.String), scored
 // by Seq.
-func (t *Tier) bansKey() string { return t.prefix + ":purge:bans" }
+func (t *Tier) bansKey() string { return t.metaKey("purge:bans") }
 
 // floorKey holds the floor of the ban log: the Seq of the newest ban
 // trimmed from it to keep it within its bounds (see purgeScript).
-func (t *Tier) floorKey() string { return t.prefix + ":purge:floor" }
+func (t *Tier) floorKey() string { return t.metaKey("purge:floor") }
 
 // bytesKey holds what the bans in the log are counted to cost (see
 // purgeScript).
-func (t *Tier) bytesKey() string { return t.prefix + ":purge:bytes" }
+func (t *Tier) bytesKey() string { return t.metaKey("purge:bytes") }
 
 // Bans are loaded from Redis a page at a time: at most banPage bans and,
 // but for the first, banPageBytes bytes of them.

@@ -35,23 +35,32 @@ const (
 
 // read is one Get waiting for its batch.
 type read struct {
-	key string
-	// done receives one value when vals and err are set. It is
+	key string // the Redis key (redisKey)
+	// done receives one value when the fields below are set. It is
 	// buffered, so that the pipeline goroutine never blocks on a
 	// reader that gave up.
-	done chan struct{}
-	vals []any // the entry, the purge sequence and epoch, as MGET returns them
-	err  error
+	done       chan struct{}
+	entry      string // the value, if found
+	found      bool
+	seq, epoch any // the purge sequence and epoch, as MGET returns them
+	err        error
 }
 
 var readPool = sync.Pool{New: func() any { return &read{done: make(chan struct{}, 1)} }}
 
+// readResult is what a read found.
+type readResult struct {
+	entry      string
+	found      bool
+	seq, epoch any
+}
+
 // batchGet reads key (and the purge sequence and epoch) in the next
 // pipeline. It returns ctx's error if ctx ends first: Get's one Timeout
 // covers the wait for the batch in flight and the read's own.
-func (t *Tier) batchGet(ctx context.Context, key string) ([]any, error) {
+func (t *Tier) batchGet(ctx context.Context, key string) (readResult, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return readResult{}, err
 	}
 	rd := readPool.Get().(*read)
 	rd.key = key
@@ -59,21 +68,21 @@ func (t *Tier) batchGet(ctx context.Context, key string) ([]any, error) {
 	case t.reads <- rd:
 	case <-ctx.Done():
 		readPool.Put(rd)
-		return nil, ctx.Err()
+		return readResult{}, ctx.Err()
 	case <-t.stop:
 		readPool.Put(rd)
-		return nil, redis.ErrClosed
+		return readResult{}, redis.ErrClosed
 	}
 	select {
 	case <-rd.done:
-		vals, err := rd.vals, rd.err
-		rd.vals, rd.err = nil, nil
+		res, err := readResult{entry: rd.entry, found: rd.found, seq: rd.seq, epoch: rd.epoch}, rd.err
+		rd.entry, rd.found, rd.seq, rd.epoch, rd.err = "", false, nil, nil, nil
 		readPool.Put(rd)
-		return vals, err
+		return res, err
 	case <-ctx.Done():
 		// The pipeline goroutine still owns rd: leave it to the
 		// collector rather than to the pool.
-		return nil, ctx.Err()
+		return readResult{}, ctx.Err()
 	}
 }
 
@@ -81,7 +90,7 @@ func (t *Tier) batchGet(ctx context.Context, key string) ([]any, error) {
 func (t *Tier) pipeline() {
 	defer t.pipes.Done()
 	batch := make([]*read, 0, maxBatch)
-	cmds := make([]*redis.SliceCmd, 0, maxBatch)
+	var b batchCmds
 	for {
 		batch = batch[:0]
 		select {
@@ -102,32 +111,97 @@ func (t *Tier) pipeline() {
 				break more
 			}
 		}
-		cmds = t.sendBatch(batch, cmds[:0])
+		t.sendBatch(batch, &b)
 		for i, rd := range batch {
-			rd.vals, rd.err = cmds[i].Val(), cmds[i].Err()
+			b.result(i, rd)
 			rd.done <- struct{}{}
-			batch[i], cmds[i] = nil, nil
+			batch[i] = nil
+		}
+		b.reset()
+	}
+}
+
+// batchCmds are the commands of one batch. On one node (oneNode) each
+// read is one MGET of its key, the purge sequence and epoch (or of its
+// key alone if the tier keeps no bans): the entry and the sequence read
+// together. In a Cluster the entry and the fleet's metadata live in
+// different slots, so each read is a GET of its key, sent to its node,
+// and the batch reads the sequence and epoch once, with one MGET sent to
+// theirs: go-redis sends each node its part of the pipeline. Either way
+// the sequence is read after every read of the batch was asked for, which
+// is what the purge guarantee needs: a purge that answered before a Get
+// began is recorded before the sequence the Get sees was read.
+type batchCmds struct {
+	mgets []*redis.SliceCmd
+	gets  []*redis.StringCmd
+	meta  *redis.SliceCmd
+}
+
+func (b *batchCmds) reset() {
+	clear(b.mgets)
+	clear(b.gets)
+	b.mgets, b.gets, b.meta = b.mgets[:0], b.gets[:0], nil
+}
+
+// result sets the i-th read's outcome in rd.
+func (b *batchCmds) result(i int, rd *read) {
+	if len(b.mgets) > 0 {
+		vals, err := b.mgets[i].Val(), b.mgets[i].Err()
+		if rd.err = err; err == nil && len(vals) > 0 {
+			rd.entry, rd.found = vals[0].(string)
+			if len(vals) == 3 {
+				rd.seq, rd.epoch = vals[1], vals[2]
+			}
+		}
+		return
+	}
+	g := b.gets[i]
+	switch err := g.Err(); {
+	case err == redis.Nil:
+	case err != nil:
+		rd.err = err
+		return
+	default:
+		rd.entry, rd.found = g.Val(), true
+	}
+	if b.meta != nil {
+		if err := b.meta.Err(); err != nil {
+			rd.err, rd.entry, rd.found = err, "", false
+			return
+		}
+		if vals := b.meta.Val(); len(vals) == 2 {
+			rd.seq, rd.epoch = vals[0], vals[1]
 		}
 	}
 }
 
-// sendBatch queues an MGET of each read's key, the purge sequence and
-// epoch (of the key alone if there are no bans to keep) in one pipeline
+// sendBatch queues the batch's commands (see batchCmds) in one pipeline
 // and runs it. Every command carries its own result or error.
-func (t *Tier) sendBatch(batch []*read, cmds []*redis.SliceCmd) []*redis.SliceCmd {
+func (t *Tier) sendBatch(batch []*read, b *batchCmds) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
-	if len(batch) == 1 {
-		// No pipeline for one command: the same round trip, less work.
-		return append(cmds, t.mget(ctx, t.rdb, batch[0].key))
+	if t.oneNode {
+		if len(batch) == 1 {
+			// No pipeline for one command: the same round trip, less work.
+			b.mgets = append(b.mgets, t.mget(ctx, t.rdb, batch[0].key))
+			return
+		}
+		p := t.client.Pipeline()
+		for _, rd := range batch {
+			b.mgets = append(b.mgets, t.mget(ctx, p, rd.key))
+		}
+		// Exec's error is also each failed command's.
+		p.Exec(ctx)
+		return
 	}
 	p := t.client.Pipeline()
 	for _, rd := range batch {
-		cmds = append(cmds, t.mget(ctx, p, rd.key))
+		b.gets = append(b.gets, p.Get(ctx, rd.key))
 	}
-	// Exec's error is also each failed command's.
+	if t.bans != nil {
+		b.meta = p.MGet(ctx, t.seq, t.epochK)
+	}
 	p.Exec(ctx)
-	return cmds
 }
 
 // mget reads key and, if the tier keeps bans, the purge sequence and

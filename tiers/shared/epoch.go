@@ -38,7 +38,7 @@ import (
 )
 
 // epochKey holds the name of the purge log's epoch.
-func (t *Tier) epochKey() string { return t.prefix + ":purge:epoch" }
+func (t *Tier) epochKey() string { return t.metaKey("purge:epoch") }
 
 // errRenewing is the read path's answer while the instance adopts a new
 // epoch of the purge log: a miss.
@@ -71,23 +71,28 @@ local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // stateScript returns the epoch (starting one if there is none, or if it
-// is ARGV[2]: see epochLua) and the purge sequence.
+// is ARGV[2]: see epochLua, ARGV[5] the channel) and the purge sequence.
 var stateScript = redis.NewScript(epochLua + `
-local e = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ms, ARGV[4])
+local e = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ms, ARGV[4])
 return {e, redis.call('GET', KEYS[2])}
 `)
 
-// epochKeys are the keys ensure_epoch takes, in its order.
+// epochKeys are the keys ensure_epoch takes, in its order; its channel,
+// purgeChannel, is an argument (a channel is no key: in a Cluster it has
+// no slot to share with them).
 func (t *Tier) epochKeys() []string {
-	return []string{t.epochKey(), t.seqKey(), t.bansKey(), t.bytesKey(), t.prefix + ":purge"}
+	return []string{t.epochKey(), t.seqKey(), t.bansKey(), t.bytesKey()}
 }
+
+// purgeChannel is the channel bans are published on.
+func (t *Tier) purgeChannel() string { return t.prefix + ":purge" }
 
 // readState returns Redis's purge epoch and sequence, starting an epoch
 // if there is none. If replace is the current epoch, another is started,
 // its sequence above minSeq.
 func (t *Tier) readState(ctx context.Context, replace string, minSeq uint64) (epoch string, seq uint64, err error) {
 	res, err := stateScript.Run(ctx, t.client, t.epochKeys(), randomID(), replace,
-		minSeq, tiers.BanOverhead).StringSlice()
+		minSeq, tiers.BanOverhead, t.purgeChannel()).StringSlice()
 	if err != nil {
 		return "", 0, err
 	}

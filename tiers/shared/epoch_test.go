@@ -64,7 +64,7 @@ func TestFleetAdoptsRedisFlushed(t *testing.T) {
 // snapshot) is a new history too: another epoch is started.
 func TestFleetAdoptsSequenceGoneBack(t *testing.T) {
 	adoptAfter(t, func(s *redistest.Server) {
-		if err := s.Client().Decr(context.Background(), "cacheproxy:purge:seq").Err(); err != nil {
+		if err := s.Client().Decr(context.Background(), "cacheproxy:{cacheproxy}:purge:seq").Err(); err != nil {
 			t.Fatal(err)
 		}
 	})

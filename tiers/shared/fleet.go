@@ -94,6 +94,8 @@ type Fleet struct {
 	usable     atomic.Bool // cached LocalUsable, refreshed by the watchdog
 	adopting   atomic.Bool // an adoption goroutine is running
 	kick       chan struct{}
+	ps         atomic.Pointer[redis.PubSub] // the purge subscription, replaced when refused or deaf
+	echo       atomic.Int64                 // mono nanos: this instance's last heartbeat heard, or the last subscription
 	reconnects atomic.Int64
 	flushes    atomic.Int64
 	adoptions  atomic.Int64
@@ -178,11 +180,11 @@ func (f *Fleet) ID() string { return f.id }
 // load.
 func (f *Fleet) LocalUsable() bool { return f.usable.Load() }
 
-func (f *Fleet) purgeChannel() string { return f.t.prefix + ":purge" }
+func (f *Fleet) purgeChannel() string { return f.t.purgeChannel() }
 func (f *Fleet) ackChannel() string   { return f.t.prefix + ":purge:ack" }
-func (f *Fleet) membersKey() string   { return f.t.prefix + ":members" }
+func (f *Fleet) membersKey() string   { return f.t.metaKey("members") }
 func (f *Fleet) memberKey(id string) string {
-	return f.t.prefix + ":member:" + id
+	return f.t.metaKey("member:" + id)
 }
 
 // Run subscribes to the fleet's purges and runs the heartbeat until ctx
@@ -198,15 +200,15 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}
 	f.t.onRenew.Store(&renew)
 	defer f.t.onRenew.Store(nil)
-	ps := f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel())
-	defer ps.Close()
+	f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+	defer func() { f.ps.Load().Close() }()
 	done := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		f.beat(ctx, ps, done)
+		f.beat(ctx, done)
 	}()
-	f.receive(ctx, ps)
+	f.receive(ctx)
 	close(done)
 	wg.Wait()
 	f.usable.Store(false)
@@ -219,9 +221,16 @@ func (f *Fleet) Run(ctx context.Context) error {
 }
 
 // receive handles what the subscription delivers until ctx ends.
-func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
+//
+// go-redis redials and resubscribes by itself after a broken connection,
+// but not after an error reply on a live one (a SUBSCRIBE refused by an
+// ACL, NOPERM): then the subscription is closed and made again, with a
+// backoff growing to maxSubscribeBackoff, until Redis accepts it.
+func (f *Fleet) receive(ctx context.Context) {
 	backoff := 50 * time.Millisecond
+	refusedBackoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
+		ps := f.ps.Load()
 		msg, err := ps.ReceiveTimeout(ctx, 2*f.hb)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -231,12 +240,39 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue // quiet channel; the heartbeat's ping keeps it honest
 			}
+			if errors.Is(err, redis.ErrClosed) {
+				// Closed by checkEcho: subscribe again.
+				f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				continue
+			}
+			if kind := replyKind(err); kind != "" {
+				f.t.fail(ctx, purposeSubscribe, "subscribe", err)
+				f.fence()
+				f.refreshUsable()
+				f.log.Debug("purge subscription refused; subscribing again", "in", refusedBackoff.String(), "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(refusedBackoff):
+				}
+				refusedBackoff = min(2*refusedBackoff, maxSubscribeBackoff)
+				ps.Close()
+				f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				continue
+			}
 			// The connection broke: purges may be lost until go-redis
 			// resubscribes, on the next receive. If Redis is down, not
 			// just this connection, the instance is cut off and keeps
 			// its local tier for a while (see LocalUsable).
-			if f.synced.Swap(false) {
+			// cutOff is known before synced is cleared, so that no
+			// request in between finds the instance neither in sync nor
+			// cut off, and bypasses an L1 it may still use. Meanwhile
+			// (one ping) it confirms no purge, which a purge's 202
+			// accounts for.
+			if f.synced.Load() {
 				f.cutOff.Store(f.t.ping(ctx, f.t.timeout) != nil)
+			}
+			if f.synced.Swap(false) {
 				if f.cutOff.Load() {
 					f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
 						"lease", f.l1TTL.String(), "err", err)
@@ -258,6 +294,9 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == f.purgeChannel() {
+				refusedBackoff = 50 * time.Millisecond
+				f.t.okFor(purposeSubscribe)
+				f.echo.Store(f.mono())
 				f.syncMu.Lock()
 				f.resyncLocked(ctx, "subscribed")
 				f.syncMu.Unlock()
@@ -267,12 +306,20 @@ func (f *Fleet) receive(ctx context.Context, ps *redis.PubSub) {
 			case f.purgeChannel():
 				f.onPurge(ctx, m.Payload)
 			case f.ackChannel():
+				if m.Payload == f.echoPayload() {
+					f.echo.Store(f.mono())
+					break
+				}
 				f.onAck(m.Payload)
 			}
 		}
 		f.refreshUsable()
 	}
 }
+
+// maxSubscribeBackoff bounds the wait between two attempts at a refused
+// subscription.
+const maxSubscribeBackoff = 2 * time.Second
 
 // fence stops the use of the local tier until the ban table is complete
 // again.
@@ -330,6 +377,9 @@ func (f *Fleet) resyncLocked(ctx context.Context, why string) {
 		}
 		if errors.Is(err, errRenewing) {
 			continue
+		}
+		if replyKind(err) != "" {
+			f.t.fail(ctx, purposeFleet, "loading purges", err)
 		}
 		f.log.Warn("loading purges from redis failed; retrying", "err", err)
 		select {

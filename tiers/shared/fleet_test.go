@@ -221,7 +221,7 @@ func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
 		e := entry("x")
 		e.URL = fmt.Sprintf("/players/%d", i)
 		e.Seq = a.bans.Applied()
-		pipe.Set(ctx, "cacheproxy:1:G:"+e.URL, tiers.Encode(e), time.Hour)
+		pipe.Set(ctx, a.tier.redisKey("cacheproxy:1:G:"+e.URL), tiers.Encode(e), time.Hour)
 		if i%10_000 == 9_999 {
 			if _, err := pipe.Exec(ctx); err != nil {
 				t.Fatal(err)

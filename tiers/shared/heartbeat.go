@@ -40,13 +40,16 @@ import (
 
 // heartbeatScript announces an instance, with Redis's clock, forgets
 // instances silent for ARGV[5] ms, and returns how many were heard within
-// ARGV[4] ms, the purge epoch (started if there is none), the purge
-// sequence and Redis's clock.
+// ARGV[4] ms, the purge epoch (started if there is none, published on
+// ARGV[8]), the purge sequence and Redis's clock. It publishes ARGV[10]
+// on ARGV[9] (the ack channel), for the instance to hear on its
+// subscription (see echo).
 var heartbeatScript = redis.NewScript(epochLua + `
-local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[6], '', 0, ms, ARGV[7])
+local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[8], ARGV[6], '', 0, ms, ARGV[7])
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[5]))
+redis.call('PUBLISH', ARGV[9], ARGV[10])
 return {redis.call('ZCOUNT', KEYS[1], ms - tonumber(ARGV[4]), '+inf'), e, redis.call('GET', KEYS[4]) or '0', ms}
 `)
 
@@ -57,7 +60,7 @@ type clockOffset struct {
 }
 
 // beat runs the heartbeat and the subscription's ping until done.
-func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}) {
+func (f *Fleet) beat(ctx context.Context, done <-chan struct{}) {
 	tick := time.NewTicker(f.hb)
 	defer tick.Stop()
 	watch := time.NewTicker(f.hb / 4)
@@ -74,7 +77,7 @@ func (f *Fleet) beat(ctx context.Context, ps *redis.PubSub, done <-chan struct{}
 		case <-tick.C:
 			f.heartbeatOnce(ctx)
 			pctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-			ps.Ping(pctx) // the pong arrives through receive
+			f.ps.Load().Ping(pctx) // the pong arrives through receive
 			cancel()
 		}
 	}
@@ -102,12 +105,16 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
 	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
 	res, err := heartbeatScript.Run(cctx, f.t.client, keys,
-		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead).Slice()
+		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel(),
+		f.ackChannel(), f.echoPayload()).Slice()
 	if err == nil && len(res) != 4 {
 		err = errBadReply
 	}
 	if err != nil {
 		f.hbOK.Store(false)
+		if replyKind(err) != "" {
+			f.t.fail(ctx, purposeFleet, "heartbeat", err)
+		}
 		if ctx.Err() == nil && unreachable(err) && !f.cutOff.Swap(true) && f.leaseFrom.Load() > 0 {
 			f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
 				"lease_ends", sendWall.Add(time.Duration(f.leaseFrom.Load()+int64(f.l1TTL)-send)).Format(time.RFC3339), "err", err)
@@ -116,7 +123,9 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 		return
 	}
 	recv := time.Now()
+	f.t.okFor(purposeFleet)
 	f.cutOff.Store(false)
+	f.checkEcho()
 	n, _ := res[0].(int64)
 	epoch, _ := res[1].(string)
 	seqStr, _ := res[2].(string)
@@ -145,6 +154,32 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	}
 	f.refreshUsable()
 }
+
+// echoPayload is what the heartbeat publishes on the ack channel for this
+// instance to hear.
+func (f *Fleet) echoPayload() string { return "beat|" + f.id }
+
+// checkEcho makes the subscription again if it has heard none of the
+// heartbeats Redis answered for echoAfter heartbeats: it is alive (its
+// pings are answered) but deaf, on a server the fleet no longer writes
+// to. After a Sentinel failover the data connections move to the new
+// master at once, but the subscription stays on the old one until it is
+// converted to a replica (up to 10s later, when Sentinel next looks), or
+// for good if it never is; a proxy in front of several servers can do the
+// same. Redis's own pings cannot tell.
+func (f *Fleet) checkEcho() {
+	if !f.synced.Load() || f.mono()-f.echo.Load() < int64(echoAfter*f.hb) {
+		return
+	}
+	f.log.Warn("purge subscription hears none of the fleet's messages (left on a former master?): L1 bypassed, subscribing again")
+	f.fence()
+	f.refreshUsable()
+	f.ps.Load().Close() // receive subscribes again
+}
+
+// echoAfter is how many heartbeats a subscription may go without hearing
+// its own before it is made again.
+const echoAfter = 3
 
 // refreshUsable recomputes LocalUsable (see the comment at the top).
 func (f *Fleet) refreshUsable() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -37,23 +38,21 @@ return 0
 // in its fleet: there is nobody to coordinate with.
 var ErrAlone = errors.New("shared: alone in the fleet, no lease needed")
 
-func (t *Tier) leaseKey(key string) string { return t.prefix + ":lease:" + key }
-
 // leaseScript returns the entry under KEYS[1] if there is one; else it
-// takes the lease KEYS[2] (SET NX PX) if nobody holds it. Either way it
-// returns the purge sequence KEYS[3] and epoch KEYS[4], so the caller can
-// judge the entry.
-// One round trip where GET, then SET NX, then GET again would take three,
-// and atomic, so no entry stored between them goes unseen.
+// takes the lease KEYS[2] (SET NX PX) if nobody holds it. One round trip
+// where GET, then SET NX, then GET again would take three, and atomic, so
+// no entry stored between them goes unseen. Both keys are in the entry's
+// slot (see keys.go); the purge sequence and epoch, which the caller
+// needs to judge the entry, are in the fleet's, and are read beside it
+// in the same pipeline (after the call started, which is all a purge
+// that answered before it needs: see Get).
 var leaseScript = redis.NewScript(`
-local seq = redis.call('GET', KEYS[3])
 local v = redis.call('GET', KEYS[1])
-local epoch = redis.call('GET', KEYS[4])
-if v then return {v, seq, 0, epoch} end
+if v then return {v, 0} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {false, seq, 1, epoch}
+  return {false, 1}
 end
-return {false, seq, 0, epoch}
+return {false, 0}
 `)
 
 // Lease looks up key and, if no entry is stored there, tries to take the
@@ -68,7 +67,7 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 		// every fill; a lease would only cost a round trip.
 		return nil, false, nil, ErrAlone
 	}
-	if t.refuse() {
+	if t.refuse(purposeWrite) {
 		return nil, false, nil, ErrUnavailable
 	}
 	token := randomID()
@@ -79,17 +78,17 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 	if t.bans != nil {
 		have = t.bans.Applied()
 	}
-	res, err := leaseScript.Run(cctx, t.client, []string{key, lk, t.seq, t.epochK}, token, ttl.Milliseconds()).Slice()
+	res, meta, err := t.runLease(cctx, t.redisKey(key), lk, token, ttl)
 	if err != nil {
-		return nil, false, nil, t.fail(ctx, "lease", err)
+		return nil, false, nil, t.fail(ctx, purposeWrite, "lease", err)
 	}
-	t.ok()
-	if len(res) != 4 {
+	t.ok(purposeWrite)
+	if len(res) != 2 {
 		return nil, false, nil, fmt.Errorf("shared: lease: unexpected reply %v", res)
 	}
 	if t.bans != nil {
 		// As for Get: Redis answered, so this is no sign it is down.
-		if err := t.catchUp(cctx, have, res[1], res[3]); err != nil {
+		if err := t.catchUp(cctx, have, meta[0], meta[1]); err != nil {
 			t.errs.Add(1)
 			return nil, false, nil, fmt.Errorf("shared: lease bans: %w", err)
 		}
@@ -102,10 +101,40 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 		}
 		return e, false, nil, nil
 	}
-	if n, _ := res[2].(int64); n != 1 {
+	if n, _ := res[1].(int64); n != 1 {
 		return nil, false, nil, nil
 	}
 	return nil, true, t.holdLease(ctx, lk, token, ttl), nil
+}
+
+// runLease runs leaseScript on the entry key rk and lease key lk and, if
+// the tier keeps bans, reads the purge sequence and epoch in the same
+// pipeline.
+func (t *Tier) runLease(ctx context.Context, rk, lk, token string, ttl time.Duration) (res, meta []any, err error) {
+	keys := []string{rk, lk}
+	if t.bans == nil {
+		res, err = leaseScript.Run(ctx, t.client, keys, token, ttl.Milliseconds()).Slice()
+		return res, nil, err
+	}
+	p := t.client.Pipeline()
+	m := p.MGet(ctx, t.seq, t.epochK)
+	// EVALSHA, and EVAL if Redis does not have the script yet: in a
+	// pipeline, Script.Run cannot see the NOSCRIPT before Exec.
+	l := leaseScript.EvalSha(ctx, p, keys, token, ttl.Milliseconds())
+	p.Exec(ctx)
+	if err := l.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		l = leaseScript.Eval(ctx, t.client, keys, token, ttl.Milliseconds())
+	}
+	if err := m.Err(); err != nil {
+		return nil, nil, err
+	}
+	if res, err = l.Slice(); err != nil {
+		return nil, nil, err
+	}
+	if meta = m.Val(); len(meta) != 2 {
+		return nil, nil, errBadReply
+	}
+	return res, meta, nil
 }
 
 // holdLease renews the lease lk held with token every ttl/3 until the
@@ -147,19 +176,19 @@ func (t *Tier) RevalidationLease(ctx context.Context, key string, ttl time.Durat
 	if t.peers.Load() == 1 {
 		return false, nil, ErrAlone
 	}
-	if t.down.Load() {
+	if t.down.Load() || t.blocked(purposeWrite) {
 		t.errs.Add(1)
 		return false, nil, ErrUnavailable
 	}
 	token := randomID()
-	lk := t.prefix + ":revalidate:" + key
+	lk := t.revalidationKey(key)
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	ok, err := t.client.SetNX(cctx, lk, token, ttl).Result()
 	if err != nil {
-		return false, nil, t.fail(ctx, "revalidation lease", err)
+		return false, nil, t.fail(ctx, purposeWrite, "revalidation lease", err)
 	}
-	t.ok()
+	t.ok(purposeWrite)
 	if !ok {
 		return false, nil, nil
 	}
@@ -168,14 +197,14 @@ func (t *Tier) RevalidationLease(ctx context.Context, key string, ttl time.Durat
 
 // LeaseHeld reports whether some instance holds the fill lease on key.
 func (t *Tier) LeaseHeld(ctx context.Context, key string) (bool, error) {
-	if t.refuse() {
+	if t.refuse(purposeWrite) {
 		return false, ErrUnavailable
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	n, err := t.client.Exists(cctx, t.leaseKey(key)).Result()
 	if err != nil {
-		return false, t.fail(ctx, "lease check", err)
+		return false, t.fail(ctx, purposeWrite, "lease check", err)
 	}
 	return n > 0, nil
 }

@@ -65,20 +65,23 @@ func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey st
 		f.mu.Unlock()
 	}()
 
-	keys := []string{f.t.seqKey(), f.t.bansKey(), f.purgeChannel(), f.t.floorKey(), f.t.bytesKey(),
+	keys := []string{f.t.seqKey(), f.t.bansKey(), f.t.floorKey(), f.t.bytesKey(),
 		f.t.epochKey(), f.membersKey()}
-	if kind == tiers.BanURL && baseKey != "" {
-		keys = append(keys, baseKey)
-	}
 	maxBans, maxBytes := f.t.bans.Limits()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
 		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
-		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds()).Slice()
+		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds(), f.purgeChannel()).Slice()
 	cancel()
 	if err != nil {
-		return PurgeResult{}, f.t.fail(ctx, "recording purge", err)
+		return PurgeResult{}, f.t.fail(ctx, purposeFleet, "recording purge", err)
+	}
+	f.t.okFor(purposeFleet)
+	if kind == tiers.BanURL && baseKey != "" {
+		// Only to free memory: the ban already makes the entry dead. In
+		// its own slot, so not in the script.
+		f.t.Delete(ctx, baseKey)
 	}
 	if len(raw) == 1 && raw[0] == "late" {
 		return PurgeResult{}, ErrPurgeLate

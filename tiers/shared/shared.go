@@ -10,10 +10,12 @@ package shared
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,23 +49,37 @@ type rediser interface {
 
 // Options configures a Tier. Exactly one of URL and Client must be set.
 type Options struct {
-	// URL locates Redis, in the form accepted by redis.ParseURL:
-	// redis://[user:password@]host:port[/db] or rediss:// for TLS, with
-	// optional query parameters such as dial_timeout. The Tier creates
-	// the client and closes it on Close. Context deadlines are enabled
-	// on it, and the client's own waits are bounded by Timeout too (see
-	// boundClient), so Timeout bounds every call, retries included.
+	// URL locates Redis, in go-redis's URL forms for Mode (see
+	// ParseDeployment): redis://[user:password@]host:port[/db] or
+	// rediss:// for TLS, with optional query parameters such as
+	// dial_timeout; ?master_name=NAME for Sentinel; addr= for more
+	// addresses. The Tier creates the client and closes it on Close.
+	// Context deadlines are enabled on it, and the client's own waits
+	// are bounded by Timeout too (see boundClient), so Timeout bounds
+	// every call, retries included.
 	URL string
 
+	// Mode is how the Redis of URL is deployed. If empty, ModeAuto.
+	Mode Mode
+
+	// TLSConfig, if set, is the TLS configuration of the connections to
+	// URL's servers (a CA, a client certificate), and turns TLS on for a
+	// redis:// URL too. If nil, rediss:// uses the system's roots.
+	TLSConfig *tls.Config
+
 	// Client is an existing client to use instead of URL, for tests or
-	// when embedding. The Tier does not close it. It should have
-	// ContextTimeoutEnabled set; otherwise its read and write timeouts,
-	// not Timeout, bound a call to a hung server.
+	// when embedding: a *redis.Client (standalone or from
+	// redis.NewFailoverClient) or a *redis.ClusterClient. The Tier does
+	// not close it. It should have ContextTimeoutEnabled set; otherwise
+	// its read and write timeouts, not Timeout, bound a call to a hung
+	// server.
 	Client redis.UniversalClient
 
-	// Prefix namespaces the tier's own channels and metadata keys. If
-	// empty, "cacheproxy". Entry keys are stored exactly as given: the
-	// caller includes the prefix.
+	// Prefix namespaces the tier's keys and channels; it may not hold
+	// '{' or '}' (see keys.go). If empty, "cacheproxy". Entry keys are
+	// given by the caller, prefix included; the tier maps them to Redis
+	// keys that keep each entry, its variants and its leases in one
+	// Cluster slot, and the fleet's metadata in another.
 	Prefix string
 
 	// Timeout bounds each call to Redis on a request's path (Get, Set,
@@ -96,10 +112,15 @@ type Options struct {
 // Tier is the Redis tier. It implements the proxy's Tier interface. All
 // methods are safe for concurrent use.
 type Tier struct {
-	rdb     rediser
-	client  redis.UniversalClient
-	owned   bool // client was created by New and is closed by Close
-	addr    string
+	rdb    rediser
+	client redis.UniversalClient
+	owned  bool   // client was created by New and is closed by Close
+	addr   string // the deployment, for logs
+	// oneNode is set when every key lives on one server (not a
+	// Cluster): a read may then take the entry and the fleet's
+	// metadata in one MGET.
+	oneNode bool
+	health  *health
 	prefix  string
 	timeout time.Duration
 	retry   time.Duration
@@ -159,6 +180,8 @@ func New(opts Options) (*Tier, error) {
 		bans:    opts.Bans,
 		banKeep: opts.BanKeep,
 		reads:   make(chan *read),
+		health:  newHealth(),
+		oneNode: true,
 	}
 	if t.banKeep <= 0 {
 		t.banKeep = 25 * time.Hour
@@ -178,7 +201,10 @@ func New(opts Options) (*Tier, error) {
 	if t.prefix == "" {
 		t.prefix = defaultPrefix
 	}
-	t.seq = t.prefix + ":purge:seq"
+	if strings.ContainsAny(t.prefix, "{}") {
+		return nil, fmt.Errorf("shared: Options.Prefix %q must not contain '{' or '}' (Redis Cluster hash tags)", t.prefix)
+	}
+	t.seq = t.metaKey("purge:seq")
 	t.epochK = t.epochKey()
 	if t.log == nil {
 		t.log = slog.Default()
@@ -189,18 +215,22 @@ func New(opts Options) (*Tier, error) {
 		return nil, errors.New("shared: set Options.URL or Options.Client, not both")
 	case opts.Client != nil:
 		t.client = opts.Client
-		if c, ok := opts.Client.(*redis.Client); ok {
+		switch c := opts.Client.(type) {
+		case *redis.Client:
 			t.addr = c.Options().Addr
+		case *redis.ClusterClient:
+			t.addr = "cluster via " + strings.Join(c.Options().Addrs, ",")
+			t.oneNode = false
 		}
 	case opts.URL != "":
-		ropts, err := redis.ParseURL(opts.URL)
+		d, err := ParseDeployment(opts.URL, opts.Mode)
 		if err != nil {
-			return nil, fmt.Errorf("shared: invalid Options.URL: %w", hideURL(err))
+			return nil, fmt.Errorf("shared: invalid Options.URL: %w", err)
 		}
-		boundClient(ropts, t.timeout)
-		t.client = redis.NewClient(ropts)
+		t.client = d.newClient(opts.TLSConfig, t.timeout)
 		t.owned = true
-		t.addr = ropts.Addr
+		t.addr = d.String()
+		t.oneNode = d.Mode != ModeCluster
 	default:
 		return nil, errors.New("shared: Options.URL or Options.Client is required")
 	}
@@ -209,10 +239,19 @@ func New(opts Options) (*Tier, error) {
 	// A slow first answer is not an unreachable Redis: as for calls
 	// (see fail), only tripAfter without one is.
 	if err := t.ping(context.Background(), max(t.timeout, tripAfter)); err != nil {
-		t.markDown(err)
+		if kind := replyKind(err); kind != "" {
+			// Reachable, but refusing (WRONGPASS, NOAUTH, LOADING...):
+			// reads fail, and say why.
+			t.replyErrorAfter(purposeRead, kind, err, 1)
+		} else {
+			t.markDown(err)
+		}
 	} else {
 		t.lastOK.Store(time.Now().UnixNano())
 		t.log.Info("redis reachable", "addr", t.addr)
+	}
+	if _, ok := t.client.(*redis.ClusterClient); ok {
+		t.oneNode = false
 	}
 	go t.watch()
 	for range pipelines {
@@ -276,7 +315,7 @@ func hideURL(err error) error {
 // pipeline's turn, then for its answer, then for any purges it must load
 // first, all within one Timeout.
 func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) {
-	if t.down.Load() {
+	if t.down.Load() || t.blocked(purposeRead) {
 		t.errs.Add(1)
 		return nil, false, ErrUnavailable
 	}
@@ -288,20 +327,20 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	}
 	// The entry and the fleet's purge sequence and epoch in one round
 	// trip.
-	vals, err := t.batchGet(cctx, key)
+	rd, err := t.batchGet(cctx, t.redisKey(key))
 	if err != nil {
-		return nil, false, t.fail(ctx, "get", err)
+		return nil, false, t.fail(ctx, purposeRead, "get", err)
 	}
-	t.ok()
+	t.ok(purposeRead)
 	if t.bans != nil {
 		// Bans that cannot be loaded in time make a miss, never an
 		// unreachable Redis: Redis did answer.
-		if err := t.catchUp(cctx, have, vals[1], vals[2]); err != nil {
+		if err := t.catchUp(cctx, have, rd.seq, rd.epoch); err != nil {
 			t.errs.Add(1)
 			return nil, false, fmt.Errorf("shared: get bans: %w", err)
 		}
 	}
-	data, ok := vals[0].(string)
+	data, ok := rd.entry, rd.found
 	if !ok {
 		return nil, false, nil
 	}
@@ -325,7 +364,7 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	if ttl <= 0 {
 		return nil
 	}
-	if t.refuse() {
+	if t.refuse(purposeWrite) {
 		return ErrUnavailable
 	}
 	// go-redis rounds a sub-millisecond TTL up to 1ms, with a log line;
@@ -334,35 +373,55 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	// A lost write costs another origin fetch; a slow one would cost
 	// the request that makes it (its client waits for the store).
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	err := t.rdb.Set(cctx, key, tiers.Encode(e), ttl).Err()
+	err := t.rdb.Set(cctx, t.redisKey(key), tiers.Encode(e), ttl).Err()
 	cancel()
 	if err != nil {
-		return t.fail(ctx, "set", err)
+		return t.fail(ctx, purposeWrite, "set", err)
 	}
-	t.ok()
+	t.ok(purposeWrite)
 	return nil
 }
 
 // Delete removes the given keys. While Redis is unavailable it returns
-// ErrUnavailable at once.
+// ErrUnavailable at once. Keys of different entries may live on
+// different nodes of a Cluster: each is deleted on its own, in one
+// pipeline.
 func (t *Tier) Delete(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	if t.refuse() {
+	if t.refuse(purposeWrite) {
 		return ErrUnavailable
 	}
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	err := t.rdb.Del(cctx, keys...).Err()
-	cancel()
-	if err != nil {
-		return t.fail(ctx, "delete", err)
+	defer cancel()
+	var err error
+	if len(keys) == 1 {
+		err = t.rdb.Del(cctx, t.redisKey(keys[0])).Err()
+	} else {
+		_, err = t.client.Pipelined(cctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Del(cctx, t.redisKey(k))
+			}
+			return nil
+		})
 	}
+	if err != nil {
+		return t.fail(ctx, purposeWrite, "delete", err)
+	}
+	t.ok(purposeWrite)
 	return nil
 }
 
-// Healthy reports whether Redis is considered reachable.
+// Healthy reports whether Redis is considered reachable and answers every
+// kind of call (see Problems).
 func (t *Tier) Healthy() bool {
+	return !t.down.Load() && !t.failing()
+}
+
+// Reachable reports whether Redis is considered reachable, whatever it
+// answers.
+func (t *Tier) Reachable() bool {
 	return !t.down.Load()
 }
 
@@ -414,20 +473,26 @@ func (t *Tier) Close() error {
 // refuse reports, counting it, whether a call other than a Get is to be
 // refused at once: Redis is down, or the last call timed out and none has
 // been answered since (a Get, which every request makes anyway, finds out
-// when Redis answers again).
-func (t *Tier) refuse() bool {
-	if t.down.Load() || t.slow.Load() {
+// when Redis answers again), or Redis answers errors to every call for p
+// (see health.go).
+func (t *Tier) refuse(p purpose) bool {
+	if t.down.Load() || t.slow.Load() || t.blocked(p) {
 		t.errs.Add(1)
 		return true
 	}
 	return false
 }
 
-// fail counts a failed call, marks Redis down if the failure says it is
-// unreachable, and returns the error to give the caller. ctx is the
-// caller's context, without the per-call timeout.
-func (t *Tier) fail(ctx context.Context, op string, err error) error {
+// fail counts a failed call for p, marks Redis down if the failure says
+// it is unreachable, records an error reply (health.go), and returns the
+// error to give the caller. ctx is the caller's context, without the
+// per-call timeout.
+func (t *Tier) fail(ctx context.Context, p purpose, op string, err error) error {
 	t.errs.Add(1)
+	if kind := replyKind(err); kind != "" {
+		t.replyError(p, kind, err)
+		return fmt.Errorf("shared: %s: %w", op, err)
+	}
 	if ctx.Err() == nil && isTimeout(err) {
 		t.slow.Store(true)
 	}
@@ -446,9 +511,11 @@ func (t *Tier) fail(ctx context.Context, op string, err error) error {
 // marks the tier unreachable.
 const tripAfter = time.Second
 
-// ok records a call that Redis answered. The time is stored at most every
-// 50ms, so that concurrent hits do not all write one cache line.
-func (t *Tier) ok() {
+// ok records a call for p that Redis answered. The time is stored at
+// most every 50ms, so that concurrent hits do not all write one cache
+// line.
+func (t *Tier) ok(p purpose) {
+	t.okFor(p)
 	if t.slow.Load() {
 		t.slow.Store(false)
 	}
@@ -498,6 +565,15 @@ func (t *Tier) watch() {
 			continue
 		}
 		if err := t.ping(context.Background(), t.timeout); err != nil {
+			if kind := replyKind(err); kind != "" {
+				// It answers, with an error: reachable, and failing
+				// reads say why (see health.go).
+				t.replyErrorAfter(purposeRead, kind, err, 1)
+				if t.down.CompareAndSwap(true, false) {
+					t.log.Info("redis reachable again, but answering errors", "addr", t.addr, "err", err)
+				}
+				continue
+			}
 			t.log.Debug("redis still unreachable", "addr", t.addr, "err", err)
 			continue
 		}

@@ -83,8 +83,9 @@ func TestSetGetMiss(t *testing.T) {
 		!got.StoredAt.Equal(e.StoredAt) {
 		t.Errorf("Get returned %+v, want %+v", got, e)
 	}
-	// The key is stored as given, with the encoded entry as its value.
-	raw, err := srv.Client().Get(ctx, "cacheproxy:k").Bytes()
+	// The key is stored under its hash tag, with the encoded entry as
+	// its value.
+	raw, err := srv.Client().Get(ctx, "cacheproxy:{k}").Bytes()
 	if err != nil || !bytes.Equal(raw, tiers.Encode(e)) {
 		t.Errorf("raw value = %q, %v; want the encoded entry", raw, err)
 	}
@@ -109,7 +110,7 @@ func TestTTL(t *testing.T) {
 		if err := tier.Set(ctx, key, entry("v"), ttl); err != nil {
 			t.Fatalf("Set: %v", err)
 		}
-		pttl, err := rdb.PTTL(ctx, key).Result()
+		pttl, err := rdb.PTTL(ctx, tier.redisKey(key)).Result()
 		if err != nil {
 			t.Fatalf("PTTL: %v", err)
 		}
@@ -122,7 +123,7 @@ func TestTTL(t *testing.T) {
 		if err := tier.Set(ctx, "ttl:none", entry("v"), ttl); err != nil {
 			t.Fatalf("Set with ttl %v: %v", ttl, err)
 		}
-		if n, _ := rdb.Exists(ctx, "ttl:none").Result(); n != 0 {
+		if n, _ := rdb.Exists(ctx, tier.redisKey("ttl:none")).Result(); n != 0 {
 			t.Errorf("Set with ttl %v stored the key", ttl)
 		}
 	}
@@ -141,7 +142,7 @@ func TestUndecodableIsMiss(t *testing.T) {
 		"truncated": tiers.Encode(entry("v"))[:10],
 	}
 	for k, v := range values {
-		if err := srv.Client().Set(ctx, k, v, time.Minute).Err(); err != nil {
+		if err := srv.Client().Set(ctx, tier.redisKey(k), v, time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -484,7 +485,9 @@ func TestConcurrentGets(t *testing.T) {
 }
 
 // One pipeline answers each read of a batch with its own key's value,
-// a missing key with nil, and the purge sequence and epoch with each.
+// a missing key as not found, and the purge sequence and epoch with
+// each: as one MGET per read on one node, and as a GET per read and one
+// MGET of the metadata per batch, as in a Cluster.
 func TestSendBatch(t *testing.T) {
 	srv := redistest.Start(t)
 	tier, _ := newTier(t, Options{URL: srv.URL(), Bans: new(tiers.Bans)})
@@ -496,19 +499,34 @@ func TestSendBatch(t *testing.T) {
 	cl.Set(ctx, "c", "C", 0)
 	cl.Set(ctx, tier.seqKey(), "7", 0)
 	cl.Set(ctx, tier.epochKey(), "e1", 0)
-	batch := []*read{{key: "a"}, {key: "b"}, {key: "c"}}
-	cmds := tier.sendBatch(batch, nil)
-	want := []any{"A", nil, "C"}
-	for i, c := range cmds {
-		vals, err := c.Result()
-		if err != nil || len(vals) != 3 || vals[0] != want[i] || vals[1] != "7" || vals[2] != "e1" {
-			t.Errorf("read %d (%s): %q, %v; want [%v 7 e1]", i, batch[i].key, vals, err, want[i])
+	want := []struct {
+		v     string
+		found bool
+	}{{"A", true}, {"", false}, {"C", true}}
+	for _, oneNode := range []bool{true, false} {
+		tier.oneNode = oneNode
+		for _, n := range []int{1, 3} {
+			batch := []*read{{key: "a"}, {key: "b"}, {key: "c"}}[:n]
+			var b batchCmds
+			tier.sendBatch(batch, &b)
+			for i, rd := range batch {
+				b.result(i, rd)
+				if rd.err != nil || rd.entry != want[i].v || rd.found != want[i].found || rd.seq != "7" || rd.epoch != "e1" {
+					t.Errorf("oneNode %v, read %d of %d (%s): %+v; want %v 7 e1", oneNode, i, n, rd.key, rd, want[i])
+				}
+			}
 		}
 	}
 	srv.Kill()
-	for i, c := range tier.sendBatch(batch, nil) {
-		if c.Err() == nil {
-			t.Errorf("read %d with Redis killed: no error", i)
+	for _, oneNode := range []bool{true, false} {
+		tier.oneNode = oneNode
+		batch := []*read{{key: "a"}, {key: "b"}, {key: "c"}}
+		var b batchCmds
+		tier.sendBatch(batch, &b)
+		for i, rd := range batch {
+			if b.result(i, rd); rd.err == nil {
+				t.Errorf("oneNode %v, read %d with Redis killed: no error", oneNode, i)
+			}
 		}
 	}
 }
