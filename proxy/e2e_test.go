@@ -196,7 +196,7 @@ func TestLeaseHolderGoneOthersFetch(t *testing.T) {
 	o, hits := countingOrigin(t)
 	a := newInstance(t, o.URL, redis.URL())
 	// A lease held by an instance that died: it lapses, then A fetches.
-	if err := redis.Client().Set(t.Context(), "cacheproxy:lease:cacheproxy:1:G:/orphan", "dead", 500*time.Millisecond).Err(); err != nil {
+	if err := redis.Client().Set(t.Context(), "cacheproxy:lease:{1:G:/orphan}", "dead", 500*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if st, _, body := get(t, a.srv.URL, "/orphan"); st != 200 || body != "content of /orphan" {

@@ -325,6 +325,10 @@ const maxSubscribeBackoff = 2 * time.Second
 // again.
 func (f *Fleet) fence() {
 	f.synced.Store(false)
+	// The L1 lease is earned again by a heartbeat in sync after the
+	// resync, which also puts this instance back among the members that
+	// purges wait for (Redis may be new, and not know it).
+	f.leaseFrom.Store(0)
 	f.usable.Store(false)
 }
 
