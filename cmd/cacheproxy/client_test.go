@@ -315,7 +315,8 @@ stored     0 entries written, 0 shared tier errors
 l1         0 entries, 0 B of 1.0 KiB
 redis      none
 `},
-		{name: "empty, fleet unknown", body: `{"proxy":{},"redis":{"healthy":false,"errors":9},
+		{name: "empty, fleet unknown", body: `{"proxy":{},"redis":{"healthy":false,"errors":9,
+			"problems":[{"purpose":"subscribe","kind":"NOPERM","err":"NOPERM no channel permission","since":"2026-11-25T16:00:00Z"}]},
 			"fleet":{"self":{"id":"h","local_usable":false},"members":[],"error":"fleet unknown: i/o timeout"}}`,
 			want: `instance   h
 requests   0: HIT-L1 0, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 0, PASS 0, BYPASS 0
@@ -325,6 +326,7 @@ collapsed  0 in this instance, 0 by the fleet's fill lease
 stored     0 entries written, 0 shared tier errors
 l1         off
 redis      unhealthy, 9 errors
+problem    subscribe calls answered NOPERM since 2026-11-25T16:00:00Z: NOPERM no channel permission
 purges     url 0, prefix 0, tag 0, all 0
 fleet      L1 bypassed (may have missed purges); 0 invalidations received, 0 subscription resyncs, 0 L1 flushes; bans applied to seq 0, 0 held
 members    fleet unknown: i/o timeout

@@ -330,6 +330,9 @@ func printStats(w io.Writer, a statsAnswer, now time.Time) {
 			health = "healthy"
 		}
 		fmt.Fprintf(tw, "redis\t%s, %d errors\n", health, r.Errors)
+		for _, p := range r.Problems {
+			fmt.Fprintf(tw, "problem\t%s\n", problemText(p))
+		}
 	} else {
 		fmt.Fprintf(tw, "redis\tnone\n")
 	}
@@ -440,4 +443,9 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// problemText describes one purpose Redis answers errors to.
+func problemText(p shared.Problem) string {
+	return fmt.Sprintf("%s calls answered %s since %s: %s", p.Purpose, p.Kind, p.Since.Format(time.RFC3339), p.Err)
 }
