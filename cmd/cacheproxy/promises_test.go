@@ -278,3 +278,31 @@ func TestNoJoiningAFillFromBeforeThePurge(t *testing.T) {
 		}
 	}
 }
+
+// TestOutageLogsAreRateLimited: with the origin and Redis down, a flood of
+// failing requests logs each failure's cause once per interval, and
+// go-redis's own messages arrive as JSON lines of the process's log, not
+// as plain text.
+func TestOutageLogsAreRateLimited(t *testing.T) {
+	redis := redistest.Start(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	originURL := origin.URL
+	origin.Close() // refused from now on
+	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", originURL, "-log-level", "info")
+	waitFor(t, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	redis.Kill()
+	for i := range 200 {
+		if code, _, _ := fetch(t, "GET", fmt.Sprintf("%s/down/%d", s.proxyURL, i), ""); code != http.StatusBadGateway {
+			t.Fatalf("request %d: %d, want 502", i, code)
+		}
+	}
+	logs := s.logs.String()
+	if n := strings.Count(logs, `"msg":"origin request failed"`); n < 1 || n > 3 {
+		t.Errorf("%d origin failure lines for 200 failed requests, want the first (and a summary at most)", n)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if line != "" && !strings.HasPrefix(line, "{") {
+			t.Errorf("a log line that is not JSON: %q", line)
+		}
+	}
+}
