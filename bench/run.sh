@@ -8,7 +8,8 @@
 # SVG chart under bench/results/<date>-<mode>/.
 #
 # Usage: bash bench/run.sh [--quick] [--scenarios hot,shared,zipf,stampede,purge,scale,faults]
-#                          [--duration 6s] [--rounds 3] [--zipf-rate 5000] [--no-pin] [--out DIR]
+#                          [--duration 6s] [--rounds 3] [--zipf-rate 5000] [--redis single|cluster|both]
+#                          [--no-pin] [--out DIR]
 #
 #   --quick        short runs: a smoke test that finishes in under 5 minutes
 #   --scenarios    which scenarios to run (default: all, in about 25 minutes);
@@ -17,6 +18,10 @@
 #   --rounds       measured runs of each hot and shared load, taking the systems in
 #                  turn; the report shows their median (default 3, 1 with --quick)
 #   --zipf-rate    open-loop request rate of zipf; purge runs at half (default 3000/s, 2000/s with --quick)
+#   --redis        the Redis that shared and stampede run cacheproxy against: single
+#                  (one redis-server, the default), cluster (a Redis Cluster of 3
+#                  masters, started by the harness) or both (each system twice; shared
+#                  shows the two side by side)
 #   --no-pin       do not pin servers and load generator to separate CPUs
 #   --out DIR      where report directories go (default bench/results)
 #
@@ -35,15 +40,15 @@ args=()
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--quick) quick=1; args+=(-quick); shift ;;
-	--scenarios|--duration|--rounds|--zipf-rate|--out)
+	--scenarios|--duration|--rounds|--zipf-rate|--redis|--out)
 		[[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
 		[[ "$1" != --scenarios ]] || scenarios="$2"
 		args+=("-${1#--}" "$2"); shift 2 ;;
-	--scenarios=*|--duration=*|--rounds=*|--zipf-rate=*|--out=*)
+	--scenarios=*|--duration=*|--rounds=*|--zipf-rate=*|--redis=*|--out=*)
 		[[ "$1" != --scenarios=* ]] || scenarios="${1#*=}"
 		args+=("-${1#--}"); shift ;;
 	--no-pin) args+=(-no-pin); shift ;;
-	-h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done

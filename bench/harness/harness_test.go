@@ -143,3 +143,27 @@ func TestMedianRow(t *testing.T) {
 		t.Errorf("origin alone: OriginReqs = %d, want -1", o.OriginReqs)
 	}
 }
+
+func TestClusterURLAndKinds(t *testing.T) {
+	if got, want := clusterURL([]string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}),
+		"redis://127.0.0.1:1?addr=127.0.0.1:2&addr=127.0.0.1:3"; got != want {
+		t.Errorf("clusterURL = %q, want %q", got, want)
+	}
+	for mode, want := range map[string][]string{
+		redisSingle:  {redisSingle},
+		redisCluster: {redisCluster},
+		redisBoth:    {redisSingle, redisCluster},
+	} {
+		if got := redisKinds(mode); !slices.Equal(got, want) {
+			t.Errorf("redisKinds(%q) = %v, want %v", mode, got, want)
+		}
+	}
+	if sharedName(redisCluster) == sharedName(redisSingle) {
+		t.Error("shared systems on one Redis and on a Cluster have the same name")
+	}
+	h := &harness{bin: "/b", tmp: "/tmp/cb-1", shm: "/dev/shm/cb-2"}
+	h.record([]string{"redis-server", "--port", "40001", "--cluster-config-file", "/tmp/cb-1/redis-node-123456/nodes.conf"})
+	if want := "redis-server --port $PORT --cluster-config-file $TMP/redis-node-XXXX/nodes.conf"; h.commands[0] != want {
+		t.Errorf("recorded %q, want %q", h.commands[0], want)
+	}
+}

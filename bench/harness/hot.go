@@ -83,19 +83,33 @@ func (h *harness) hot(ctx context.Context) error {
 }
 
 // shared is the hot load against cacheproxy without L1: every hit is a
-// Redis GET. Redis's CPU counts as the server's.
+// Redis GET. Redis's CPU counts as the server's. With -redis both, one
+// redis-server and a Cluster of three are up at once, each behind its own
+// cacheproxy and origin, and the rounds take them in turn.
 func (h *harness) shared(ctx context.Context) error {
-	return h.hotSystems(ctx, []system{{sysShared, func(h *harness, o *server) (*server, []int, []*server, error) {
-		r, err := h.startRedis()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		s, err := h.startCacheproxy("cacheproxy", o, r, "-l1-max-bytes", "0")
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return s, append(s.pids, r.pids...), []*server{s}, nil
-	}}})
+	var systems []system
+	for _, kind := range redisKinds(h.opt.redis) {
+		systems = append(systems, system{sharedName(kind), func(h *harness, o *server) (*server, []int, []*server, error) {
+			r, err := h.startRedisKind(kind)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			s, err := h.startCacheproxy("cacheproxy", o, r, "-l1-max-bytes", "0")
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			return s, append(s.pids, r.pids...), []*server{s}, nil
+		}})
+	}
+	return h.hotSystems(ctx, systems)
+}
+
+// sharedName is the shared scenario's system on a kind of Redis.
+func sharedName(kind string) string {
+	if kind == redisCluster {
+		return sysSharedCluster
+	}
+	return sysShared
 }
 
 // running is a system under test, up, with its own origin.

@@ -39,6 +39,7 @@ type options struct {
 	pidFile   string
 	noPin     bool
 	cmdline   string // run.sh's options, for the report
+	redis     string // shared and stampede: redisSingle, redisCluster or redisBoth
 }
 
 // scenario is one named benchmark.
@@ -69,6 +70,7 @@ func main() {
 	flag.StringVar(&opt.out, "out", "bench/results", "the report goes to a new directory under this one")
 	flag.StringVar(&opt.pidFile, "pidfile", "", "append 'pid starttime name' of every started process here")
 	flag.StringVar(&opt.cmdline, "cmdline", "", "the options run.sh was given, shown in the report")
+	flag.StringVar(&opt.redis, "redis", redisSingle, "the Redis of shared and stampede: single (one redis-server), cluster (a Redis Cluster of 3 masters) or both")
 	flag.BoolVar(&opt.noPin, "no-pin", false, "do not pin servers and load generator to separate CPUs")
 	flag.Parse()
 	opt.scenarios = strings.Split(scen, ",")
@@ -104,6 +106,9 @@ func runMain(opt options) error {
 	}
 	if opt.rounds < 1 || opt.duration <= 0 {
 		return fmt.Errorf("-rounds and -duration must be positive, got %d and %v", opt.rounds, opt.duration)
+	}
+	if opt.redis != redisSingle && opt.redis != redisCluster && opt.redis != redisBoth {
+		return fmt.Errorf("-redis must be single, cluster or both, got %q", opt.redis)
 	}
 	known := map[string]bool{}
 	for _, s := range allScenarios {
@@ -284,7 +289,7 @@ func (h *harness) record(argv []string) {
 
 var (
 	portRE = regexp.MustCompile(`127\.0\.0\.1:\d+`)
-	tempRE = regexp.MustCompile(`\b(nginx|varnish|nginx-cache)-\d+`)
+	tempRE = regexp.MustCompile(`\b(nginx|varnish|nginx-cache|redis-node)-\d+`)
 )
 
 func contains(list []string, s string) bool {

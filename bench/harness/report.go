@@ -118,6 +118,7 @@ func (h *harness) writeMachine(b *strings.Builder) {
 	if rev, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		fmt.Fprintf(b, "- cacheproxy: commit %s (plus any uncommitted changes in the work tree)\n", strings.TrimSpace(string(rev)))
 	}
+	fmt.Fprintf(b, "- Redis of the shared and stampede scenarios: %s.\n", h.redisText())
 	b.WriteString("- Origin: bench/fixedorigin (bodies served from memory, `Cache-Control: max-age=300`, a request counter at `/__count`).\n")
 	b.WriteString("- Load: wrk -t1 (closed loop) for hot and shared; bench/loadgen for the others (open loop at a fixed rate where latency is reported, latency measured from each request's scheduled time).\n")
 	b.WriteString("- CPU per request: utime+stime (plus reaped children) of the server's processes from /proc/<pid>/stat, before and after the measured run, divided by its requests. Peak RSS: sum of VmHWM of those processes.\n")

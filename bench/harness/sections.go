@@ -12,8 +12,23 @@ const (
 	sysNginx  = "nginx"
 	sysVarn   = "varnish"
 	sysPlain  = "plainproxy (no cache)"
-	sysShared = "cacheproxy (Redis only)"
+	sysShared = "cacheproxy (L2 only, one Redis)"
+	// sysSharedCluster is the shared scenario on a Redis Cluster (-redis
+	// cluster or both).
+	sysSharedCluster = "cacheproxy (L2 only, Cluster of 3)"
 )
+
+// redisText names the Redis that shared and stampede ran cacheproxy
+// against.
+func (h *harness) redisText() string {
+	switch h.opt.redis {
+	case redisCluster:
+		return "Redis Cluster of 3 masters (`-redis cluster`)"
+	case redisBoth:
+		return "Redis, one redis-server for one system and a Redis Cluster of 3 masters for the other (`-redis both`)"
+	}
+	return "Redis (one redis-server)"
+}
 
 func (h *harness) hotSection(b *strings.Builder) {
 	b.WriteString("100 keys, every request a hit after warm-up (L1 for cacheproxy); wrk -t1, closed loop. " +
@@ -70,17 +85,38 @@ func (h *harness) throughputTable(b *strings.Builder, rs []row) {
 }
 
 func (h *harness) sharedSection(b *strings.Builder) {
-	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private Redis: every hit is a Redis GET. " + h.roundsText(false) +
-		"CPU and RSS are cacheproxy's plus Redis's (Redis runs on the server CPUs too).\n\n")
+	b.WriteString("The hot load against cacheproxy with `-l1-max-bytes 0` and a private " + h.redisText() + ": every hit is a Redis GET. ")
+	if h.opt.redis != redisSingle {
+		fmt.Fprintf(b, "The Cluster is %d redis-servers with `--cluster-enabled yes` and no replicas, joined with `redis-cli --cluster create`, "+
+			"named to cacheproxy as `-redis redis://NODE1?addr=NODE2&addr=NODE3`; all its nodes run on the server CPUs. ", clusterNodes)
+	}
+	if h.opt.redis == redisBoth {
+		b.WriteString("Both are up at once, each behind its own cacheproxy and origin. ")
+	}
+	b.WriteString(h.roundsText(h.opt.redis == redisBoth) +
+		"CPU and RSS are cacheproxy's plus Redis's (every Redis process).\n\n")
 	h.throughputTable(b, h.rows("shared"))
 	var rows [][]string
 	for _, r := range h.rows("shared") {
-		if l1 := h.find("hot", sysL1, r.Variant); l1 != nil {
-			rows = append(rows, []string{r.Variant, num(r.RPS), num(l1.RPS), ratio(r.RPS, l1.RPS)})
+		if r.System != sysShared {
+			continue
+		}
+		if c := h.find("shared", sysSharedCluster, r.Variant); c != nil {
+			rows = append(rows, []string{r.Variant, num(r.RPS), num(c.RPS), ratio(c.RPS, r.RPS), ms(r.P99), ms(c.P99), us(r.CPUPerReq), us(c.CPUPerReq)})
 		}
 	}
 	if len(rows) > 0 {
-		table(b, []string{"load", "Redis only req/s", "L1 req/s", "ratio"}, rows)
+		b.WriteString("Shared-tier hits on a Cluster of 3 against one Redis (ratio: Cluster / one Redis):\n\n")
+		table(b, []string{"load", "one Redis req/s", "Cluster of 3 req/s", "ratio", "one Redis p99 ms", "Cluster p99 ms", "one Redis CPU µs/req", "Cluster CPU µs/req"}, rows)
+	}
+	rows = nil
+	for _, r := range h.rows("shared") {
+		if l1 := h.find("hot", sysL1, r.Variant); l1 != nil {
+			rows = append(rows, []string{r.System, r.Variant, num(r.RPS), num(l1.RPS), ratio(r.RPS, l1.RPS)})
+		}
+	}
+	if len(rows) > 0 {
+		table(b, []string{"system", "load", "L2 only req/s", "L1 req/s", "ratio"}, rows)
 	}
 }
 
@@ -137,6 +173,9 @@ func writeTargets(b *strings.Builder, h *harness) {
 	}
 	if ok, v, s := worst("shared", sysShared, "hot", sysL1, 0, false); ok {
 		add("shared tier throughput ≥ 0.5× hot L1", v >= 0.5, s)
+	}
+	if ok, v, s := worst("shared", sysSharedCluster, "hot", sysL1, 0, false); ok {
+		add("shared tier throughput ≥ 0.5× hot L1, on a Cluster of 3", v >= 0.5, s)
 	}
 	ts = append(ts, h.zipfTargets()...)
 	ts = append(ts, h.stampedeTargets()...)

@@ -17,14 +17,25 @@ const (
 )
 
 const (
-	sysOne   = "cacheproxy ×1 (+Redis)"
-	sysThree = "cacheproxy ×3 (one Redis)"
+	sysOne          = "cacheproxy ×1 (+Redis)"
+	sysThree        = "cacheproxy ×3 (one Redis)"
+	sysOneCluster   = "cacheproxy ×1 (+Redis Cluster of 3)"
+	sysThreeCluster = "cacheproxy ×3 (one Redis Cluster of 3)"
 )
 
+// stampedeNames are the cacheproxy systems of the stampede scenario on a
+// kind of Redis: one instance and three.
+func stampedeNames(kind string) (one, three string) {
+	if kind == redisCluster {
+		return sysOneCluster, sysThreeCluster
+	}
+	return sysOne, sysThree
+}
+
 func (h *harness) stampede(ctx context.Context) error {
-	withRedis := func(n int) func(h *harness, o *server) ([]*server, []int, []*server, error) {
+	withRedis := func(kind string, n int) func(h *harness, o *server) ([]*server, []int, []*server, error) {
 		return func(h *harness, o *server) ([]*server, []int, []*server, error) {
-			r, err := h.startRedis()
+			r, err := h.startRedisKind(kind)
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -50,15 +61,19 @@ func (h *harness) stampede(ctx context.Context) error {
 			return []*server{s}, s.pids, nil, nil
 		}
 	}
-	systems := []struct {
+	type stampedeSystem struct {
 		name  string
 		start func(h *harness, o *server) (fronts []*server, counted []int, cps []*server, err error)
-	}{
-		{sysOne, withRedis(1)},
-		{sysThree, withRedis(3)},
+	}
+	var systems []stampedeSystem
+	for _, kind := range redisKinds(h.opt.redis) {
+		one, three := stampedeNames(kind)
+		systems = append(systems, stampedeSystem{one, withRedis(kind, 1)}, stampedeSystem{three, withRedis(kind, 3)})
+	}
+	systems = append(systems, []stampedeSystem{
 		{"nginx (proxy_cache_lock on)", one(func(o *server) (*server, error) { return h.startNginxCache(o, zipfBudget) })},
 		{sysVarn, one(func(o *server) (*server, error) { return h.startVarnish(o, "64M") })},
-	}
+	}...)
 	for _, sys := range systems {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -116,7 +131,7 @@ func (h *harness) stampede(ctx context.Context) error {
 
 func (h *harness) stampedeSection(b *strings.Builder) {
 	fmt.Fprintf(b, "%d requests sent at once (one connection each) for one cold key, origin latency %s; %d trials, each with a new key. "+
-		"With 3 instances the requests rotate over them. cacheproxy runs with its defaults and a private Redis. "+
+		"With 3 instances the requests rotate over them. cacheproxy runs with its defaults and a private "+h.redisText()+". "+
 		"Latencies are the worst over the trials; X-Cache counts are summed over them.\n\n", stampedeRequests, stampedeLatency, stampedeTrials)
 	var rows [][]string
 	for _, r := range h.rows("stampede") {
@@ -132,7 +147,7 @@ func (h *harness) stampedeSection(b *strings.Builder) {
 
 func (h *harness) stampedeTargets() []target {
 	var ts []target
-	for _, name := range []string{sysOne, sysThree} {
+	for _, name := range []string{sysOne, sysThree, sysOneCluster, sysThreeCluster} {
 		r := h.find("stampede", name, "")
 		if r == nil {
 			continue

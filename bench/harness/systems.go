@@ -91,6 +91,154 @@ func (h *harness) launchRedis(addr string, port int) (*proc, error) {
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", h.tmp}, addr)
 }
 
+// Which Redis the shared and stampede scenarios run cacheproxy against
+// (-redis): one redis-server, a Cluster of three masters, or both side by
+// side.
+const (
+	redisSingle  = "single"
+	redisCluster = "cluster"
+	redisBoth    = "both"
+)
+
+// clusterNodes is the number of masters of the benchmark's Cluster.
+const clusterNodes = 3
+
+// redisKinds returns the kinds of Redis (redisSingle, redisCluster) a run
+// with -redis mode uses, in order.
+func redisKinds(mode string) []string {
+	switch mode {
+	case redisCluster:
+		return []string{redisCluster}
+	case redisBoth:
+		return []string{redisSingle, redisCluster}
+	}
+	return []string{redisSingle}
+}
+
+// startRedisKind starts one redis-server (redisSingle) or a Cluster
+// (redisCluster).
+func (h *harness) startRedisKind(kind string) (*server, error) {
+	if kind == redisCluster {
+		return h.startRedisCluster()
+	}
+	return h.startRedis()
+}
+
+// startRedisCluster starts a Redis Cluster of clusterNodes masters without
+// replicas, keeping nothing on disk but each node's cluster config file
+// (in its own directory under the run's temp directory): redis-server
+// --cluster-enabled yes on free ports whose cluster bus port (+10000) is
+// free too, joined with redis-cli --cluster create, then waited for until
+// every node says cluster_state:ok. Its url is go-redis's Cluster form,
+// redis://NODE1?addr=NODE2&addr=NODE3, which cacheproxy's -redis-mode
+// auto takes for a Cluster; redisAddr is the first node.
+func (h *harness) startRedisCluster() (*server, error) {
+	var addrs []string
+	var pids []int
+	for range clusterNodes {
+		addr, port, err := h.clusterPort()
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp(h.tmp, "redis-node-")
+		if err != nil {
+			return nil, err
+		}
+		p, err := h.launch("redis-cluster", []string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir,
+			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", "2000"}, addr)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, addr)
+		pids = append(pids, p.Pid())
+	}
+	argv := append(append([]string{"redis-cli", "--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	p, err := h.ps.start("redis-cli", argv...)
+	if err != nil {
+		return nil, err
+	}
+	h.record(p.argv)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		h.ps.stop(p)
+		return nil, fmt.Errorf("redis-cli --cluster create did not finish in 30s; log %s:\n%s", p.log, tail(p.log, 15))
+	}
+	h.ps.stop(p) // gone already: only forgets it
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		return nil, fmt.Errorf("redis-cli --cluster create exited %d; log %s:\n%s", code, p.log, tail(p.log, 15))
+	}
+	if err := awaitClusterOK(addrs, 20*time.Second); err != nil {
+		return nil, err
+	}
+	return &server{name: "redis cluster", url: clusterURL(addrs), addr: addrs[0], redisAddr: addrs[0], pids: pids}, nil
+}
+
+// clusterPort allocates a port for a Cluster node whose cluster bus port
+// (port + 10000) is free too, and reserves both.
+func (h *harness) clusterPort() (string, int, error) {
+	for range 50 {
+		addr, port, err := h.listen()
+		if err != nil {
+			return "", 0, err
+		}
+		bus := port + 10000
+		if bus > 65535 {
+			continue
+		}
+		h.ps.mu.Lock()
+		taken := h.ps.ports[bus]
+		h.ps.ports[bus] = true
+		h.ps.mu.Unlock()
+		if taken {
+			continue
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", bus)); err == nil {
+			l.Close()
+			return addr, port, nil
+		}
+	}
+	return "", 0, fmt.Errorf("no free port with a free cluster bus port")
+}
+
+// clusterURL is go-redis's Cluster URL of the nodes at addrs.
+func clusterURL(addrs []string) string {
+	u := "redis://" + addrs[0]
+	for i, a := range addrs[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		u += sep + "addr=" + a
+	}
+	return u
+}
+
+// awaitClusterOK waits until every node at addrs says cluster_state:ok
+// and knows all the others.
+func awaitClusterOK(addrs []string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for _, a := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: a, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, MaxRetries: -1})
+		for {
+			info, err := c.ClusterInfo(context.Background()).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") &&
+				strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", len(addrs))) {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.Close()
+				return fmt.Errorf("cluster node %s not ok within %v: %q, %v", a, within, info, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.Close()
+	}
+	return nil
+}
+
 // startCacheproxy starts one cacheproxy instance in front of origin, with
 // Redis when redis is not nil, and extra flags.
 func (h *harness) startCacheproxy(name string, origin, redis *server, extra ...string) (*server, error) {
