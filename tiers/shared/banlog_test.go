@@ -96,7 +96,8 @@ func TestFleetLoadsManyBansPaged(t *testing.T) {
 	if _, ok, err := lone.Get(ctx, "k"); ok || !errors.Is(err, errBansLoading) {
 		t.Errorf("first Get: %v, %v; want a miss while the bans load", ok, err)
 	}
-	waitUntil(t, "the bans loaded", func() bool { return bans.Applied() == n })
+	// (The load logs once it has applied the last page: wait for both.)
+	waitUntil(t, "the bans loaded", func() bool { return bans.Applied() == n && logs.count("purge bans loaded") > 0 })
 	if !lone.Healthy() {
 		t.Error("loading bans marked Redis down")
 	}
