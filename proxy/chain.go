@@ -177,8 +177,15 @@ func (c *chain) setLocal(ctx context.Context, p placement, wait bool) bool {
 	return true
 }
 
-// maxVariantsListed bounds the variants a Vary marker lists.
-const maxVariantsListed = 32
+// maxVariantsListed bounds the variants a Vary marker lists, and
+// maxVariantListed the length of one listed: the values come from
+// clients' headers, and a marker is read and rewritten on every fill of
+// a variant. A longer variant is stored, just not listed (inspect and a
+// local URL purge do not see it; the purge's ban still kills it).
+const (
+	maxVariantsListed = 32
+	maxVariantListed  = 512
+)
 
 // withVariants returns the Vary marker of p listing, for inspection, the
 // variants stored under its base key in t: those the marker already in t
@@ -186,19 +193,36 @@ const maxVariantsListed = 32
 // may each write a marker without the other.
 func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.Entry {
 	suffix, _ := strings.CutPrefix(p.key, p.base+"#")
-	listed := []string{suffix}
+	var listed []string
+	unlisted := len(suffix) > maxVariantListed
+	if !unlisted {
+		listed = append(listed, suffix)
+	}
 	if old, ok, err := t.Get(ctx, p.base); err == nil && ok && old.Kind == tiers.KindVary && slices.Equal(old.Vary, p.e.Vary) {
+		unlisted = unlisted || old.Header.Get(unlistedField) != ""
 		for _, v := range old.Header.Values(variantField) {
-			if v != suffix && len(listed) < maxVariantsListed {
+			switch {
+			case v == suffix:
+			case len(listed) < maxVariantsListed:
 				listed = append(listed, v)
+			default:
+				unlisted = true
 			}
 		}
 	}
+	hdr := http.Header{variantField: listed}
+	if unlisted {
+		hdr[unlistedField] = []string{"1"}
+	}
 	m := *p.marker
-	m.Header = tiers.MakeHeader(http.Header{variantField: listed})
+	m.Header = tiers.MakeHeader(hdr)
 	return &m
 }
 
 // variantField is the header field of a Vary marker that lists its
-// variants' keys, after the base key and "#".
-const variantField = "Variant"
+// variants' keys, after the base key and "#"; unlistedField, when set,
+// says some variant stored under it is not listed.
+const (
+	variantField  = "Variant"
+	unlistedField = "Variant-Unlisted"
+)

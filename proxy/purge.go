@@ -40,8 +40,8 @@ func (h *Handler) DropLocal(ctx context.Context, u string) bool {
 	}
 	keys := []string{key}
 	if m, ok, err := h.o.Local.Get(ctx, key); err == nil && ok && m.Kind == tiers.KindVary {
-		if len(m.Header.Values(variantField)) >= maxVariantsListed {
-			return false // the list may be incomplete
+		if m.Header.Get(unlistedField) != "" {
+			return false // some variant is not listed
 		}
 		for _, v := range m.Header.Values(variantField) {
 			keys = append(keys, key+"#"+v)

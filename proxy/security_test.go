@@ -446,3 +446,25 @@ func TestDropLocal(t *testing.T) {
 	wantXCache(t, s.get(t, "/other"), "HIT-L1")
 	wantXCache(t, s.get(t, "/v", "Accept", "a"), "HIT-L2")
 }
+
+// TestVariantListBounded: a client's huge header value selects a variant
+// that is stored but not listed in the Vary marker, which stays small, and
+// a local URL purge then drops all of L1 rather than miss it.
+func TestVariantListBounded(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept")
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/v", "Accept", "a")
+	s.get(t, "/v", "Accept", strings.Repeat("b", 4096))
+	s.get(t, "/other")
+	m := s.local.entry(s.h.Key("/v"))
+	if m == nil || m.Header.Get(unlistedField) == "" || len(m.Header.Values(variantField)) != 1 {
+		t.Fatalf("marker: %+v", m)
+	}
+	if s.h.DropLocal(t.Context(), "/v") {
+		t.Error("DropLocal reported every variant dropped, with one unlisted")
+	}
+}
