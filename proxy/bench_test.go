@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -131,7 +132,9 @@ func BenchmarkL1HitWhileBanning(b *testing.B) {
 				return
 			default:
 			}
-			h.PurgeLocal(tiers.BanURL, "/other/"+strconv.Itoa(n))
+			if _, err := h.Purge(context.Background(), tiers.Selector{Kind: tiers.BanURL, Value: "/other/" + strconv.Itoa(n)}); err != nil {
+				panic(err)
+			}
 		}
 		done <- n
 	}()

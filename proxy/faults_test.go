@@ -105,7 +105,7 @@ func TestNoJoiningAFillFromBeforeAPurge(t *testing.T) {
 	for n.Load() != 1 { // the fill is at the origin: it began before the purge
 		time.Sleep(time.Millisecond)
 	}
-	s.h.PurgeLocal(tiers.BanURL, "/p")
+	mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanURL, Value: "/p"})
 	second := make(chan result, 1)
 	go func() { second <- s.get(t, "/p") }()
 	for s.h.flights.waiting(s.h.Key("/p")) != 2 {

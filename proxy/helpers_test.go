@@ -209,3 +209,11 @@ func (t *mapTier) keys() []string {
 	}
 	return ks
 }
+
+// mustPurge purges what sel names through h, failing t if it cannot.
+func mustPurge(t testing.TB, h *Handler, sel tiers.Selector) {
+	t.Helper()
+	if _, err := h.Purge(context.Background(), sel); err != nil {
+		t.Fatalf("purge %v: %v", sel, err)
+	}
+}

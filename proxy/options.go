@@ -123,7 +123,7 @@ type Options struct {
 
 	// Bans is the table of purges this instance has applied; every
 	// entry read from a tier is checked against it. If nil, a table of
-	// the Handler's own, fed only by PurgeLocal.
+	// the Handler's own, fed only by Purge.
 	Bans *tiers.Bans
 
 	// LocalUsable reports whether Local may be used now. An instance in
@@ -131,11 +131,15 @@ type Options struct {
 	// purge (its invalidation subscription is down). If nil, always.
 	LocalUsable func() bool
 
-	// Purge records a purge of the entries a ban of kind and value
-	// names, for every instance, and returns once it is applied. The
-	// proxy calls it after a successful unsafe request (RFC 9111 §4.4).
-	// If nil, PurgeLocal.
-	Purge func(ctx context.Context, kind tiers.BanKind, value string) error
+	// Fleet records purges for every instance sharing the shared tier
+	// (shared.Fleet): Purge and the invalidation after an unsafe request
+	// (RFC 9111 §4.4) go through it. If nil, a purge is this
+	// instance's alone.
+	Fleet Fleet
+
+	// Instance names this instance in purge answers. If empty, the
+	// host name and process ID, "host-1234".
+	Instance string
 
 	// PublicHost is the host name clients use to reach the proxy (e.g.
 	// "api.example.com"). It is sent to the origin as X-Forwarded-Host,

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -145,7 +146,11 @@ func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
 		if len(target) > maxCachedURL {
 			continue // never stored: nothing to purge
 		}
-		if err := h.o.Purge(ctx, tiers.BanURL, target); err != nil {
+		res, err := h.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: target})
+		if err == nil && len(res.Missing) > 0 {
+			err = fmt.Errorf("not confirmed by %s", strings.Join(res.Missing, ", "))
+		}
+		if err != nil {
 			h.o.Logger.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)
 		}
 	}

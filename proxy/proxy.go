@@ -14,10 +14,11 @@
 package proxy
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,12 +53,6 @@ func New(opts Options) (*Handler, error) {
 	h.o.Routes = append([]Route(nil), opts.Routes...)
 	h.rep = newReport(len(h.o.Routes))
 	h.keyPre = h.o.KeyPrefix + ":" + keyVersion + ":G"
-	if h.o.Purge == nil {
-		h.o.Purge = func(_ context.Context, kind tiers.BanKind, value string) error {
-			h.PurgeLocal(kind, value)
-			return nil
-		}
-	}
 	for _, hn := range opts.Hosts {
 		if h.hosts == nil {
 			h.hosts = make(map[string]bool)
@@ -113,6 +108,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Bans == nil {
 		o.Bans = new(tiers.Bans)
+	}
+	if o.Instance == "" {
+		host, _ := os.Hostname()
+		o.Instance = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	if o.LocalUsable == nil {
 		o.LocalUsable = func() bool { return true }

@@ -128,7 +128,7 @@ func TestPurgeOfEncodedPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.h.PurgeLocal(tiers.BanURL, norm)
+		mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanURL, Value: norm})
 		if r := s.get(t, p); r.header.Get("X-Cache") != "MISS" {
 			t.Errorf("%s purged as %q (%q): X-Cache %q", p, spelled, norm, r.header.Get("X-Cache"))
 		}
@@ -143,7 +143,7 @@ func TestPurgeOfEncodedPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.h.PurgeLocal(tiers.BanPrefix, pre)
+	mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanPrefix, Value: pre})
 	wantXCache(t, s.get(t, "/caf%C3%A9/1"), "MISS")
 }
 
@@ -384,9 +384,9 @@ func TestTagHeadersNotSentToClients(t *testing.T) {
 	if r := s.do(t, http.MethodPost, "/bypass"); r.header.Get("Cache-Tag") != "" {
 		t.Errorf("POST: tag headers reached the client")
 	}
-	s.h.PurgeLocal(tiers.BanTag, "player:1")
+	mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanTag, Value: "player:1"})
 	wantXCache(t, s.get(t, "/rank"), "MISS")
-	s.h.PurgeLocal(tiers.BanTag, "board")
+	mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanTag, Value: "board"})
 	wantXCache(t, s.get(t, "/rank"), "MISS")
 }
 

@@ -2,128 +2,31 @@ package tiers
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
 	"hash/maphash"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// BanKind says what a Ban matches.
-type BanKind uint8
-
-const (
-	// BanURL matches the entries of one normalised URL (path and
-	// sorted query), every Vary variant of it.
-	BanURL BanKind = 1
-	// BanPrefix matches every entry whose URL starts with Value.
-	BanPrefix BanKind = 2
-	// BanTag matches every entry tagged Value (Cache-Tag,
-	// Surrogate-Key).
-	BanTag BanKind = 3
-	// BanAll matches every entry.
-	BanAll BanKind = 4
-)
-
-var banKindNames = map[BanKind]string{BanURL: "url", BanPrefix: "prefix", BanTag: "tag", BanAll: "all"}
-
-func (k BanKind) String() string {
-	if s, ok := banKindNames[k]; ok {
-		return s
-	}
-	return "BanKind(" + strconv.Itoa(int(k)) + ")"
-}
-
-// ParseBanKind returns the kind named s ("url", "prefix", "tag", "all").
-func ParseBanKind(s string) (BanKind, bool) {
-	for k, name := range banKindNames {
-		if name == s {
-			return k, true
-		}
-	}
-	return 0, false
-}
-
 // A Ban is a recorded purge, in the manner of Varnish bans: rather than
 // finding and deleting what it names, every entry is checked against the
 // bans recorded after its fill started, when it is read. An entry whose
-// Seq is below a matching ban's Seq is dead.
+// Seq is below a matching ban's Seq is dead. Its wire form is in
+// banwire.go.
 type Ban struct {
 	// Seq orders bans fleet-wide; it is assigned when the ban is
 	// recorded (in Redis), starting at 1.
-	Seq   uint64
-	Kind  BanKind
-	Value string
+	Seq uint64
+	// Selector is what the ban names.
+	Selector
 	// At is when the ban was recorded.
 	At time.Time
 	// ID identifies the purge request, so its sender can collect the
 	// confirmations of the fleet.
 	ID string
 }
-
-// Matches reports whether b names e, regardless of sequence numbers.
-func (b *Ban) Matches(e *Entry) bool {
-	switch b.Kind {
-	case BanAll:
-		return true
-	case BanURL:
-		return e.URL == b.Value
-	case BanPrefix:
-		return strings.HasPrefix(e.URL, b.Value)
-	case BanTag:
-		for _, t := range e.Tags {
-			if t == b.Value {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// String encodes b as "seq|kind|unixmilli|id|value", the form published
-// and stored in Redis. ParseBan reads it back.
-func (b *Ban) String() string {
-	return strconv.FormatUint(b.Seq, 10) + "|" + b.Kind.String() + "|" +
-		strconv.FormatInt(b.At.UnixMilli(), 10) + "|" + b.ID + "|" + b.Value
-}
-
-// ParseBan parses the form written by Ban.String.
-func ParseBan(s string) (Ban, error) {
-	parts := strings.SplitN(s, "|", 5)
-	if len(parts) != 5 {
-		return Ban{}, fmt.Errorf("tiers: malformed ban %q", s)
-	}
-	seq, err := strconv.ParseUint(parts[0], 10, 64)
-	if err != nil {
-		return Ban{}, fmt.Errorf("tiers: malformed ban seq %q", parts[0])
-	}
-	kind, ok := ParseBanKind(parts[1])
-	if !ok {
-		return Ban{}, fmt.Errorf("tiers: unknown ban kind %q", parts[1])
-	}
-	ms, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
-		return Ban{}, fmt.Errorf("tiers: malformed ban time %q", parts[2])
-	}
-	return Ban{Seq: seq, Kind: kind, At: time.UnixMilli(ms), ID: parts[3], Value: parts[4]}, nil
-}
-
-// MaxBanValue is the longest Value, in bytes, a ban may name. The fleet
-// refuses to record a longer one (shared.Fleet.Purge fails with
-// ErrBanTooLong), and the proxy does not cache URLs longer than this, so
-// such a URL needs no ban. A longer ban that reaches Bans.Apply anyway
-// (from an older instance) is widened, never dropped: a URL or prefix
-// ban to the prefix ban of its first MaxBanValue bytes, a tag ban to a
-// ban of everything.
-const MaxBanValue = 8 << 10
-
-// ErrBanTooLong is returned for a ban whose Value is longer than
-// MaxBanValue.
-var ErrBanTooLong = errors.New("tiers: ban value longer than tiers.MaxBanValue")
 
 // Defaults of the bounds of a ban table (Bans.MaxBans, Bans.MaxBytes);
 // the fleet keeps its log in Redis within the same bounds.
@@ -196,21 +99,16 @@ type banSnapshot struct {
 // banLog is the writers' side of the table, guarded by Bans.mu.
 type banLog struct {
 	seed       maphash.Seed
-	names      map[banName]*heldBan
+	names      map[Selector]*heldBan
 	head, tail *heldBan // oldest and newest
 	bytes      int      // sum of BanCost of the bans held
 	lens       map[int]int
 	edit       *editToken // the running Apply's, for the maps' nodes
 }
 
-type banName struct {
-	kind  BanKind
-	value string
-}
-
 // heldBan is the newest ban of one name, a node of the writers' list.
 type heldBan struct {
-	name       banName
+	name       Selector
 	seq        uint64
 	at         time.Time
 	prev, next *heldBan
@@ -296,7 +194,7 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 	s := *t.load()
 	w := &t.w
 	if w.names == nil {
-		w.names = make(map[banName]*heldBan)
+		w.names = make(map[Selector]*heldBan)
 		w.lens = make(map[int]int)
 		w.seed = maphash.MakeSeed()
 	}
@@ -317,7 +215,7 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 			// Every ban held is older, so redundant: drop them all.
 			s.all = b.Seq
 			s.urls, s.tags, s.prefixes, s.lens = banMap{}, banMap{}, banMap{}, nil
-			w.names = make(map[banName]*heldBan)
+			w.names = make(map[Selector]*heldBan)
 			w.lens = make(map[int]int)
 			w.head, w.tail, w.bytes = nil, nil, 0
 			lensChanged = false
@@ -396,7 +294,7 @@ func (s *banSnapshot) indexOf(kind BanKind) *banMap {
 // hold makes b the newest ban of its name, at the tail of the list. It
 // reports whether the set of prefix lengths changed.
 func (w *banLog) hold(s *banSnapshot, b Ban) bool {
-	name := banName{b.Kind, b.Value}
+	name := b.Selector
 	m := s.indexOf(b.Kind)
 	*m = m.set(w.edit, hashName(w.seed, b.Value), b.Value, b.Seq)
 	h := w.names[name]
@@ -428,13 +326,13 @@ func (w *banLog) hold(s *banSnapshot, b Ban) bool {
 func (w *banLog) drop(s *banSnapshot, h *heldBan) bool {
 	w.unlink(h)
 	delete(w.names, h.name)
-	w.bytes -= BanCost(h.name.value)
-	m := s.indexOf(h.name.kind)
-	*m = m.del(w.edit, hashName(w.seed, h.name.value), h.name.value)
-	if h.name.kind != BanPrefix {
+	w.bytes -= BanCost(h.name.Value)
+	m := s.indexOf(h.name.Kind)
+	*m = m.del(w.edit, hashName(w.seed, h.name.Value), h.name.Value)
+	if h.name.Kind != BanPrefix {
 		return false
 	}
-	n := len(h.name.value)
+	n := len(h.name.Value)
 	if w.lens[n]--; w.lens[n] > 0 {
 		return false
 	}

@@ -17,14 +17,14 @@ func BenchmarkBansApply(b *testing.B) {
 			now := time.Now()
 			bans := make([]Ban, n)
 			for i := range bans {
-				bans[i] = Ban{Seq: uint64(i + 1), Kind: BanURL, Value: fmt.Sprintf("/players/%d?sort=score", i), At: now}
+				bans[i] = Ban{Seq: uint64(i + 1), Selector: Selector{Kind: BanURL, Value: fmt.Sprintf("/players/%d?sort=score", i)}, At: now}
 			}
 			t.Apply(now, 25*time.Hour, bans...)
 			seq := uint64(n)
 			b.ReportAllocs()
 			for b.Loop() {
 				seq++
-				t.Apply(now, 25*time.Hour, Ban{Seq: seq, Kind: BanURL, Value: "/rank?page=" + strconv.FormatUint(seq, 10), At: now})
+				t.Apply(now, 25*time.Hour, Ban{Seq: seq, Selector: Selector{Kind: BanURL, Value: "/rank?page=" + strconv.FormatUint(seq, 10)}, At: now})
 			}
 		})
 	}
@@ -34,14 +34,14 @@ func BenchmarkBansApply(b *testing.B) {
 		now := time.Now()
 		bans := make([]Ban, DefaultMaxBans)
 		for i := range bans {
-			bans[i] = Ban{Seq: uint64(i + 1), Kind: BanURL, Value: fmt.Sprintf("/players/%d?sort=score", i), At: now}
+			bans[i] = Ban{Seq: uint64(i + 1), Selector: Selector{Kind: BanURL, Value: fmt.Sprintf("/players/%d?sort=score", i)}, At: now}
 		}
 		t.Apply(now, 25*time.Hour, bans...)
 		seq := uint64(len(bans))
 		b.ReportAllocs()
 		for b.Loop() {
 			seq++
-			t.Apply(now, 25*time.Hour, Ban{Seq: seq, Kind: BanURL, Value: "/rank?page=" + strconv.FormatUint(seq, 10), At: now})
+			t.Apply(now, 25*time.Hour, Ban{Seq: seq, Selector: Selector{Kind: BanURL, Value: "/rank?page=" + strconv.FormatUint(seq, 10)}, At: now})
 		}
 		if t.Len() != DefaultMaxBans+1 {
 			b.Fatalf("Len = %d", t.Len())

@@ -18,7 +18,7 @@ func TestBansPruneIsIncremental(t *testing.T) {
 	const keep = time.Hour
 	for i := range 100 {
 		at := t0.Add(time.Duration(i) * time.Minute)
-		b.Apply(at, keep, Ban{Seq: uint64(i + 1), Kind: BanURL, Value: "/u/" + strconv.Itoa(i), At: at})
+		b.Apply(at, keep, Ban{Seq: uint64(i + 1), Selector: Selector{Kind: BanURL, Value: "/u/" + strconv.Itoa(i)}, At: at})
 	}
 	// At t0+99m, the bans of t0 .. t0+39m are pruned: 60 remain.
 	if got := b.Len(); got != 60 {
@@ -26,9 +26,9 @@ func TestBansPruneIsIncremental(t *testing.T) {
 	}
 	// /u/50 is banned again: its old ban is no longer the oldest-but-one.
 	at := t0.Add(100 * time.Minute)
-	b.Apply(at, keep, Ban{Seq: 101, Kind: BanURL, Value: "/u/50", At: at})
+	b.Apply(at, keep, Ban{Seq: 101, Selector: Selector{Kind: BanURL, Value: "/u/50"}, At: at})
 	at = t0.Add(150 * time.Minute)
-	b.Apply(at, keep, Ban{Seq: 102, Kind: BanURL, Value: "/v", At: at})
+	b.Apply(at, keep, Ban{Seq: 102, Selector: Selector{Kind: BanURL, Value: "/v"}, At: at})
 	// At t0+150m, the bans up to t0+90m are pruned: left are /u/91 ..
 	// /u/99, /u/50 (renewed at t0+100m) and /v.
 	if got := b.Len(); got != 11 {
@@ -52,7 +52,7 @@ func TestBansBoundCollapses(t *testing.T) {
 	b := Bans{MaxBans: 1000}
 	now := time.Now()
 	for i := 1; i <= 1500; i++ {
-		b.Apply(now, 25*time.Hour, Ban{Seq: uint64(i), Kind: BanURL, Value: "/u/" + strconv.Itoa(i), At: now})
+		b.Apply(now, 25*time.Hour, Ban{Seq: uint64(i), Selector: Selector{Kind: BanURL, Value: "/u/" + strconv.Itoa(i)}, At: now})
 	}
 	if got := b.Len(); got != 1001 { // 1000 bans and the all-ban
 		t.Errorf("Len = %d, want 1001", got)
@@ -84,7 +84,7 @@ func TestBansByteBound(t *testing.T) {
 	now := time.Now()
 	for i := 1; i <= 20; i++ {
 		v := "/" + strconv.Itoa(i) + strings.Repeat("x", 1000-len(strconv.Itoa(i))-1)
-		b.Apply(now, time.Hour, Ban{Seq: uint64(i), Kind: BanURL, Value: v, At: now})
+		b.Apply(now, time.Hour, Ban{Seq: uint64(i), Selector: Selector{Kind: BanURL, Value: v}, At: now})
 	}
 	if got := b.Len(); got != 11 {
 		t.Errorf("Len = %d, want 10 bans and the all-ban", got)
@@ -100,7 +100,7 @@ func TestBansTooLongWidened(t *testing.T) {
 	long := "/q?x=" + strings.Repeat("a", MaxBanValue)
 	var b Bans
 	now := time.Now()
-	b.Apply(now, time.Hour, Ban{Seq: 1, Kind: BanURL, Value: long, At: now})
+	b.Apply(now, time.Hour, Ban{Seq: 1, Selector: Selector{Kind: BanURL, Value: long}, At: now})
 	if !b.Dead(&Entry{URL: long}) {
 		t.Error("entry of the long URL not dead")
 	}
@@ -110,7 +110,7 @@ func TestBansTooLongWidened(t *testing.T) {
 	if b.Dead(&Entry{URL: "/q?x=b"}) {
 		t.Error("widened beyond the prefix")
 	}
-	b.Apply(now, time.Hour, Ban{Seq: 2, Kind: BanTag, Value: strings.Repeat("t", MaxBanValue+1), At: now})
+	b.Apply(now, time.Hour, Ban{Seq: 2, Selector: Selector{Kind: BanTag, Value: strings.Repeat("t", MaxBanValue+1)}, At: now})
 	if !b.Dead(&Entry{URL: "/anything", Seq: 1}) {
 		t.Error("a long tag ban is not a ban of everything")
 	}
@@ -121,13 +121,13 @@ func TestBansAllDropsOlder(t *testing.T) {
 	var b Bans
 	now := time.Now()
 	for i := 1; i <= 100; i++ {
-		b.Apply(now, time.Hour, Ban{Seq: uint64(i), Kind: BanPrefix, Value: "/p/" + strconv.Itoa(i), At: now})
+		b.Apply(now, time.Hour, Ban{Seq: uint64(i), Selector: Selector{Kind: BanPrefix, Value: "/p/" + strconv.Itoa(i)}, At: now})
 	}
-	b.Apply(now, time.Hour, Ban{Seq: 101, Kind: BanAll, At: now})
+	b.Apply(now, time.Hour, Ban{Seq: 101, Selector: All, At: now})
 	if b.Len() != 1 {
 		t.Errorf("Len = %d after an all-ban, want 1", b.Len())
 	}
-	b.Apply(now, time.Hour, Ban{Seq: 102, Kind: BanPrefix, Value: "/p/", At: now})
+	b.Apply(now, time.Hour, Ban{Seq: 102, Selector: Selector{Kind: BanPrefix, Value: "/p/"}, At: now})
 	if !b.Dead(&Entry{URL: "/p/1", Seq: 101}) || b.Dead(&Entry{URL: "/q", Seq: 101}) || !b.Dead(&Entry{URL: "/q", Seq: 100}) {
 		t.Error("wrong verdicts after an all-ban and a prefix ban")
 	}
@@ -150,7 +150,7 @@ func TestBansAgainstModel(t *testing.T) {
 				var batch []Ban
 				for range rng.IntN(5) + 1 {
 					seq++
-					bn := Ban{Seq: seq, At: now, Value: name()}
+					bn := Ban{Seq: seq, Selector: Selector{Value: name()}, At: now}
 					switch r := rng.IntN(100); {
 					case r < 50:
 						bn.Kind = BanURL
@@ -211,7 +211,7 @@ func TestBansConcurrentReaders(t *testing.T) {
 		})
 	}
 	for i := 1; i <= 2000; i++ {
-		b.Apply(now, time.Hour, Ban{Seq: uint64(i), Kind: BanKind(i%3 + 1), Value: "/u/" + strconv.Itoa(i%150), At: now})
+		b.Apply(now, time.Hour, Ban{Seq: uint64(i), Selector: Selector{Kind: BanKind(i%3 + 1), Value: "/u/" + strconv.Itoa(i%150)}, At: now})
 	}
 	close(stop)
 	wg.Wait()
@@ -247,11 +247,11 @@ func FuzzBanRoundTrip(f *testing.F) {
 func TestBansNewBanOutlivesItsApply(t *testing.T) {
 	var b Bans
 	now := time.Now()
-	b.Apply(now, time.Hour, Ban{Seq: 1, Kind: BanURL, Value: "/a", At: now.Add(-2 * time.Hour)})
+	b.Apply(now, time.Hour, Ban{Seq: 1, Selector: Selector{Kind: BanURL, Value: "/a"}, At: now.Add(-2 * time.Hour)})
 	if !b.Dead(&Entry{URL: "/a"}) {
 		t.Error("a ban was pruned by the Apply that added it")
 	}
-	b.Apply(now, time.Hour, Ban{Seq: 2, Kind: BanURL, Value: "/b", At: now})
+	b.Apply(now, time.Hour, Ban{Seq: 2, Selector: Selector{Kind: BanURL, Value: "/b"}, At: now})
 	if b.Dead(&Entry{URL: "/a"}) || b.Len() != 1 {
 		t.Error("the old ban was not pruned at the next Apply")
 	}

@@ -17,16 +17,16 @@ func TestBansDead(t *testing.T) {
 		e    *Entry
 		dead bool
 	}{
-		{"url exact", Ban{Seq: 5, Kind: BanURL, Value: "/a?x=1"}, e("/a?x=1", 4), true},
-		{"url other", Ban{Seq: 5, Kind: BanURL, Value: "/a?x=1"}, e("/a?x=2", 4), false},
-		{"url filled after", Ban{Seq: 5, Kind: BanURL, Value: "/a"}, e("/a", 5), false},
-		{"prefix", Ban{Seq: 5, Kind: BanPrefix, Value: "/players/"}, e("/players/42", 1), true},
-		{"prefix other", Ban{Seq: 5, Kind: BanPrefix, Value: "/players/"}, e("/rank", 1), false},
-		{"prefix shorter url", Ban{Seq: 5, Kind: BanPrefix, Value: "/players/"}, e("/p", 1), false},
-		{"tag", Ban{Seq: 5, Kind: BanTag, Value: "player:42"}, e("/x", 1, "rank", "player:42"), true},
-		{"tag other", Ban{Seq: 5, Kind: BanTag, Value: "player:42"}, e("/x", 1, "player:4"), false},
-		{"all", Ban{Seq: 5, Kind: BanAll}, e("/anything", 4), true},
-		{"all filled after", Ban{Seq: 5, Kind: BanAll}, e("/anything", 5), false},
+		{"url exact", Ban{Seq: 5, Selector: Selector{Kind: BanURL, Value: "/a?x=1"}}, e("/a?x=1", 4), true},
+		{"url other", Ban{Seq: 5, Selector: Selector{Kind: BanURL, Value: "/a?x=1"}}, e("/a?x=2", 4), false},
+		{"url filled after", Ban{Seq: 5, Selector: Selector{Kind: BanURL, Value: "/a"}}, e("/a", 5), false},
+		{"prefix", Ban{Seq: 5, Selector: Selector{Kind: BanPrefix, Value: "/players/"}}, e("/players/42", 1), true},
+		{"prefix other", Ban{Seq: 5, Selector: Selector{Kind: BanPrefix, Value: "/players/"}}, e("/rank", 1), false},
+		{"prefix shorter url", Ban{Seq: 5, Selector: Selector{Kind: BanPrefix, Value: "/players/"}}, e("/p", 1), false},
+		{"tag", Ban{Seq: 5, Selector: Selector{Kind: BanTag, Value: "player:42"}}, e("/x", 1, "rank", "player:42"), true},
+		{"tag other", Ban{Seq: 5, Selector: Selector{Kind: BanTag, Value: "player:42"}}, e("/x", 1, "player:4"), false},
+		{"all", Ban{Seq: 5, Selector: All}, e("/anything", 4), true},
+		{"all filled after", Ban{Seq: 5, Selector: All}, e("/anything", 5), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,8 +49,8 @@ func TestBansDead(t *testing.T) {
 func TestBansPrune(t *testing.T) {
 	var b Bans
 	t0 := time.Now()
-	b.Apply(t0, time.Hour, Ban{Seq: 1, Kind: BanURL, Value: "/old", At: t0})
-	b.Apply(t0.Add(2*time.Hour), time.Hour, Ban{Seq: 2, Kind: BanURL, Value: "/new", At: t0.Add(2 * time.Hour)})
+	b.Apply(t0, time.Hour, Ban{Seq: 1, Selector: Selector{Kind: BanURL, Value: "/old"}, At: t0})
+	b.Apply(t0.Add(2*time.Hour), time.Hour, Ban{Seq: 2, Selector: Selector{Kind: BanURL, Value: "/new"}, At: t0.Add(2 * time.Hour)})
 	if b.Len() != 1 {
 		t.Errorf("Len = %d after prune, want 1", b.Len())
 	}
@@ -60,7 +60,7 @@ func TestBansPrune(t *testing.T) {
 }
 
 func TestBanStringRoundTrip(t *testing.T) {
-	in := Ban{Seq: 42, Kind: BanURL, Value: "/a|b?c=d", At: time.UnixMilli(1700000000123), ID: "p-1"}
+	in := Ban{Seq: 42, Selector: Selector{Kind: BanURL, Value: "/a|b?c=d"}, At: time.UnixMilli(1700000000123), ID: "p-1"}
 	out, err := ParseBan(in.String())
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func BenchmarkBansDead(b *testing.B) {
 		var bans []Ban
 		for i := 1; i <= n; i++ {
 			kind := []BanKind{BanURL, BanPrefix, BanTag}[i%3]
-			bans = append(bans, Ban{Seq: uint64(i), Kind: kind, Value: fmt.Sprintf("/p/%d", i), At: now})
+			bans = append(bans, Ban{Seq: uint64(i), Selector: Selector{Kind: kind, Value: fmt.Sprintf("/p/%d", i)}, At: now})
 		}
 		t.Apply(now, time.Hour, bans...)
 		e := &Entry{URL: "/players/42?x=1", Seq: 10, Tags: []string{"player:42"}}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 const fleetToken = "fleet-secret"
@@ -130,10 +131,10 @@ func warm(t *testing.T, fleet []*server, path, want string) {
 	}
 }
 
-func purge(t *testing.T, s *server, query string) (int, purgeResponse) {
+func purge(t *testing.T, s *server, query string) (int, proxy.PurgeAnswer) {
 	t.Helper()
 	code, _, body := fetch(t, "DELETE", s.adminURL+"/cache?"+query, fleetToken)
-	var res purgeResponse
+	var res proxy.PurgeAnswer
 	json.Unmarshal([]byte(body), &res)
 	return code, res
 }
@@ -306,7 +307,7 @@ func TestFleetPurgeWithRedisDown(t *testing.T) {
 	}
 	redis.Kill()
 	code, _, body := fetch(t, "DELETE", s.adminURL+"/cache?url=/x", fleetToken)
-	var res errorResponse
+	var res proxy.ErrorAnswer
 	if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &res) != nil || !res.LocalL1Purged {
 		t.Fatalf("purge with Redis down = %d %q", code, body)
 	}

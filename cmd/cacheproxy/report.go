@@ -21,7 +21,7 @@ func (s *stack) serveReport(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("top"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 || n > 1000 {
-			admin.WriteJSON(w, http.StatusBadRequest, errorResponse{Error: "top must be a number from 1 to 1000"})
+			admin.WriteJSON(w, http.StatusBadRequest, proxy.ErrorAnswer{Error: "top must be a number from 1 to 1000"})
 			return
 		}
 		top = n

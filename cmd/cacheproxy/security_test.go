@@ -212,26 +212,6 @@ func TestHostsFlag(t *testing.T) {
 	}
 }
 
-func TestAdminParams(t *testing.T) {
-	cases := []struct{ raw, key, want string }{
-		{"url=/x%2Fy", "url", "/x%2Fy"},               // as typed: the URL's own escapes
-		{"url=%2Fx%252Fy", "url", "/x%2Fy"},           // escaped as a query value (the CLI)
-		{"url=/rank?b=2&a=1", "url", "/rank?b=2&a=1"}, // the rest of the query is the URL's
-		{"url=%2Frank%3Fb%3D2%26a%3D1", "url", "/rank?b=2&a=1"},
-		{"url=http://h/a%20b", "url", "http://h/a%20b"},
-		{"prefix=/caf%C3%A9/", "prefix", "/caf%C3%A9/"},
-		{"tag=a%20b", "tag", "a b"},
-		{"url=/a&tag=b", "url", "/a"}, // another selector: the purge refuses two
-		{"url=/a&tag=b", "tag", "b"},
-		{"all=true", "all", "true"},
-	}
-	for _, tc := range cases {
-		if got := adminParams(tc.raw).Get(tc.key); got != tc.want {
-			t.Errorf("adminParams(%q)[%s] = %q, want %q", tc.raw, tc.key, got, tc.want)
-		}
-	}
-}
-
 func TestPurgeTooLong(t *testing.T) {
 	o := newEchoOrigin(t)
 	s := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}, "-origin", o.URL)

@@ -118,7 +118,7 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		popts.Shared = s.shared
 		popts.Bans = s.bans
 		popts.LocalUsable = s.fleet.LocalUsable
-		popts.Purge = s.purgeAfterUnsafe
+		popts.Fleet = s.fleet
 	} else {
 		logger.Info("no -redis: running with L1 only")
 	}
@@ -129,6 +129,7 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		host, _ := os.Hostname()
 		s.id = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	popts.Instance = s.id
 	if s.proxy, err = proxy.New(popts); err != nil {
 		return nil, err
 	}
@@ -245,9 +246,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 
 	s.proxyAddr, s.adminAddr = ln.Addr().String(), adminLn.Addr().String()
-	adm.Handle("DELETE /cache", s.logPurges(logger, http.HandlerFunc(s.servePurge)))
+	adm.Handle("DELETE /cache", s.logPurges(logger, s.proxy.PurgeAPI()))
 	adm.Handle("GET /purges", http.HandlerFunc(s.serveRecentPurges))
-	adm.Handle("GET /cache", http.HandlerFunc(s.serveInspect))
+	adm.Handle("GET /cache", s.proxy.InspectAPI())
 	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))

@@ -48,19 +48,9 @@ var purgeScript = redis.NewScript(epochLua + `
 if tonumber(ARGV[9]) > 0 and ms > tonumber(ARGV[9]) then return {'late'} end
 local epoch = ensure_epoch(KEYS[5], KEYS[1], KEYS[2], KEYS[4], ARGV[11], ARGV[8], '', 0, ms, ARGV[7])
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
-local ban = seq .. '|' .. ARGV[1] .. '|' .. string.format('%d', ms) .. '|' .. ARGV[2] .. '@' .. epoch .. '|' .. ARGV[3]
+local ban = encode_ban(seq, ARGV[1], ms, ARGV[2] .. '@' .. epoch, ARGV[3])
 local keep, maxBans, maxBytes, overhead = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
--- parse returns a recorded ban's time and cost; a malformed one is old.
-local function parse(m)
-  local p, f = 0, {}
-  for i = 1, 4 do
-    p = string.find(m, '|', p + 1, true)
-    if not p then return 0, #m + overhead end
-    f[i] = p
-  end
-  return tonumber(string.sub(m, f[2] + 1, f[3] - 1)) or 0, #m - f[4] + overhead
-end
-if ARGV[1] == 'all' then
+if ARGV[1] == ban_all then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)
   redis.call('SET', KEYS[4], 0)
 end
@@ -69,7 +59,7 @@ local bytes = redis.call('INCRBY', KEYS[4], #ARGV[3] + overhead)
 for i = 1, 16 do
   local first = redis.call('ZRANGE', KEYS[2], 0, 0)
   if first[1] == ban then break end
-  local at, cost = parse(first[1])
+  local at, cost = ban_at_cost(first[1], overhead)
   if at >= ms - keep then break end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, 0)
   bytes = redis.call('DECRBY', KEYS[4], cost)
@@ -79,7 +69,7 @@ local floor = nil
 for i = 1, 256 do
   if n <= 1 or (n <= maxBans and bytes <= maxBytes) then break end
   local first = redis.call('ZPOPMIN', KEYS[2])
-  local _, cost = parse(first[1])
+  local _, cost = ban_at_cost(first[1], overhead)
   bytes = redis.call('DECRBY', KEYS[4], cost)
   floor = first[2]
   n = n - 1
@@ -270,7 +260,7 @@ func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
 	now := time.Now()
 	bans := make([]tiers.Ban, 0, len(res)-1)
 	if floor > from {
-		bans = append(bans, tiers.Ban{Seq: floor, Kind: tiers.BanAll, At: now, ID: "floor"})
+		bans = append(bans, tiers.Ban{Seq: floor, Selector: tiers.All, At: now, ID: "floor"})
 	}
 	for _, m := range res[3:] {
 		b, err := tiers.ParseBan(m)

@@ -39,7 +39,7 @@ func recordBans(t *testing.T, srv *redistest.Server, tier *Tier, n int) {
 	pipe := srv.Client().Pipeline()
 	now := time.Now()
 	for i := 1; i <= n; i++ {
-		b := tiers.Ban{Seq: uint64(i), Kind: tiers.BanURL, Value: "/u/" + strconv.Itoa(i), At: now, ID: "x"}
+		b := tiers.Ban{Seq: uint64(i), Selector: tiers.Selector{Kind: tiers.BanURL, Value: "/u/" + strconv.Itoa(i)}, At: now, ID: "x"}
 		pipe.ZAdd(ctx, tier.bansKey(), redisZ(float64(i), b.String()))
 		if i%5000 == 0 || i == n {
 			if _, err := pipe.Exec(ctx); err != nil {
@@ -57,7 +57,7 @@ func TestPurgeTooLongRefused(t *testing.T) {
 	a := newMember(t, srv, "a")
 	ctx := context.Background()
 	seq, _ := srv.Client().Get(ctx, a.tier.seqKey()).Result()
-	_, err := a.fleet.Purge(ctx, tiers.BanURL, "/q?x="+strings.Repeat("a", tiers.MaxBanValue), "")
+	_, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/q?x=" + strings.Repeat("a", tiers.MaxBanValue)}, "")
 	if !errors.Is(err, tiers.ErrBanTooLong) {
 		t.Fatalf("Purge of a long URL: %v, want ErrBanTooLong", err)
 	}
@@ -67,7 +67,7 @@ func TestPurgeTooLongRefused(t *testing.T) {
 	if !a.tier.Healthy() {
 		t.Error("a refused ban marked Redis down")
 	}
-	if _, err := a.fleet.Purge(ctx, tiers.BanURL, "/q?x="+strings.Repeat("a", tiers.MaxBanValue-5), ""); err != nil {
+	if _, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/q?x=" + strings.Repeat("a", tiers.MaxBanValue-5)}, ""); err != nil {
 		t.Errorf("Purge of MaxBanValue bytes: %v", err)
 	}
 }
@@ -138,7 +138,7 @@ func TestPurgeLogBounded(t *testing.T) {
 	cl := srv.Client()
 	seedEpoch(t, srv, m.tier)
 	for i := 1; i <= 100; i++ {
-		if _, err := f.Purge(ctx, tiers.BanURL, "/u/"+strconv.Itoa(i), ""); err != nil {
+		if _, err := f.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/u/" + strconv.Itoa(i)}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,7 +151,7 @@ func TestPurgeLogBounded(t *testing.T) {
 	// Long bans: the byte bound binds before the count.
 	for i := 1; i <= 60; i++ {
 		v := "/long/" + strconv.Itoa(i) + strings.Repeat("x", 100)
-		if _, err := f.Purge(ctx, tiers.BanURL, v[:100], ""); err != nil {
+		if _, err := f.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: v[:100]}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -160,16 +160,16 @@ func TestPurgeLogBounded(t *testing.T) {
 	if n != 40 || bytes != 40*tiers.BanCost(strings.Repeat("x", 100)) {
 		t.Errorf("log holds %d bans, counted %d bytes; want 40 and %d", n, bytes, 40*tiers.BanCost(strings.Repeat("x", 100)))
 	}
-	if _, err := f.Purge(ctx, tiers.BanAll, "", ""); err != nil {
+	if _, err := f.Purge(ctx, tiers.All, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := cl.ZCard(ctx, m.tier.bansKey()).Result(); n != 1 {
 		t.Errorf("log holds %d bans after an all-ban, want 1", n)
 	}
 	// Age: a ban recorded two hours ago leaves at the next purge.
-	old := tiers.Ban{Seq: 1, Kind: tiers.BanTag, Value: "old", At: time.Now().Add(-2 * time.Hour), ID: "x"}
+	old := tiers.Ban{Seq: 1, Selector: tiers.Selector{Kind: tiers.BanTag, Value: "old"}, At: time.Now().Add(-2 * time.Hour), ID: "x"}
 	cl.ZAdd(ctx, m.tier.bansKey(), redisZ(1, old.String()))
-	if _, err := f.Purge(ctx, tiers.BanTag, "new", ""); err != nil {
+	if _, err := f.Purge(ctx, tiers.Selector{Kind: tiers.BanTag, Value: "new"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := cl.ZScore(ctx, m.tier.bansKey(), old.String()).Result(); s != 0 {
@@ -194,7 +194,7 @@ func TestCatchUpBelowFloor(t *testing.T) {
 	purge := func(from, to int) {
 		t.Helper()
 		for i := from; i <= to; i++ {
-			if _, err := fa.Purge(ctx, tiers.BanURL, "/u/"+strconv.Itoa(i), ""); err != nil {
+			if _, err := fa.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/u/" + strconv.Itoa(i)}, ""); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -45,19 +45,19 @@ func (t *Tier) epochKey() string { return t.metaKey("purge:epoch") }
 var errRenewing = errors.New("redis has a new purge history; adopting it")
 
 // epochLua is prepended to the scripts that may find the log without an
-// epoch. ensure_epoch returns the epoch; if there is none (or it is
+// epoch, with the wire form of bans (tiers.BanLua). ensure_epoch returns the epoch; if there is none (or it is
 // replace, which a caller that found the log's history changed under the
 // same epoch passes), it starts one named cand: the sequence moves to the
 // largest of the Redis clock in ms, minseq and the old sequence plus one,
 // an all-ban at that number replaces the log, and it is published.
 // Millisecond numbers (13 digits) stay exact in Lua's %.14g conversions.
-const epochLua = `
+var epochLua = tiers.BanLua + `
 local function ensure_epoch(ek, sk, bk, byk, ch, cand, replace, minseq, ms, overhead)
   local e = redis.call('GET', ek)
   if e and (replace == '' or e ~= replace) then return e end
   local seq = math.max(ms, tonumber(minseq) or 0, (tonumber(redis.call('GET', sk)) or 0) + 1)
   local s = string.format('%d', seq)
-  local ban = s .. '|all|' .. string.format('%d', ms) .. '|epoch-' .. cand .. '@' .. cand .. '|'
+  local ban = encode_ban(s, ban_all, ms, 'epoch-' .. cand .. '@' .. cand, '')
   redis.call('SET', ek, cand)
   redis.call('SET', sk, s)
   redis.call('ZREMRANGEBYSCORE', bk, '-inf', '(' .. s)

@@ -19,7 +19,7 @@ func adoptAfter(t *testing.T, lose func(*redistest.Server)) {
 	a, b := newMember(t, srv, "a"), newMember(t, srv, "b")
 	ctx := context.Background()
 	for range 3 {
-		if _, err := a.fleet.Purge(ctx, tiers.BanURL, "/before", ""); err != nil {
+		if _, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/before"}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +43,7 @@ func adoptAfter(t *testing.T, lose func(*redistest.Server)) {
 		t.Error("an entry filled before the new log is alive")
 	}
 	seq := b.bans.Applied()
-	res, err := a.fleet.Purge(ctx, tiers.BanURL, "/x", "")
+	res, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, "")
 	if err != nil || len(res.Confirmed) != 2 {
 		t.Fatalf("purge after the adoption: %v %+v", err, res)
 	}
@@ -131,7 +131,7 @@ func TestFleetConfirmsOnlyApplied(t *testing.T) {
 	srv := redistest.Start(t)
 	m := newMember(t, srv, "a")
 	ctx := context.Background()
-	if _, err := m.fleet.Purge(ctx, tiers.BanURL, "/one", ""); err != nil {
+	if _, err := m.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/one"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	acks := ackWatcher(t, srv)
@@ -146,19 +146,19 @@ func TestFleetConfirmsOnlyApplied(t *testing.T) {
 
 	// A low number of an epoch Redis does not hold: a late message, or
 	// a log not adopted yet. Not applied, not confirmed.
-	publish(tiers.Ban{Seq: 1, Kind: tiers.BanURL, Value: "/x", At: time.Now(), ID: "r1@other"})
+	publish(tiers.Ban{Seq: 1, Selector: tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, At: time.Now(), ID: "r1@other"})
 	noAck(t, acks, "r1@")
 	if m.fleet.Stats().Epoch != epoch {
 		t.Fatal("a message of another epoch changed the epoch, with Redis unchanged")
 	}
 
 	// The table's own number and epoch, another ID: a changed history.
-	publish(tiers.Ban{Seq: applied, Kind: tiers.BanURL, Value: "/x", At: time.Now(), ID: "r2@" + epoch})
+	publish(tiers.Ban{Seq: applied, Selector: tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, At: time.Now(), ID: "r2@" + epoch})
 	noAck(t, acks, "r2@")
 	waitUntil(t, "a new epoch", func() bool { return m.fleet.Stats().Epoch != epoch && m.fleet.LocalUsable() })
 
 	// The next ban, applied: confirmed.
-	res, err := m.fleet.Purge(ctx, tiers.BanURL, "/two", "")
+	res, err := m.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/two"}, "")
 	if err != nil || len(res.Confirmed) != 1 {
 		t.Fatalf("purge: %v %+v", err, res)
 	}
@@ -188,7 +188,7 @@ func TestFrozenRedisBounded(t *testing.T) {
 			t.Errorf("Get, Set and Lease with Redis frozen took %v, want about Timeout (100ms)", d)
 		}
 	}
-	if _, err := m.fleet.Purge(ctx, tiers.BanURL, "/late", ""); err == nil {
+	if _, err := m.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/late"}, ""); err == nil {
 		t.Fatal("purge with Redis frozen succeeded")
 	}
 	time.Sleep(200 * time.Millisecond)

@@ -76,7 +76,7 @@ func TestFleetPurgeConfirmedByAll(t *testing.T) {
 		return len(ms) == 3
 	})
 	seq := a.bans.Applied() // what a fill starting now records
-	res, err := a.fleet.Purge(context.Background(), tiers.BanPrefix, "/players/", "")
+	res, err := a.fleet.Purge(context.Background(), tiers.Selector{Kind: tiers.BanPrefix, Value: "/players/"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestFleetResyncAfterSubscriptionKilled(t *testing.T) {
 	if err := srv.Client().Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.fleet.Purge(context.Background(), tiers.BanURL, "/rank", ""); err != nil {
+	if _, err := a.fleet.Purge(context.Background(), tiers.Selector{Kind: tiers.BanURL, Value: "/rank"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "b resubscribed and usable", func() bool {
@@ -126,9 +126,9 @@ func TestFleetGapTriggersResync(t *testing.T) {
 	cl := srv.Client()
 	ctx := context.Background()
 	seq, _ := cl.Incr(ctx, a.tier.seqKey()).Result()
-	ban := tiers.Ban{Seq: uint64(seq), Kind: tiers.BanTag, Value: "hidden", At: time.Now(), ID: "x"}
+	ban := tiers.Ban{Seq: uint64(seq), Selector: tiers.Selector{Kind: tiers.BanTag, Value: "hidden"}, At: time.Now(), ID: "x"}
 	cl.ZAdd(ctx, a.tier.bansKey(), redisZ(float64(seq), ban.String()))
-	if _, err := a.fleet.Purge(ctx, tiers.BanURL, "/x", ""); err != nil {
+	if _, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "b flushed after the gap", func() bool { return b.flushes.Load() > flushes })
@@ -153,7 +153,7 @@ func TestFleetReadPathCatchesUp(t *testing.T) {
 	if err := lone.Set(ctx, "k", e, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.fleet.Purge(ctx, tiers.BanURL, "/x", ""); err != nil {
+	if _, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := lone.Get(ctx, "k")
@@ -178,7 +178,7 @@ func TestFleetPurgeWithRedisDown(t *testing.T) {
 	if !a.fleet.LocalUsable() {
 		t.Error("local tier fenced at once in an outage")
 	}
-	if _, err := a.fleet.Purge(context.Background(), tiers.BanAll, "", ""); err == nil {
+	if _, err := a.fleet.Purge(context.Background(), tiers.All, ""); err == nil {
 		t.Fatal("purge with Redis down succeeded")
 	}
 	waitUntil(t, "local tier fenced at the lease's end", func() bool { return !a.fleet.LocalUsable() })
@@ -199,7 +199,7 @@ func TestFleetMissingMemberReported(t *testing.T) {
 	ghost := &Fleet{t: a.tier, id: "ghost", hb: 100 * time.Millisecond}
 	ghost.heartbeatOnce(context.Background())
 	a.fleet.purgeWait = 300 * time.Millisecond
-	res, err := a.fleet.Purge(context.Background(), tiers.BanURL, "/y", "")
+	res, err := a.fleet.Purge(context.Background(), tiers.Selector{Kind: tiers.BanURL, Value: "/y"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestFleetPrefixPurgeOfManyEntriesIsConstant(t *testing.T) {
 	}
 	seq := a.bans.Applied()
 	start := time.Now()
-	res, err := a.fleet.Purge(ctx, tiers.BanPrefix, "/players/", "")
+	res, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanPrefix, Value: "/players/"}, "")
 	took := time.Since(start)
 	if err != nil || len(res.Confirmed) != 1 {
 		t.Fatalf("purge: %v %+v", err, res)

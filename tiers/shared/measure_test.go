@@ -66,7 +66,7 @@ func TestMeasurePurges(t *testing.T) {
 					u += "&pad=" + strings.Repeat("x", urlBytes-len(u)-5)
 				}
 				t0 := time.Now()
-				res, err := a.fleet.Purge(ctx, tiers.BanURL, u, "")
+				res, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: u}, "")
 				lat[i] = time.Since(t0)
 				if err != nil || len(res.Missing) > 0 {
 					t.Errorf("purge %d: %v, missing %v", i, err, res.Missing)

@@ -22,21 +22,7 @@ var errBadReply = errors.New("shared: unexpected reply from redis")
 // recorded.
 var ErrPurgeLate = errors.New("shared: redis answered after the purge's deadline; not recorded")
 
-// PurgeResult is the outcome of a fleet-wide purge.
-type PurgeResult struct {
-	Ban tiers.Ban
-	// Confirmed lists the instances that applied the ban within the
-	// wait; Missing those that may still serve what it names.
-	Confirmed []string
-	Missing   []string
-	// MissingUntil gives, for each of Missing, the time (by Redis's
-	// clock) by which it serves nothing older than the purge: its local
-	// tier is unused or flushed by then, and the fills it had in flight
-	// are over.
-	MissingUntil map[string]time.Time
-}
-
-// Purge records a ban of kind and value in Redis, publishes it, and waits
+// Purge records a ban of sel in Redis, publishes it, and waits
 // up to PurgeWait for every instance that may still serve what it names
 // (heard from within L1TTL plus FillTimeout and a little, this one
 // included) to confirm it has applied it. baseKey, for a URL purge, is the
@@ -47,12 +33,12 @@ type PurgeResult struct {
 // after which Redis may still have run the purge, whose answer was lost.
 // Redis refuses to run it after this instance's deadline (see
 // redisDeadline), so a purge that failed is never recorded after Purge
-// returned; ErrPurgeLate says Redis refused it. A value longer than
-// tiers.MaxBanValue is refused with tiers.ErrBanTooLong, without a call to
-// Redis.
-func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey string) (PurgeResult, error) {
-	if len(value) > tiers.MaxBanValue {
-		return PurgeResult{}, fmt.Errorf("shared: purge of a %s of %d bytes: %w", kind, len(value), tiers.ErrBanTooLong)
+// returned; ErrPurgeLate says Redis refused it. A selector that is not
+// valid (tiers.Selector.Validate: a value longer than tiers.MaxBanValue
+// fails with tiers.ErrBanTooLong) is refused without a call to Redis.
+func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (tiers.PurgeResult, error) {
+	if err := sel.Validate(); err != nil {
+		return tiers.PurgeResult{}, fmt.Errorf("shared: purge of %s: %w", sel.Kind, err)
 	}
 	id := randomID()
 	acks := make(chan string, 256)
@@ -70,32 +56,32 @@ func (f *Fleet) Purge(ctx context.Context, kind tiers.BanKind, value, baseKey st
 	maxBans, maxBytes := f.t.bans.Limits()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	raw, err := purgeScript.Run(cctx, f.t.client, keys, kind.String(), id, value,
+	raw, err := purgeScript.Run(cctx, f.t.client, keys, sel.Kind.String(), id, sel.Value,
 		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
 		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds(), f.purgeChannel()).Slice()
 	cancel()
 	if err != nil {
-		return PurgeResult{}, f.t.fail(ctx, purposeFleet, "recording purge", err)
+		return tiers.PurgeResult{}, f.t.fail(ctx, purposeFleet, "recording purge", err)
 	}
 	f.t.okFor(purposeFleet)
-	if kind == tiers.BanURL && baseKey != "" {
+	if sel.Kind == tiers.BanURL && baseKey != "" {
 		// Only to free memory: the ban already makes the entry dead. In
 		// its own slot, so not in the script.
 		f.t.Delete(ctx, baseKey)
 	}
 	if len(raw) == 1 && raw[0] == "late" {
-		return PurgeResult{}, ErrPurgeLate
+		return tiers.PurgeResult{}, ErrPurgeLate
 	}
 	if len(raw) < 2 || len(raw)%2 != 0 {
-		return PurgeResult{}, errBadReply
+		return tiers.PurgeResult{}, errBadReply
 	}
-	f.purges[kind].Add(1)
+	f.purges[sel.Kind].Add(1)
 	s, _ := raw[0].(string)
 	b, err := tiers.ParseBan(s)
 	if err != nil {
-		return PurgeResult{}, err
+		return tiers.PurgeResult{}, err
 	}
-	res := PurgeResult{Ban: b}
+	res := tiers.PurgeResult{Ban: b}
 	ms, _ := raw[1].(int64)
 	at := time.UnixMilli(ms)
 	heard := make(map[string]time.Time, len(raw)/2-1)
@@ -200,7 +186,7 @@ func (f *Fleet) Stats() FleetStats {
 	if r := f.reconnects.Load(); r > 0 {
 		s.SubscriptionResyncs = r - 1 // the first subscription is not a reconnect
 	}
-	for _, k := range []tiers.BanKind{tiers.BanURL, tiers.BanPrefix, tiers.BanTag, tiers.BanAll} {
+	for _, k := range tiers.BanKinds {
 		s.Purges[k.String()] = f.purges[k].Load()
 	}
 	return s

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+func TestAdminParams(t *testing.T) {
+	cases := []struct{ raw, key, want string }{
+		{"url=/x%2Fy", "url", "/x%2Fy"},               // as typed: the URL's own escapes
+		{"url=%2Fx%252Fy", "url", "/x%2Fy"},           // escaped as a query value (the CLI)
+		{"url=/rank?b=2&a=1", "url", "/rank?b=2&a=1"}, // the rest of the query is the URL's
+		{"url=%2Frank%3Fb%3D2%26a%3D1", "url", "/rank?b=2&a=1"},
+		{"url=http://h/a%20b", "url", "http://h/a%20b"},
+		{"prefix=/caf%C3%A9/", "prefix", "/caf%C3%A9/"},
+		{"tag=a%20b", "tag", "a b"},
+		{"url=/a&tag=b", "url", "/a"}, // another selector: the purge refuses two
+		{"url=/a&tag=b", "tag", "b"},
+		{"all=true", "all", "true"},
+	}
+	for _, tc := range cases {
+		if got := adminParams(tc.raw).Get(tc.key); got != tc.want {
+			t.Errorf("adminParams(%q)[%s] = %q, want %q", tc.raw, tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestParseSelector(t *testing.T) {
+	long := "/" + strings.Repeat("a", tiers.MaxBanValue)
+	cases := []struct {
+		raw  string
+		want tiers.Selector
+		err  string
+	}{
+		{raw: "url=/rank?b=2&a=1", want: tiers.Selector{Kind: tiers.BanURL, Value: "/rank?a=1&b=2"}},
+		{raw: "url=/%7euser/caf%c3%a9", want: tiers.Selector{Kind: tiers.BanURL, Value: "/~user/caf%C3%A9"}},
+		{raw: "prefix=/players/", want: tiers.Selector{Kind: tiers.BanPrefix, Value: "/players/"}},
+		{raw: "tag=player:42", want: tiers.Selector{Kind: tiers.BanTag, Value: "player:42"}},
+		{raw: "all=true", want: tiers.All},
+		{raw: "", err: "give exactly one of"},
+		{raw: "url=/a&tag=b", err: "give exactly one of"},
+		{raw: "all=false", err: "want all=true"},
+		{raw: "tag=a%20b", err: "one non-empty name"},
+		{raw: "tag=", err: "one non-empty name"},
+		{raw: "tag=a,b", err: "one non-empty name"},
+		{raw: "url=" + long, err: "at most"},
+	}
+	for _, tc := range cases {
+		got, err := ParseSelector(tc.raw)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseSelector(%.40q) = %v, %v; want an error with %q", tc.raw, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseSelector(%q) = %v, %v; want %v", tc.raw, got, err, tc.want)
+		}
+	}
+	if _, err := ParseSelector("url=" + long); !errors.Is(err, tiers.ErrBanTooLong) {
+		t.Errorf("a URL longer than tiers.MaxBanValue: %v, want ErrBanTooLong", err)
+	}
+}
