@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -467,7 +468,7 @@ func TestServeRedis(t *testing.T) {
 	}
 	// Ready once subscribed with the purges loaded (not at once: see
 	// TestReadyOnlyOncePurgesAreLoaded).
-	waitFor(t, "ready", func() bool { code, _ := readyz(); return code == 200 })
+	await.Until(t, 15*time.Second, "ready", func() bool { code, _ := readyz(); return code == 200 })
 	if code, r := readyz(); code != 200 || r.Status != "ok" || r.Redis != "up" {
 		t.Errorf("/readyz with Redis up = %d %+v", code, r)
 	}
