@@ -319,18 +319,14 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	// New connections are refused while the request is still in flight.
 	addr := strings.TrimPrefix(s.proxyURL, "http://")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	await.Until(t, 10*time.Second, "the proxy listener to refuse connections after SIGTERM", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("proxy listener still accepting 10s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case r := <-done:
 		t.Fatalf("request ended before the origin answered: %+v", r)
