@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/proxy"
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -118,18 +119,14 @@ func TestRedisKilledRequestsStillServed(t *testing.T) {
 	}
 	redis.Restart()
 	// A fills again once Redis is back; B then finds it in L2.
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
+	i := 0
+	await.Until(t, 10*time.Second, "B to get HIT-L2 after Redis restarted", func() bool {
 		path := fmt.Sprintf("/after/%d", i)
+		i++
 		get(t, a.srv.URL, path)
-		if _, x, _ := get(t, b.srv.URL, path); x == "HIT-L2" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B never got HIT-L2 after Redis restarted")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		_, x, _ := get(t, b.srv.URL, path)
+		return x == "HIT-L2"
+	})
 }
 
 func TestRedisDownAtStart(t *testing.T) {

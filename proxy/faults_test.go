@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
@@ -29,9 +30,7 @@ func TestLockTimeout(t *testing.T) {
 	})
 	s := newStack(t, o, func(opts *Options) { opts.LockTimeout = 300 * time.Millisecond })
 	go s.get(t, "/hang") // the leader, stuck on the origin
-	for s.h.flights.waiting(s.h.Key("/hang")) != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "the leader's fill", func() bool { return s.h.flights.waiting(s.h.Key("/hang")) == 1 })
 	start := time.Now()
 	if r := s.get(t, "/hang"); r.status != 200 || r.body != "ok" {
 		t.Fatalf("waiter got %d %q", r.status, r.body)
@@ -73,9 +72,7 @@ func TestStaleIfErrorForEveryWaiter(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); results <- s.get(t, "/sie") }()
 	}
-	for s.h.flights.waiting(s.h.Key("/sie")) < waiters {
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "every waiter on the fill", func() bool { return s.h.flights.waiting(s.h.Key("/sie")) >= waiters })
 	close(gate)
 	wg.Wait()
 	close(results)
@@ -102,15 +99,12 @@ func TestNoJoiningAFillFromBeforeAPurge(t *testing.T) {
 	s := newStack(t, o, nil)
 	first := make(chan result, 1)
 	go func() { first <- s.get(t, "/p") }()
-	for n.Load() != 1 { // the fill is at the origin: it began before the purge
-		time.Sleep(time.Millisecond)
-	}
+	// The fill is at the origin: it began before the purge.
+	await.Until(t, 10*time.Second, "the fill at the origin", func() bool { return n.Load() == 1 })
 	mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanURL, Value: "/p"})
 	second := make(chan result, 1)
 	go func() { second <- s.get(t, "/p") }()
-	for s.h.flights.waiting(s.h.Key("/p")) != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "two waiters on the fill", func() bool { return s.h.flights.waiting(s.h.Key("/p")) == 2 })
 	close(gate)
 	if r := <-first; r.body != "v1" {
 		t.Errorf("the request from before the purge got %q", r.body)
@@ -146,16 +140,11 @@ func TestStaleFromL2(t *testing.T) {
 	if r.body != "body" {
 		t.Errorf("stale body %q", r.body)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for conditional.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	await.Until(t, 5*time.Second, "the background revalidation", func() bool { return conditional.Load() != 0 })
 	if conditional.Load() != 1 {
 		t.Fatalf("background revalidations: %d, want 1", conditional.Load())
 	}
-	for s.h.flights.waiting(s.h.Key("/swr")) != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "the revalidation's fill to end", func() bool { return s.h.flights.waiting(s.h.Key("/swr")) == 0 })
 	// A request no-cache revalidates what L2 holds (a 304), rather than
 	// fetching it whole.
 	wantXCache(t, s.get(t, "/swr", "Cache-Control", "no-cache"), "REVALIDATED")

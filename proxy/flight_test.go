@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 // A fill every caller has left is cancelled, and a caller that comes
@@ -25,7 +27,7 @@ func TestFlightAbandonedFillNotJoined(t *testing.T) {
 		})
 		first <- err
 	}()
-	waitFor(t, func() bool { return g.waiting("k") == 1 })
+	await.Until(t, 10*time.Second, "the caller to wait on the flight", func() bool { return g.waiting("k") == 1 })
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Fatalf("leaving caller got %v, want context.Canceled", err)

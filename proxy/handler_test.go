@@ -313,7 +313,7 @@ func TestConcurrentColdMissOneOriginRequest(t *testing.T) {
 		}()
 	}
 	// Let the requests pile up on the one fill, then release it.
-	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/cold") == n })
+	await.Until(t, 10*time.Second, "all requests waiting on the one fill", func() bool { return s.h.flights.waiting("cacheproxy:1:G:/cold") == n })
 	close(release)
 	wg.Wait()
 	close(bodies)
@@ -360,7 +360,7 @@ func TestUnshareableResponseNotSharedUnderConcurrency(t *testing.T) {
 					bodies <- s.get(t, "/me").body
 				}()
 			}
-			waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/me") == n })
+			await.Until(t, 10*time.Second, "all requests waiting on the one fill", func() bool { return s.h.flights.waiting("cacheproxy:1:G:/me") == n })
 			close(release)
 			wg.Wait()
 			close(bodies)
@@ -521,11 +521,6 @@ func TestHopByHopHeadersRemoved(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	await.Until(t, 10*time.Second, "the condition", cond)
-}
-
 func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {
 	arrived := make(chan struct{}, 2)
 	cancelled := make(chan struct{}, 2)
@@ -577,9 +572,9 @@ func TestClientGoneCancelsOriginRequestUnlessOthersWait(t *testing.T) {
 		body, _ := call(context.Background())
 		second <- body
 	}()
-	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 2 })
+	await.Until(t, 10*time.Second, "two waiters on the fill", func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 2 })
 	cancel1()
-	waitFor(t, func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 1 })
+	await.Until(t, 10*time.Second, "one waiter left on the fill", func() bool { return s.h.flights.waiting("cacheproxy:1:G:/gone") == 1 })
 	unblock()
 	if body := <-second; body != "done" {
 		t.Fatalf("the remaining waiter got %q", body)

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 func TestRevalidationWith304(t *testing.T) {
@@ -136,7 +138,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	if r.body != "v1" {
 		t.Fatalf("stale body %q", r.body)
 	}
-	waitFor(t, func() bool {
+	await.Until(t, 10*time.Second, "the revalidated v2 served from L1", func() bool {
 		r := s.get(t, "/swr")
 		return r.body == "v2" && r.header.Get("X-Cache") == "HIT-L1"
 	})

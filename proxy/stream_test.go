@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 // TestNotStorableIsStreamed: a no-store or private response reaches the
@@ -77,13 +79,9 @@ func TestNotStorableCollapsedWaitersFetchTheirOwn(t *testing.T) {
 	results := make(chan result, 2)
 	go func() { results <- s.get(t, "/c") }()
 	<-entered
-	for s.h.flights.waiting(key) != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "the first request on the fill", func() bool { return s.h.flights.waiting(key) == 1 })
 	go func() { results <- s.get(t, "/c") }()
-	for s.h.flights.waiting(key) != 2 {
-		time.Sleep(time.Millisecond)
-	}
+	await.Until(t, 10*time.Second, "the second request on the fill", func() bool { return s.h.flights.waiting(key) == 2 })
 	close(release)
 	for range 2 {
 		if r := <-results; r.status != 200 || r.body != "fresh" {

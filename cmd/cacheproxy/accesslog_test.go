@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 // TestAccessLog: with -access-log, one JSON line per request with what an
@@ -39,7 +41,7 @@ func TestAccessLog(t *testing.T) {
 		t.Errorf("X-Request-Id %q, want the client's", id)
 	}
 	var lines []map[string]any
-	waitFor(t, "four access log lines", func() bool {
+	await.Until(t, 15*time.Second, "four access log lines", func() bool {
 		b, _ := os.ReadFile(file)
 		lines = nil
 		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {

@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -138,7 +140,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	}))
 	defer origin.Close()
 	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", origin.URL, "-key-prefix", "grafana")
-	waitFor(t, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	await.Until(t, 15*time.Second, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
 	for range 3 {
 		fetch(t, "GET", s.proxyURL+"/a", "")
 	}

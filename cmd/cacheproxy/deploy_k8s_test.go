@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -342,7 +343,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if code < 200 || code >= 400 {
 		t.Errorf("livenessProbe GET %s (no token, as the kubelet sends it) = %d", live.HTTPGet.Path, code)
 	}
-	waitFor(t, "readiness probe to succeed", func() bool { return probe(token) == nil })
+	await.Until(t, 15*time.Second, "readiness probe to succeed", func() bool { return probe(token) == nil })
 	if err := probe("wrong-token-0123456789"); err == nil {
 		t.Error("readiness probe succeeds with a wrong token: it does not send the token to /readyz")
 	}
@@ -351,7 +352,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "readiness probe to fail while draining", func() bool { return probe(token) != nil })
+	await.Until(t, 15*time.Second, "readiness probe to fail while draining", func() bool { return probe(token) != nil })
 	if code, _, body := fetch(t, "GET", s.proxyURL+"/x", ""); code != 200 || body != "ok" {
 		t.Errorf("GET while draining = %d %q, want the origin's answer", code, body)
 	}

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -385,7 +386,7 @@ func TestNginxLB(t *testing.T) {
 	s1 := startServer(t, env, "-origin", origin.URL, "-key-prefix", "nginxlb")
 	s2 := startServer(t, env, "-origin", origin.URL, "-key-prefix", "nginxlb")
 	for _, s := range []*server{s1, s2} {
-		waitFor(t, "instance ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+		await.Until(t, 15*time.Second, "instance ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
 	}
 
 	prefix := t.TempDir()
@@ -443,7 +444,7 @@ func TestNginxLB(t *testing.T) {
 			t.Logf("nginx output:\n%s\nerror.log:\n%s", nginxOut.String(), readFile(t, errorLog))
 		}
 	}()
-	waitFor(t, "nginx listening", func() bool {
+	await.Until(t, 15*time.Second, "nginx listening", func() bool {
 		c, err := net.DialTimeout("tcp", listen, time.Second)
 		if err == nil {
 			c.Close()

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -94,7 +95,7 @@ func checkCoalesced(t *testing.T, o *countedOrigin, fleet []*server, path string
 func checkReadyOK(t *testing.T, fleet []*server) {
 	t.Helper()
 	for _, s := range fleet {
-		waitFor(t, "readyz ok", func() bool {
+		await.Until(t, 15*time.Second, "readyz ok", func() bool {
 			code, r := readyz(t, s)
 			return code == 200 && r.Status == "ok" && r.Redis == "up"
 		})
@@ -144,7 +145,7 @@ func TestClusterSeedWithoutMode(t *testing.T) {
 	for i := range 20 {
 		get(t, s, fmt.Sprintf("/p/%d", i))
 	}
-	waitFor(t, "readyz degraded with MOVED or CROSSSLOT", func() bool {
+	await.Until(t, 15*time.Second, "readyz degraded with MOVED or CROSSSLOT", func() bool {
 		code, r := readyz(t, s)
 		return code == 200 && r.Status == "degraded" && r.Redis == "failing" &&
 			(strings.Contains(r.Reason, "MOVED") || strings.Contains(r.Reason, "CROSSSLOT"))
@@ -218,11 +219,11 @@ func TestSentinelFailover(t *testing.T) {
 	promoted = time.Now()
 
 	// 200 purges again, and L2 hits.
-	waitFor(t, "200 purge after the failover", func() bool {
+	await.Until(t, 15*time.Second, "200 purge after the failover", func() bool {
 		code, _ := purge(t, a, "url=/warmup")
 		return code == http.StatusOK
 	})
-	waitFor(t, "L2 hit after the failover", func() bool {
+	await.Until(t, 15*time.Second, "L2 hit after the failover", func() bool {
 		p := fmt.Sprintf("/after/%d", time.Now().UnixNano())
 		get(t, a, p)
 		x, _ := get(t, b, p)
@@ -255,7 +256,7 @@ func TestSentinelFailover(t *testing.T) {
 	for i := range 20 {
 		get(t, direct, fmt.Sprintf("/direct/%d", i))
 	}
-	waitFor(t, "readyz degraded with READONLY", func() bool {
+	await.Until(t, 15*time.Second, "readyz degraded with READONLY", func() bool {
 		code, r := readyz(t, direct)
 		return code == 200 && r.Status == "degraded" && r.Redis == "failing" && strings.Contains(r.Reason, "READONLY")
 	})
@@ -303,7 +304,7 @@ func TestTLSLeastPrivilege(t *testing.T) {
 	}
 	held := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
 		append([]string{"-origin", vo.URL, "-redis", "rediss://nochan:s3cret-pass@" + srv.Addr + "/0", "-key-prefix", "held"}, tlsArgs...)...)
-	waitFor(t, "readyz degraded: subscription refused", func() bool {
+	await.Until(t, 15*time.Second, "readyz degraded: subscription refused", func() bool {
 		code, r := readyz(t, held)
 		refused := false
 		for _, p := range r.RedisProblems {
@@ -317,7 +318,7 @@ func TestTLSLeastPrivilege(t *testing.T) {
 	if err := srv.Client().Do(ctx, "ACL", "SETUSER", "nochan", "&held:*").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "subscription accepted once the ACL allows it", func() bool {
+	await.Until(t, 15*time.Second, "subscription accepted once the ACL allows it", func() bool {
 		code, r := readyz(t, held)
 		st := adminStats(t, held)
 		return code == 200 && r.Status == "ok" && st.Fleet != nil && st.Fleet.Self.LocalUsable
@@ -329,7 +330,7 @@ func TestTLSLeastPrivilege(t *testing.T) {
 	for i := range 10 {
 		get(t, wrong, fmt.Sprintf("/w/%d", i))
 	}
-	waitFor(t, "readyz degraded with WRONGPASS", func() bool {
+	await.Until(t, 15*time.Second, "readyz degraded with WRONGPASS", func() bool {
 		code, r := readyz(t, wrong)
 		return code == 200 && r.Status == "degraded" && strings.Contains(r.Reason, "WRONGPASS")
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -32,7 +33,7 @@ func epochs(t *testing.T, fleet []*server) []string {
 func awaitNewEpoch(t *testing.T, fleet []*server, old string) {
 	t.Helper()
 	for _, s := range fleet {
-		waitFor(t, "instance on the new purge log", func() bool {
+		await.Until(t, 15*time.Second, "instance on the new purge log", func() bool {
 			st := adminStats(t, s)
 			return st.Fleet.Self.Epoch != old && st.Fleet.Self.Epoch != "" &&
 				st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == len(fleet)
@@ -249,7 +250,7 @@ func TestFleetPartition(t *testing.T) {
 	b := startServer(t, env(link.url()), "-origin", o.URL)
 	fleet := []*server{a, b}
 	for _, s := range fleet {
-		waitFor(t, "instance usable and fleet complete", func() bool {
+		await.Until(t, 15*time.Second, "instance usable and fleet complete", func() bool {
 			st := adminStats(t, s)
 			return st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == 2
 		})
@@ -258,7 +259,7 @@ func TestFleetPartition(t *testing.T) {
 	warm(t, fleet, "/k", "v1 /k")
 
 	link.setCut(true)
-	waitFor(t, "b cut off", func() bool { return adminStats(t, b).Fleet.Self.CutOff })
+	await.Until(t, 15*time.Second, "b cut off", func() bool { return adminStats(t, b).Fleet.Self.CutOff })
 	o.version.Store(2)
 	before := time.Now()
 	code, res := purge(t, a, "url=/k")
@@ -278,7 +279,7 @@ func TestFleetPartition(t *testing.T) {
 	}
 
 	link.setCut(false)
-	waitFor(t, "b back and in sync", func() bool {
+	await.Until(t, 15*time.Second, "b back and in sync", func() bool {
 		st := adminStats(t, b)
 		return !st.Fleet.Self.CutOff && st.Fleet.Self.LocalUsable && st.Fleet.Self.SubscriptionResyncs > 0
 	})

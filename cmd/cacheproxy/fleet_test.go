@@ -84,7 +84,7 @@ func startFleetURL(t *testing.T, redisURL, origin string, n int, args ...string)
 			append([]string{"-origin", origin}, args...)...))
 	}
 	for _, s := range fleet {
-		waitFor(t, "instance usable and fleet complete", func() bool {
+		await.Until(t, 15*time.Second, "instance usable and fleet complete", func() bool {
 			st := adminStats(t, s)
 			return st.Fleet != nil && st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == n
 		})
@@ -102,11 +102,6 @@ func adminStats(t *testing.T, s *server) stats {
 	return st
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	await.Until(t, 15*time.Second, what, cond)
-}
-
 // get fetches path from s and returns X-Cache and the body.
 func get(t *testing.T, s *server, path string) (string, string) {
 	t.Helper()
@@ -121,7 +116,7 @@ func get(t *testing.T, s *server, path string) (string, string) {
 func warm(t *testing.T, fleet []*server, path, want string) {
 	t.Helper()
 	for _, s := range fleet {
-		waitFor(t, "HIT-L1 of "+path, func() bool {
+		await.Until(t, 15*time.Second, "HIT-L1 of "+path, func() bool {
 			x, body := get(t, s, path)
 			if body != want {
 				t.Fatalf("warming %s: got %q, want %q", path, body, want)
@@ -314,7 +309,7 @@ func TestFleetPurgeWithRedisDown(t *testing.T) {
 	if !strings.Contains(res.Error, "fleet could not be told") {
 		t.Errorf("error message %q", res.Error)
 	}
-	waitFor(t, "L1 emptied", func() bool { return adminStats(t, s).L1.Entries == 0 })
+	await.Until(t, 15*time.Second, "L1 emptied", func() bool { return adminStats(t, s).L1.Entries == 0 })
 	if x, body := get(t, s, "/x"); body != "v1 /x" || x == "HIT-L1" {
 		t.Errorf("after local purge: %s %q", x, body)
 	}

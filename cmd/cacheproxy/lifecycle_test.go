@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -36,7 +37,7 @@ func TestReadyOnlyOncePurgesAreLoaded(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	redis.Resume()
-	waitFor(t, "ready", func() bool {
+	await.Until(t, 15*time.Second, "ready", func() bool {
 		code, r := readyz(t, s)
 		return code == http.StatusOK && r.Status == "ok"
 	})
@@ -57,7 +58,7 @@ func TestReadyWithoutRedisAfterGrace(t *testing.T) {
 		t.Fatalf("/readyz at start with Redis down = %d %+v, want 503", code, r)
 	}
 	time.Sleep(startGrace)
-	waitFor(t, "ready without Redis", func() bool {
+	await.Until(t, 15*time.Second, "ready without Redis", func() bool {
 		code, r := readyz(t, s)
 		return code == http.StatusOK && r.Status == "degraded" && r.Redis == "down"
 	})
@@ -79,7 +80,7 @@ func TestDrain(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz 503 draining", func() bool {
+	await.Until(t, 15*time.Second, "/readyz 503 draining", func() bool {
 		code, r := readyz(t, s)
 		return code == http.StatusServiceUnavailable && r.Status == "draining"
 	})

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -318,18 +319,14 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	// New connections are refused while the request is still in flight.
 	addr := strings.TrimPrefix(s.proxyURL, "http://")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	await.Until(t, 10*time.Second, "the proxy listener to refuse connections after SIGTERM", func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
-			break
+			return true
 		}
 		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("proxy listener still accepting 10s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	select {
 	case r := <-done:
 		t.Fatalf("request ended before the origin answered: %+v", r)
@@ -467,7 +464,7 @@ func TestServeRedis(t *testing.T) {
 	}
 	// Ready once subscribed with the purges loaded (not at once: see
 	// TestReadyOnlyOncePurgesAreLoaded).
-	waitFor(t, "ready", func() bool { code, _ := readyz(); return code == 200 })
+	await.Until(t, 15*time.Second, "ready", func() bool { code, _ := readyz(); return code == 200 })
 	if code, r := readyz(); code != 200 || r.Status != "ok" || r.Redis != "up" {
 		t.Errorf("/readyz with Redis up = %d %+v", code, r)
 	}

@@ -73,7 +73,7 @@ type originStatus struct {
 // newAdmin returns the admin handler reporting on s. draining is set once
 // the graceful shutdown has started.
 func newAdmin(cfg config, s *stack, draining *atomic.Bool) (*admin.Handler, error) {
-	reg, err := newRegistry(cfg, s)
+	reg, err := newRegistry(s)
 	if err != nil {
 		return nil, err
 	}
@@ -176,53 +176,23 @@ func (s *stack) ready(draining bool) (bool, any) {
 	return r.Status == "ok" || r.Status == "degraded", r
 }
 
-// newRegistry returns the registry served on /metrics: the proxy's
-// collector, Go and process metrics, and gauges reading the tiers.
-func newRegistry(cfg config, s *stack) (*prometheus.Registry, error) {
+// newRegistry returns the registry served on /metrics: the proxy's and
+// the tiers' collectors, and Go and process metrics.
+func newRegistry(s *stack) (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	cs := []prometheus.Collector{
 		s.proxy.Collector(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
-	if l := s.local; l != nil {
-		cs = append(cs,
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "cacheproxy_l1_entries",
-				Help: "Entries held in the in-process cache (L1).",
-			}, func() float64 { return float64(l.Len()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "cacheproxy_l1_bytes",
-				Help: "Encoded bytes held in the in-process cache (L1).",
-			}, func() float64 { return float64(l.Bytes()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "cacheproxy_l1_max_bytes",
-				Help: "Memory bound of the in-process cache (L1), -l1-max-bytes.",
-			}, func() float64 { return float64(cfg.L1MaxBytes) }),
-		)
+	if s.local != nil {
+		cs = append(cs, s.local.Collector())
 	}
-	if sh := s.shared; sh != nil {
-		cs = append(cs,
-			prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "cacheproxy_redis_client_errors_total",
-				Help: "Failed Redis calls counted by the shared tier (L2).",
-			}, func() float64 { return float64(sh.Errors()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "cacheproxy_redis_up",
-				Help: "1 when the shared tier (L2) considers Redis healthy, else 0.",
-			}, func() float64 {
-				if sh.Healthy() {
-					return 1
-				}
-				return 0
-			}),
-		)
+	if s.shared != nil {
+		cs = append(cs, s.shared.Collector())
 	}
-	if sh := s.shared; sh != nil {
-		cs = append(cs, tierCollector{sh})
-	}
-	if f := s.fleet; f != nil {
-		cs = append(cs, fleetCollector{f})
+	if s.fleet != nil {
+		cs = append(cs, s.fleet.Collector())
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -230,78 +200,4 @@ func newRegistry(cfg config, s *stack) (*prometheus.Registry, error) {
 		}
 	}
 	return reg, nil
-}
-
-// fleetCollector exports the fleet's counters.
-type fleetCollector struct{ f *shared.Fleet }
-
-var (
-	descPurges = prometheus.NewDesc("cacheproxy_purges_total",
-		"Purges this instance recorded for the fleet, by kind.", []string{"kind"}, nil)
-	descInvalidations = prometheus.NewDesc("cacheproxy_invalidations_received_total",
-		"Purge messages received from the fleet (this instance's own included).", nil, nil)
-	descResyncs = prometheus.NewDesc("cacheproxy_subscription_reconnects_total",
-		"Times the purge subscription was re-established after a loss.", nil, nil)
-	descFlushes = prometheus.NewDesc("cacheproxy_l1_flushes_total",
-		"Times L1 was flushed because a purge may have been missed.", nil, nil)
-	descL1Usable = prometheus.NewDesc("cacheproxy_l1_usable",
-		"1 while L1 may be used (purge subscription healthy and complete), else 0.", nil, nil)
-)
-
-func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPurges, descInvalidations, descResyncs, descFlushes, descL1Usable} {
-		ch <- d
-	}
-}
-
-func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.f.Stats()
-	for kind, n := range st.Purges {
-		ch <- prometheus.MustNewConstMetric(descPurges, prometheus.CounterValue, float64(n), kind)
-	}
-	ch <- prometheus.MustNewConstMetric(descInvalidations, prometheus.CounterValue, float64(st.InvalidationsRecvd))
-	ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(st.SubscriptionResyncs))
-	ch <- prometheus.MustNewConstMetric(descFlushes, prometheus.CounterValue, float64(st.L1Flushes))
-	usable := 0.0
-	if st.LocalUsable {
-		usable = 1
-	}
-	ch <- prometheus.MustNewConstMetric(descL1Usable, prometheus.GaugeValue, usable)
-}
-
-// tierCollector exports the shared tier's error replies. The proxy's own
-// cacheproxy_redis_errors_total counts failed calls without labels; these
-// say what Redis answered.
-type tierCollector struct{ t *shared.Tier }
-
-var (
-	descReplyErrors = prometheus.NewDesc("cacheproxy_redis_reply_errors_total",
-		"Error replies from Redis (CROSSSLOT, MOVED, READONLY, NOPERM, WRONGPASS...), by what the call was for (read, write, fleet, subscribe) and the reply's code.",
-		[]string{"purpose", "kind"}, nil)
-	descFailing = prometheus.NewDesc("cacheproxy_redis_failing",
-		"1 while Redis answers errors to every call of a purpose (read, write, fleet, subscribe), else 0.", []string{"purpose"}, nil)
-)
-
-func (c tierCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descReplyErrors
-	ch <- descFailing
-}
-
-func (c tierCollector) Collect(ch chan<- prometheus.Metric) {
-	for p, kinds := range c.t.ReplyErrors() {
-		for k, n := range kinds {
-			ch <- prometheus.MustNewConstMetric(descReplyErrors, prometheus.CounterValue, float64(n), p, k)
-		}
-	}
-	failing := map[string]bool{}
-	for _, p := range c.t.Problems() {
-		failing[p.Purpose] = true
-	}
-	for _, p := range []string{"read", "write", "fleet", "subscribe"} {
-		v := 0.0
-		if failing[p] {
-			v = 1
-		}
-		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, v, p)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -111,7 +112,7 @@ func TestStaleIfErrorForEveryWaiterThroughRedis(t *testing.T) {
 	}))
 	defer o.Close()
 	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", o.URL, "-l1-max-bytes", "0")
-	waitFor(t, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	await.Until(t, 15*time.Second, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
 	if x, _ := get(t, s, "/sie"); x != "MISS" {
 		t.Fatalf("first: %s", x)
 	}
@@ -168,7 +169,7 @@ func TestHungOriginDoesNotHoldTheKey(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	waitFor(t, "the hung request at the origin", func() bool { return n.Load() == 1 })
+	await.Until(t, 15*time.Second, "the hung request at the origin", func() bool { return n.Load() == 1 })
 	for _, s := range fleet {
 		start := time.Now()
 		code, _, body := fetch(t, "GET", s.proxyURL+"/hung", "")
@@ -196,7 +197,7 @@ func TestStaleWhileRevalidateFromRedis(t *testing.T) {
 	}))
 	defer o.Close()
 	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", o.URL, "-l1-max-bytes", "0")
-	waitFor(t, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	await.Until(t, 15*time.Second, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
 	get(t, s, "/swr")
 	time.Sleep(1500 * time.Millisecond)
 	start := time.Now()
@@ -207,7 +208,7 @@ func TestStaleWhileRevalidateFromRedis(t *testing.T) {
 	if d := time.Since(start); d > 250*time.Millisecond && x != "STALE" {
 		t.Errorf("took %v: fetched while the client waited", d)
 	}
-	waitFor(t, "the background revalidation", func() bool {
+	await.Until(t, 15*time.Second, "the background revalidation", func() bool {
 		_, body := get(t, s, "/swr")
 		return body == "v2"
 	})
@@ -289,7 +290,7 @@ func TestOutageLogsAreRateLimited(t *testing.T) {
 	originURL := origin.URL
 	origin.Close() // refused from now on
 	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", originURL, "-log-level", "info")
-	waitFor(t, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	await.Until(t, 15*time.Second, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
 	redis.Kill()
 	for i := range 200 {
 		if code, _, _ := fetch(t, "GET", fmt.Sprintf("%s/down/%d", s.proxyURL, i), ""); code != http.StatusBadGateway {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 // jsonLines returns the JSON lines written to b.
@@ -28,7 +30,7 @@ func TestRateLimitedLog(t *testing.T) {
 		log.Info("not limited", "n", i)
 	}
 	log.Warn("another failure")
-	waitFor(t, "the summary line", func() bool {
+	await.Until(t, 15*time.Second, "the summary line", func() bool {
 		for _, l := range jsonLines(&buf) {
 			if l["msg"] == "origin request failed" && l["repeated"] != nil {
 				return true

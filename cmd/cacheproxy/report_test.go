@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 // TestReportCommand puts the proxy in front of an API whose views send no
@@ -77,7 +80,7 @@ func TestPurgesLogged(t *testing.T) {
 	if got.Purges[2].Query != "url=/rank" || got.Purges[2].Status != 200 {
 		t.Errorf("oldest purge: %+v", got.Purges[2])
 	}
-	waitFor(t, "the purge log lines", func() bool {
+	await.Until(t, 15*time.Second, "the purge log lines", func() bool {
 		return strings.Count(s.logs.String(), `"msg":"purge"`) == 3 && strings.Contains(s.logs.String(), `"query":"url=/rank"`)
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -89,7 +90,7 @@ func securityDeployments(t *testing.T, origin string) map[string][]*server {
 	redis2 := redistest.Start(t)
 	tokenEnv := []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}
 	l2 := startServer(t, append(tokenEnv, "CACHEPROXY_REDIS="+redis2.URL()), "-origin", origin, "-l1-max-bytes", "0")
-	waitFor(t, "L2 instance ready", func() bool {
+	await.Until(t, 15*time.Second, "L2 instance ready", func() bool {
 		code, _, _ := fetch(t, "GET", l2.adminURL+"/readyz", fleetToken)
 		return code == 200
 	})
@@ -147,7 +148,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 				{"/" + name + "/t%2Fu?b=1&a=%7e", "/" + name + "/t%2fu?a=~&b=1", true},
 			} {
 				for _, s := range fleet {
-					waitFor(t, "a hit of "+tc.path, func() bool {
+					await.Until(t, 15*time.Second, "a hit of "+tc.path, func() bool {
 						_, h, _ := rawGet(t, s.proxyURL, tc.path)
 						return strings.HasPrefix(h.Get("X-Cache"), "HIT")
 					})
@@ -171,7 +172,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 		t.Run(name+"/admin url is a path, not an authority", func(t *testing.T) {
 			for _, p := range []string{"/" + name + "/p", "//host/" + name + "/p"} {
 				for _, s := range fleet {
-					waitFor(t, "a hit of "+p, func() bool {
+					await.Until(t, 15*time.Second, "a hit of "+p, func() bool {
 						_, h, _ := rawGet(t, s.proxyURL, p)
 						return strings.HasPrefix(h.Get("X-Cache"), "HIT")
 					})

@@ -183,7 +183,7 @@ func TestUIBrowser(t *testing.T) {
 	for _, s := range fleet {
 		ids[adminStats(t, s).Fleet.Self.ID] = s
 	}
-	waitFor(t, "the fleet to show every instance's last counters", func() bool {
+	await.Until(t, 15*time.Second, "the fleet to show every instance's last counters", func() bool {
 		for _, m := range adminStats(t, a).Fleet.Members {
 			var info memberInfo
 			if json.Unmarshal(m.Info, &info) != nil || ids[m.ID] == nil || sumRequests(info.Requests) != sumRequests(adminStats(t, ids[m.ID]).Proxy.Requests) {

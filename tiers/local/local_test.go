@@ -139,7 +139,7 @@ func TestTTLExpiry(t *testing.T) {
 		t.Fatal("Get(long) missed right after Set")
 	}
 
-	waitFor(t, 5*time.Second, "short entry to expire", func() bool {
+	await.Until(t, 5*time.Second, "short entry to expire", func() bool {
 		_, ok, _ := c.Get(ctx, "short")
 		return !ok
 	})
@@ -324,11 +324,6 @@ func TestConcurrentAccounting(t *testing.T) {
 	if slack := 4 * int64(entry(bodies[2]).MemSize()); c.Bytes() > c.MaxBytes()+slack {
 		t.Errorf("Bytes = %d > MaxBytes %d + %d", c.Bytes(), c.MaxBytes(), slack)
 	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	await.Until(t, limit, what, cond)
 }
 
 func BenchmarkGet(b *testing.B) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -97,7 +98,7 @@ func TestFleetLoadsManyBansPaged(t *testing.T) {
 		t.Errorf("first Get: %v, %v; want a miss while the bans load", ok, err)
 	}
 	// (The load logs once it has applied the last page: wait for both.)
-	waitUntil(t, "the bans loaded", func() bool { return bans.Applied() == n && logs.count("purge bans loaded") > 0 })
+	await.Until(t, 10*time.Second, "the bans loaded", func() bool { return bans.Applied() == n && logs.count("purge bans loaded") > 0 })
 	if !lone.Healthy() {
 		t.Error("loading bans marked Redis down")
 	}

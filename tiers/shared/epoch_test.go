@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -28,7 +29,7 @@ func adoptAfter(t *testing.T, lose func(*redistest.Server)) {
 	inFlight := &tiers.Entry{URL: "/x", Seq: applied} // a fill from before, stored after
 	lose(srv)
 	for _, m := range []*member{a, b} {
-		waitUntil(t, "adopted", func() bool {
+		await.Until(t, 10*time.Second, "adopted", func() bool {
 			st := m.fleet.Stats()
 			return st.Epoch != old && st.EpochAdoptions > 0 && m.fleet.LocalUsable()
 		})
@@ -84,7 +85,7 @@ func TestReadPathFindsNewEpoch(t *testing.T) {
 	if m.fleet.LocalUsable() {
 		t.Error("local tier usable with the new log not adopted")
 	}
-	waitUntil(t, "adopted", func() bool { return m.fleet.Stats().Epoch != old && !m.tier.renewing() })
+	await.Until(t, 10*time.Second, "adopted", func() bool { return m.fleet.Stats().Epoch != old && !m.tier.renewing() })
 	if _, _, err := m.tier.Get(ctx, "k"); err != nil {
 		t.Errorf("Get after the adoption: %v", err)
 	}
@@ -155,7 +156,7 @@ func TestFleetConfirmsOnlyApplied(t *testing.T) {
 	// The table's own number and epoch, another ID: a changed history.
 	publish(tiers.Ban{Seq: applied, Selector: tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, At: time.Now(), ID: "r2@" + epoch})
 	noAck(t, acks, "r2@")
-	waitUntil(t, "a new epoch", func() bool { return m.fleet.Stats().Epoch != epoch && m.fleet.LocalUsable() })
+	await.Until(t, 10*time.Second, "a new epoch", func() bool { return m.fleet.Stats().Epoch != epoch && m.fleet.LocalUsable() })
 
 	// The next ban, applied: confirmed.
 	res, err := m.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/two"}, "")

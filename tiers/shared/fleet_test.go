@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -53,25 +54,14 @@ func newMemberWith(t *testing.T, url, id string, opts func(*FleetOptions)) *memb
 		cancel()
 		<-done
 	})
-	waitUntil(t, "member "+id+" usable", f.LocalUsable)
+	await.Until(t, 10*time.Second, "member "+id+" usable", f.LocalUsable)
 	return m
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestFleetPurgeConfirmedByAll(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b, c := newMember(t, srv, "a"), newMember(t, srv, "b"), newMember(t, srv, "c")
-	waitUntil(t, "three live members", func() bool {
+	await.Until(t, 10*time.Second, "three live members", func() bool {
 		ms, _ := a.fleet.Members(context.Background())
 		return len(ms) == 3
 	})
@@ -108,7 +98,7 @@ func TestFleetResyncAfterSubscriptionKilled(t *testing.T) {
 	if _, err := a.fleet.Purge(context.Background(), tiers.Selector{Kind: tiers.BanURL, Value: "/rank"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "b resubscribed and usable", func() bool {
+	await.Until(t, 10*time.Second, "b resubscribed and usable", func() bool {
 		return b.fleet.LocalUsable() && b.flushes.Load() > flushesBefore
 	})
 	if !b.bans.Dead(&tiers.Entry{URL: "/rank"}) {
@@ -131,7 +121,7 @@ func TestFleetGapTriggersResync(t *testing.T) {
 	if _, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/x"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "b flushed after the gap", func() bool { return b.flushes.Load() > flushes })
+	await.Until(t, 10*time.Second, "b flushed after the gap", func() bool { return b.flushes.Load() > flushes })
 	if !b.bans.Dead(&tiers.Entry{Tags: []string{"hidden"}}) {
 		t.Error("hidden ban not loaded on resync")
 	}
@@ -174,19 +164,19 @@ func TestFleetPurgeWithRedisDown(t *testing.T) {
 	flushes := a.flushes.Load()
 	srv.Kill()
 	killed := time.Now()
-	waitUntil(t, "a cut off", func() bool { return a.fleet.Stats().CutOff })
+	await.Until(t, 10*time.Second, "a cut off", func() bool { return a.fleet.Stats().CutOff })
 	if !a.fleet.LocalUsable() {
 		t.Error("local tier fenced at once in an outage")
 	}
 	if _, err := a.fleet.Purge(context.Background(), tiers.All, ""); err == nil {
 		t.Fatal("purge with Redis down succeeded")
 	}
-	waitUntil(t, "local tier fenced at the lease's end", func() bool { return !a.fleet.LocalUsable() })
+	await.Until(t, 10*time.Second, "local tier fenced at the lease's end", func() bool { return !a.fleet.LocalUsable() })
 	if d := time.Since(killed); d < 500*time.Millisecond || d > 2*time.Second {
 		t.Errorf("fenced %v after the kill, want about the 700ms lease", d)
 	}
 	srv.Restart()
-	waitUntil(t, "usable again", a.fleet.LocalUsable)
+	await.Until(t, 10*time.Second, "usable again", a.fleet.LocalUsable)
 	if a.flushes.Load() == flushes {
 		t.Error("local tier used again without a flush")
 	}
@@ -259,12 +249,12 @@ func TestFleetLeaseOnlyWithPeers(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newMember(t, srv, "a")
 	ctx := context.Background()
-	waitUntil(t, "a to know it is alone", func() bool {
+	await.Until(t, 10*time.Second, "a to know it is alone", func() bool {
 		_, _, _, err := a.tier.Lease(ctx, "k", time.Second)
 		return errors.Is(err, ErrAlone)
 	})
 	newMember(t, srv, "b")
-	waitUntil(t, "a to see its peer", func() bool {
+	await.Until(t, 10*time.Second, "a to see its peer", func() bool {
 		_, held, release, err := a.tier.Lease(ctx, "k2", time.Second)
 		if held {
 			release()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -200,7 +201,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Errorf("Get with Redis killed took %v", d)
 	}
 	// Calls that keep failing for tripAfter mark the tier down.
-	waitFor(t, 10*time.Second, "the tier to be marked down", func() bool {
+	await.Until(t, 10*time.Second, "the tier to be marked down", func() bool {
 		tier.Get(ctx, "k")
 		return !tier.Healthy()
 	})
@@ -229,8 +230,8 @@ func TestKillAndRestart(t *testing.T) {
 	}
 
 	srv.Restart()
-	waitFor(t, 10*time.Second, "tier to be Healthy after restart", tier.Healthy)
-	waitFor(t, 10*time.Second, "Set and Get to work after restart", func() bool {
+	await.Until(t, 10*time.Second, "tier to be Healthy after restart", tier.Healthy)
+	await.Until(t, 10*time.Second, "Set and Get to work after restart", func() bool {
 		if err := tier.Set(ctx, "k2", entry("v2"), time.Minute); err != nil {
 			return false
 		}
@@ -275,7 +276,7 @@ func TestUnreachableAtStartThenUp(t *testing.T) {
 		t.Fatal("Healthy with Redis killed")
 	}
 	srv.Restart()
-	waitFor(t, 10*time.Second, "tier to be Healthy once Redis is up", tier.Healthy)
+	await.Until(t, 10*time.Second, "tier to be Healthy once Redis is up", tier.Healthy)
 	ctx := context.Background()
 	if err := tier.Set(ctx, "k", entry("v"), time.Minute); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -305,13 +306,13 @@ func TestPausedRedisTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Get with Redis paused took %v, want about Timeout", d)
 	}
-	waitFor(t, 10*time.Second, "the tier to be marked down", func() bool {
+	await.Until(t, 10*time.Second, "the tier to be marked down", func() bool {
 		tier.Get(ctx, "k")
 		return !tier.Healthy()
 	})
 
 	srv.Resume()
-	waitFor(t, 10*time.Second, "Get to work after resume", func() bool {
+	await.Until(t, 10*time.Second, "Get to work after resume", func() bool {
 		_, ok, err := tier.Get(ctx, "k")
 		return ok && err == nil
 	})
@@ -391,17 +392,6 @@ func TestDefaults(t *testing.T) {
 	tier, _ := newTier(t, Options{URL: srv.URL()})
 	if tier.Prefix() != "cacheproxy" || tier.timeout != 100*time.Millisecond || tier.retry != time.Second {
 		t.Errorf("defaults: prefix %q, timeout %v, retry %v", tier.Prefix(), tier.timeout, tier.retry)
-	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
