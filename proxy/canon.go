@@ -317,3 +317,45 @@ func (h *Handler) sameOrigin(u *url.URL, r *http.Request) bool {
 	}
 	return h.hosts[host]
 }
+
+// normalizeQuery sorts the parameters of a raw query by name, keeping the
+// order of repeated names (whose order can matter to an origin), and drops
+// empty parameters. Encoding is left as sent. A query already in order
+// is returned as it is, without allocating.
+func normalizeQuery(raw string) string {
+	if raw == "" || strings.IndexByte(raw, '&') < 0 {
+		return raw
+	}
+	var buf [16]string
+	params := buf[:0]
+	sorted, prev := true, ""
+	for p := range strings.SplitSeq(raw, "&") {
+		if p == "" {
+			sorted = false // drop it
+			continue
+		}
+		if name := paramName(p); name < prev {
+			sorted = false
+		} else {
+			prev = name
+		}
+		params = append(params, p)
+	}
+	if sorted {
+		return raw
+	}
+	// Insertion sort: stable, and queries are short.
+	for i := 1; i < len(params); i++ {
+		for j := i; j > 0 && paramName(params[j]) < paramName(params[j-1]); j-- {
+			params[j], params[j-1] = params[j-1], params[j]
+		}
+	}
+	return strings.Join(params, "&")
+}
+
+func paramName(p string) string {
+	if i := strings.IndexByte(p, '='); i >= 0 {
+		return p[:i]
+	}
+	return p
+}

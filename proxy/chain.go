@@ -226,3 +226,28 @@ const (
 	variantField  = "Variant"
 	unlistedField = "Variant-Unlisted"
 )
+
+// lookup finds the entry for the request in t. It returns the entry if it
+// may answer the request now; else, if one is stored but stale, that
+// entry; and the Cache-Status forward reason. Tier errors count as
+// misses.
+func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entry, fwd string) {
+	e, fwd := x.h.chain.get(ctx, t, x.key, x.r)
+	if e == nil {
+		return nil, nil, fwd
+	}
+	switch usability(e, x.r, x.cc, x.now) {
+	case usable:
+		return e, nil, ""
+	case stored:
+		return nil, e, "stale"
+	}
+	return nil, nil, "miss"
+}
+
+func firstOf(a, b *tiers.Entry) *tiers.Entry {
+	if a != nil {
+		return a
+	}
+	return b
+}

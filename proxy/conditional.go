@@ -10,10 +10,6 @@ import (
 // Conditional requests (RFC 9110 §13, RFC 9111 §4.3): validating a stored
 // response with the origin, and answering a client's own conditionals.
 
-func hasValidator(h fields) bool {
-	return h.Get("Etag") != "" || h.Get("Last-Modified") != ""
-}
-
 // setValidators makes out a conditional request for the stored response
 // whose headers are stored (RFC 9111 §4.3.1).
 func setValidators(out http.Header, stored fields) {

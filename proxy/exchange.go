@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"time"
 
-	"github.com/cacheproxy/cacheproxy/proxy/conn"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
@@ -181,31 +179,6 @@ func (x *exchange) serveStaleWhileRevalidating(stale *tiers.Entry) bool {
 	return true
 }
 
-func firstOf(a, b *tiers.Entry) *tiers.Entry {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
-// lookup finds the entry for the request in t. It returns the entry if it
-// may answer the request now; else, if one is stored but stale, that
-// entry; and the Cache-Status forward reason. Tier errors count as
-// misses.
-func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entry, fwd string) {
-	e, fwd := x.h.chain.get(ctx, t, x.key, x.r)
-	if e == nil {
-		return nil, nil, fwd
-	}
-	switch usability(e, x.r, x.cc, x.now) {
-	case usable:
-		return e, nil, ""
-	case stored:
-		return nil, e, "stale"
-	}
-	return nil, nil, "miss"
-}
-
 // refreshInBackground revalidates stale after it was served under
 // stale-while-revalidate: once for the whole fleet (the others keep
 // serving it stale), and shared with any concurrent miss of this
@@ -248,39 +221,4 @@ func (x *exchange) onlyIfCached() {
 	x.w.Header()["X-Cache"] = missed.xcache
 	x.w.Header()["Cache-Status"] = missed.forwarded(forward{fwd: "miss", detail: "only-if-cached"})
 	x.w.WriteHeader(http.StatusGatewayTimeout)
-}
-
-// writeEntry writes e as the response, counted as o (see count), with the
-// Cache-Status cs, its Age as of x.now. Header values are shared with e,
-// never copied or modified.
-func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
-	x.h.countEntry(e, x, o)
-	w, r := x.w, x.r
-	hdr := w.Header()
-	e.Header.CopyTo(hdr)
-	hdr["Age"] = ageHeader(e.Age(x.now))
-	hdr["X-Cache"] = o.xcache
-	hdr["Cache-Status"] = cs
-	if e.Status == http.StatusOK && notModified(r, e.Header) {
-		delete(hdr, "Content-Length")
-		delete(hdr, "Content-Type")
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK {
-		// A range of a stored whole response (RFC 9110 §14): 206, 416,
-		// or the whole 200 for an If-Range that does not match.
-		delete(hdr, "Content-Length")
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.Body))
-		return
-	}
-	w.WriteHeader(e.Status)
-	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
-		conn.Arm(r, len(e.Body))
-		w.Write(e.Body)
-	}
-}
-
-func bodyAllowed(status int) bool {
-	return status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
 }

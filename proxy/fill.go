@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -37,29 +35,6 @@ type fillResult struct {
 	// detail says why a storable entry was not stored, or what went
 	// wrong on the way (Cache-Status detail).
 	detail string
-}
-
-// streamedResponse is an origin response that is not stored, handed to the
-// one client it was fetched for.
-type streamedResponse struct {
-	status int
-	header http.Header
-	prefix []byte        // the part already read
-	body   io.ReadCloser // the rest
-	cancel context.CancelFunc
-
-	release     func() // gives back the budget prefix holds; nil if none
-	releaseOnce sync.Once
-
-	detail string // why it is not stored, for Cache-Status
-}
-
-func (s *streamedResponse) close() {
-	s.body.Close()
-	s.giveBack()
-	if s.cancel != nil {
-		s.cancel()
-	}
 }
 
 // sharedUse says what a fill asks of the shared tier before the origin.
@@ -196,12 +171,6 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	}
 	res.stored, res.detail = h.chain.store(ctx, x.key, res.key, e)
 	return res
-}
-
-// storeRule returns the rule deciding whether the response to out, the
-// request sent to the origin for this exchange, is stored.
-func (x *exchange) storeRule(out *http.Request) storeRule {
-	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.h.o.DefaultTTL}
 }
 
 // newEntry returns the entry of a storable origin response with body.

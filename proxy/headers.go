@@ -107,3 +107,7 @@ func (h *Handler) parseTags(hdr http.Header) []string {
 	}
 	return tags
 }
+
+func hasValidator(h fields) bool {
+	return h.Get("Etag") != "" || h.Get("Last-Modified") != ""
+}

@@ -149,18 +149,6 @@ func parseVariant(suffix string) map[string]string {
 	return out
 }
 
-// Key returns the base cache key of a canonical URL (see CanonicalURL):
-// the key of its entry, or of the Vary marker that leads to its variants.
-// With Hosts, a URL has one key per host: Key returns "" (purges rely on
-// their ban alone).
-func (h *Handler) Key(canonicalURL string) string {
-	if h.hosts != nil {
-		return ""
-	}
-	p, q, _ := strings.Cut(canonicalURL, "?")
-	return baseKey(h.o.KeyPrefix, "", target{path: p, query: q})
-}
-
 // inspectHost returns the host an inspected URL is looked up for: with
 // Hosts, the host of an absolute URL, or the first configured one.
 func (h *Handler) inspectHost(raw string) string {

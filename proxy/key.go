@@ -32,48 +32,6 @@ func keyOf(pre string, t target) string {
 	return pre + ":" + t.path + "?" + t.query
 }
 
-// normalizeQuery sorts the parameters of a raw query by name, keeping the
-// order of repeated names (whose order can matter to an origin), and drops
-// empty parameters. Encoding is left as sent. A query already in order
-// is returned as it is, without allocating.
-func normalizeQuery(raw string) string {
-	if raw == "" || strings.IndexByte(raw, '&') < 0 {
-		return raw
-	}
-	var buf [16]string
-	params := buf[:0]
-	sorted, prev := true, ""
-	for p := range strings.SplitSeq(raw, "&") {
-		if p == "" {
-			sorted = false // drop it
-			continue
-		}
-		if name := paramName(p); name < prev {
-			sorted = false
-		} else {
-			prev = name
-		}
-		params = append(params, p)
-	}
-	if sorted {
-		return raw
-	}
-	// Insertion sort: stable, and queries are short.
-	for i := 1; i < len(params); i++ {
-		for j := i; j > 0 && paramName(params[j]) < paramName(params[j-1]); j-- {
-			params[j], params[j-1] = params[j-1], params[j]
-		}
-	}
-	return strings.Join(params, "&")
-}
-
-func paramName(p string) string {
-	if i := strings.IndexByte(p, '='); i >= 0 {
-		return p[:i]
-	}
-	return p
-}
-
 // variantKey returns the key of the variant of base selected by the
 // values of the request headers named in vary, as the origin is sent them
 // for r (see outValues). A header that is absent differs from one that is
@@ -162,4 +120,16 @@ func parseVary(h http.Header) (names []string, star bool) {
 		}
 	}
 	return names, star
+}
+
+// Key returns the base cache key of a canonical URL (see CanonicalURL):
+// the key of its entry, or of the Vary marker that leads to its variants.
+// With Hosts, a URL has one key per host: Key returns "" (purges rely on
+// their ban alone).
+func (h *Handler) Key(canonicalURL string) string {
+	if h.hosts != nil {
+		return ""
+	}
+	p, q, _ := strings.Cut(canonicalURL, "?")
+	return baseKey(h.o.KeyPrefix, "", target{path: p, query: q})
 }

@@ -3,6 +3,8 @@ package proxy
 import (
 	"strconv"
 	"strings"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // An outcome is how the proxy answered a request. Each is declared once,
@@ -114,4 +116,27 @@ func (o *outcome) forwarded(f forward) []string {
 		return o.status
 	}
 	return []string{o.cacheStatus(f)}
+}
+
+// count counts one answer: in the metrics, and in the cacheability report
+// under the canonical path's pattern and its route, with the reason it was
+// not stored or not answered from the cache (detail), if any.
+func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
+	h.m.request(o)
+	h.rep.add(path, h.routeIndex(rt), o, detail)
+}
+
+// countEntry is count for an answer from an entry, which may carry the
+// note of its pattern's counters (see report.note).
+func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome) {
+	c := h.rep.noted(e.Note)
+	if c == nil {
+		h.count(x.path, x.rt, o, x.why)
+		return
+	}
+	h.m.request(o)
+	c.add(o, x.why)
+	if i := h.routeIndex(x.rt); i >= 0 {
+		h.rep.routes[i].add(o, x.why)
+	}
 }

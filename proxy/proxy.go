@@ -77,25 +77,14 @@ func New(opts Options) (*Handler, error) {
 // withDefaults returns o with every zero field that has a default set to
 // it.
 func (o Options) withDefaults() Options {
-	set := func(d *time.Duration, def time.Duration) {
-		if *d == 0 {
-			*d = def
-		}
-	}
-	set(&o.MaxTTL, 24*time.Hour)
-	set(&o.L1TTL, 30*time.Second)
-	set(&o.FillTimeout, 30*time.Second)
-	set(&o.LockTimeout, 5*time.Second)
-	set(&o.BodyTimeout, 60*time.Second)
-	if o.KeyPrefix == "" {
-		o.KeyPrefix = "cacheproxy"
-	}
-	if o.MaxObjectBytes == 0 {
-		o.MaxObjectBytes = 8 << 20
-	}
-	if o.MaxInflightBytes == 0 {
-		o.MaxInflightBytes = 256 << 20
-	}
+	setDefault(&o.MaxTTL, 24*time.Hour)
+	setDefault(&o.L1TTL, 30*time.Second)
+	setDefault(&o.FillTimeout, 30*time.Second)
+	setDefault(&o.LockTimeout, 5*time.Second)
+	setDefault(&o.BodyTimeout, 60*time.Second)
+	setDefault(&o.KeyPrefix, "cacheproxy")
+	setDefault(&o.MaxObjectBytes, 8<<20)
+	setDefault(&o.MaxInflightBytes, 256<<20)
 	if o.StripHeaders == nil {
 		o.StripHeaders = DefaultStripHeaders
 	}
@@ -106,9 +95,7 @@ func (o Options) withDefaults() Options {
 	for i, n := range o.TagHeaders {
 		o.TagHeaders[i] = http.CanonicalHeaderKey(strings.TrimSpace(n))
 	}
-	if o.Bans == nil {
-		o.Bans = new(tiers.Bans)
-	}
+	setDefault(&o.Bans, new(tiers.Bans))
 	if o.Instance == "" {
 		host, _ := os.Hostname()
 		o.Instance = host + "-" + strconv.Itoa(os.Getpid())
@@ -119,44 +106,17 @@ func (o Options) withDefaults() Options {
 	if o.Transport == nil {
 		o.Transport = defaultTransport()
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
+	setDefault(&o.Logger, slog.Default())
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	return o
 }
 
-// count counts one answer: in the metrics, and in the cacheability report
-// under the canonical path's pattern and its route, with the reason it was
-// not stored or not answered from the cache (detail), if any.
-func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
-	h.m.request(o)
-	h.rep.add(path, h.routeIndex(rt), o, detail)
-}
-
-// countEntry is count for an answer from an entry, which may carry the
-// note of its pattern's counters (see report.note).
-func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome) {
-	c := h.rep.noted(e.Note)
-	if c == nil {
-		h.count(x.path, x.rt, o, x.why)
-		return
+// setDefault sets *p to def if it is the zero value.
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
 	}
-	h.m.request(o)
-	c.add(o, x.why)
-	if i := h.routeIndex(x.rt); i >= 0 {
-		h.rep.routes[i].add(o, x.why)
-	}
-}
-
-// routeIndex returns the index of rt in the routes, -1 for nil.
-func (h *Handler) routeIndex(rt *Route) int {
-	for i := 0; rt != nil && i < len(h.o.Routes); i++ {
-		if rt == &h.o.Routes[i] {
-			return i
-		}
-	}
-	return -1
 }

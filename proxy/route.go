@@ -106,3 +106,13 @@ func checkHost(hn string) error {
 	}
 	return nil
 }
+
+// routeIndex returns the index of rt in the routes, -1 for nil.
+func (h *Handler) routeIndex(rt *Route) int {
+	for i := 0; rt != nil && i < len(h.o.Routes); i++ {
+		if rt == &h.o.Routes[i] {
+			return i
+		}
+	}
+	return -1
+}

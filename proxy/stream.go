@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -176,4 +177,27 @@ func streamNotModified(r *http.Request, s *streamedResponse) bool {
 		}
 	}
 	return notModified(r, tiers.MakeHeader(s.header))
+}
+
+// streamedResponse is an origin response that is not stored, handed to the
+// one client it was fetched for.
+type streamedResponse struct {
+	status int
+	header http.Header
+	prefix []byte        // the part already read
+	body   io.ReadCloser // the rest
+	cancel context.CancelFunc
+
+	release     func() // gives back the budget prefix holds; nil if none
+	releaseOnce sync.Once
+
+	detail string // why it is not stored, for Cache-Status
+}
+
+func (s *streamedResponse) close() {
+	s.body.Close()
+	s.giveBack()
+	if s.cancel != nil {
+		s.cancel()
+	}
 }
