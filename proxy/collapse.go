@@ -57,21 +57,25 @@ func (x *exchange) joined(res *fillResult) *fillResult {
 	case res == nil:
 		// The lock timeout: the fill is slow, the origin likely hung.
 		if stale != nil && !bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
-			return &fillResult{entry: stale, shareable: true, staleOnError: true}
+			return &fillResult{entry: stale, shareable: true, as: staleOnError}
 		}
 		return nil
-	case res.staleOnError && res.entry != nil && x.sameVariant(res) && !bans.Dead(res.entry) && staleIfError(res.entry, x.cc, now):
+	case res.servedOnError() && res.entry != nil && x.sameVariant(res) && !bans.Dead(res.entry) && staleIfError(res.entry, x.cc, now):
 		// The origin failed and the leader served its stale copy: so
 		// may every waiter that allows it (nginx's proxy_cache_use_stale).
 		return res
-	case res.shareable && res.entry != nil && !res.staleOnError && !bans.Dead(res.entry) && x.matches(res):
+	case res.shareable && res.entry != nil && !res.servedOnError() && !bans.Dead(res.entry) && x.matches(res):
 		return res
 	case originFailed(res) && stale != nil && !bans.Dead(stale) && staleIfError(stale, x.cc, now):
 		// The origin failed for the leader: our own stale copy.
-		return &fillResult{entry: stale, shareable: true, staleOnError: true}
+		return &fillResult{entry: stale, shareable: true, as: staleOnError}
 	}
 	return nil
 }
+
+// servedOnError reports whether res is a stale entry served because the
+// origin failed.
+func (res *fillResult) servedOnError() bool { return res.as != nil && res.as.onError }
 
 // originFailed reports whether a fill got no usable answer from the
 // origin: an error, or a server error.
@@ -101,13 +105,11 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 		x.h.writeError(x.w, x.r, res.err, missed)
 	case res.stream != nil:
 		x.writeStream(res.stream)
-	case res.fromL2:
-		x.writeEntry(res.entry, hitL2, hitL2.status)
-	case res.staleOnError:
-		x.writeEntry(res.entry, staleOnError, staleOnError.status)
-	case res.revalidated:
+	case res.as == revalidated:
 		x.why = res.detail
 		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: x.why}))
+	case res.as != nil:
+		x.writeEntry(res.entry, res.as, res.as.status)
 	default:
 		x.why = x.detail(res.detail)
 		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: x.fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: x.why}))

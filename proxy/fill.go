@@ -21,13 +21,12 @@ type fillResult struct {
 	// caused the fill: it is storable, or was found in a tier.
 	shareable bool
 	stored    bool
-	fromL2    bool
-	// revalidated: entry is a stored response the origin confirmed
-	// with a 304.
-	revalidated bool
-	// staleOnError: entry is a stale response served because the
-	// origin failed and the response allows it (stale-if-error).
-	staleOnError bool
+	// as is the outcome entry answers as when it is not the origin's
+	// own answer: hitL2 (found in L2), revalidated (a stored response
+	// the origin confirmed with a 304), staleOnError (a stale response
+	// served because the origin failed, as it allows). nil: the origin's
+	// answer, a MISS (writeResult).
+	as *outcome
 	// stream, for a response that is not stored, is for the leader
 	// alone.
 	stream *streamedResponse
@@ -122,7 +121,7 @@ type originReply struct {
 // served so; else res.
 func (x *exchange) staleOr(stale *tiers.Entry, res *fillResult) *fillResult {
 	if stale != nil && staleIfError(stale, x.cc, x.h.o.Now()) {
-		return &fillResult{entry: stale, key: x.key, shareable: true, staleOnError: true}
+		return &fillResult{entry: stale, key: x.key, shareable: true, as: staleOnError}
 	}
 	return res
 }
@@ -134,7 +133,7 @@ func (x *exchange) revalidated(ctx context.Context, o originReply, stale *tiers.
 	if e == nil {
 		return nil
 	}
-	res := &fillResult{entry: e, key: x.key, shareable: true, revalidated: true}
+	res := &fillResult{entry: e, key: x.key, shareable: true, as: revalidated}
 	if len(e.Vary) > 0 {
 		res.key = x.h.variantKey(x.key, e.Vary, x.r)
 	}

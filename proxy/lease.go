@@ -104,7 +104,7 @@ func (x *exchange) lease(ctx context.Context, l leaser) (e *tiers.Entry, held bo
 // is promoted into L1.
 func (x *exchange) fromL2(ctx context.Context, e *tiers.Entry) *fillResult {
 	x.h.chain.promote(ctx, x.key, x.r, e)
-	return &fillResult{entry: e, key: x.key, shareable: true, fromL2: true}
+	return &fillResult{entry: e, key: x.key, shareable: true, as: hitL2}
 }
 
 // awaitFill waits for the instance holding the fill lease to store the

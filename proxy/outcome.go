@@ -16,6 +16,9 @@ type outcome struct {
 	hit    bool   // Cache-Status "hit"; else "fwd=..."
 	fwd    string // a forwarded outcome's fixed fwd reason; "" takes the request's
 	detail string // Cache-Status detail, if any
+	// onError: a stale entry served because the origin failed, which
+	// a request that joined the fill may be served too if it allows.
+	onError bool
 
 	idx    int      // index of label in labels: the counter of the outcome
 	xcache []string // the X-Cache header value, shared and never modified
@@ -30,7 +33,7 @@ var (
 	hitL1             = newOutcome(outcome{label: "HIT-L1", hit: true, detail: "l1"})
 	hitL2             = newOutcome(outcome{label: "HIT-L2", hit: true, detail: "l2"})
 	staleRevalidating = newOutcome(outcome{label: "STALE", hit: true, detail: "stale-while-revalidate"})
-	staleOnError      = newOutcome(outcome{label: "STALE", fwd: "stale", detail: "stale-if-error"})
+	staleOnError      = newOutcome(outcome{label: "STALE", fwd: "stale", detail: "stale-if-error", onError: true})
 	revalidated       = newOutcome(outcome{label: "REVALIDATED", fwd: "stale"})
 	missed            = newOutcome(outcome{label: "MISS"})
 	passed            = newOutcome(outcome{label: "PASS"}) // fetched, not storable: detail says why
