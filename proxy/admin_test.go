@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -63,4 +64,40 @@ func TestParseSelector(t *testing.T) {
 	if _, err := ParseSelector("url=" + long); !errors.Is(err, tiers.ErrBanTooLong) {
 		t.Errorf("a URL longer than tiers.MaxBanValue: %v, want ErrBanTooLong", err)
 	}
+}
+
+// FuzzParseSelector: no admin query makes ParseSelector panic; what it
+// accepts is a valid selector in canonical form, and the same selector
+// sent again (as the CLI escapes it) parses to itself.
+func FuzzParseSelector(f *testing.F) {
+	for _, s := range []string{"url=/rank?b=2&a=1", "url=%2Fx%252Fy", "url=/x%2Fy", "prefix=/caf%C3%A9/",
+		"tag=player:42", "all=true", "url=//evil/x", "url=http://h/a%20b", "url=/a&tag=b", "tag=a%2Cb", "url=/%ZZ"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		sel, err := ParseSelector(raw)
+		if err != nil {
+			return
+		}
+		if err := sel.Validate(); err != nil {
+			t.Fatalf("ParseSelector(%q) = %v, not valid: %v", raw, sel, err)
+		}
+		switch sel.Kind {
+		case tiers.BanURL:
+			if c, err := CanonicalURL(sel.Value); err != nil || c != sel.Value {
+				t.Fatalf("ParseSelector(%q) = %v, not canonical (%q, %v)", raw, sel, c, err)
+			}
+		case tiers.BanPrefix:
+			if c, err := CanonicalPrefix(sel.Value); err != nil || c != sel.Value {
+				t.Fatalf("ParseSelector(%q) = %v, not canonical (%q, %v)", raw, sel, c, err)
+			}
+		}
+		again := sel.Kind.String() + "=" + url.QueryEscape(sel.Value)
+		if sel.Kind == tiers.BanAll {
+			again = "all=true"
+		}
+		if got, err := ParseSelector(again); err != nil || got != sel {
+			t.Fatalf("ParseSelector(%q) = %v; sent again as %q: %v, %v", raw, sel, again, got, err)
+		}
+	})
 }
