@@ -60,14 +60,11 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 	now := h.o.Now()
 	var in *Inspection
 	var variants []Variant
-	for _, t := range []struct {
-		name string
-		tier Tier
-	}{{"l1", h.o.Local}, {"l2", h.o.Shared}} {
+	for _, t := range []namedTier{{"l1", h.o.Local}, {"l2", h.o.Shared}} {
 		if t.tier == nil {
 			continue
 		}
-		variants = h.listVariants(ctx, t.tier, t.name, key, variants)
+		variants = h.listVariants(ctx, t, key, variants)
 		e, _ := h.chain.get(ctx, t.tier, key, r)
 		if e == nil {
 			continue
@@ -107,9 +104,16 @@ func inspection(e *tiers.Entry, norm string, now time.Time) *Inspection {
 	}
 }
 
+// namedTier is a tier with its name in an Inspection ("l1", "l2").
+type namedTier struct {
+	name string
+	tier Tier
+}
+
 // listVariants adds to vs the live variants the Vary marker under key in
-// t lists, noting tier name on those already in vs.
-func (h *Handler) listVariants(ctx context.Context, t Tier, name, key string, vs []Variant) []Variant {
+// nt lists, noting the tier's name on those already in vs.
+func (h *Handler) listVariants(ctx context.Context, nt namedTier, key string, vs []Variant) []Variant {
+	t, name := nt.tier, nt.name
 	m, ok, err := t.Get(ctx, key)
 	if err != nil || !ok || m.Kind != tiers.KindVary || h.o.Bans.Dead(m) {
 		return vs
