@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -146,6 +147,43 @@ func (t *Tier) markRenew(why string) {
 // renewing reports whether an adoption is pending.
 func (t *Tier) renewing() bool { return t.renew.Load() }
 
+// The Fleet's side of the epoch (fleet.go): it adopts a new history and
+// hooks itself to the findings.
+
+// setEpoch records the epoch the ban table now belongs to.
+func (t *Tier) setEpoch(epoch string) { t.epoch.Store(&epoch) }
+
+// renewals counts the times Redis was found with another history; an
+// adoption that began at one count is complete only if it is unchanged.
+func (t *Tier) renewals() int64 { return t.renewGen.Load() }
+
+// renewed clears the pending adoption: the ban table is Redis's history.
+func (t *Tier) renewed() { t.renew.Store(false) }
+
+// setOnRenew sets (or, with nil, clears) the hook markRenew calls.
+func (t *Tier) setOnRenew(fn *func()) { t.onRenew.Store(fn) }
+
+// renewHook returns the hook markRenew calls, or nil.
+func (t *Tier) renewHook() *func() { return t.onRenew.Load() }
+
+// ackChannel is the channel purge confirmations are published on.
+func (t *Tier) ackChannel() string { return t.prefix + ":purge:ack" }
+
+// applyBans applies published or loaded bans to the ban table, noting
+// their IDs for appliedAs.
+func (t *Tier) applyBans(now time.Time, bans ...tiers.Ban) {
+	t.bans.Apply(now, t.banKeep, bans...)
+	t.recent.note(bans...)
+}
+
+// appliedAs returns the ID of the ban applied with sequence number seq,
+// if it is among the last ones applied.
+func (t *Tier) appliedAs(seq uint64) (string, bool) { return t.recent.lookup(seq) }
+
+// retention is how long a ban is kept: no entry filled before it can be
+// alive after that.
+func (t *Tier) retention() time.Duration { return t.banKeep }
+
 // recentBans remembers the IDs of the last bans applied, by sequence
 // number, so that a published ban numbered at or below the table's
 // high-water mark can be told apart from one already applied: same
@@ -174,3 +212,8 @@ func (r *recentBans) lookup(seq uint64) (string, bool) {
 	e := r.ids[seq%uint64(len(r.ids))]
 	return e.id, e.seq == seq && e.id != ""
 }
+
+// setPeers records the number of live instances of the fleet, this one
+// included, as the last heartbeat counted them (0: unknown): with one,
+// the fill lease is skipped (lease.go).
+func (t *Tier) setPeers(n int64) { t.peers.Store(n) }

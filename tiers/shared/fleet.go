@@ -70,7 +70,12 @@ type FleetOptions struct {
 //
 // Create it with NewFleet, then call Run.
 type Fleet struct {
-	t           *Tier
+	t *Tier
+	// The Tier's connection, its call timeout and the ban table the
+	// fleet applies purges to (the Tier reads it on every get).
+	client      redis.UniversalClient
+	timeout     time.Duration
+	bans        *tiers.Bans
 	id          string
 	info        func() any
 	flush       func()
@@ -118,7 +123,8 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		return nil, errors.New("shared: FleetOptions durations must not be negative")
 	}
 	f := &Fleet{
-		t: opts.Tier, id: opts.ID, info: opts.Info, flush: opts.Flush,
+		t: opts.Tier, client: opts.Tier.client, timeout: opts.Tier.timeout, bans: opts.Tier.bans,
+		id: opts.ID, info: opts.Info, flush: opts.Flush,
 		hb: opts.Heartbeat, purgeWait: opts.PurgeWait, log: opts.Tier.log,
 		l1TTL: opts.L1TTL, fillTimeout: opts.FillTimeout,
 		waiters: make(map[string]chan string),
@@ -161,7 +167,7 @@ func randomID() string {
 // confirmations, resyncs): longer than a cache read's, since nobody's
 // response waits on them and a loaded Redis must not look like a dead one.
 func (f *Fleet) opTimeout() time.Duration {
-	return max(f.t.timeout, f.hb)
+	return max(f.timeout, f.hb)
 }
 
 // mono returns the time since the fleet was created, from the monotonic
@@ -181,7 +187,7 @@ func (f *Fleet) ID() string { return f.id }
 func (f *Fleet) LocalUsable() bool { return f.usable.Load() }
 
 func (f *Fleet) purgeChannel() string { return f.t.purgeChannel() }
-func (f *Fleet) ackChannel() string   { return f.t.prefix + ":purge:ack" }
+func (f *Fleet) ackChannel() string   { return f.t.ackChannel() }
 func (f *Fleet) membersKey() string   { return f.t.metaKey("members") }
 func (f *Fleet) memberKey(id string) string {
 	return f.t.metaKey("member:" + id)
@@ -198,9 +204,9 @@ func (f *Fleet) Run(ctx context.Context) error {
 		f.usable.Store(false)
 		f.startAdoption(ctx, &wg)
 	}
-	f.t.onRenew.Store(&renew)
-	defer f.t.onRenew.Store(nil)
-	f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+	f.t.setOnRenew(&renew)
+	defer f.t.setOnRenew(nil)
+	f.ps.Store(f.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
 	defer func() { f.ps.Load().Close() }()
 	done := make(chan struct{})
 	wg.Add(1)
@@ -212,11 +218,11 @@ func (f *Fleet) Run(ctx context.Context) error {
 	close(done)
 	wg.Wait()
 	f.usable.Store(false)
-	f.t.peers.Store(0)
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.t.timeout)
+	f.t.setPeers(0)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
 	defer cancel()
-	f.t.client.ZRem(lctx, f.membersKey(), f.id)
-	f.t.client.Del(lctx, f.memberKey(f.id))
+	f.client.ZRem(lctx, f.membersKey(), f.id)
+	f.client.Del(lctx, f.memberKey(f.id))
 	return nil
 }
 
@@ -242,7 +248,7 @@ func (f *Fleet) receive(ctx context.Context) {
 			}
 			if errors.Is(err, redis.ErrClosed) {
 				// Closed by checkEcho: subscribe again.
-				f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				f.ps.Store(f.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
 				continue
 			}
 			if kind := replyKind(err); kind != "" {
@@ -257,7 +263,7 @@ func (f *Fleet) receive(ctx context.Context) {
 				}
 				refusedBackoff = min(2*refusedBackoff, maxSubscribeBackoff)
 				ps.Close()
-				f.ps.Store(f.t.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				f.ps.Store(f.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
 				continue
 			}
 			// The connection broke: purges may be lost until go-redis
@@ -270,7 +276,7 @@ func (f *Fleet) receive(ctx context.Context) {
 			// (one ping) it confirms no purge, which a purge's 202
 			// accounts for.
 			if f.synced.Load() {
-				f.cutOff.Store(f.t.ping(ctx, f.t.timeout) != nil)
+				f.cutOff.Store(f.t.ping(ctx, f.timeout) != nil)
 			}
 			if f.synced.Swap(false) {
 				if f.cutOff.Load() {
@@ -359,13 +365,13 @@ func (f *Fleet) resyncLocked(ctx context.Context, why string) {
 		f.log.Info("resynchronising purges", "reason", why)
 	}
 	for ctx.Err() == nil {
-		have := f.t.bans.Applied()
+		have := f.bans.Applied()
 		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 		epoch, seq, err := f.t.readState(cctx, "", 0)
 		cancel()
 		if err == nil {
 			if _, ok := f.t.knownEpoch(); !ok {
-				f.t.epoch.Store(&epoch) // the first sync takes the epoch it finds
+				f.t.setEpoch(epoch) // the first sync takes the epoch it finds
 			}
 			if !f.t.sameHistory(epoch, seq, have) {
 				f.t.markRenew(fmt.Sprintf("resync: epoch %q, sequence %d; had %d", epoch, seq, have))
@@ -429,8 +435,8 @@ func (f *Fleet) adoptLocked(ctx context.Context, replace bool) {
 	f.fence()
 	f.adoptions.Add(1)
 	for ctx.Err() == nil {
-		gen := f.t.renewGen.Load()
-		have := f.t.bans.Applied()
+		gen := f.t.renewals()
+		have := f.bans.Applied()
 		var rep string
 		if replace {
 			rep, _ = f.t.knownEpoch()
@@ -439,15 +445,15 @@ func (f *Fleet) adoptLocked(ctx context.Context, replace bool) {
 		epoch, seq, err := f.t.readState(cctx, rep, have+1)
 		cancel()
 		if err == nil {
-			f.t.epoch.Store(&epoch)
+			f.t.setEpoch(epoch)
 			replace = seq < have // the epoch starts below the table: start another
 			if !replace {
 				err = f.t.loadUpTo(ctx, seq)
 			}
 		}
-		if err == nil && !replace && f.t.renewGen.Load() == gen {
-			f.log.Info("adopted the new purge log", "epoch", epoch, "seq", f.t.bans.Applied())
-			f.t.renew.Store(false)
+		if err == nil && !replace && f.t.renewals() == gen {
+			f.log.Info("adopted the new purge log", "epoch", epoch, "seq", f.bans.Applied())
+			f.t.renewed()
 			f.unfence()
 			return
 		}
@@ -475,7 +481,7 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	f.syncMu.Lock()
 	epoch := banEpoch(b.ID)
 	known, ok := f.t.knownEpoch()
-	switch applied := f.t.bans.Applied(); {
+	switch applied := f.bans.Applied(); {
 	case !ok:
 		// Not synced yet: the resync under way loads it.
 	case f.t.renewing():
@@ -487,20 +493,19 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	case b.Seq <= applied:
 		// Applied by a catch-up on the read path, or a ban of another
 		// history numbered like one applied.
-		if id, ok := f.t.recent.lookup(b.Seq); ok && id != b.ID {
+		if id, ok := f.t.appliedAs(b.Seq); ok && id != b.ID {
 			f.t.markRenew(fmt.Sprintf("ban %d published as %q, applied as %q", b.Seq, b.ID, id))
 			f.adoptLocked(ctx, true)
 		} else if !ok {
 			f.checkLocked(ctx, false)
 		}
 	case b.Seq == applied+1:
-		f.t.bans.Apply(time.Now(), f.t.banKeep, b)
-		f.t.recent.note(b)
+		f.t.applyBans(time.Now(), b)
 	default:
 		f.resyncLocked(ctx, fmt.Sprintf("gap in purge sequence: have %d, got %d", applied, b.Seq))
 	}
 	known, _ = f.t.knownEpoch()
-	confirm := known == epoch && f.t.bans.Applied() >= b.Seq && f.synced.Load() && !f.t.renewing()
+	confirm := known == epoch && f.bans.Applied() >= b.Seq && f.synced.Load() && !f.t.renewing()
 	f.syncMu.Unlock()
 	if !confirm {
 		f.log.Debug("purge not confirmed: not applied in its epoch", "ban", b.String())
@@ -508,7 +513,7 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
-	if err := f.t.client.Publish(cctx, f.ackChannel(), b.ID+"|"+f.id).Err(); err != nil {
+	if err := f.client.Publish(cctx, f.ackChannel(), b.ID+"|"+f.id).Err(); err != nil {
 		f.log.Debug("purge confirmation not sent", "err", err)
 	}
 }
@@ -516,7 +521,7 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 // checkLocked reads Redis's purge epoch and sequence and adopts its log
 // if it is not the table's. syncMu is held.
 func (f *Fleet) checkLocked(ctx context.Context, replace bool) {
-	have := f.t.bans.Applied()
+	have := f.bans.Applied()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	epoch, seq, err := f.t.readState(cctx, "", 0)
 	cancel()

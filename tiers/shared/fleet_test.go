@@ -186,7 +186,7 @@ func TestFleetMissingMemberReported(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newMember(t, srv, "a")
 	// A member that heartbeats but never confirms.
-	ghost := &Fleet{t: a.tier, id: "ghost", hb: 100 * time.Millisecond}
+	ghost := &Fleet{t: a.tier, client: a.tier.client, timeout: a.tier.timeout, bans: a.tier.bans, id: "ghost", hb: 100 * time.Millisecond}
 	ghost.heartbeatOnce(context.Background())
 	a.fleet.purgeWait = 300 * time.Millisecond
 	res, err := a.fleet.Purge(context.Background(), tiers.Selector{Kind: tiers.BanURL, Value: "/y"}, "")

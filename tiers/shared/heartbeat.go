@@ -96,7 +96,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 		info, _ = json.Marshal(f.info())
 	}
 	send, sendWall := f.mono(), time.Now()
-	have := f.t.bans.Applied()
+	have := f.bans.Applied()
 	// In sync, and caught up with what the previous heartbeat read.
 	inSync := f.inSync(send) && f.hbOK.Load() && have >= f.hbSeq.Load()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
@@ -104,7 +104,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	live := strconv.FormatInt((5 * f.hb).Milliseconds(), 10)
 	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
 	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
-	res, err := heartbeatScript.Run(cctx, f.t.client, keys,
+	res, err := heartbeatScript.Run(cctx, f.client, keys,
 		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel(),
 		f.ackChannel(), f.echoPayload()).Slice()
 	if err == nil && len(res) != 4 {
@@ -146,9 +146,9 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	if n == 1 && time.Since(f.started) < 5*f.hb {
 		n = 0
 	}
-	f.t.peers.Store(n)
+	f.t.setPeers(n)
 	if f.t.renewing() && !f.adopting.Load() {
-		if fn := f.t.onRenew.Load(); fn != nil {
+		if fn := f.t.renewHook(); fn != nil {
 			(*fn)() // an adoption that ended without adopting: again
 		}
 	}

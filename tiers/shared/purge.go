@@ -53,11 +53,11 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 
 	keys := []string{f.t.seqKey(), f.t.bansKey(), f.t.floorKey(), f.t.bytesKey(),
 		f.t.epochKey(), f.membersKey()}
-	maxBans, maxBytes := f.t.bans.Limits()
+	maxBans, maxBytes := f.bans.Limits()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	raw, err := purgeScript.Run(cctx, f.t.client, keys, sel.Kind.String(), id, sel.Value,
-		f.t.banKeep.Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
+	raw, err := purgeScript.Run(cctx, f.client, keys, sel.Kind.String(), id, sel.Value,
+		f.t.retention().Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
 		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds(), f.purgeChannel()).Slice()
 	cancel()
 	if err != nil {
@@ -134,9 +134,9 @@ type Member struct {
 // Members lists the live instances (heard within 5 heartbeats), this one
 // included.
 func (f *Fleet) Members(ctx context.Context) ([]Member, error) {
-	cctx, cancel := context.WithTimeout(ctx, 5*f.t.timeout)
+	cctx, cancel := context.WithTimeout(ctx, 5*f.timeout)
 	defer cancel()
-	zs, err := f.t.client.ZRangeByScoreWithScores(cctx, f.membersKey(), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Result()
+	zs, err := f.client.ZRangeByScoreWithScores(cctx, f.membersKey(), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (f *Fleet) Members(ctx context.Context) ([]Member, error) {
 			continue
 		}
 		m := Member{ID: id, LastSeen: seen}
-		if info, err := f.t.client.Get(cctx, f.memberKey(id)).Bytes(); err == nil && json.Valid(info) {
+		if info, err := f.client.Get(cctx, f.memberKey(id)).Bytes(); err == nil && json.Valid(info) {
 			m.Info = info
 		}
 		out = append(out, m)
@@ -179,7 +179,7 @@ func (f *Fleet) Stats() FleetStats {
 	s := FleetStats{
 		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
 		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
-		BansApplied: f.t.bans.Applied(), BansHeld: f.t.bans.Len(),
+		BansApplied: f.bans.Applied(), BansHeld: f.bans.Len(),
 		EpochAdoptions: f.adoptions.Load(), CutOff: f.cutOff.Load(),
 	}
 	s.Epoch, _ = f.t.knownEpoch()
