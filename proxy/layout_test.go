@@ -1,0 +1,160 @@
+package proxy
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"go/types"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestFilesFormADAG keeps the promise of architecture.md: the package's
+// files call each other without a cycle, so that a reader of the request
+// path goes down from ServeHTTP and never back up into a file above. It
+// type-checks the package alone (imported packages are left unresolved:
+// only calls to functions and methods declared here matter) and fails on
+// any cycle of file-to-file calls, naming the calls that make it.
+func TestFilesFormADAG(t *testing.T) {
+	fset := token.NewFileSet()
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*ast.File
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	info := &types.Info{Uses: map[*ast.Ident]types.Object{}}
+	conf := types.Config{Importer: emptyImporter{}, Error: func(error) {}}
+	pkg, _ := conf.Check("proxy", fset, files, info) // errors: the unresolved imports
+
+	// calls[a][b] lists the functions of file b that file a calls.
+	calls := map[string]map[string][]string{}
+	for _, f := range files {
+		from := fset.Position(f.Pos()).Filename
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			var id *ast.Ident
+			switch fn := ast.Unparen(call.Fun).(type) {
+			case *ast.Ident:
+				id = fn
+			case *ast.SelectorExpr:
+				id = fn.Sel
+			case *ast.IndexExpr: // an instantiated generic function
+				if x, ok := fn.X.(*ast.Ident); ok {
+					id = x
+				}
+			}
+			fn, ok := info.Uses[id].(*types.Func)
+			if id == nil || !ok || fn.Pkg() != pkg {
+				return true
+			}
+			to := fset.Position(fn.Pos()).Filename
+			if to != from {
+				if calls[from] == nil {
+					calls[from] = map[string][]string{}
+				}
+				if !slices.Contains(calls[from][to], fn.Name()) {
+					calls[from][to] = append(calls[from][to], fn.Name())
+				}
+			}
+			return true
+		})
+	}
+	if len(calls) < 10 {
+		t.Fatalf("found calls between %d files only: the walk is broken", len(calls))
+	}
+	if cycle := findCycle(calls); cycle != nil {
+		var steps []string
+		for i := 0; i+1 < len(cycle); i++ {
+			steps = append(steps, cycle[i]+" calls "+cycle[i+1]+" ("+strings.Join(calls[cycle[i]][cycle[i+1]], ", ")+")")
+		}
+		t.Errorf("the files call each other in a cycle; move the shared helper to the lower file (architecture.md):\n\t%s",
+			strings.Join(steps, "\n\t"))
+	}
+}
+
+// findCycle returns a cycle of the graph as its nodes, the first repeated
+// last, or nil if there is none.
+func findCycle(g map[string]map[string][]string) []string {
+	const (
+		unseen = iota
+		open
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		state[n] = open
+		stack = append(stack, n)
+		var next []string
+		for m := range g[n] {
+			next = append(next, m)
+		}
+		sort.Strings(next)
+		for _, m := range next {
+			switch state[m] {
+			case open:
+				i := slices.Index(stack, m)
+				return append(slices.Clone(stack[i:]), m)
+			case unseen:
+				if c := visit(m); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return nil
+	}
+	var nodes []string
+	for n := range g {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		if state[n] == unseen {
+			if c := visit(n); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// emptyImporter stands in every imported package by an empty one: the
+// test needs only the package's own declarations.
+type emptyImporter struct{}
+
+func (emptyImporter) Import(p string) (*types.Package, error) {
+	pkg := types.NewPackage(p, path.Base(p))
+	pkg.MarkComplete()
+	return pkg, nil
+}
+
+func TestFindCycle(t *testing.T) {
+	g := map[string]map[string][]string{"a.go": {"b.go": {"f"}}, "b.go": {"c.go": {"g"}}}
+	if c := findCycle(g); c != nil {
+		t.Fatalf("a DAG: cycle %v", c)
+	}
+	g["c.go"] = map[string][]string{"a.go": {"h"}}
+	if c := findCycle(g); len(c) != 4 || c[0] != c[3] {
+		t.Fatalf("a -> b -> c -> a: %v", c)
+	}
+}
