@@ -98,15 +98,10 @@ func clientBodyStatus(r *http.Request) (int, error) {
 // since any client can cause it.
 func (h *Handler) writeClientError(w http.ResponseWriter, r *http.Request, status int, err error) {
 	h.o.Logger.Debug("request body failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
-	hdr := w.Header()
-	hdr["X-Cache"] = bypassed.xcache
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Connection", "close")
-	w.WriteHeader(status)
+	w.Header().Set("Connection", "close")
+	msg := "malformed or incomplete request body\n"
 	if status == http.StatusRequestTimeout {
-		w.Write([]byte("request body timed out\n"))
-	} else {
-		w.Write([]byte("malformed or incomplete request body\n"))
+		msg = "request body timed out\n"
 	}
+	writePlainError(w, bypassed.xcache, status, msg)
 }

@@ -2,15 +2,15 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/syncbuf"
 )
 
 // rawRequest sends req on a new connection to s and returns the response,
@@ -87,7 +87,7 @@ func TestMalformedRequestBody(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 	})
-	logs := new(syncBuffer)
+	logs := new(syncbuf.Buffer)
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := newStack(t, o, func(opts *Options) { opts.Logger = logger })
 	for _, body := range []string{"zz\r\nhello\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n"} {
@@ -101,22 +101,4 @@ func TestMalformedRequestBody(t *testing.T) {
 			t.Errorf("logged: %s", line)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,4 +111,15 @@ func (h *Handler) parseTags(hdr http.Header) []string {
 
 func hasValidator(h fields) bool {
 	return h.Get("Etag") != "" || h.Get("Last-Modified") != ""
+}
+
+// writePlainError writes the proxy's own error answer: status, a one-line
+// text body, never stored, with X-Cache xcache.
+func writePlainError(w http.ResponseWriter, xcache []string, status int, msg string) {
+	hdr := w.Header()
+	hdr["X-Cache"] = xcache
+	hdr.Set("Content-Type", "text/plain; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	io.WriteString(w, msg)
 }

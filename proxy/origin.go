@@ -203,14 +203,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, 
 	}
 	status := errorStatus(err)
 	h.o.Logger.Warn("origin request failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
-	hdr := w.Header()
-	hdr["X-Cache"] = o.xcache
-	hdr.Set("Content-Type", "text/plain; charset=utf-8")
-	hdr.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
+	msg := "origin unreachable\n"
 	if status == http.StatusGatewayTimeout {
-		w.Write([]byte("origin timed out\n"))
-	} else {
-		w.Write([]byte("origin unreachable\n"))
+		msg = "origin timed out\n"
 	}
+	writePlainError(w, o.xcache, status, msg)
 }

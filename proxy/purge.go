@@ -63,7 +63,7 @@ func (h *Handler) Purge(ctx context.Context, sel tiers.Selector) (PurgeResult, e
 	}
 	res, err := h.o.Fleet.Purge(ctx, sel, baseKey)
 	if err != nil {
-		if sel.Kind != tiers.BanURL || !h.DropLocal(ctx, sel.Value) {
+		if sel.Kind != tiers.BanURL || !h.dropLocal(ctx, sel.Value) {
 			h.clearLocal()
 		}
 		return PurgeResult{}, fmt.Errorf("%w: %w", ErrPurgeNotRecorded, err)
@@ -82,19 +82,15 @@ func (h *Handler) Purge(ctx context.Context, sel tiers.Selector) (PurgeResult, e
 func (h *Handler) purgeLocal(sel tiers.Selector) tiers.Ban {
 	now := h.o.Now()
 	b := tiers.Ban{Seq: h.o.Bans.Applied() + 1, Selector: sel, At: now}
-	h.o.Bans.Apply(now, h.BanRetention(), b)
+	h.o.Bans.Apply(now, h.banRetention(), b)
 	return b
 }
 
-// BanRetention is how long a purge must be remembered: no entry filled
+// banRetention is how long a purge must be remembered: no entry filled
 // before it can be alive after that.
-func (h *Handler) BanRetention() time.Duration {
+func (h *Handler) banRetention() time.Duration {
 	return h.o.MaxTTL + h.o.FillTimeout + time.Minute
 }
-
-// NormalizeURL returns the canonical form of a URL ("/path?query") that
-// entries record and URL purges name. It is CanonicalURL.
-func NormalizeURL(raw string) (string, error) { return CanonicalURL(raw) }
 
 // clearer is a Local tier that can drop every entry (tiers/local).
 type clearer interface{ Clear() }
@@ -106,12 +102,12 @@ func (h *Handler) clearLocal() {
 	}
 }
 
-// DropLocal removes from the local tier (L1) every entry of the canonical
+// dropLocal removes from the local tier (L1) every entry of the canonical
 // URL u it can name: its base key and the variants its Vary marker lists.
 // It reports false if it could not (with Hosts a URL has a key per host):
 // the caller then flushes L1. It is what an instance does alone with a
 // URL purge it could not record for the fleet.
-func (h *Handler) DropLocal(ctx context.Context, u string) bool {
+func (h *Handler) dropLocal(ctx context.Context, u string) bool {
 	key := h.Key(u)
 	if key == "" {
 		return false

@@ -435,8 +435,8 @@ func TestDropLocal(t *testing.T) {
 	s.get(t, "/v", "Accept", "a")
 	s.get(t, "/v", "Accept", "b")
 	s.get(t, "/other")
-	if !s.h.DropLocal(t.Context(), "/v") {
-		t.Fatal("DropLocal: false")
+	if !s.h.dropLocal(t.Context(), "/v") {
+		t.Fatal("dropLocal: false")
 	}
 	for _, k := range s.local.keys() {
 		if strings.Contains(k, "/v") {
@@ -464,7 +464,7 @@ func TestVariantListBounded(t *testing.T) {
 	if m == nil || m.Header.Get(unlistedField) == "" || len(m.Header.Values(variantField)) != 1 {
 		t.Fatalf("marker: %+v", m)
 	}
-	if s.h.DropLocal(t.Context(), "/v") {
-		t.Error("DropLocal reported every variant dropped, with one unlisted")
+	if s.h.dropLocal(t.Context(), "/v") {
+		t.Error("dropLocal reported every variant dropped, with one unlisted")
 	}
 }

@@ -22,18 +22,6 @@ import (
 	"github.com/cacheproxy/cacheproxy/tiers/shared"
 )
 
-// purgeAnswer is the client's view of a DELETE /cache answer.
-type purgeAnswer struct {
-	Purge struct {
-		Kind  string `json:"kind"`
-		Value string `json:"value"`
-		Seq   uint64 `json:"seq"`
-	} `json:"purge"`
-	Confirmed []string `json:"confirmed"`
-	Missing   []string `json:"missing"`
-	Fleet     bool     `json:"fleet"`
-}
-
 // runPurge is cacheproxy purge: exactly one of -url, -prefix, -tag, -all.
 func runPurge(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	c := newClientCmd("purge", purgeSynopsis, getenv, stdout, stderr)
@@ -68,7 +56,7 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 	if status != http.StatusOK && status != http.StatusAccepted {
 		return c.failStatus(status, body)
 	}
-	var a purgeAnswer
+	var a proxy.PurgeAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return c.fail("bad answer from the admin API at %s: %v", c.base.Redacted(), err)
 	}
@@ -90,7 +78,7 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 //	purged url /rank (seq 12): confirmed by 3 instances: a, b, c
 //	purged all (seq 4): confirmed by 2 of 3 instances: a, b
 //	purged tag player:42 (seq 1) on host-1-123 only: no fleet (no Redis)
-func printPurge(w io.Writer, a purgeAnswer) {
+func printPurge(w io.Writer, a proxy.PurgeAnswer) {
 	what := a.Purge.Kind
 	if a.Purge.Value != "" {
 		what += " " + a.Purge.Value

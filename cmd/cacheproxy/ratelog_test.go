@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/syncbuf"
 )
 
 // jsonLines returns the JSON lines written to b.
-func jsonLines(b *outputBuffer) []map[string]any {
+func jsonLines(b *syncbuf.Buffer) []map[string]any {
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
 		var m map[string]any
@@ -23,7 +24,7 @@ func jsonLines(b *outputBuffer) []map[string]any {
 }
 
 func TestRateLimitedLog(t *testing.T) {
-	var buf outputBuffer
+	var buf syncbuf.Buffer
 	log := slog.New(newRateLimited(slog.NewJSONHandler(&buf, nil), 300*time.Millisecond))
 	for i := range 100 {
 		log.Warn("origin request failed", "n", i)

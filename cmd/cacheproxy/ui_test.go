@@ -27,6 +27,7 @@ import (
 	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/internal/syncbuf"
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
@@ -629,7 +630,7 @@ func startChromium(t *testing.T, bin string) *chromium {
 		"--hide-scrollbars", "--window-size=1280,900", "--user-data-dir="+profile,
 		"--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{cmdR, outW} // fds 3 and 4
-	var stderr outputBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	// A group of its own, so that its children (renderer, GPU and
 	// utility processes) are killed with it; killed as well if the test
@@ -827,22 +828,4 @@ func (tb *chromeTab) screenshot(t *testing.T) []byte {
 		t.Fatalf("screenshot: not a PNG (%v)", err)
 	}
 	return png
-}
-
-// outputBuffer is a bytes.Buffer safe for concurrent use.
-type outputBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *outputBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *outputBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -9,7 +9,6 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cacheproxy/cacheproxy/internal/syncbuf"
 )
 
 const (
@@ -53,8 +54,8 @@ type Server struct {
 	sentinelConf string
 	mu           sync.Mutex
 	proc         *exec.Cmd
-	exited       chan struct{} // closed when proc has been waited for
-	out          *syncBuffer   // the server's output, for failure messages
+	exited       chan struct{}   // closed when proc has been waited for
+	out          *syncbuf.Buffer // the server's output, for failure messages
 	client       *redis.Client
 }
 
@@ -193,7 +194,7 @@ func (s *Server) signal(sig syscall.Signal) {
 // start launches redis-server on s.port and waits for it to answer PING.
 // On failure the process is gone and the error carries its output.
 func (s *Server) start() error {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	port := []string{"--port", strconv.Itoa(s.port)}
 	if s.tls != nil {
 		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
@@ -324,25 +325,6 @@ func lastLines(s string) string {
 		lines = lines[len(lines)-10:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a
-// process's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // FlushAll empties the server (FLUSHALL), as an operator might.
