@@ -67,6 +67,8 @@ func requestTarget(u *url.URL) target {
 		p = canonicalPath(u.EscapedPath())
 	} else if p == "" || p[0] != '/' {
 		p = canonicalPath(p)
+	} else if hasDotSegment(p) {
+		p, _ = removeDotSegments(p)
 	}
 	return target{path: p, query: normalizeQuery(canonicalQuery(u.RawQuery))}
 }
