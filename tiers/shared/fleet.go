@@ -200,7 +200,7 @@ func (f *Fleet) replyChannel() string { return f.t.replyChannel(f.id) }
 func (f *Fleet) subscribe(ctx context.Context) *redis.PubSub {
 	return f.client.Subscribe(ctx, f.purgeChannel(), f.replyChannel(), f.ackChannel())
 }
-func (f *Fleet) membersKey() string   { return f.t.metaKey("members") }
+func (f *Fleet) membersKey() string { return f.t.metaKey("members") }
 func (f *Fleet) memberKey(id string) string {
 	return f.t.metaKey("member:" + id)
 }
