@@ -96,7 +96,8 @@ func (h *harness) fleetSize(ctx context.Context, n int) (*fleetSizeStats, error)
 	rc := redis.NewClient(&redis.Options{Addr: rds.redisAddr})
 	defer rc.Close()
 	start := time.Now()
-	fronts, err := h.startSmallFleet(origin, rds, n)
+	fronts, stop, err := h.startSmallFleet(origin, rds, n)
+	defer stop()
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +188,11 @@ func (h *harness) fleetSize(ctx context.Context, n int) (*fleetSizeStats, error)
 	return st, nil
 }
 
-// startSmallFleet starts n small instances (1 MiB of L1, GOMAXPROCS=1),
-// eight at a time.
-func (h *harness) startSmallFleet(origin, rds *server, n int) ([]*server, error) {
-	fronts := make([]*server, n)
+// startSmallFleet starts n small instances (1 MiB of L1, GOMAXPROCS=1,
+// no drain on shutdown), eight at a time. stop stops them all at once.
+func (h *harness) startSmallFleet(origin, rds *server, n int) (fronts []*server, stop func(), err error) {
+	fronts = make([]*server, n)
+	started := make([]*proc, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
@@ -211,22 +213,32 @@ func (h *harness) startSmallFleet(origin, rds *server, n int) ([]*server, error)
 			name := fmt.Sprintf("cacheproxy-%d", i+1)
 			argv := []string{"env", "GOMAXPROCS=1", filepath.Join(h.bin, "cacheproxy"), "-listen", addr, "-origin", origin.url,
 				"-admin-listen", adminAddr, "-log-level", "warn", "-key-prefix", "bench", "-redis", rds.url,
-				"-l1-max-bytes", "1MiB"}
+				"-l1-max-bytes", "1MiB", "-drain", "0"}
 			p, err := h.launch(name, argv, addr, adminAddr)
 			if err != nil {
 				errs[i] = err
 				return
 			}
 			fronts[i] = &server{name: name, url: "http://" + addr, addr: addr, admin: "http://" + adminAddr, pids: []int{p.Pid()}}
+			started[i] = p
 		})
 	}
 	wg.Wait()
+	stop = func() {
+		var wg sync.WaitGroup
+		for _, p := range started {
+			if p != nil {
+				wg.Go(func() { h.ps.stop(p) })
+			}
+		}
+		wg.Wait()
+	}
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, stop, err
 		}
 	}
-	return fronts, nil
+	return fronts, stop, nil
 }
 
 // awaitFleet waits until every instance may use its L1 and the first
@@ -400,7 +412,7 @@ func (h *harness) fleetSizeSection(b *strings.Builder) {
 			purgeText(s.URLPurges), purgeText(s.TagPurges), fmt.Sprintf("%.0f (%.2f N)", s.DeliveriesPerPurge, s.DeliveriesPerPurge/float64(s.N)),
 			fmt.Sprintf("%d of %d", s.OriginForColdKey, s.ColdKeyRequests),
 			fmt.Sprintf("%.2f / %.2f", s.CommandsPerColdReq, s.CommandsPerWarmReq),
-			fmt.Sprintf("%.0f", s.PeakRSSPerInstanceMiB), fmt.Sprintf("%.0f", s.StartSeconds)})
+			fmt.Sprintf("%.0f", s.PeakRSSPerInstanceMiB), fmt.Sprintf("%.1f", s.StartSeconds)})
 	}
 	table(b, []string{"N", "Redis cmd/s idle", "per instance", "Redis CPU idle", "pub/sub deliveries/s idle", "per instance",
 		"instance CPU idle", "URL purge p50/p95/max ms (status)", "tag purge p50/p95/max ms (status)", "deliveries per purge",
