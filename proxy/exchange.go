@@ -14,6 +14,7 @@ import (
 // the origin (fill.go).
 type exchange struct {
 	h    *Handler
+	s    *settings // the Handler's live settings when the request came
 	w    http.ResponseWriter
 	r    *http.Request
 	key  string       // the base key of the request's canonical URL
@@ -46,9 +47,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.passThrough(w, r, "method")
 		return
 	}
-	t := requestTarget(r.URL)
-	x := exchange{h: h, w: w, r: r, path: t.path, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
-	x.policy = h.clientNoCache(x.rt)
+	t, s := requestTarget(r.URL), h.live.Load()
+	x := exchange{h: h, s: s, w: w, r: r, path: t.path, rt: s.route(t.path), cc: requestCacheControl(r.Header)}
+	x.policy = s.clientNoCache(x.rt)
 	if x.policy == "ignore" {
 		x.cc = noDirectives()
 	}

@@ -12,14 +12,14 @@ import (
 // and slashes merged (see routePath); a bypass route also matches
 // whatever the case of the path, since an origin may read paths without
 // regard to case, and a bypass must not be evaded by spelling.
-func (h *Handler) route(p string) *Route {
-	if len(h.o.Routes) == 0 {
+func (s *settings) route(p string) *Route {
+	if len(s.routes) == 0 {
 		return nil
 	}
 	rp := routePath(p)
 	var lower string
-	for i := range h.o.Routes {
-		rt := &h.o.Routes[i]
+	for i := range s.routes {
+		rt := &s.routes[i]
 		if routeMatch(rt.Path, rp) {
 			return rt
 		}
@@ -59,14 +59,14 @@ func validClientNoCache(v string) bool {
 }
 
 // clientNoCache returns the policy for a client's no-cache on route rt.
-func (h *Handler) clientNoCache(rt *Route) string {
+func (s *settings) clientNoCache(rt *Route) string {
 	switch {
 	case rt != nil && rt.ClientNoCache != "":
 		return rt.ClientNoCache
 	case rt != nil && rt.Override:
 		return "ignore"
-	case h.o.ClientNoCache != "":
-		return h.o.ClientNoCache
+	case s.noCachePolicy != "":
+		return s.noCachePolicy
 	}
 	return "honour"
 }
@@ -105,14 +105,4 @@ func checkHost(hn string) error {
 		return errors.New("want a host name such as api.example.com")
 	}
 	return nil
-}
-
-// routeIndex returns the index of rt in the routes, -1 for nil.
-func (h *Handler) routeIndex(rt *Route) int {
-	for i := 0; rt != nil && i < len(h.o.Routes); i++ {
-		if rt == &h.o.Routes[i] {
-			return i
-		}
-	}
-	return -1
 }

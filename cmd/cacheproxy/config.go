@@ -39,6 +39,7 @@ type config struct {
 	RedisCert       string // PEM file of the client certificate, with RedisKey
 	RedisKey        string
 	RedisTLS        *tls.Config // built from the three above; nil: the URL's own
+	RedisTimeout    time.Duration
 	KeyPrefix       string
 	DefaultTTL      time.Duration
 	L1MaxBytes      int64 // 0: no L1
@@ -98,6 +99,8 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.RedisCert = v; return nil }},
 	{name: "redis-key", usage: "PEM file of the private key of -redis-cert",
 		parse: func(c *config, v string) error { c.RedisKey = v; return nil }},
+	{name: "redis-timeout", def: "100ms", usage: "bound of each Redis call on a request's path (dialling and TLS included): past it the call counts as a miss and the request goes on without Redis",
+		parse: func(c *config, v string) (err error) { c.RedisTimeout, err = parseDuration(v, true); return err }},
 	{name: "key-prefix", def: "cacheproxy", usage: "namespace of every Redis key and channel",
 		parse: func(c *config, v string) error {
 			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\r\n") {

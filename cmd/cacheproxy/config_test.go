@@ -39,6 +39,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Listen:          ":8080",
 		Origin:          c.Origin,
 		RedisMode:       "auto",
+		RedisTimeout:    100 * time.Millisecond,
 		KeyPrefix:       "cacheproxy",
 		DefaultTTL:      5 * time.Minute,
 		L1MaxBytes:      256 << 20,

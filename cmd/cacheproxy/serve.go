@@ -98,7 +98,7 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 	if cfg.Redis != "" {
 		s.bans = &tiers.Bans{MaxBans: cfg.MaxBans}
 		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Mode: cfg.RedisMode, TLSConfig: cfg.RedisTLS,
-			Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans}); err != nil {
+			Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans, Timeout: cfg.RedisTimeout}); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		s.fleet, err = shared.NewFleet(shared.FleetOptions{
