@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -59,6 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStats(ctx, args, getenv, stdout, stderr)
 	case "report":
 		return runReport(ctx, args, getenv, stdout, stderr)
+	case "reload":
+		return runReload(ctx, args, getenv, stdout, stderr)
+	case "check":
+		return runCheck(args, getenv, stdout, stderr)
 	case "version":
 		return runVersion(args, stdout, stderr)
 	case "help":
@@ -82,8 +87,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "cacheproxy: %v\n", err)
 		return 2
 	}
-	logger := newLogger(cfg, stderr)
-	if err := serve(ctx, cfg, logger); err != nil {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	logger := newLogger(cfg, level, stderr)
+	load := func() (config, error) { return loadConfig(args, getenv) }
+	if err := serve(ctx, cfg, logger, level, load); err != nil {
 		logger.Error("cacheproxy stopped", "err", err)
 		return 1
 	}
