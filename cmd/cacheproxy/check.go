@@ -51,9 +51,9 @@ func runCheck(args []string, getenv func(string) string, stdout, stderr io.Write
 // applies it, then the routes in match order.
 func printConfig(w io.Writer, cfg config) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "SETTING\tVALUE\tFROM\tON RELOAD\n")
+	fmt.Fprintf(tw, "SETTING\tFROM\tON RELOAD\tVALUE\n")
 	if cfg.ConfigFile != "" {
-		fmt.Fprintf(tw, "config\t%s\t\trestart\n", cfg.ConfigFile)
+		fmt.Fprintf(tw, "config\t\trestart\t%s\n", cfg.ConfigFile)
 	}
 	for _, s := range settings {
 		v := cfg.values[s.name]
@@ -66,7 +66,7 @@ func printConfig(w io.Writer, cfg config) {
 		if s.live {
 			onReload = "applied"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.name, v, cfg.sources[s.name], onReload)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.name, cfg.sources[s.name], onReload, v)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
