@@ -343,3 +343,29 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// TestOperationsDocListsReload: docs/operations.md's table of what a
+// reload applies and what needs a restart is the settings table's.
+func TestOperationsDocListsReload(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(doc), "| applied on reload | needs a restart |")
+	table, _, _ = strings.Cut(table, "\n\n")
+	documented := map[string]bool{} // name: live
+	for _, row := range strings.Split(table, "\n")[2:] {
+		cells := strings.Split(row, "|")
+		for col, live := range map[int]bool{1: true, 2: false} {
+			quoted := strings.Split(cells[col], "`")
+			for i := 1; i < len(quoted); i += 2 { // the odd parts are between backquotes
+				documented[quoted[i]] = live
+			}
+		}
+	}
+	for _, s := range settings {
+		if live, ok := documented[s.name]; !ok || live != s.live {
+			t.Errorf("docs/operations.md: %s documented %v (live %v), want live %v", s.name, ok, live, s.live)
+		}
+	}
+}
