@@ -9,6 +9,11 @@
 // CACHEPROXY_<NAME> or as a key of the YAML file given by -config; see
 // configs/cacheproxy.yaml and cacheproxy -help.
 //
+// cacheproxy check takes the same flags and validates them, the
+// environment and the file as start-up does, without listening. While it
+// runs, SIGHUP (or cacheproxy reload) reloads the configuration and
+// SIGUSR1 reopens the access log: see docs/operations.md.
+//
 // Exit status: 0 after a clean shutdown, 1 when the server fails, 2 for a
 // bad command line or configuration.
 package main
