@@ -14,6 +14,7 @@ import (
 // the origin (fill.go).
 type exchange struct {
 	h    *Handler
+	s    *settings // the Handler's live settings when the request came
 	w    http.ResponseWriter
 	r    *http.Request
 	key  string       // the base key of the request's canonical URL
@@ -50,15 +51,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.passThrough(w, r, "method")
 		return
 	}
-	t := requestTarget(r.URL)
-	rd := h.route(t.path)
+	t, s := requestTarget(r.URL), h.live.Load()
+	rd := s.route(t.path)
 	if rt := rd.rt; rt != nil && rt.IgnoreCookies {
 		// The route says the cookie does not change its answers: the
 		// origin does not see it, so that this is true (sharing.go).
 		r = withoutCookie(r)
 	}
-	x := exchange{h: h, w: w, r: r, path: t.path, rt: rd.rt, cc: requestCacheControl(r.Header)}
-	x.policy = h.clientNoCache(x.rt)
+	x := exchange{h: h, s: s, w: w, r: r, path: t.path, rt: rd.rt, cc: requestCacheControl(r.Header)}
+	x.policy = s.clientNoCache(x.rt)
 	if x.policy == "ignore" {
 		x.cc = noDirectives()
 	}

@@ -155,6 +155,10 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	pol := decide(x.storeRule(o.out), resp.StatusCode, resp.Header)
 	if !pol.storable {
 		h.o.Logger.Debug("not storing", "url", x.r.URL.String(), "reason", pol.reason)
+		if pol.reason == "set-cookie" && x.rt != nil && x.rt.IgnoreCookies {
+			h.o.Logger.Warn("a route with cookies: ignore answers with Set-Cookie: such responses are never stored",
+				"route", x.rt.Path, "url", x.r.URL.String())
+		}
 		return &fillResult{stream: h.newStream(resp, nil, 0).why(pol.reason), key: x.key}
 	}
 	body, held, stream, err := h.bufferBody(resp)

@@ -169,7 +169,7 @@ func (h *Handler) aboveRoot(w http.ResponseWriter, r *http.Request) {
 // stripStorable removes from hdr, the headers of a request that may be
 // stored, those that could change the response without being in its key.
 func (h *Handler) stripStorable(hdr http.Header) {
-	for _, name := range h.strip {
+	for _, name := range h.live.Load().strip {
 		delete(hdr, name)
 	}
 }
@@ -189,7 +189,7 @@ func (h *Handler) outValues(r *http.Request, name string) ([]string, bool) {
 		v := h.forwarded(r, name)
 		return v, v != nil
 	}
-	if h.stripSet[name] || fillDropped[name] || isHopHeader(r.Header, name) {
+	if h.live.Load().stripSet[name] || fillDropped[name] || isHopHeader(r.Header, name) {
 		return nil, false
 	}
 	v, ok := r.Header[name]

@@ -20,6 +20,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -28,7 +30,12 @@ import (
 // Handler is a caching reverse proxy. It is an http.Handler, safe for
 // concurrent use. Create it with New.
 type Handler struct {
-	o Options // as given, with defaults filled in; never modified
+	// o is the options as given, with defaults filled in; never
+	// modified. Those that may change live are read from live, never
+	// from o (see settings).
+	o        Options
+	live     atomic.Pointer[settings]
+	reloadMu sync.Mutex // one Reload at a time
 
 	origin   *urlBase
 	chain    *chain
@@ -38,9 +45,7 @@ type Handler struct {
 	rep      *report
 	inflight budget
 	hosts    map[string]bool // nil: every Host, none in the key
-	strip    []string        // canonical names, see Options.StripHeaders
-	stripSet map[string]bool
-	keyPre   string // the first part of every key without Hosts (see baseKey)
+	keyPre   string          // the first part of every key without Hosts (see baseKey)
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -50,21 +55,15 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{o: opts.withDefaults(), origin: newURLBase(opts.Origin), m: newMetrics()}
-	h.o.Routes = append([]Route(nil), opts.Routes...)
-	h.rep = newReport(len(h.o.Routes))
+	h.live.Store(newSettings(h.o, nil))
+	h.o.Routes, h.o.StripHeaders, h.o.TagHeaders = nil, nil, nil // see live
+	h.rep = newReport()
 	h.keyPre = h.o.KeyPrefix + ":" + keyVersion + ":G"
 	for _, hn := range opts.Hosts {
 		if h.hosts == nil {
 			h.hosts = make(map[string]bool)
 		}
 		h.hosts[canonicalHost(hn)] = true
-	}
-	h.stripSet = make(map[string]bool, len(h.o.StripHeaders))
-	for _, n := range h.o.StripHeaders {
-		if n = http.CanonicalHeaderKey(strings.TrimSpace(n)); n != "" && !h.stripSet[n] {
-			h.stripSet[n] = true
-			h.strip = append(h.strip, n)
-		}
 	}
 	h.inflight.max = h.o.MaxInflightBytes
 	h.flights.lockTimeout = h.o.LockTimeout

@@ -77,9 +77,9 @@ func TestReport(t *testing.T) {
 // TestReportBounded: however many distinct paths, the report keeps at
 // most reportSlots patterns and counts the rest as "other".
 func TestReportBounded(t *testing.T) {
-	r := newReport(0)
+	r := newReport()
 	for i := range 5000 {
-		r.add(fmt.Sprintf("/p%c%c/x", 'a'+i%26, 'a'+i/26%26), -1, missed, "")
+		r.add(fmt.Sprintf("/p%c%c/x", 'a'+i%26, 'a'+i/26%26), nil, missed, "")
 	}
 	n := 0
 	for i := range r.slots {

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/url"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -25,16 +26,16 @@ type routing struct {
 // any reading's match; any other route applies only when it is every
 // reading's match. When the readings disagree, the decision is
 // ambiguous.
-func (h *Handler) route(p string) routing {
-	if len(h.o.Routes) == 0 {
+func (s *settings) route(p string) routing {
+	if len(s.routes) == 0 {
 		return routing{}
 	}
 	var buf [3]string
 	readings := pathReadings(p, buf[:0])
-	first := h.match(readings[0])
+	first := s.match(readings[0])
 	agree := true
 	for _, rp := range readings[1:] {
-		rt := h.match(rp)
+		rt := s.match(rp)
 		if rt != nil && rt.Bypass {
 			return routing{rt: rt}
 		}
@@ -49,10 +50,10 @@ func (h *Handler) route(p string) routing {
 // match returns the first route matching path rp, a bypass route
 // matching it whatever the case of either (an origin may read paths
 // without regard to case, and a bypass must not be evaded by spelling).
-func (h *Handler) match(rp string) *Route {
+func (s *settings) match(rp string) *Route {
 	var lower string
-	for i := range h.o.Routes {
-		rt := &h.o.Routes[i]
+	for i := range s.routes {
+		rt := &s.routes[i]
 		if routeMatch(rt.Path, rp) {
 			return rt
 		}
@@ -118,14 +119,14 @@ func validClientNoCache(v string) bool {
 }
 
 // clientNoCache returns the policy for a client's no-cache on route rt.
-func (h *Handler) clientNoCache(rt *Route) string {
+func (s *settings) clientNoCache(rt *Route) string {
 	switch {
 	case rt != nil && rt.ClientNoCache != "":
 		return rt.ClientNoCache
 	case rt != nil && rt.Override:
 		return "ignore"
-	case h.o.ClientNoCache != "":
-		return h.o.ClientNoCache
+	case s.noCachePolicy != "":
+		return s.noCachePolicy
 	}
 	return "honour"
 }
@@ -166,15 +167,9 @@ func checkHost(hn string) error {
 	return nil
 }
 
-// routeIndex returns the index of rt in the routes, -1 for nil.
-func (h *Handler) routeIndex(rt *Route) int {
-	for i := 0; rt != nil && i < len(h.o.Routes); i++ {
-		if rt == &h.o.Routes[i] {
-			return i
-		}
-	}
-	return -1
-}
+// same reports whether two routes are the same rule.
+// Used when a reload keeps a route's counters; not on the request path.
+func (rt Route) same(o Route) bool { return reflect.DeepEqual(rt, o) }
 
 // expectsType reports whether the route stores a response of media type
 // contentType: any, unless its pattern names a file extension the

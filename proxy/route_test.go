@@ -56,7 +56,7 @@ func TestRouteReadings(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd := h.route(requestTarget(u).path)
+		rd := h.live.Load().route(requestTarget(u).path)
 		got := ""
 		switch {
 		case rd.ambiguous:
@@ -139,7 +139,7 @@ func FuzzRouteDecision(f *testing.F) {
 			return
 		}
 		sent := requestTarget(u).path
-		rd := h.route(sent)
+		rd := h.live.Load().route(sent)
 		var bypass *Route
 		for _, p := range readingsOf(sent) {
 			if rt := firstRoute(routes, p); rt != nil && rt.Bypass {

@@ -191,5 +191,5 @@ func varyStar(h http.Header) bool {
 // storeRule returns the rule deciding whether the response to out, the
 // request sent to the origin for this exchange, is stored.
 func (x *exchange) storeRule(out *http.Request) storeRule {
-	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.h.o.DefaultTTL}
+	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.s.defaultTTL}
 }

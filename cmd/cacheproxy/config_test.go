@@ -39,6 +39,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Listen:          ":8080",
 		Origin:          c.Origin,
 		RedisMode:       "auto",
+		RedisTimeout:    100 * time.Millisecond,
 		KeyPrefix:       "cacheproxy",
 		DefaultTTL:      5 * time.Minute,
 		L1MaxBytes:      256 << 20,
@@ -61,6 +62,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 		WriteTimeout:     time.Minute,
 		BodyTimeout:      time.Minute,
 	}
+	if c.sources["listen"] != fromDefault() || c.sources["origin"] != fromFlag() || c.values["listen"] != ":8080" {
+		t.Errorf("sources %v, values %v: want listen from its default :8080, origin from the flag", c.sources, c.values)
+	}
+	want.values, want.sources = c.values, c.sources
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
 	}

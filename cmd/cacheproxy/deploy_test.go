@@ -274,6 +274,9 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("TimeoutStopSec %v does not exceed -drain %v + -shutdown-timeout %v: systemd would kill the process mid-drain",
 			stop, cfg.Drain, cfg.ShutdownTimeout)
 	}
+	if r := u.one(t, "Service", "ExecReload"); r != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload=%s, want /bin/kill -HUP $MAINPID (SIGHUP reloads)", r)
+	}
 	if u.one(t, "Install", "WantedBy") != "multi-user.target" {
 		t.Errorf("[Install] WantedBy is not multi-user.target")
 	}
