@@ -92,6 +92,12 @@ func printConfig(w io.Writer, cfg config) {
 		if rt.IgnoreCookies {
 			rule = append(rule, "cookies: ignore")
 		}
+		if len(rt.Credentials) > 0 {
+			rule = append(rule, "credentials: "+strings.Join(rt.Credentials, " "))
+		}
+		if rt.AnyContentType {
+			rule = append(rule, "any-content-type")
+		}
 		if rt.ClientNoCache != "" {
 			rule = append(rule, "client-no-cache: "+rt.ClientNoCache)
 		}
