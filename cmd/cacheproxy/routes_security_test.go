@@ -203,3 +203,17 @@ func rawRequest(t *testing.T, base, method, target string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+func TestRouteCredentialsConfig(t *testing.T) {
+	file := writeConfig(t, "origin: http://o\nroutes:\n  - path: /a\n    credentials: [X-Api-Key, x-tenant]\n    any-content-type: true\n  - {path: /b, credentials: \"X-One, X-Two\"}\n")
+	c, err := loadConfig([]string{"-config", file}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Routes[0].Credentials; len(got) != 2 || got[0] != "X-Api-Key" || got[1] != "x-tenant" || !c.Routes[0].AnyContentType {
+		t.Errorf("routes[0] = %+v", c.Routes[0])
+	}
+	if got := c.Routes[1].Credentials; len(got) != 2 || got[1] != "X-Two" {
+		t.Errorf("routes[1] = %+v", c.Routes[1])
+	}
+}
