@@ -56,10 +56,7 @@ func (x *exchange) joined(res *fillResult) *fillResult {
 	switch {
 	case res == nil:
 		// The lock timeout: the fill is slow, the origin likely hung.
-		if stale != nil && !bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
-			return &fillResult{entry: stale, shareable: true, as: staleOnError}
-		}
-		return nil
+		return x.staleAfterLockTimeout()
 	case res.servedOnError() && res.entry != nil && x.sameVariant(res) && !bans.Dead(res.entry) && staleIfError(res.entry, x.cc, now):
 		// The origin failed and the leader served its stale copy: so
 		// may every waiter that allows it (nginx's proxy_cache_use_stale).
