@@ -38,9 +38,8 @@ type Handler struct {
 	rep      *report
 	inflight budget
 	hosts    map[string]bool // nil: every Host, none in the key
-	strip    []string        // canonical names, see Options.StripHeaders
-	stripSet map[string]bool
-	keyPre   string // the first part of every key without Hosts (see baseKey)
+	stripSet map[string]bool // canonical names, see Options.StripHeaders
+	keyPre   string          // the first part of every key without Hosts (see baseKey)
 
 	// What the invalidations after unsafe requests may spend (invalidate.go).
 	budgets       *banBudgets
@@ -66,9 +65,8 @@ func New(opts Options) (*Handler, error) {
 	}
 	h.stripSet = make(map[string]bool, len(h.o.StripHeaders))
 	for _, n := range h.o.StripHeaders {
-		if n = http.CanonicalHeaderKey(strings.TrimSpace(n)); n != "" && !h.stripSet[n] {
+		if n = http.CanonicalHeaderKey(strings.TrimSpace(n)); n != "" {
 			h.stripSet[n] = true
-			h.strip = append(h.strip, n)
 		}
 	}
 	h.inflight.max = h.o.MaxInflightBytes
