@@ -282,3 +282,33 @@ func TestLocationAuthority(t *testing.T) {
 		t.Errorf("another port of the client's Host: %d, want foreign", got)
 	}
 }
+
+// TestLeaderServesStaleAfterLockTimeout: the request whose revalidation
+// hangs at the origin, not only those waiting for it, serves its stale
+// copy once the lock timeout has passed, where stale-if-error allows it.
+func TestLeaderServesStaleAfterLockTimeout(t *testing.T) {
+	var hang atomic.Bool
+	release := make(chan struct{})
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=1, stale-if-error=600")
+		w.Header().Set("Age", "5") // stale on arrival
+		io.WriteString(w, "old copy")
+	})
+	t.Cleanup(func() { close(release) })
+	s := newStack(t, o, func(opts *Options) { opts.LockTimeout = time.Second })
+	s.get(t, "/s")
+	hang.Store(true)
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(s.srv.URL + "/s")
+	if err != nil {
+		t.Fatalf("the revalidating request: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "old copy" {
+		t.Errorf("got %s %q, want the stale copy", resp.Header.Get("X-Cache"), b)
+	}
+}
