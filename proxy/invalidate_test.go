@@ -312,3 +312,27 @@ func TestLeaderServesStaleAfterLockTimeout(t *testing.T) {
 		t.Errorf("got %s %q, want the stale copy", resp.Header.Get("X-Cache"), b)
 	}
 }
+
+// FuzzAuthority: an authority names a port always, the scheme's default
+// when the host names none, so "h" and "h:80" are one authority for http,
+// and a port that differs makes another.
+func FuzzAuthority(f *testing.F) {
+	for _, s := range []string{"example.com", "127.0.0.1", "[::1]", "Example.COM.", "h:8080", "[::1]:443", "::1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		a := authority("http", host)
+		if !strings.Contains(a, ":") {
+			t.Fatalf("authority(http, %q) = %q: no port", host, a)
+		}
+		if hasPort(host) || strings.ContainsAny(host, ":[]") {
+			return
+		}
+		if a != authority("http", host+":80") || authority("https", host) != authority("https", host+":443") {
+			t.Errorf("%q: the default port is not the scheme's", host)
+		}
+		if a == authority("http", host+":8080") {
+			t.Errorf("%q: another port is the same authority", host)
+		}
+	})
+}
