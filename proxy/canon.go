@@ -67,6 +67,8 @@ func requestTarget(u *url.URL) target {
 		p = canonicalPath(u.EscapedPath())
 	} else if p == "" || p[0] != '/' {
 		p = canonicalPath(p)
+	} else if hasDotSegment(p) {
+		p, _ = removeDotSegments(p)
 	}
 	return target{path: p, query: normalizeQuery(canonicalQuery(u.RawQuery))}
 }
@@ -168,11 +170,100 @@ var byteClass = func() (c [256]uint8) {
 
 // canonicalPath returns the canonical form of an escaped path. A path
 // already canonical is returned as it is, without allocating.
+//
+// Its dot segments ("." and "..", raw or percent-encoded) are removed
+// (RFC 3986 §5.2.4), as nginx does, so that the key, the route and the
+// origin read one path: "/a/../b" is "/b" everywhere, and no request
+// target reaches above the origin's base path (a ".." above the root is
+// dropped here; ServeHTTP refuses such a request first, see
+// climbsAboveRoot).
 func canonicalPath(p string) string {
 	if p == "" || p[0] != '/' {
 		p = "/" + p // asterisk-form, or an absolute-form URL without path
 	}
-	return canonicalBytes(p, classPathRaw)
+	p = canonicalBytes(p, classPathRaw)
+	if hasDotSegment(p) {
+		p, _ = removeDotSegments(p)
+	}
+	return p
+}
+
+// hasDotSegment reports whether the path p (with its unreserved escapes
+// decoded) has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for i := 0; i+1 < len(p); i++ {
+		if p[i] != '/' || p[i+1] != '.' {
+			continue
+		}
+		rest := p[i+2:]
+		if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+// removeDotSegments removes the "." and ".." segments of the absolute
+// path p (RFC 3986 §5.2.4). climbed reports whether a ".." would have
+// gone above the root (such a ".." is dropped).
+func removeDotSegments(p string) (out string, climbed bool) {
+	segs := strings.Split(p[1:], "/")
+	kept := segs[:0]
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch s {
+		case ".":
+			if last {
+				kept = append(kept, "")
+			}
+			continue
+		case "..":
+			if len(kept) == 0 {
+				climbed = true
+			} else {
+				kept = kept[:len(kept)-1]
+			}
+			if last {
+				kept = append(kept, "")
+			}
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return "/" + strings.Join(kept, "/"), climbed
+}
+
+// climbsAboveRoot reports whether some reading of the escaped path p goes
+// above the root: as sent, or with its escapes decoded ("%2F" a "/",
+// "%2E" a ".") and backslashes read as "/", as many origins and the
+// servers in front of them do. Joined under an origin's base path, such
+// a path would name something outside it.
+func climbsAboveRoot(p string) bool {
+	if !strings.Contains(p, "..") && !strings.Contains(p, "%") {
+		return false
+	}
+	if strings.Contains(p, "%") {
+		if d, err := url.PathUnescape(p); err == nil {
+			p = d
+		}
+	}
+	p = strings.ReplaceAll(p, "\\", "/")
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	depth := 0
+	for s := range strings.SplitSeq(p[1:], "/") {
+		switch s {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
 }
 
 // canonicalQuery returns the canonical form of a raw query, each byte

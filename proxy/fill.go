@@ -131,13 +131,19 @@ func (x *exchange) staleOr(stale *tiers.Entry, res *fillResult) *fillResult {
 // revalidated returns stale updated by the origin's 304 and stores it, or
 // nil if the 304 is for another representation.
 func (x *exchange) revalidated(ctx context.Context, o originReply, stale *tiers.Entry) *fillResult {
-	e := x.freshen(stale, o)
+	e, pol := x.freshen(stale, o)
 	if e == nil {
 		return nil
 	}
-	res := &fillResult{entry: e, key: x.key, shareable: true, as: revalidated}
+	res := &fillResult{entry: e, key: x.key, shareable: pol.storable, as: revalidated}
 	if len(e.Vary) > 0 {
 		res.key = x.h.variantKey(x.key, e.Vary, x.r)
+	}
+	if !pol.storable {
+		// The 304 answered this request alone (sharing.go): it is
+		// served, not stored, and not handed to other requests.
+		res.detail = pol.reason
+		return res
 	}
 	res.stored, res.detail = x.h.chain.store(ctx, x.key, res.key, e)
 	return res

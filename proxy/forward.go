@@ -164,6 +164,15 @@ func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("this proxy does not serve that host\n"))
 }
 
+// aboveRoot answers a request whose path climbs above the root in some
+// reading (climbsAboveRoot) with 400: joined under the origin's base
+// path, it would name something outside it. The origin is not asked.
+func (h *Handler) aboveRoot(w http.ResponseWriter, r *http.Request) {
+	h.count(requestTarget(r.URL).path, nil, badPath, badPath.detail)
+	w.Header()["Cache-Status"] = badPath.status
+	writePlainError(w, badPath.xcache, http.StatusBadRequest, "the path climbs above the root\n")
+}
+
 // stripStorable removes from hdr, the headers of a request that may be
 // stored, those that could change the response without being in its key
 // (see stripped).

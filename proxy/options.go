@@ -41,17 +41,29 @@ type Route struct {
 	// Override replaces the origin's freshness (Cache-Control max-age,
 	// s-maxage, no-cache, Expires and Age) by TTL, as Django's cache_page
 	// does. It replaces freshness only: responses that are not 200, that
-	// are private or no-store, that set a cookie, or that answer a
-	// request with Authorization or (without IgnoreCookies) Cookie are
-	// still never stored.
+	// are private or no-store, or that set a cookie are never stored, and
+	// the sharing rule (sharing.go) applies first: a response to a
+	// request with credentials is stored only with the origin's explicit
+	// permission to share it.
 	Override bool
 	// IgnoreCookies says that a request's Cookie does not change the
-	// route's answers: a response to a request with a Cookie may be
-	// stored for others on the route's TTL or heuristic freshness. By
-	// default such a response is stored only when the origin gave it
-	// explicit freshness (s-maxage, max-age, Expires or public), or varies
-	// on Cookie.
+	// route's answers. The proxy makes that true: on the route, a GET or
+	// HEAD is looked up, keyed and sent to the origin without its
+	// Cookie. Requests with other methods keep theirs.
 	IgnoreCookies bool
+	// Credentials names request headers that identify a client on this
+	// route (an API key header such as "X-Api-Key"), beside
+	// Authorization and Cookie: a response to a request carrying one is
+	// stored for others only with the origin's explicit permission to
+	// share it, or when it varies on that header.
+	Credentials []string
+	// AnyContentType lets a route whose pattern names a file extension
+	// ("/assets/*.css") store responses of any Content-Type. By default
+	// such a route stores only responses whose Content-Type is one the
+	// extension names (or that have none), so that a page served at a
+	// static-looking URL is not stored for everyone (web cache
+	// deception).
+	AnyContentType bool
 	// ClientNoCache is how this route treats a client's request for the
 	// origin's answer (Cache-Control: no-cache or max-age=0, Pragma:
 	// no-cache): "honour", "revalidate" or "ignore" (see

@@ -91,7 +91,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 // under the body timeout.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	t := requestTarget(r.URL)
-	h.count(t.path, h.route(t.path), bypassed, detail)
+	h.count(t.path, h.route(t.path).rt, bypassed, detail)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})

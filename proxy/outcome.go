@@ -39,6 +39,7 @@ var (
 	passed            = newOutcome(outcome{label: "PASS"}) // fetched, not storable: detail says why
 	bypassed          = newOutcome(outcome{label: "BYPASS", fwd: "bypass"})
 	wrongHost         = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "misdirected"})
+	badPath           = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "path-above-root"})
 )
 
 // labels are the distinct outcome labels, in the order outcomes were

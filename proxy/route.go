@@ -3,20 +3,53 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"mime"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
-// route returns the first route matching the canonical path p, or nil.
-// Routes match the path with its escapes decoded, dot segments removed
-// and slashes merged (see routePath); a bypass route also matches
-// whatever the case of the path, since an origin may read paths without
-// regard to case, and a bypass must not be evaded by spelling.
-func (h *Handler) route(p string) *Route {
+// routing is the route decision for a request's path.
+type routing struct {
+	rt *Route // the route that applies, or nil
+	// ambiguous says the readings of the path disagree on a route that
+	// changes what is stored: the request is passed through, not cached.
+	ambiguous bool
+}
+
+// route decides the route of the canonical path p for every reading an
+// origin may make of it (pathReadings): a bypass route applies when it is
+// any reading's match; any other route applies only when it is every
+// reading's match. When the readings disagree, the decision is
+// ambiguous.
+func (h *Handler) route(p string) routing {
 	if len(h.o.Routes) == 0 {
-		return nil
+		return routing{}
 	}
-	rp := routePath(p)
+	var buf [3]string
+	readings := pathReadings(p, buf[:0])
+	first := h.match(readings[0])
+	agree := true
+	for _, rp := range readings[1:] {
+		rt := h.match(rp)
+		if rt != nil && rt.Bypass {
+			return routing{rt: rt}
+		}
+		agree = agree && rt == first
+	}
+	if !agree && (first == nil || !first.Bypass) {
+		return routing{ambiguous: true}
+	}
+	return routing{rt: first}
+}
+
+// match returns the first route matching path rp, a bypass route
+// matching it whatever the case of either (an origin may read paths
+// without regard to case, and a bypass must not be evaded by spelling).
+func (h *Handler) match(rp string) *Route {
 	var lower string
 	for i := range h.o.Routes {
 		rt := &h.o.Routes[i]
@@ -35,6 +68,27 @@ func (h *Handler) route(p string) *Route {
 	return nil
 }
 
+// pathReadings appends to buf the readings an origin may make of the
+// canonical path p, whose dot segments are already removed: p as sent
+// (origins that decode nothing); p with its escapes decoded but its dot
+// segments kept (WSGI, Django: "%2F" is a "/", and "/a/../b" names a page
+// under "/a/"); and p decoded with dot segments removed, backslashes read
+// as "/" and runs of "/" merged (routePath: nginx, many routers). A plain
+// path has one reading.
+func pathReadings(p string, buf []string) []string {
+	buf = append(buf, p)
+	rp := routePath(p)
+	if rp == p {
+		return buf
+	}
+	if strings.Contains(p, "%") {
+		if d, err := url.PathUnescape(p); err == nil && d != p && d != rp {
+			buf = append(buf, d)
+		}
+	}
+	return append(buf, rp)
+}
+
 // Validate reports what is wrong with a route, if anything.
 func (rt Route) Validate() error {
 	if rt.Path == "" || rt.Path[0] != '/' {
@@ -50,6 +104,11 @@ func (rt Route) Validate() error {
 	}
 	if !validClientNoCache(rt.ClientNoCache) {
 		return fmt.Errorf("ClientNoCache %q: want honour, revalidate or ignore", rt.ClientNoCache)
+	}
+	for _, name := range rt.Credentials {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return fmt.Errorf("Credentials: %q is not a header name", name)
+		}
 	}
 	return nil
 }
@@ -115,4 +174,58 @@ func (h *Handler) routeIndex(rt *Route) int {
 		}
 	}
 	return -1
+}
+
+// expectsType reports whether the route stores a response of media type
+// contentType: any, unless its pattern names a file extension the
+// platform knows (see Route.AnyContentType), when the type must be one
+// the extension names. A response without a Content-Type passes.
+func (rt *Route) expectsType(contentType string) bool {
+	if rt.AnyContentType || contentType == "" {
+		return true
+	}
+	ext := routeExtension(rt.Path)
+	if ext == "" {
+		return true
+	}
+	want, _, _ := strings.Cut(mime.TypeByExtension(ext), ";")
+	if want == "" {
+		return true // an extension nobody maps: nothing to compare with
+	}
+	got, _, _ := strings.Cut(contentType, ";")
+	got = strings.ToLower(strings.TrimSpace(got))
+	if got == strings.ToLower(want) || sameKind(got, want) {
+		return true
+	}
+	exts, _ := mime.ExtensionsByType(got)
+	return slices.Contains(exts, ext)
+}
+
+// routeExtension returns the lower-cased file extension a route pattern
+// ends in ("/assets/*.css" → ".css"), or "".
+func routeExtension(pattern string) string {
+	pattern = strings.TrimSuffix(pattern, "/**")
+	last := pattern[strings.LastIndexByte(pattern, '/')+1:]
+	ext := path.Ext(last)
+	if ext == "" || strings.ContainsAny(ext, "*?[") {
+		return ""
+	}
+	return strings.ToLower(ext)
+}
+
+// sameKind reports whether two media types name one kind of content under
+// different registrations (text/javascript and application/javascript).
+func sameKind(a, b string) bool {
+	kind := func(t string) string {
+		switch t {
+		case "text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript", "text/ecmascript":
+			return "js"
+		case "text/xml", "application/xml":
+			return "xml"
+		case "image/x-icon", "image/vnd.microsoft.icon":
+			return "ico"
+		}
+		return t
+	}
+	return kind(a) == kind(b)
 }
