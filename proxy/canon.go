@@ -390,23 +390,79 @@ func canonicalHost(hostport string) string {
 	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
 
-// sameOrigin reports whether u, a Location or Content-Location resolved
-// against the client's URL, names this proxy's own URL space (RFC 9111
-// §4.4: only same-host targets are invalidated): a relative reference, or
-// the public host, a served host, the client's Host, or the origin's own
-// host (origins build absolute links from the Host they receive).
-func (h *Handler) sameOrigin(u *url.URL, r *http.Request) bool {
+// urlSpace is whose URLs a Location or Content-Location names.
+type urlSpace int
+
+const (
+	// foreignSpace: another site's; never invalidated.
+	foreignSpace urlSpace = iota
+	// clientSpace: this proxy's, as its clients name them.
+	clientSpace
+	// originSpace: the origin's, under its base path.
+	originSpace
+)
+
+// urlSpaceOf says whose URL u, a Location or Content-Location resolved
+// against the client's URL r, is (RFC 9111 §4.4: only same-site targets
+// are invalidated). Authorities, host and port (the scheme's default if
+// none), decide: the origin's authority is the origin's URL space, even
+// when the proxy shares its host name on another port; a relative
+// reference, the public host, a served host or the client's Host (its
+// port, if it names one, compared too) is the proxy's own. Origins build
+// absolute links from the Host they receive, which is theirs by default
+// (see rewrite).
+func (h *Handler) urlSpaceOf(u *url.URL, r *http.Request) urlSpace {
 	if u.Host == "" {
-		return true
+		return clientSpace
+	}
+	if authority(u.Scheme, u.Host) == authority(h.origin.u.Scheme, h.origin.u.Host) {
+		return originSpace
 	}
 	host := canonicalHost(u.Host)
 	switch {
-	case host == canonicalHost(r.Host), host == canonicalHost(h.origin.u.Host):
-		return true
-	case h.o.PublicHost != "" && host == canonicalHost(h.o.PublicHost):
-		return true
+	case host == canonicalHost(r.Host) && (!hasPort(r.Host) || authority(u.Scheme, u.Host) == authority(requestScheme(r), r.Host)):
+		return clientSpace
+	case h.o.PublicHost != "" && host == canonicalHost(h.o.PublicHost), h.hosts[host]:
+		return clientSpace
 	}
-	return h.hosts[host]
+	return foreignSpace
+}
+
+// authority returns the canonical host of hostport and its port, the
+// scheme's default (80 for http, 443 for https) if it names none.
+func authority(scheme, hostport string) string {
+	port := ""
+	if hasPort(hostport) {
+		port = hostport[strings.LastIndexByte(hostport, ':')+1:]
+	}
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(scheme, "https") {
+			port = "443"
+		}
+	}
+	return canonicalHost(hostport) + ":" + port
+}
+
+// hasPort reports whether hostport ends with a port: "h:80", "[::1]:80",
+// not "::1" or "[::1]".
+func hasPort(hostport string) bool {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 {
+		return false
+	}
+	if strings.HasPrefix(hostport, "[") {
+		return i > strings.IndexByte(hostport, ']')
+	}
+	return strings.Count(hostport, ":") == 1
+}
+
+// requestScheme is the scheme a client used to reach the proxy.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // normalizeQuery sorts the parameters of a raw query by name, keeping the

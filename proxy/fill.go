@@ -51,6 +51,8 @@ const (
 // the origin fails and it allows that. fill runs under ctx, which may
 // outlive the request's own context.
 func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
+	// Running, for an invalidation of its URL to see (invalidationFor).
+	defer x.h.filling.begin(x.key)()
 	// Every purge applied from here on is newer than what this fill
 	// fetches, and will kill it.
 	seq := x.h.o.Bans.Applied()

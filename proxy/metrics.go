@@ -7,6 +7,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// invalidation is what invalidating one URL takes.
+type invalidation int
+
+const (
+	// invalidateNone: nothing is stored or being filled for the URL.
+	invalidateNone invalidation = iota
+	// invalidateBan: a purge of the URL (a ban), fleet-wide.
+	invalidateBan
+	// invalidateDrop: over the client's budget of ban bytes, the URL's
+	// keys are deleted from L2 and this instance's L1.
+	invalidateDrop
+	numInvalidations
+)
+
+// label is the invalidation's metrics label.
+func (i invalidation) label() string {
+	return [...]string{"none", "ban", "dropped"}[i]
+}
+
 // metrics are a Handler's counters. Counters are plain atomics, so the
 // hot path pays one atomic add; Collector exports them to Prometheus.
 type metrics struct {
@@ -16,6 +35,8 @@ type metrics struct {
 	fleetCollapsed               atomic.Int64
 	sharedErrors                 atomic.Int64
 	originLatency                prometheus.Histogram
+	// invalidations after unsafe requests, by what they took
+	invalidations [numInvalidations]atomic.Int64
 
 	mu        sync.Mutex
 	originUp  bool
@@ -97,12 +118,15 @@ var (
 		"Responses stored in the cache tiers.", nil, nil)
 	descSharedErrors = prometheus.NewDesc("cacheproxy_redis_errors_total",
 		"Failed calls to the shared tier (Redis), each treated as a miss.", nil, nil)
+	descInvalidations = prometheus.NewDesc("cacheproxy_invalidations_total",
+		"URLs invalidated after unsafe requests, by what it took: none (nothing held them), ban, or dropped (the client was over its budget of ban bytes: keys deleted, no ban).",
+		[]string{"action"}, nil)
 )
 
 type collector struct{ h *Handler }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed, descStored, descSharedErrors} {
+	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed, descStored, descSharedErrors, descInvalidations} {
 		ch <- d
 	}
 	c.h.m.originLatency.Describe(ch)
@@ -119,5 +143,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFleetCollapsed, prometheus.CounterValue, float64(s.FleetCollapsed))
 	ch <- prometheus.MustNewConstMetric(descStored, prometheus.CounterValue, float64(s.Stored))
 	ch <- prometheus.MustNewConstMetric(descSharedErrors, prometheus.CounterValue, float64(s.SharedErrors))
+	for i := range c.h.m.invalidations {
+		ch <- prometheus.MustNewConstMetric(descInvalidations, prometheus.CounterValue,
+			float64(c.h.m.invalidations[i].Load()), invalidation(i).label())
+	}
 	c.h.m.originLatency.Collect(ch)
 }

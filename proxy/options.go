@@ -193,6 +193,19 @@ type Options struct {
 	// 256 MiB.
 	MaxInflightBytes int64
 
+	// ClientBanBytes bounds the bans that the invalidations after one
+	// client's unsafe requests (RFC 9111 §4.4) may record: a token bucket
+	// of this many bytes (each ban counting tiers.BanCost of its URL) per
+	// client address, refilled at as many per ban retention (MaxTTL +
+	// FillTimeout + 1m), so that over any retention one client records
+	// at most twice it. Past it, an invalidation deletes the URL's keys
+	// from the shared tier and this instance's L1 instead of recording a
+	// ban. An invalidation of a URL that nothing holds records no ban and
+	// costs nothing. Admin purges are not counted. If zero, 1/32 of the
+	// smaller of the ban table's bounds (Bans.Limits: MaxBytes, or
+	// MaxBans times tiers.BanOverhead): 800,000 bytes by default.
+	ClientBanBytes int
+
 	// BodyTimeout bounds the wait for each read of a request body that
 	// is forwarded to the origin (nginx's client_body_timeout): a client
 	// that sends nothing for that long gets a 408, unless the origin has
@@ -213,6 +226,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: Origin %q: no host", o.Origin)
 	case o.MaxObjectBytes < 0:
 		return fmt.Errorf("proxy: MaxObjectBytes must not be negative, got %d", o.MaxObjectBytes)
+	case o.ClientBanBytes < 0:
+		return fmt.Errorf("proxy: ClientBanBytes must not be negative, got %d", o.ClientBanBytes)
 	case o.MaxInflightBytes < 0:
 		return fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", o.MaxInflightBytes)
 	case o.PublicHost != "" && len(o.Hosts) > 0:

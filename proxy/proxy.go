@@ -46,6 +46,11 @@ type Handler struct {
 	inflight budget
 	hosts    map[string]bool // nil: every Host, none in the key
 	keyPre   string          // the first part of every key without Hosts (see baseKey)
+
+	// What the invalidations after unsafe requests may spend (invalidate.go).
+	budgets       *banBudgets
+	filling       fillsRunning
+	overBudgetLog everyMinute
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -70,6 +75,7 @@ func New(opts Options) (*Handler, error) {
 	h.chain = &chain{local: h.o.Local, shared: h.o.Shared, usable: h.o.LocalUsable, bans: h.o.Bans,
 		l1TTL: h.o.L1TTL, maxTTL: h.o.MaxTTL, variant: h.variantKey, m: h.m, log: h.o.Logger, now: h.o.Now, rep: h.rep}
 	h.pass = h.newPassthrough()
+	h.budgets = newBanBudgets(h.clientBanBytes(), h.banRetention())
 	return h, nil
 }
 
@@ -110,6 +116,17 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// clientBanBytes is Options.ClientBanBytes, or its default: 1/32 of the
+// ban table's smaller bound, its bytes or its count of bans at
+// tiers.BanOverhead each (800,000 bytes with the default bounds).
+func (h *Handler) clientBanBytes() int {
+	if h.o.ClientBanBytes > 0 {
+		return h.o.ClientBanBytes
+	}
+	maxBans, maxBytes := h.o.Bans.Limits()
+	return min(maxBytes, maxBans*tiers.BanOverhead) / 32
 }
 
 // setDefault sets *p to def if it is the zero value.
