@@ -341,13 +341,16 @@ func row(pattern string, c *counters) ReportRow {
 	return r
 }
 
+// applyRoutes says how a changed routes list takes effect.
+const applyRoutes = "and reload it (`kill -HUP <pid>` or `cacheproxy reload`)"
+
 // advice says what to do about the reason requests for pattern were not
 // answered from the cache.
 func advice(reason, pattern string) string {
 	route := pattern // a pattern is a route glob
 	switch reason {
 	case "no-freshness":
-		return "the origin sends no Cache-Control max-age, Expires nor validator: send `Cache-Control: max-age=N` (or an ETag), or add `{path: " + route + ", ttl: 30s}` to routes"
+		return "the origin sends no Cache-Control max-age, Expires nor validator: send `Cache-Control: max-age=N` (or an ETag), or add `{path: " + route + ", ttl: 30s}` to `routes:` in the -config file " + applyRoutes
 	case "set-cookie":
 		return "the origin sets a cookie on these responses, which are never stored: stop setting it on public pages (a session touched by a middleware, a CSRF cookie)"
 	case "private", "no-store":
@@ -355,7 +358,7 @@ func advice(reason, pattern string) string {
 	case "authorization":
 		return "requests carry Authorization: if the answer is the same for every user, send `Cache-Control: public` or `s-maxage=N`"
 	case "cookie-request":
-		return "requests carry a Cookie and the answer has no explicit freshness: send `Cache-Control: max-age=N` (or `Vary: Cookie` if it depends on it), or set `cookies: ignore` on a route for " + route
+		return "requests carry a Cookie and the answer has no explicit freshness: send `Cache-Control: max-age=N` (or `Vary: Cookie` if it depends on it), or set `cookies: ignore` on a route for " + route + " under `routes:` in the -config file " + applyRoutes
 	case "vary-star":
 		return "`Vary: *` is never stored: vary on the request headers that change the answer"
 	case "too-large":

@@ -57,7 +57,8 @@ func TestReport(t *testing.T) {
 		rows[r.Pattern] = r
 	}
 	if r := rows["/rank"]; r.Requests != 3 || r.Answers["PASS"] != 3 || r.MainReason != "no-freshness" ||
-		!strings.Contains(r.Advice, "{path: /rank, ttl: 30s}") {
+		!strings.Contains(r.Advice, "{path: /rank, ttl: 30s}") ||
+		!strings.Contains(r.Advice, "`routes:` in the -config file") || !strings.Contains(r.Advice, "kill -HUP") {
 		t.Errorf("/rank: %+v", r)
 	}
 	if r := rows["/me"]; r.MainReason != "set-cookie" || r.HitRatio != 0 {
