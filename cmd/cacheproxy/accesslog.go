@@ -86,19 +86,11 @@ func detailOf(cs string) string {
 	return strings.TrimSpace(d)
 }
 
-// tierOf names the tier that answered, from X-Cache.
+// tierOf names the tier that answered, from X-Cache (the outcome
+// table's Tier); "" for a response the proxy did not label.
 func tierOf(xcache string) string {
-	switch xcache {
-	case "HIT-L1":
-		return "l1"
-	case "HIT-L2":
-		return "l2"
-	case "STALE":
-		return "cache"
-	case "":
-		return ""
-	}
-	return "origin"
+	o, _ := proxy.OutcomeOf(xcache)
+	return o.Tier
 }
 
 // countingWriter records the status and body bytes of a response. It

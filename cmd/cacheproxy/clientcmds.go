@@ -293,7 +293,7 @@ func printStats(w io.Writer, a statsAnswer, now time.Time) {
 	for _, n := range p.Requests {
 		total += n
 	}
-	fmt.Fprintf(tw, "requests\t%d: %s\n", total, countList(p.Requests, requestKinds))
+	fmt.Fprintf(tw, "requests\t%d: %s\n", total, countList(p.Requests, requestKinds()))
 	fmt.Fprintf(tw, "hit ratio\t%s of cacheable, %s of all requests\n", hitRatio(p.Requests), hitRatioAll(p.Requests))
 	origin := "down"
 	if p.OriginUp {
