@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/proxy"
@@ -27,36 +31,159 @@ func openAccessLog(dest string) (io.Writer, func() error, error) {
 	return f, f.Close, nil
 }
 
-// accessLog wraps the proxy handler: one JSON line per request with its
-// method, path, status, X-Cache outcome and the Cache-Status detail (the
-// reason), the tier that answered, the bytes sent, the duration, the time
-// spent waiting for the origin, and a request id (the client's
-// X-Request-Id when it sent a sane one, else a new one, returned in the
-// response's X-Request-Id).
-func accessLog(w io.Writer, next http.Handler) http.Handler {
-	log := slog.New(slog.NewJSONHandler(w, nil))
+// served is one answered proxy request, as the access log and
+// cacheproxy tail show it.
+type served struct {
+	Time       time.Time `json:"time"`
+	ID         string    `json:"id,omitempty"` // with -access-log: the X-Request-Id
+	Remote     string    `json:"remote"`
+	Host       string    `json:"host"`
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	Proto      string    `json:"proto"`
+	Status     int       `json:"status"`
+	XCache     string    `json:"x_cache"`
+	Reason     string    `json:"reason"` // the Cache-Status detail of a forwarded answer
+	Tier       string    `json:"tier"`   // where the body came from (proxy.OutcomeInfo.Tier)
+	Bytes      int64     `json:"bytes"`
+	DurationMS float64   `json:"duration_ms"`
+	OriginMS   float64   `json:"origin_ms"` // the time its own fills waited for the origin
+	UserAgent  string    `json:"user_agent"`
+	Referer    string    `json:"referer"`
+}
+
+// observe wraps the proxy handler next (p) with what watches each
+// request: the request duration and bytes served metrics (always), the
+// access log (when al is not nil) and cacheproxy tail (while someone
+// tails). With none of the last two, a request costs a counting writer
+// and two clock reads.
+func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := requestID(r.Header.Get("X-Request-Id"))
-		rw.Header().Set("X-Request-Id", id)
-		ctx, trace := proxy.WithTrace(r.Context())
+		watched := tail.watched()
+		var id string
+		if al != nil {
+			id = requestID(r.Header.Get("X-Request-Id"))
+			rw.Header().Set("X-Request-Id", id)
+		}
+		var trace *proxy.Trace
+		if al != nil || watched {
+			var ctx context.Context
+			ctx, trace = proxy.WithTrace(r.Context())
+			r = r.WithContext(ctx)
+		}
 		cw := &countingWriter{ResponseWriter: rw, status: http.StatusOK}
-		next.ServeHTTP(cw, r.WithContext(ctx))
-		xcache := rw.Header().Get("X-Cache")
-		log.LogAttrs(ctx, slog.LevelInfo, "access",
-			slog.String("id", id),
-			slog.String("remote", r.RemoteAddr),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.RequestURI()),
-			slog.Int("status", cw.status),
-			slog.String("x_cache", xcache),
-			slog.String("reason", detailOf(rw.Header().Get("Cache-Status"))),
-			slog.String("tier", tierOf(xcache)),
-			slog.Int64("bytes", cw.bytes),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Float64("origin_ms", float64(trace.OriginDuration().Microseconds())/1000),
-		)
+		next.ServeHTTP(cw, r)
+		took := time.Since(start)
+		hdr := rw.Header()
+		xcache := hdr.Get("X-Cache")
+		p.Observe(xcache, cw.bytes, took)
+		if al == nil && !watched {
+			return
+		}
+		rec := served{
+			Time: start, ID: id, Remote: r.RemoteAddr, Host: r.Host, Method: r.Method, Path: r.URL.RequestURI(),
+			Proto: r.Proto, Status: cw.status, XCache: xcache, Reason: detailOf(hdr.Get("Cache-Status")),
+			Tier: tierOf(xcache), Bytes: cw.bytes, DurationMS: float64(took.Microseconds()) / 1000,
+			OriginMS: float64(trace.OriginDuration().Microseconds()) / 1000,
+			UserAgent: r.Header.Get("User-Agent"), Referer: r.Header.Get("Referer"),
+		}
+		if al != nil {
+			al.log(rec)
+		}
+		if watched {
+			tail.publish(rec)
+		}
 	})
+}
+
+// accessLogger writes -access-log in its -access-log-format. Safe for
+// concurrent use.
+type accessLogger struct {
+	format string // "json" or "combined"
+	json   *slog.Logger
+	mu     sync.Mutex
+	w      io.Writer
+	buf    []byte // the combined line being built, under mu
+}
+
+func newAccessLogger(w io.Writer, format string) *accessLogger {
+	return &accessLogger{format: format, w: w, json: slog.New(slog.NewJSONHandler(w, nil))}
+}
+
+// log writes one line for rec.
+func (l *accessLogger) log(rec served) {
+	if l.format == "combined" {
+		l.mu.Lock()
+		l.buf = appendCombined(l.buf[:0], rec)
+		l.w.Write(l.buf)
+		l.mu.Unlock()
+		return
+	}
+	l.json.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("id", rec.ID),
+		slog.String("remote", rec.Remote),
+		slog.String("host", rec.Host),
+		slog.String("method", rec.Method),
+		slog.String("path", rec.Path),
+		slog.Int("status", rec.Status),
+		slog.String("x_cache", rec.XCache),
+		slog.String("reason", rec.Reason),
+		slog.String("tier", rec.Tier),
+		slog.Int64("bytes", rec.Bytes),
+		slog.Float64("duration_ms", rec.DurationMS),
+		slog.Float64("origin_ms", rec.OriginMS),
+		slog.String("user_agent", rec.UserAgent),
+		slog.String("referer", rec.Referer),
+	)
+}
+
+// appendCombined appends rec as a line of the combined log format
+// (Apache's and nginx's "combined"):
+//
+//	127.0.0.1 - - [07/Dec/2026:06:10:00 +0000] "GET /rank HTTP/1.1" 200 512 "-" "curl/8.5.0"
+//
+// The client's address without its port; "-" for an empty field and a
+// body of 0 bytes; a quote, a backslash and a byte that is not printable
+// ASCII escaped as \xHH, as nginx does, so a client cannot forge a line.
+func appendCombined(b []byte, rec served) []byte {
+	host, _, err := net.SplitHostPort(rec.Remote)
+	if err != nil {
+		host = rec.Remote
+	}
+	b = appendEscaped(b, orDash(host))
+	b = append(b, " - - ["...)
+	b = rec.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "`...)
+	b = appendEscaped(b, rec.Method+" "+rec.Path+" "+rec.Proto)
+	b = append(b, `" `...)
+	b = strconv.AppendInt(b, int64(rec.Status), 10)
+	b = append(b, ' ')
+	if rec.Bytes > 0 {
+		b = strconv.AppendInt(b, rec.Bytes, 10)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, ` "`...)
+	b = appendEscaped(b, orDash(rec.Referer))
+	b = append(b, `" "`...)
+	b = appendEscaped(b, orDash(rec.UserAgent))
+	return append(b, "\"\n"...)
+}
+
+// appendEscaped appends s with '"', '\\' and bytes outside printable
+// ASCII written as \xHH.
+func appendEscaped(b []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // requestID returns the client's request id if it is a sane one (up to 64

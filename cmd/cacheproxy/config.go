@@ -53,6 +53,7 @@ type config struct {
 	LockTimeout     time.Duration
 	ClientNoCache   string
 	AccessLog       string // "": none
+	AccessLogFormat string // "json" or "combined"
 	TagHeaders      []string
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
@@ -179,13 +180,22 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "access-log", usage: "one JSON line per proxied request (method, path, status, X-Cache and reason, tier, bytes, duration, origin time, request id): \"stderr\" or a file to append to; empty logs none",
+	{name: "access-log", usage: "one line per proxied request (see -access-log-format): \"stderr\" or a file to append to; empty logs none",
 		parse: func(c *config, v string) error {
 			if strings.ContainsAny(v, "\x00\n") {
 				return errors.New("want stderr or a file name")
 			}
 			c.AccessLog = v
 			return nil
+		}},
+	{name: "access-log-format", def: "json", usage: "format of -access-log: json (one object per request: time, id, remote, host, method, path, status, x_cache, reason, tier, bytes, duration_ms, origin_ms, user_agent, referer) or combined (the Apache/nginx combined format, for log tools that read it)",
+		parse: func(c *config, v string) error {
+			switch v {
+			case "json", "combined":
+				c.AccessLogFormat = v
+				return nil
+			}
+			return errors.New("want json or combined")
 		}},
 	{name: "log-format", def: "json", usage: "log format: json or text",
 		parse: func(c *config, v string) error {

@@ -53,6 +53,7 @@ type stack struct {
 
 	started   time.Time
 	purges    purgeLog    // the last purges asked of this instance
+	tail      tailHub     // the open GET /tail streams
 	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
 	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
@@ -213,7 +214,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	var handler http.Handler = s.proxy
+	var al *accessLogger
 	if cfg.AccessLog != "" {
 		w, closeLog, err := openAccessLog(cfg.AccessLog)
 		if err != nil {
@@ -222,10 +223,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			return err
 		}
 		defer closeLog()
-		handler = accessLog(w, handler)
+		al = newAccessLogger(w, cfg.AccessLogFormat)
 	}
 	proxySrv := &http.Server{
-		Handler:  newEngine(handler),
+		Handler:  newEngine(observe(s.proxy, al, &s.tail, s.proxy)),
 		ErrorLog: errorLog,
 	}
 	// The proxy listener keeps the header, idle and write timeouts
@@ -250,6 +251,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	adm.Handle("GET /purges", http.HandlerFunc(s.serveRecentPurges))
 	adm.Handle("GET /cache", s.proxy.InspectAPI())
 	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
+	adm.Handle("GET /tail", http.HandlerFunc(s.serveTail))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))
