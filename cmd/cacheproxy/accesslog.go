@@ -85,7 +85,7 @@ func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handle
 			Time: start, ID: id, Remote: r.RemoteAddr, Host: r.Host, Method: r.Method, Path: r.URL.RequestURI(),
 			Proto: r.Proto, Status: cw.status, XCache: xcache, Reason: detailOf(hdr.Get("Cache-Status")),
 			Tier: tierOf(xcache), Bytes: cw.bytes, DurationMS: float64(took.Microseconds()) / 1000,
-			OriginMS: float64(trace.OriginDuration().Microseconds()) / 1000,
+			OriginMS:  float64(trace.OriginDuration().Microseconds()) / 1000,
 			UserAgent: r.Header.Get("User-Agent"), Referer: r.Header.Get("Referer"),
 		}
 		if al != nil {

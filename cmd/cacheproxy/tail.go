@@ -37,7 +37,7 @@ const (
 // tailHub broadcasts served requests to the open tails. The zero value is
 // ready; safe for concurrent use.
 type tailHub struct {
-	mu   sync.Mutex                  // serializes subscribe and unsubscribe
+	mu   sync.Mutex                 // serializes subscribe and unsubscribe
 	subs atomic.Pointer[[]*tailSub] // an immutable slice, replaced whole
 }
 
