@@ -71,6 +71,8 @@ const statsSynopsis = `Usage:
   cacheproxy stats [flags]
 
 Shows an instance's counters (GET /stats) and the members of its fleet.
+With -watch, refreshes them every -interval, with the rates over the last
+interval, until Ctrl-C.
 
 Exit status: 0 on success, 1 on error, 2 for a bad command line.
 

@@ -566,8 +566,10 @@ func printUsage(w io.Writer) {
   cacheproxy [serve] [flags]   run the proxy (the default command)
   cacheproxy purge [flags]     purge cached entries fleet-wide: -url, -prefix, -tag or -all
   cacheproxy inspect URL       show what the cache holds for a URL
-  cacheproxy stats             show an instance's counters and its fleet
+  cacheproxy stats [-watch]    show an instance's counters and its fleet (-watch: refresh)
   cacheproxy report            show which routes are cached, and why not
+  cacheproxy purges            list the last purges asked of an instance
+  cacheproxy tail [filters]    show the requests an instance answers, live
   cacheproxy version           print the version and commit built (also -version)
   cacheproxy help              print this help
 

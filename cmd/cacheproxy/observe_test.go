@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/internal/syncbuf"
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
@@ -256,5 +258,75 @@ func TestTailRoute(t *testing.T) {
 	}
 	if got[0] != "/api/x HIT-L1" || got[1] != "/api/y HIT-L1" {
 		t.Errorf("tail lines %v, want /api/x and /api/y, HIT-L1", got)
+	}
+}
+
+// TestWatchCommands: cacheproxy tail shows the requests that match its
+// filters, purges lists the purges, and stats -watch refreshes with rates.
+func TestWatchCommands(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "hello")
+	}))
+	defer origin.Close()
+	s := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken}, "-origin", origin.URL)
+	getenv := env(map[string]string{"CACHEPROXY_ADMIN": s.adminURL, "CACHEPROXY_ADMIN_TOKEN": fleetToken})
+
+	// tail: started before the traffic, ended by -n.
+	type result struct {
+		code        int
+		out, errOut string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var out, errOut syncbuf.Buffer
+		code := run(t.Context(), []string{"tail", "-outcome", "MISS", "-prefix", "/t/", "-n", "2"}, getenv, &out, &errOut)
+		done <- result{code, out.String(), errOut.String()}
+	}()
+	await.Until(t, 15*time.Second, "the tail to be open", func() bool {
+		// Requests before the tail is open are not shown: send until two are.
+		fetch(t, "GET", s.proxyURL+"/t/"+time.Now().Format("150405.000000"), "")
+		fetch(t, "GET", s.proxyURL+"/other/"+time.Now().Format("150405.000000"), "")
+		return len(done) > 0
+	})
+	r := <-done
+	lines := strings.Split(strings.TrimSpace(r.out), "\n")
+	if r.code != 0 || len(lines) != 2 {
+		t.Fatalf("tail: exit %d, %q %s", r.code, r.out, r.errOut)
+	}
+	for _, l := range lines {
+		if !regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3} 200 MISS +GET 127\.0\.0\.1:\d+ /t/\S+ 5 B \d+\.\dms$`).MatchString(l) {
+			t.Errorf("tail line %q", l)
+		}
+	}
+	if code, _, errOut := runClient(t, []string{"tail", "-status", "6xx"}, getenv); code != 1 || !strings.Contains(errOut, "status") {
+		t.Errorf("tail -status 6xx: exit %d, %s; want 1 naming the status", code, errOut)
+	}
+
+	// purges
+	purge(t, s, "url=/t/1")
+	purge(t, s, "tag=player%3A7")
+	code, out, errOut := runClient(t, []string{"purges"}, getenv)
+	if code != 0 || !regexp.MustCompile(`(?s)AT +STATUS +PURGE +FROM\n.* 200 +tag=player:7 +127\.0\.0\.1:\d+\n.* 200 +url=/t/1 `).MatchString(out) {
+		t.Errorf("purges: exit %d, %s\n%s", code, errOut, out)
+	}
+
+	// stats -watch: two frames, the second with rates.
+	ctx, cancel := context.WithCancel(t.Context())
+	var watch syncbuf.Buffer
+	go func() {
+		var errOut syncbuf.Buffer
+		done <- result{code: run(ctx, []string{"stats", "-watch", "-interval", "200ms"}, getenv, &watch, &errOut), errOut: errOut.String()}
+	}()
+	await.Until(t, 15*time.Second, "two frames of stats -watch", func() bool {
+		fetch(t, "GET", s.proxyURL+"/t/1", "")
+		return strings.Contains(watch.String(), "interval hit ratio")
+	})
+	cancel()
+	if r := <-done; r.code != 0 {
+		t.Errorf("stats -watch ended with %d: %s", r.code, r.errOut)
+	}
+	if out := watch.String(); strings.Count(out, "requests  ") < 2 || !regexp.MustCompile(`rate +\d+\.\d req/s: HIT-L1 \d`).MatchString(out) {
+		t.Errorf("stats -watch:\n%s", out)
 	}
 }
