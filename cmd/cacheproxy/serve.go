@@ -54,6 +54,7 @@ type stack struct {
 	started   time.Time
 	purges    purgeLog    // the last purges asked of this instance
 	tail      tailHub     // the open GET /tail streams
+	history   history     // the counters' last minutes, for the dashboard
 	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
 	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
@@ -252,6 +253,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	adm.Handle("GET /cache", s.proxy.InspectAPI())
 	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
 	adm.Handle("GET /tail", http.HandlerFunc(s.serveTail))
+	adm.Handle("GET /history", http.HandlerFunc(s.serveHistory))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))
@@ -273,6 +275,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			<-fleetDone
 		}()
 	}
+	s.history.sampleNow(s.proxy) // the first sample: every counter at zero
+	g.Go(func() error { s.history.run(gctx, s.proxy); return nil })
 	g.Go(func() error { return serveOn(proxySrv, proxyLn) })
 	g.Go(func() error { return serveOn(adminSrv, adminLn) })
 	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())
