@@ -21,9 +21,9 @@ type stats struct {
 	// Outcomes describes each key of Proxy.Requests (proxy.Outcomes),
 	// in order: what the dashboard lists and charts.
 	Outcomes []proxy.OutcomeInfo `json:"outcomes"`
-	L1    *l1Stats    `json:"l1,omitempty"`
-	Redis *redisStats `json:"redis,omitempty"`
-	Fleet *fleetStats `json:"fleet,omitempty"`
+	L1       *l1Stats            `json:"l1,omitempty"`
+	Redis    *redisStats         `json:"redis,omitempty"`
+	Fleet    *fleetStats         `json:"fleet,omitempty"`
 }
 
 type fleetStats struct {
