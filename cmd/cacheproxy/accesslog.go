@@ -76,7 +76,10 @@ func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handle
 		next.ServeHTTP(cw, r)
 		took := time.Since(start)
 		hdr := rw.Header()
-		xcache := hdr.Get("X-Cache")
+		var xcache string
+		if v := hdr["X-Cache"]; len(v) > 0 { // set by the proxy, canonical
+			xcache = v[0]
+		}
 		p.Observe(xcache, cw.bytes, took)
 		if al == nil && !watched {
 			return
