@@ -110,8 +110,8 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	x.now = x.h.o.Now() // the fill took its time: Age is as of now
 	switch {
 	case res.err != nil:
-		x.h.count(x.path, x.rt, missed, "origin-error")
-		x.h.writeError(x.w, x.r, res.err, missed)
+		x.h.count(x.path, x.rt, originError, originError.detail)
+		x.h.writeError(x.w, x.r, res.err, x.fwd)
 	case res.stream != nil:
 		x.writeStream(res.stream)
 	case res.as == revalidated:

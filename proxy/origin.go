@@ -67,6 +67,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 		ErrorLog:  slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelWarn),
 		ModifyResponse: func(resp *http.Response) error {
 			h.m.originOK()
+			h.countPass(resp.Request, bypassed)
 			// Ours are set on the client's response by passThrough.
 			delete(resp.Header, "X-Cache")
 			delete(resp.Header, "Cache-Status")
@@ -78,24 +79,30 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if status, berr := clientBodyStatus(r); status != 0 {
+				h.countPass(r, bypassed)
 				h.writeClientError(w, r, status, berr)
 				return
 			}
-			h.writeError(w, r, err, bypassed)
+			if r.Context().Err() == nil { // else the client left: not an answer
+				h.countPass(r, originError)
+			}
+			h.writeError(w, r, err, "bypass")
 		},
 	}
 }
 
 // passThrough forwards r to the origin without looking it up or storing
 // the response, for the reason detail (Cache-Status). Its body is read
-// under the body timeout.
+// under the body timeout. It is counted once the origin answered (as
+// BYPASS), or failed to (as ERROR), before the client gets anything.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	t := requestTarget(r.URL)
-	h.count(t.path, h.live.Load().route(t.path).rt, bypassed, detail)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
 	h.m.originRequests.Add(1)
+	st := &passState{path: t.path, detail: detail}
+	r = r.WithContext(context.WithValue(r.Context(), passKey{}, st))
 	start := h.o.Now()
 	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))
 	took := h.o.Now().Sub(start)
@@ -103,6 +110,31 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail str
 	if tr := traceOf(r); tr != nil {
 		tr.addOrigin(took)
 	}
+	h.countPass(r, bypassed) // if neither the response nor the error was
+}
+
+// passState is a pass-through request's, carried in its context: what
+// to count it under, and whether it has been.
+type passState struct {
+	path, detail string
+	counted      bool
+}
+
+type passKey struct{}
+
+// countPass counts the pass-through request r once, as o (the ERROR
+// outcome with its own detail).
+func (h *Handler) countPass(r *http.Request, o *outcome) {
+	st, ok := r.Context().Value(passKey{}).(*passState)
+	if !ok || st.counted {
+		return
+	}
+	st.counted = true
+	detail := st.detail
+	if o.detail != "" {
+		detail = o.detail
+	}
+	h.count(st.path, h.live.Load().route(st.path).rt, o, detail)
 }
 
 // errorStatus maps an origin failure to a status: a timeout is 504,
@@ -115,9 +147,11 @@ func errorStatus(err error) int {
 	return http.StatusBadGateway
 }
 
-// writeError answers r after an origin failure. A client that has gone
-// gets nothing and is not logged: it is not the origin's fault.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, o *outcome) {
+// writeError answers r after an origin failure with the proxy's own 502
+// or 504 (the ERROR outcome; fwd is the request's Cache-Status forward
+// reason). A client that has gone gets nothing and is not logged: it is
+// not the origin's fault.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, fwd string) {
 	if r.Context().Err() != nil {
 		return
 	}
@@ -127,5 +161,6 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, 
 	if status == http.StatusGatewayTimeout {
 		msg = "origin timed out\n"
 	}
-	writePlainError(w, o.xcache, status, msg)
+	w.Header()["Cache-Status"] = originError.forwarded(forward{fwd: fwd})
+	writePlainError(w, originError.xcache, status, msg)
 }
