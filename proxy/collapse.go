@@ -102,7 +102,11 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	x.now = x.h.o.Now() // the fill took its time: Age is as of now
 	switch {
 	case res.err != nil:
-		x.h.count(x.path, x.rt, missed, "origin-error")
+		detail := "origin-error"
+		if errors.Is(res.err, errOriginBusy) {
+			detail = "origin-busy"
+		}
+		x.h.count(x.path, x.rt, missed, detail)
 		x.h.writeError(x.w, x.r, res.err, missed)
 	case res.stream != nil:
 		x.writeStream(res.stream)

@@ -92,16 +92,27 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 
 // passThrough forwards r to the origin without looking it up or storing
 // the response, for the reason detail (Cache-Status). Its body is read
-// under the body timeout.
+// under the body timeout, and first buffered if Options.RequestBuffering
+// says so.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	t := requestTarget(r.URL)
 	h.count(t.path, h.route(t.path), bypassed, detail)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
+	req, held, err := h.bufferRequest(h.withBodyTimeout(w, r))
+	defer h.inflight.give(held)
+	if err != nil {
+		status, berr := clientBodyStatus(req)
+		if status == 0 {
+			status, berr = http.StatusBadRequest, err
+		}
+		h.writeClientError(w, r, status, berr)
+		return
+	}
 	h.m.originRequests.Add(1)
 	start := h.o.Now()
-	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))
+	h.pass.ServeHTTP(w, req)
 	took := h.o.Now().Sub(start)
 	h.m.originLatency.Observe(took.Seconds())
 	if tr := traceOf(r); tr != nil {
@@ -185,10 +196,13 @@ func (h *Handler) clientURL(in *http.Request, v string) (string, bool) {
 	return target{path: canonicalPath(p), query: normalizeQuery(canonicalQuery(u.RawQuery))}.url(), true
 }
 
-// errorStatus maps an origin failure to a status: a timeout is 504,
-// anything else 502.
+// errorStatus maps an origin failure to a status: no origin request slot
+// free (Options.MaxOriginConns) is 503, a timeout 504, anything else 502.
 func errorStatus(err error) int {
 	var ne net.Error
+	if errors.Is(err, errOriginBusy) {
+		return http.StatusServiceUnavailable
+	}
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return http.StatusGatewayTimeout
 	}
@@ -204,8 +218,12 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, 
 	status := errorStatus(err)
 	h.o.Logger.Warn("origin request failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
 	msg := "origin unreachable\n"
-	if status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusGatewayTimeout:
 		msg = "origin timed out\n"
+	case http.StatusServiceUnavailable:
+		msg = "origin busy\n"
+		w.Header().Set("Retry-After", "1")
 	}
 	writePlainError(w, o.xcache, status, msg)
 }
