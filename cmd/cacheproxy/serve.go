@@ -56,6 +56,7 @@ type stack struct {
 	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
 	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
+	conns     atomic.Pointer[conn.Listener] // the proxy listener, once listening
 }
 
 // newStack builds the tiers and the proxy handler. On error, whatever was
@@ -84,6 +85,9 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		BodyTimeout:      cfg.BodyTimeout,
+		RequestBuffering: cfg.RequestBuffering,
+		MaxOriginConns:   cfg.MaxOriginConns,
+		OriginQueueWait:  cfg.OriginQueueTimeout,
 	}
 	// Local and Shared are interfaces: assign them only when the tier
 	// exists, as a nil *T in an interface is not a nil interface.
@@ -189,6 +193,7 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 // to cfg.ShutdownTimeout to finish, and the tiers are closed last.
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	tuneGC(cfg, logger)
+	cfg = resolveLimits(cfg, logger)
 	// go-redis logs through a process-wide logger of its own.
 	redis.SetLogger(redisLogger{logger})
 	s, err := newStack(cfg, logger)
@@ -235,7 +240,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// streamed and may take as long as they take, as long as they make
 	// progress (-body-timeout, -write-timeout); the origin side is
 	// bounded by the proxy's own timeouts.
-	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout})
+	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxConns: cfg.MaxConns})
+	s.conns.Store(proxyLn)
 	adminSrv := &http.Server{
 		Handler:           adm,
 		ReadHeaderTimeout: 5 * time.Second,
