@@ -177,7 +177,8 @@ type Options struct {
 	// hold in memory at once while they read them to store them. A
 	// storable response that would take the total over it is streamed
 	// to the one client it was fetched for, and not stored; so is any
-	// response that may not be stored, whatever its size. If zero,
+	// response that may not be stored, whatever its size. Request bodies
+	// buffered under RequestBuffering count against it too. If zero,
 	// 256 MiB.
 	MaxInflightBytes int64
 

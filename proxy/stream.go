@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -15,31 +14,6 @@ import (
 // (Options.MaxInflightBytes). Whatever is not buffered is streamed to the
 // one client it was fetched for, and never stored: so a slow client, or
 // many, hold a copy buffer each, not a whole body.
-
-// budget bounds the bytes the fills in flight hold at once. It is safe
-// for concurrent use.
-type budget struct {
-	max  int64
-	used atomic.Int64
-}
-
-// take reserves n bytes and reports whether they were within the bound.
-// Concurrent takes near the bound may both be refused: a refusal only
-// means streaming.
-func (b *budget) take(n int64) bool {
-	if b.used.Add(n) > b.max {
-		b.used.Add(-n)
-		return false
-	}
-	return true
-}
-
-// give returns n bytes taken earlier.
-func (b *budget) give(n int64) {
-	if n != 0 {
-		b.used.Add(-n)
-	}
-}
 
 // firstStep is what a fill first reserves, and reads into, for a body of
 // unknown length; each later step doubles what it holds.
