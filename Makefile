@@ -16,9 +16,10 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## demo: run the quickstart (demo origin, Redis if installed, the proxy) and show a MISS then a HIT
+## demo: run the quickstart (demo origin, Redis if installed, the proxy) and show a MISS then a HIT;
+## make demo KEEP=1 leaves it all running (dashboard included) until Ctrl-C
 demo:
-	bash scripts/demo.sh
+	KEEP=$(KEEP) bash scripts/demo.sh
 
 ## demo-django: a Django REST framework API (examples/django) behind the proxy: MISS without a route, HIT with one, refresh after a write
 demo-django:

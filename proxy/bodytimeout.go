@@ -68,7 +68,7 @@ func (h *Handler) withBodyTimeout(w http.ResponseWriter, r *http.Request) *http.
 	if r.Body == nil || r.Body == http.NoBody {
 		return r
 	}
-	b := &clientBody{body: r.Body, rc: http.NewResponseController(w), timeout: h.o.BodyTimeout}
+	b := &clientBody{body: r.Body, rc: http.NewResponseController(w), timeout: h.live.Load().bodyTimeout}
 	out := r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, b))
 	out.Body = b
 	return out

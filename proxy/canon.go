@@ -67,6 +67,8 @@ func requestTarget(u *url.URL) target {
 		p = canonicalPath(u.EscapedPath())
 	} else if p == "" || p[0] != '/' {
 		p = canonicalPath(p)
+	} else if hasDotSegment(p) {
+		p, _ = removeDotSegments(p)
 	}
 	return target{path: p, query: normalizeQuery(canonicalQuery(u.RawQuery))}
 }
@@ -168,11 +170,100 @@ var byteClass = func() (c [256]uint8) {
 
 // canonicalPath returns the canonical form of an escaped path. A path
 // already canonical is returned as it is, without allocating.
+//
+// Its dot segments ("." and "..", raw or percent-encoded) are removed
+// (RFC 3986 §5.2.4), as nginx does, so that the key, the route and the
+// origin read one path: "/a/../b" is "/b" everywhere, and no request
+// target reaches above the origin's base path (a ".." above the root is
+// dropped here; ServeHTTP refuses such a request first, see
+// climbsAboveRoot).
 func canonicalPath(p string) string {
 	if p == "" || p[0] != '/' {
 		p = "/" + p // asterisk-form, or an absolute-form URL without path
 	}
-	return canonicalBytes(p, classPathRaw)
+	p = canonicalBytes(p, classPathRaw)
+	if hasDotSegment(p) {
+		p, _ = removeDotSegments(p)
+	}
+	return p
+}
+
+// hasDotSegment reports whether the path p (with its unreserved escapes
+// decoded) has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for i := 0; i+1 < len(p); i++ {
+		if p[i] != '/' || p[i+1] != '.' {
+			continue
+		}
+		rest := p[i+2:]
+		if rest == "" || rest[0] == '/' || rest[0] == '.' && (len(rest) == 1 || rest[1] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+// removeDotSegments removes the "." and ".." segments of the absolute
+// path p (RFC 3986 §5.2.4). climbed reports whether a ".." would have
+// gone above the root (such a ".." is dropped).
+func removeDotSegments(p string) (out string, climbed bool) {
+	segs := strings.Split(p[1:], "/")
+	kept := segs[:0]
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch s {
+		case ".":
+			if last {
+				kept = append(kept, "")
+			}
+			continue
+		case "..":
+			if len(kept) == 0 {
+				climbed = true
+			} else {
+				kept = kept[:len(kept)-1]
+			}
+			if last {
+				kept = append(kept, "")
+			}
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return "/" + strings.Join(kept, "/"), climbed
+}
+
+// climbsAboveRoot reports whether some reading of the escaped path p goes
+// above the root: as sent, or with its escapes decoded ("%2F" a "/",
+// "%2E" a ".") and backslashes read as "/", as many origins and the
+// servers in front of them do. Joined under an origin's base path, such
+// a path would name something outside it.
+func climbsAboveRoot(p string) bool {
+	if !strings.Contains(p, "..") && !strings.Contains(p, "%") {
+		return false
+	}
+	if strings.Contains(p, "%") {
+		if d, err := url.PathUnescape(p); err == nil {
+			p = d
+		}
+	}
+	p = strings.ReplaceAll(p, "\\", "/")
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	depth := 0
+	for s := range strings.SplitSeq(p[1:], "/") {
+		switch s {
+		case "", ".":
+		case "..":
+			if depth--; depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
 }
 
 // canonicalQuery returns the canonical form of a raw query, each byte
@@ -299,23 +390,79 @@ func canonicalHost(hostport string) string {
 	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
 
-// sameOrigin reports whether u, a Location or Content-Location resolved
-// against the client's URL, names this proxy's own URL space (RFC 9111
-// §4.4: only same-host targets are invalidated): a relative reference, or
-// the public host, a served host, the client's Host, or the origin's own
-// host (origins build absolute links from the Host they receive).
-func (h *Handler) sameOrigin(u *url.URL, r *http.Request) bool {
+// urlSpace is whose URLs a Location or Content-Location names.
+type urlSpace int
+
+const (
+	// foreignSpace: another site's; never invalidated.
+	foreignSpace urlSpace = iota
+	// clientSpace: this proxy's, as its clients name them.
+	clientSpace
+	// originSpace: the origin's, under its base path.
+	originSpace
+)
+
+// urlSpaceOf says whose URL u, a Location or Content-Location resolved
+// against the client's URL r, is (RFC 9111 §4.4: only same-site targets
+// are invalidated). Authorities, host and port (the scheme's default if
+// none), decide: the origin's authority is the origin's URL space, even
+// when the proxy shares its host name on another port; a relative
+// reference, the public host, a served host or the client's Host (its
+// port, if it names one, compared too) is the proxy's own. Origins build
+// absolute links from the Host they receive, which is theirs by default
+// (see rewrite).
+func (h *Handler) urlSpaceOf(u *url.URL, r *http.Request) urlSpace {
 	if u.Host == "" {
-		return true
+		return clientSpace
+	}
+	if authority(u.Scheme, u.Host) == authority(h.origin.u.Scheme, h.origin.u.Host) {
+		return originSpace
 	}
 	host := canonicalHost(u.Host)
 	switch {
-	case host == canonicalHost(r.Host), host == canonicalHost(h.origin.u.Host):
-		return true
-	case h.o.PublicHost != "" && host == canonicalHost(h.o.PublicHost):
-		return true
+	case host == canonicalHost(r.Host) && (!hasPort(r.Host) || authority(u.Scheme, u.Host) == authority(requestScheme(r), r.Host)):
+		return clientSpace
+	case h.o.PublicHost != "" && host == canonicalHost(h.o.PublicHost), h.hosts[host]:
+		return clientSpace
 	}
-	return h.hosts[host]
+	return foreignSpace
+}
+
+// authority returns the canonical host of hostport and its port, the
+// scheme's default (80 for http, 443 for https) if it names none.
+func authority(scheme, hostport string) string {
+	port := ""
+	if hasPort(hostport) {
+		port = hostport[strings.LastIndexByte(hostport, ':')+1:]
+	}
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(scheme, "https") {
+			port = "443"
+		}
+	}
+	return canonicalHost(hostport) + ":" + port
+}
+
+// hasPort reports whether hostport ends with a port: "h:80", "[::1]:80",
+// not "::1" or "[::1]".
+func hasPort(hostport string) bool {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 {
+		return false
+	}
+	if strings.HasPrefix(hostport, "[") {
+		return i > strings.IndexByte(hostport, ']')
+	}
+	return strings.Count(hostport, ":") == 1
+}
+
+// requestScheme is the scheme a client used to reach the proxy.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // normalizeQuery sorts the parameters of a raw query by name, keeping the

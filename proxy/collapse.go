@@ -22,12 +22,24 @@ func (x *exchange) miss() {
 	fx := *x
 	interim := &interimWriter{w: x.w}
 	fx.w = nil // only the leader's client writes, through interim
-	res, leader, err := x.h.flights.do(x.r.Context(), x.key, x.h.o.FillTimeout, func(ctx context.Context) *fillResult {
+	ctx := x.r.Context()
+	if x.h.flights.lockTimeout > 0 && x.staleAfterLockTimeout() != nil {
+		// A stale copy that may be served if the origin hangs: the
+		// leader, like every waiter, waits for the fill at most the lock
+		// timeout, here or for another instance's fill (lease.go).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, x.h.flights.lockTimeout, errLockTimeout)
+		defer cancel()
+	}
+	res, leader, err := x.h.flights.do(ctx, x.key, x.h.o.FillTimeout, func(ctx context.Context) *fillResult {
 		// Only the leader's own client sees the origin's 1xx responses.
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: interim.write})
 		return fx.fill(ctx, use)
 	})
 	interim.close()
+	if err != nil && x.r.Context().Err() == nil && errors.Is(context.Cause(ctx), errLockTimeout) {
+		leader, res, err = false, nil, errLockTimeout
+	}
 	if err != nil && !errors.Is(err, errLockTimeout) {
 		// The client has gone; nobody is left to answer.
 		return
@@ -57,10 +69,7 @@ func (x *exchange) joined(res *fillResult) *fillResult {
 	switch {
 	case res == nil:
 		// The lock timeout: the fill is slow, the origin likely hung.
-		if stale != nil && !bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
-			return &fillResult{entry: stale, shareable: true, as: staleOnError}
-		}
-		return nil
+		return x.staleAfterLockTimeout()
 	case res.servedOnError() && res.entry != nil && x.sameVariant(res) && !bans.Dead(res.entry) && staleIfError(res.entry, x.cc, now):
 		// The origin failed and the leader served its stale copy: so
 		// may every waiter that allows it (nginx's proxy_cache_use_stale).

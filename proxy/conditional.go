@@ -22,12 +22,14 @@ func setValidators(out http.Header, stored fields) {
 }
 
 // freshen returns a copy of stale updated by a 304 response to a
-// conditional request (RFC 9111 §4.3.4), or nil if the 304 does not
-// select it (its strong validator differs).
-func (x *exchange) freshen(stale *tiers.Entry, o originReply) *tiers.Entry {
+// conditional request (RFC 9111 §4.3.4), and the storability of the
+// updated response as decide sees it (the 304 answered this request, with
+// its credentials); or nil if the 304 does not select it (its strong
+// validator differs).
+func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, policy) {
 	resp := o.resp
 	if etag := resp.Header.Get("Etag"); etag != "" && etag != stale.Header.Get("Etag") && !weakEqual(etag, stale.Header.Get("Etag")) {
-		return nil
+		return nil, policy{}
 	}
 	respTime := x.h.o.Now()
 	hdr := stale.Header.Clone()
@@ -49,7 +51,7 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) *tiers.Entry {
 	}
 	x.h.removeTagHeaders(hdr)
 	e.Seq = o.seq
-	return e.Packed()
+	return e.Packed(), pol
 }
 
 // notModified evaluates the request's If-None-Match, or if absent its

@@ -14,6 +14,7 @@ import (
 // the origin (fill.go).
 type exchange struct {
 	h    *Handler
+	s    *settings // the Handler's live settings when the request came
 	w    http.ResponseWriter
 	r    *http.Request
 	key  string       // the base key of the request's canonical URL
@@ -42,21 +43,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.misdirected(w, r)
 		return
 	}
+	if climbsAboveRoot(r.URL.EscapedPath()) {
+		h.aboveRoot(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.passThrough(w, r, "method")
 		return
 	}
-	t := requestTarget(r.URL)
-	x := exchange{h: h, w: w, r: r, path: t.path, rt: h.route(t.path), cc: requestCacheControl(r.Header)}
-	x.policy = h.clientNoCache(x.rt)
+	t, s := requestTarget(r.URL), h.live.Load()
+	rd := s.route(t.path)
+	if rt := rd.rt; rt != nil && rt.IgnoreCookies {
+		// The route says the cookie does not change its answers: the
+		// origin does not see it, so that this is true (sharing.go).
+		r = withoutCookie(r)
+	}
+	x := exchange{h: h, s: s, w: w, r: r, path: t.path, rt: rd.rt, cc: requestCacheControl(r.Header)}
+	x.policy = s.clientNoCache(x.rt)
 	if x.policy == "ignore" {
 		x.cc = noDirectives()
 	}
-	// Not looked up: a bypass route, a URL too long to name in a purge,
-	// or a request that forbids storing its exchange.
+	// Not looked up: a bypass route, a path whose readings disagree on
+	// its route, a URL too long to name in a purge, or a request that
+	// forbids storing its exchange.
 	switch {
 	case x.rt != nil && x.rt.Bypass:
 		h.passThrough(w, r, "bypass-route")
+		return
+	case rd.ambiguous:
+		h.passThrough(w, r, "ambiguous-path")
 		return
 	case t.len() > maxCachedURL:
 		h.passThrough(w, r, "url-too-long")

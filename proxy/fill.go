@@ -51,6 +51,8 @@ const (
 // the origin fails and it allows that. fill runs under ctx, which may
 // outlive the request's own context.
 func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
+	// Running, for an invalidation of its URL to see (invalidationFor).
+	defer x.h.filling.begin(x.key)()
 	// Every purge applied from here on is newer than what this fill
 	// fetches, and will kill it.
 	seq := x.h.o.Bans.Applied()
@@ -131,13 +133,19 @@ func (x *exchange) staleOr(stale *tiers.Entry, res *fillResult) *fillResult {
 // revalidated returns stale updated by the origin's 304 and stores it, or
 // nil if the 304 is for another representation.
 func (x *exchange) revalidated(ctx context.Context, o originReply, stale *tiers.Entry) *fillResult {
-	e := x.freshen(stale, o)
+	e, pol := x.freshen(stale, o)
 	if e == nil {
 		return nil
 	}
-	res := &fillResult{entry: e, key: x.key, shareable: true, as: revalidated}
+	res := &fillResult{entry: e, key: x.key, shareable: pol.storable, as: revalidated}
 	if len(e.Vary) > 0 {
 		res.key = x.h.variantKey(x.key, e.Vary, x.r)
+	}
+	if !pol.storable {
+		// The 304 answered this request alone (sharing.go): it is
+		// served, not stored, and not handed to other requests.
+		res.detail = pol.reason
+		return res
 	}
 	res.stored, res.detail = x.h.chain.store(ctx, x.key, res.key, e)
 	return res
@@ -151,6 +159,10 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	pol := decide(x.storeRule(o.out), resp.StatusCode, resp.Header)
 	if !pol.storable {
 		h.o.Logger.Debug("not storing", "url", x.r.URL.String(), "reason", pol.reason)
+		if pol.reason == "set-cookie" && x.rt != nil && x.rt.IgnoreCookies {
+			h.o.Logger.Warn("a route with cookies: ignore answers with Set-Cookie: such responses are never stored",
+				"route", x.rt.Path, "url", x.r.URL.String())
+		}
 		return &fillResult{stream: h.newStream(resp, nil, 0).why(pol.reason), key: x.key}
 	}
 	body, held, stream, err := h.bufferBody(resp)

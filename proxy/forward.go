@@ -42,6 +42,13 @@ var DefaultStripHeaders = []string{
 	"X-Method-Override",
 	"X-Url-Scheme",
 	"Front-End-Https",
+	"X-Scheme",             // nginx examples, Tornado
+	"X-Script-Name",        // WSGI mounts (Flask/Werkzeug, Django setups)
+	"X-Forwarded-Protocol", // Rack, older proxies
+	"X-Real-IP",            // nginx's real_ip, Rack, many frameworks' client IP
+	"Client-IP",            // Rack, Symfony
+	"True-Client-IP",       // Akamai, Cloudflare
+	"X-Original-URI",       // nginx auth_request, IIS
 }
 
 // clientRequest is the context key under which the outbound request of a
@@ -157,12 +164,40 @@ func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("this proxy does not serve that host\n"))
 }
 
+// aboveRoot answers a request whose path climbs above the root in some
+// reading (climbsAboveRoot) with 400: joined under the origin's base
+// path, it would name something outside it. The origin is not asked.
+func (h *Handler) aboveRoot(w http.ResponseWriter, r *http.Request) {
+	h.count(requestTarget(r.URL).path, nil, badPath, badPath.detail)
+	w.Header()["Cache-Status"] = badPath.status
+	writePlainError(w, badPath.xcache, http.StatusBadRequest, "the path climbs above the root\n")
+}
+
 // stripStorable removes from hdr, the headers of a request that may be
-// stored, those that could change the response without being in its key.
+// stored, those that could change the response without being in its key
+// (see stripped).
 func (h *Handler) stripStorable(hdr http.Header) {
-	for _, name := range h.strip {
-		delete(hdr, name)
+	s := h.live.Load()
+	for name := range hdr {
+		if s.stripped(name) {
+			delete(hdr, name)
+		}
 	}
+}
+
+// stripped reports whether the request header name is one of
+// Options.StripHeaders in any spelling an origin may read as it: any case
+// (net/http gives names in canonical form, which the set holds), and with
+// '_' for '-', which CGI and WSGI origins (Django, Flask) read alike:
+// X_Real_IP and X-Real-IP are both HTTP_X_REAL_IP to them.
+func (s *settings) stripped(name string) bool {
+	if s.stripSet[name] {
+		return true
+	}
+	if strings.IndexByte(name, '_') < 0 {
+		return s.stripSet[http.CanonicalHeaderKey(name)]
+	}
+	return s.stripSet[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))]
 }
 
 // outValues returns the values of the header name in the request the
@@ -180,7 +215,7 @@ func (h *Handler) outValues(r *http.Request, name string) ([]string, bool) {
 		v := h.forwarded(r, name)
 		return v, v != nil
 	}
-	if h.stripSet[name] || fillDropped[name] || isHopHeader(r.Header, name) {
+	if h.live.Load().stripped(name) || fillDropped[name] || isHopHeader(r.Header, name) {
 		return nil, false
 	}
 	v, ok := r.Header[name]

@@ -28,11 +28,8 @@ const (
 // them (RFC 9111 §3.5); otherwise e must be fresh enough for the
 // request's directives, or stale within its max-stale (RFC 9111 §4.2.4).
 func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, now time.Time) use {
-	if _, auth := r.Header["Authorization"]; auth {
-		cc := parseCacheControl(e.Header)
-		if !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate {
-			return forbidden
-		}
+	if _, auth := r.Header["Authorization"]; auth && !answersAuthorized(e) {
+		return forbidden
 	}
 	age := e.Age(now)
 	remaining := e.Lifetime - age
@@ -52,6 +49,18 @@ func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, now time.Tim
 		return usable
 	}
 	return stored
+}
+
+// authorizationShareable reports whether a response says a shared cache
+// may use it for a request with Authorization (RFC 9111 §3.5).
+func authorizationShareable(cc cacheControl) bool {
+	return cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
+}
+
+// answersAuthorized reports whether stored e may answer a request with
+// Authorization (RFC 9111 §3.5), whoever it was fetched for.
+func answersAuthorized(e *tiers.Entry) bool {
+	return authorizationShareable(parseCacheControl(e.Header))
 }
 
 // revalidateKeep is how long past its freshness a response with a

@@ -70,7 +70,7 @@ var DefaultTagHeaders = []string{"Cache-Tag", "Surrogate-Key"}
 // removeTagHeaders removes the tag headers from a response on its way to
 // a client: they are for the cache alone.
 func (h *Handler) removeTagHeaders(hdr http.Header) {
-	for _, name := range h.o.TagHeaders {
+	for _, name := range h.live.Load().tagHeaders {
 		delete(hdr, name)
 	}
 }
@@ -101,7 +101,7 @@ func ageHeader(age time.Duration) []string {
 // space-separated values of its tag headers (Cache-Tag, Surrogate-Key).
 func (h *Handler) parseTags(hdr http.Header) []string {
 	var tags []string
-	for _, name := range h.o.TagHeaders {
+	for _, name := range h.live.Load().tagHeaders {
 		for _, v := range hdr[name] {
 			tags = append(tags, strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })...)
 		}

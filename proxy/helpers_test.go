@@ -217,3 +217,10 @@ func mustPurge(t testing.TB, h *Handler, sel tiers.Selector) {
 		t.Fatalf("purge %v: %v", sel, err)
 	}
 }
+
+// Holds reports whether t stores anything under key (the proxy's holder
+// interface; the fake has no leases).
+func (t *mapTier) Holds(ctx context.Context, key string) (bool, error) {
+	_, ok, err := t.Get(ctx, key)
+	return ok, err
+}

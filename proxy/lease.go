@@ -45,11 +45,26 @@ var errNoLease = errors.New("no fill lease")
 
 // fromFleet returns what the fleet has for a fill about to go to the
 // origin, as use asks: an entry stored in L2 (since the handler read it,
-// or by the instance whose fill it waited for); else nil, with the release
-// of the fill lease if this fill took it.
+// or by the instance whose fill it waited for), or the stale copy when
+// another instance's fill outlived the lock timeout; else nil, with the
+// release of the fill lease if this fill took it.
 func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResult, release func()) {
 	shared := x.h.o.Shared
-	if use == sharedNone || shared == nil {
+	if shared == nil {
+		return nil, nil
+	}
+	l, isLeaser := shared.(leaser)
+	if use == sharedNone {
+		// The request asked for the origin: nothing stored answers it,
+		// and it waits for nobody. It takes the lease if it is free all
+		// the same, so that an invalidation of its URL on another
+		// instance sees it running (invalidationFor), and others wait
+		// for what it stores.
+		if isLeaser {
+			if _, held, release, err := l.Lease(ctx, x.key, leaseTTL); err == nil && held {
+				return nil, release
+			}
+		}
 		return nil, nil
 	}
 	if use == sharedFull {
@@ -61,10 +76,12 @@ func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResul
 			x.stale = stale
 		}
 	}
-	l, ok := shared.(leaser)
-	if !ok || x.stale != nil {
-		// A stale copy is revalidated, cheaply, by each instance.
+	if !isLeaser {
 		return nil, nil
+	}
+	if x.stale != nil {
+		// A stale copy is revalidated, cheaply, by each instance.
+		return x.awaitWithStale(ctx, l), nil
 	}
 	e, held, release, err := x.lease(ctx, l)
 	switch {
@@ -75,11 +92,44 @@ func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResul
 	case held:
 		return nil, release
 	}
-	if e := x.awaitFill(ctx, l); e != nil {
+	if e, _ := x.awaitFill(ctx, l); e != nil {
 		x.h.m.fleetCollapsed.Add(1)
 		return x.fromL2(ctx, e), nil
 	}
 	return nil, nil
+}
+
+// awaitWithStale is the fleet's answer to a fill that holds a stale copy:
+// nil (revalidate it ourselves) unless another instance's fill of the key
+// is running. Then, as for a fill running on this instance (joined), it
+// is the entry that fill stores, or once the lock timeout has passed
+// (that origin may hang) the stale copy where it may be served so; else
+// nil.
+func (x *exchange) awaitWithStale(ctx context.Context, l leaser) *fillResult {
+	if held, err := l.LeaseHeld(ctx, x.key); err != nil || !held {
+		return nil
+	}
+	e, timedOut := x.awaitFill(ctx, l)
+	switch {
+	case e != nil:
+		x.h.m.fleetCollapsed.Add(1)
+		return x.fromL2(ctx, e)
+	case timedOut:
+		return x.staleAfterLockTimeout()
+	}
+	return nil
+}
+
+// staleAfterLockTimeout returns the stale copy to answer with when a fill
+// of the key, here or on another instance, outlived the lock timeout, if
+// it may be served so: not purged, and stale-if-error or
+// stale-while-revalidate allows it. Else nil.
+func (x *exchange) staleAfterLockTimeout() *fillResult {
+	stale, now := x.stale, x.h.o.Now()
+	if stale != nil && !x.h.o.Bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
+		return &fillResult{entry: stale, key: x.key, shareable: true, as: staleOnError}
+	}
+	return nil
 }
 
 // lease takes the fill lease, or returns the entry stored meanwhile if it
@@ -111,31 +161,32 @@ func (x *exchange) fromL2(ctx context.Context, e *tiers.Entry) *fillResult {
 // entry, polling the shared tier, for at most the lock timeout (a holder
 // whose origin hangs renews its lease for as long as its fill lasts). It
 // returns nil when the lease ends without a usable entry (the response was
-// not storable, or its holder died), or when ctx ends: the caller then
-// fetches itself.
-func (x *exchange) awaitFill(ctx context.Context, l leaser) *tiers.Entry {
+// not storable, or its holder died), or when ctx ends, or with timedOut
+// after the lock timeout: the caller then fetches itself, or serves its
+// stale copy.
+func (x *exchange) awaitFill(ctx context.Context, l leaser) (e *tiers.Entry, timedOut bool) {
 	wait, failures := 2*time.Millisecond, 0
 	deadline := time.NewTimer(x.h.flights.lockTimeout)
 	defer deadline.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, false
 		case <-deadline.C:
-			return nil
+			return nil, true
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 50*time.Millisecond)
 		x.now = x.h.o.Now()
 		if e, _, _ := x.lookup(ctx, x.h.o.Shared); e != nil {
-			return e
+			return e, false
 		}
 		held, err := l.LeaseHeld(ctx, x.key)
 		if err != nil {
 			// A slow answer is no reason to stampede the origin; a
 			// Redis that keeps failing is.
 			if failures++; failures >= 3 {
-				return nil
+				return nil, false
 			}
 			continue
 		}
@@ -143,7 +194,7 @@ func (x *exchange) awaitFill(ctx context.Context, l leaser) *tiers.Entry {
 		if !held {
 			// Released: the entry is there now, or will not be.
 			e, _, _ := x.lookup(ctx, x.h.o.Shared)
-			return e
+			return e, false
 		}
 	}
 }

@@ -7,6 +7,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// invalidation is what invalidating one URL takes.
+type invalidation int
+
+const (
+	// invalidateNone: nothing is stored or being filled for the URL.
+	invalidateNone invalidation = iota
+	// invalidateBan: a purge of the URL (a ban), fleet-wide.
+	invalidateBan
+	// invalidateDrop: over the client's budget of ban bytes, the URL's
+	// keys are deleted from L2 and this instance's L1.
+	invalidateDrop
+	numInvalidations
+)
+
+// label is the invalidation's metrics label.
+func (i invalidation) label() string {
+	return [...]string{"none", "ban", "dropped"}[i]
+}
+
 // metrics are a Handler's counters. Counters are plain atomics, so the
 // hot path pays one atomic add; Collector exports them to Prometheus.
 type metrics struct {
@@ -18,6 +37,8 @@ type metrics struct {
 	originBusy                   atomic.Int64 // errOriginBusy
 	originWaiting                atomic.Int64 // waiting for an origin request slot now
 	originLatency                prometheus.Histogram
+	// invalidations after unsafe requests, by what they took
+	invalidations [numInvalidations]atomic.Int64
 
 	mu        sync.Mutex
 	originUp  bool
@@ -105,12 +126,15 @@ var (
 		"Origin requests waiting now for an origin request slot (-max-origin-conns).", nil, nil)
 	descOriginBusy = prometheus.NewDesc("cacheproxy_origin_busy_total",
 		"Origin requests not sent because every origin request slot (-max-origin-conns) stayed in use for the queue wait; each answered 503 (or stale).", nil, nil)
+	descInvalidations = prometheus.NewDesc("cacheproxy_invalidations_total",
+		"URLs invalidated after unsafe requests, by what it took: none (nothing held them), ban, or dropped (the client was over its budget of ban bytes: keys deleted, no ban).",
+		[]string{"action"}, nil)
 )
 
 type collector struct{ h *Handler }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed, descStored, descSharedErrors, descOriginBusy, descOriginWaiting} {
+	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed, descStored, descSharedErrors, descOriginBusy, descOriginWaiting, descInvalidations} {
 		ch <- d
 	}
 	c.h.m.originLatency.Describe(ch)
@@ -129,5 +153,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSharedErrors, prometheus.CounterValue, float64(s.SharedErrors))
 	ch <- prometheus.MustNewConstMetric(descOriginBusy, prometheus.CounterValue, float64(s.OriginBusy))
 	ch <- prometheus.MustNewConstMetric(descOriginWaiting, prometheus.GaugeValue, float64(s.OriginWaiting))
+	for i := range c.h.m.invalidations {
+		ch <- prometheus.MustNewConstMetric(descInvalidations, prometheus.CounterValue,
+			float64(c.h.m.invalidations[i].Load()), invalidation(i).label())
+	}
 	c.h.m.originLatency.Collect(ch)
 }

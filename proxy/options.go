@@ -41,17 +41,29 @@ type Route struct {
 	// Override replaces the origin's freshness (Cache-Control max-age,
 	// s-maxage, no-cache, Expires and Age) by TTL, as Django's cache_page
 	// does. It replaces freshness only: responses that are not 200, that
-	// are private or no-store, that set a cookie, or that answer a
-	// request with Authorization or (without IgnoreCookies) Cookie are
-	// still never stored.
+	// are private or no-store, or that set a cookie are never stored, and
+	// the sharing rule (sharing.go) applies first: a response to a
+	// request with credentials is stored only with the origin's explicit
+	// permission to share it.
 	Override bool
 	// IgnoreCookies says that a request's Cookie does not change the
-	// route's answers: a response to a request with a Cookie may be
-	// stored for others on the route's TTL or heuristic freshness. By
-	// default such a response is stored only when the origin gave it
-	// explicit freshness (s-maxage, max-age, Expires or public), or varies
-	// on Cookie.
+	// route's answers. The proxy makes that true: on the route, a GET or
+	// HEAD is looked up, keyed and sent to the origin without its
+	// Cookie. Requests with other methods keep theirs.
 	IgnoreCookies bool
+	// Credentials names request headers that identify a client on this
+	// route (an API key header such as "X-Api-Key"), beside
+	// Authorization and Cookie: a response to a request carrying one is
+	// stored for others only with the origin's explicit permission to
+	// share it, or when it varies on that header.
+	Credentials []string
+	// AnyContentType lets a route whose pattern names a file extension
+	// ("/assets/*.css") store responses of any Content-Type. By default
+	// such a route stores only responses whose Content-Type is one the
+	// extension names (or that have none), so that a page served at a
+	// static-looking URL is not stored for everyone (web cache
+	// deception).
+	AnyContentType bool
 	// ClientNoCache is how this route treats a client's request for the
 	// origin's answer (Cache-Control: no-cache or max-age=0, Pragma:
 	// no-cache): "honour", "revalidate" or "ignore" (see
@@ -182,6 +194,19 @@ type Options struct {
 	// 256 MiB.
 	MaxInflightBytes int64
 
+	// ClientBanBytes bounds the bans that the invalidations after one
+	// client's unsafe requests (RFC 9111 §4.4) may record: a token bucket
+	// of this many bytes (each ban counting tiers.BanCost of its URL) per
+	// client address, refilled at as many per ban retention (MaxTTL +
+	// FillTimeout + 1m), so that over any retention one client records
+	// at most twice it. Past it, an invalidation deletes the URL's keys
+	// from the shared tier and this instance's L1 instead of recording a
+	// ban. An invalidation of a URL that nothing holds records no ban and
+	// costs nothing. Admin purges are not counted. If zero, 1/32 of the
+	// smaller of the ban table's bounds (Bans.Limits: MaxBytes, or
+	// MaxBans times tiers.BanOverhead): 800,000 bytes by default.
+	ClientBanBytes int
+
 	// BodyTimeout bounds the wait for each read of a request body that
 	// is forwarded to the origin (nginx's client_body_timeout): a client
 	// that sends nothing for that long gets a 408, unless the origin has
@@ -225,6 +250,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: RequestBuffering must not be negative, got %d", o.RequestBuffering)
 	case o.MaxOriginConns < 0:
 		return fmt.Errorf("proxy: MaxOriginConns must not be negative, got %d", o.MaxOriginConns)
+	case o.ClientBanBytes < 0:
+		return fmt.Errorf("proxy: ClientBanBytes must not be negative, got %d", o.ClientBanBytes)
 	case o.MaxInflightBytes < 0:
 		return fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", o.MaxInflightBytes)
 	case o.PublicHost != "" && len(o.Hosts) > 0:

@@ -3,16 +3,12 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"time"
-
-	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // urlBase is the origin's scheme, host and path prefix.
@@ -96,7 +92,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 // says so.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	t := requestTarget(r.URL)
-	h.count(t.path, h.route(t.path), bypassed, detail)
+	h.count(t.path, h.live.Load().route(t.path).rt, bypassed, detail)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
@@ -118,82 +114,6 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail str
 	if tr := traceOf(r); tr != nil {
 		tr.addOrigin(took)
 	}
-}
-
-// isUnsafe reports whether a method is not safe (RFC 9110 §9.2.1), so a
-// successful response to it invalidates stored responses (RFC 9111 §4.4).
-func isUnsafe(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, "PROPFIND", "SEARCH", "REPORT":
-		return false
-	}
-	return true
-}
-
-// invalidateAfterUnsafe purges the stored responses for the target URI of
-// an unsafe request and for its Location and Content-Location when they
-// are on the same host (RFC 9111 §4.4), fleet-wide when in a fleet. The
-// URLs are the client's: the request's canonical target, and the
-// Location resolved against it (one on the origin's own host is read in
-// the origin's URL space, its base path removed).
-func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
-	in, _ := resp.Request.Context().Value(clientRequest{}).(*http.Request)
-	if in == nil {
-		return
-	}
-	targets := []string{requestTarget(in.URL).url()}
-	for _, name := range []string{"Location", "Content-Location"} {
-		v := resp.Header.Get(name)
-		if v == "" {
-			continue
-		}
-		if t, ok := h.clientURL(in, v); ok {
-			targets = append(targets, t)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(in.Context()), 5*time.Second)
-	defer cancel()
-	for _, target := range targets {
-		if len(target) > maxCachedURL {
-			continue // never stored: nothing to purge
-		}
-		res, err := h.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: target})
-		if err == nil && len(res.Missing) > 0 {
-			err = fmt.Errorf("not confirmed by %s", strings.Join(res.Missing, ", "))
-		}
-		if err != nil {
-			h.o.Logger.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)
-		}
-	}
-}
-
-// clientURL returns the canonical client-facing URL that a Location or
-// Content-Location value of a response to in names, if it is on this
-// proxy's host.
-func (h *Handler) clientURL(in *http.Request, v string) (string, bool) {
-	ref, err := url.Parse(v)
-	if err != nil || (ref.Scheme != "" && ref.Scheme != "http" && ref.Scheme != "https") {
-		return "", false
-	}
-	base := &url.URL{Path: in.URL.Path, RawPath: in.URL.RawPath}
-	u := base.ResolveReference(ref)
-	if !h.sameOrigin(u, in) {
-		return "", false
-	}
-	p := u.EscapedPath()
-	if u.Host != "" && canonicalHost(u.Host) == canonicalHost(h.origin.u.Host) {
-		// On the origin's own host: its URL space is under the base path.
-		basePath := strings.TrimSuffix(h.origin.u.EscapedPath(), "/")
-		rest, ok := strings.CutPrefix(p, basePath)
-		if !ok || (rest != "" && rest[0] != '/') {
-			return "", false
-		}
-		if rest == "" {
-			rest = "/"
-		}
-		p = rest
-	}
-	return target{path: canonicalPath(p), query: normalizeQuery(canonicalQuery(u.RawQuery))}.url(), true
 }
 
 // errorStatus maps an origin failure to a status: no origin request slot

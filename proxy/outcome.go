@@ -39,6 +39,7 @@ var (
 	passed            = newOutcome(outcome{label: "PASS"}) // fetched, not storable: detail says why
 	bypassed          = newOutcome(outcome{label: "BYPASS", fwd: "bypass"})
 	wrongHost         = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "misdirected"})
+	badPath           = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "path-above-root"})
 )
 
 // labels are the distinct outcome labels, in the order outcomes were
@@ -126,7 +127,7 @@ func (o *outcome) forwarded(f forward) []string {
 // not stored or not answered from the cache (detail), if any.
 func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
 	h.m.request(o)
-	h.rep.add(path, h.routeIndex(rt), o, detail)
+	h.rep.add(path, h.live.Load().routeCounters(rt), o, detail)
 }
 
 // countEntry is count for an answer from an entry, which may carry the
@@ -139,7 +140,7 @@ func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome) {
 	}
 	h.m.request(o)
 	c.add(o, x.why)
-	if i := h.routeIndex(x.rt); i >= 0 {
-		h.rep.routes[i].add(o, x.why)
+	if rc := x.s.routeCounters(x.rt); rc != nil {
+		rc.add(o, x.why)
 	}
 }

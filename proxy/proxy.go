@@ -20,6 +20,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -28,7 +30,12 @@ import (
 // Handler is a caching reverse proxy. It is an http.Handler, safe for
 // concurrent use. Create it with New.
 type Handler struct {
-	o Options // as given, with defaults filled in; never modified
+	// o is the options as given, with defaults filled in; never
+	// modified. Those that may change live are read from live, never
+	// from o (see settings).
+	o        Options
+	live     atomic.Pointer[settings]
+	reloadMu sync.Mutex // one Reload at a time
 
 	origin   *urlBase
 	chain    *chain
@@ -38,9 +45,12 @@ type Handler struct {
 	rep      *report
 	inflight budget
 	hosts    map[string]bool // nil: every Host, none in the key
-	strip    []string        // canonical names, see Options.StripHeaders
-	stripSet map[string]bool
-	keyPre   string // the first part of every key without Hosts (see baseKey)
+	keyPre   string          // the first part of every key without Hosts (see baseKey)
+
+	// What the invalidations after unsafe requests may spend (invalidate.go).
+	budgets       *banBudgets
+	filling       fillsRunning
+	overBudgetLog everyMinute
 }
 
 // New returns a Handler for opts, or an error naming the option that is
@@ -50,8 +60,9 @@ func New(opts Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{o: opts.withDefaults(), origin: newURLBase(opts.Origin), m: newMetrics()}
-	h.o.Routes = append([]Route(nil), opts.Routes...)
-	h.rep = newReport(len(h.o.Routes))
+	h.live.Store(newSettings(h.o, nil))
+	h.o.Routes, h.o.StripHeaders, h.o.TagHeaders = nil, nil, nil // see live
+	h.rep = newReport()
 	h.keyPre = h.o.KeyPrefix + ":" + keyVersion + ":G"
 	for _, hn := range opts.Hosts {
 		if h.hosts == nil {
@@ -59,19 +70,13 @@ func New(opts Options) (*Handler, error) {
 		}
 		h.hosts[canonicalHost(hn)] = true
 	}
-	h.stripSet = make(map[string]bool, len(h.o.StripHeaders))
-	for _, n := range h.o.StripHeaders {
-		if n = http.CanonicalHeaderKey(strings.TrimSpace(n)); n != "" && !h.stripSet[n] {
-			h.stripSet[n] = true
-			h.strip = append(h.strip, n)
-		}
-	}
 	h.inflight.max = h.o.MaxInflightBytes
 	h.flights.lockTimeout = h.o.LockTimeout
 	h.chain = &chain{local: h.o.Local, shared: h.o.Shared, usable: h.o.LocalUsable, bans: h.o.Bans,
 		l1TTL: h.o.L1TTL, maxTTL: h.o.MaxTTL, variant: h.variantKey, m: h.m, log: h.o.Logger, now: h.o.Now, rep: h.rep}
 	h.o.Transport = h.gate(h.o.Transport, h.o.MaxOriginConns, h.o.OriginQueueWait)
 	h.pass = h.newPassthrough()
+	h.budgets = newBanBudgets(h.clientBanBytes(), h.banRetention())
 	return h, nil
 }
 
@@ -113,6 +118,17 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// clientBanBytes is Options.ClientBanBytes, or its default: 1/32 of the
+// ban table's smaller bound, its bytes or its count of bans at
+// tiers.BanOverhead each (800,000 bytes with the default bounds).
+func (h *Handler) clientBanBytes() int {
+	if h.o.ClientBanBytes > 0 {
+		return h.o.ClientBanBytes
+	}
+	maxBans, maxBytes := h.o.Bans.Limits()
+	return min(maxBytes, maxBans*tiers.BanOverhead) / 32
 }
 
 // setDefault sets *p to def if it is the zero value.

@@ -115,14 +115,24 @@ func (h *Handler) dropLocal(ctx context.Context, u string) bool {
 	if h.o.Local == nil {
 		return true
 	}
+	return dropKeys(ctx, h.o.Local, key)
+}
+
+// dropKeys deletes from t the entry under the base key key, or its Vary
+// marker and the variants it lists. It reports false if it could not, or
+// some variant is not listed.
+func dropKeys(ctx context.Context, t Tier, key string) bool {
 	keys := []string{key}
-	if m, ok, err := h.o.Local.Get(ctx, key); err == nil && ok && m.Kind == tiers.KindVary {
-		if m.Header.Get(unlistedField) != "" {
-			return false // some variant is not listed
-		}
+	m, ok, err := t.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	complete := true
+	if ok && m.Kind == tiers.KindVary {
+		complete = m.Header.Get(unlistedField) == ""
 		for _, v := range m.Header.Values(variantField) {
 			keys = append(keys, key+"#"+v)
 		}
 	}
-	return h.o.Local.Delete(ctx, keys...) == nil
+	return t.Delete(ctx, keys...) == nil && complete
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
 	"sort"
@@ -69,9 +70,8 @@ type slot struct {
 // report is a Handler's cacheability report. The zero value is not
 // usable: see newReport.
 type report struct {
-	slots  [reportSlots]slot
-	other  counters
-	routes []counters // one per route rule
+	slots [reportSlots]slot
+	other counters
 	// recent maps a hash of a path's first two segments, as they are, to
 	// the slot of its pattern, so that most requests find it with one
 	// pass over those bytes.
@@ -84,22 +84,20 @@ type recentSlot struct {
 	c   *counters
 }
 
-func newReport(routes int) *report {
-	r := &report{other: newCounters(), routes: make([]counters, routes), tag: uint32(rand.N(1<<16-1)) + 1}
+func newReport() *report {
+	r := &report{other: newCounters(), tag: uint32(rand.N(1<<16-1)) + 1}
 	for i := range r.slots {
 		r.slots[i].counters = newCounters()
-	}
-	for i := range r.routes {
-		r.routes[i] = newCounters()
 	}
 	return r
 }
 
 // add counts one answer, o with detail, to a request for the canonical
-// path p on route rt (index i, -1 for none).
-func (r *report) add(p string, route int, o *outcome, detail string) {
-	if route >= 0 {
-		r.routes[route].add(o, detail)
+// path p, and to its route's counters if not nil (their route rules are
+// held by the Handler's settings: see settings.counts).
+func (r *report) add(p string, route *counters, o *outcome, detail string) {
+	if route != nil {
+		route.add(o, detail)
 	}
 	raw := rawHash(p)
 	rs := &r.recent[raw%uint64(len(r.recent))]
@@ -275,6 +273,9 @@ type ReportRow struct {
 	MainReason string           `json:"main_reason,omitempty"`
 	// Advice says what to do about MainReason.
 	Advice string `json:"advice,omitempty"`
+	// Warning, on a route, says its rule and its traffic disagree: a
+	// route with cookies: ignore whose responses set cookies.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Report is the cacheability report of a Handler.
@@ -301,8 +302,14 @@ func (h *Handler) Report(top int) Report {
 		out.Patterns = out.Patterns[:top]
 	}
 	out.Routes = []ReportRow{}
-	for i, rt := range h.o.Routes {
-		out.Routes = append(out.Routes, row(rt.Path, &h.rep.routes[i]))
+	s := h.live.Load()
+	for i, rt := range s.routes {
+		r := row(rt.Path, s.counts[i])
+		if n := s.counts[i].byReason[reasonIndex["set-cookie"]].Load(); rt.IgnoreCookies && n > 0 {
+			r.Warning = fmt.Sprintf("cookies: ignore, but %d responses set a cookie and were not stored: "+
+				"a response that sets a cookie is never stored; stop setting it on this route, or remove cookies: ignore", n)
+		}
+		out.Routes = append(out.Routes, r)
 	}
 	return out
 }
@@ -334,13 +341,16 @@ func row(pattern string, c *counters) ReportRow {
 	return r
 }
 
+// applyRoutes says how a changed routes list takes effect.
+const applyRoutes = "and reload it (`kill -HUP <pid>` or `cacheproxy reload`)"
+
 // advice says what to do about the reason requests for pattern were not
 // answered from the cache.
 func advice(reason, pattern string) string {
 	route := pattern // a pattern is a route glob
 	switch reason {
 	case "no-freshness":
-		return "the origin sends no Cache-Control max-age, Expires nor validator: send `Cache-Control: max-age=N` (or an ETag), or add `{path: " + route + ", ttl: 30s}` to routes"
+		return "the origin sends no Cache-Control max-age, Expires nor validator: send `Cache-Control: max-age=N` (or an ETag), or add `{path: " + route + ", ttl: 30s}` to `routes:` in the -config file " + applyRoutes
 	case "set-cookie":
 		return "the origin sets a cookie on these responses, which are never stored: stop setting it on public pages (a session touched by a middleware, a CSRF cookie)"
 	case "private", "no-store":
@@ -348,7 +358,7 @@ func advice(reason, pattern string) string {
 	case "authorization":
 		return "requests carry Authorization: if the answer is the same for every user, send `Cache-Control: public` or `s-maxage=N`"
 	case "cookie-request":
-		return "requests carry a Cookie and the answer has no explicit freshness: send `Cache-Control: max-age=N` (or `Vary: Cookie` if it depends on it), or set `cookies: ignore` on a route for " + route
+		return "requests carry a Cookie and the answer has no explicit freshness: send `Cache-Control: max-age=N` (or `Vary: Cookie` if it depends on it), or set `cookies: ignore` on a route for " + route + " under `routes:` in the -config file " + applyRoutes
 	case "vary-star":
 		return "`Vary: *` is never stored: vary on the request headers that change the answer"
 	case "too-large":

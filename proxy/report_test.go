@@ -57,7 +57,8 @@ func TestReport(t *testing.T) {
 		rows[r.Pattern] = r
 	}
 	if r := rows["/rank"]; r.Requests != 3 || r.Answers["PASS"] != 3 || r.MainReason != "no-freshness" ||
-		!strings.Contains(r.Advice, "{path: /rank, ttl: 30s}") {
+		!strings.Contains(r.Advice, "{path: /rank, ttl: 30s}") ||
+		!strings.Contains(r.Advice, "`routes:` in the -config file") || !strings.Contains(r.Advice, "kill -HUP") {
 		t.Errorf("/rank: %+v", r)
 	}
 	if r := rows["/me"]; r.MainReason != "set-cookie" || r.HitRatio != 0 {
@@ -77,9 +78,9 @@ func TestReport(t *testing.T) {
 // TestReportBounded: however many distinct paths, the report keeps at
 // most reportSlots patterns and counts the rest as "other".
 func TestReportBounded(t *testing.T) {
-	r := newReport(0)
+	r := newReport()
 	for i := range 5000 {
-		r.add(fmt.Sprintf("/p%c%c/x", 'a'+i%26, 'a'+i/26%26), -1, missed, "")
+		r.add(fmt.Sprintf("/p%c%c/x", 'a'+i%26, 'a'+i/26%26), nil, missed, "")
 	}
 	n := 0
 	for i := range r.slots {

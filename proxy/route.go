@@ -3,23 +3,57 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"mime"
+	"net/url"
 	"path"
+	"reflect"
+	"slices"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
-// route returns the first route matching the canonical path p, or nil.
-// Routes match the path with its escapes decoded, dot segments removed
-// and slashes merged (see routePath); a bypass route also matches
-// whatever the case of the path, since an origin may read paths without
-// regard to case, and a bypass must not be evaded by spelling.
-func (h *Handler) route(p string) *Route {
-	if len(h.o.Routes) == 0 {
-		return nil
+// routing is the route decision for a request's path.
+type routing struct {
+	rt *Route // the route that applies, or nil
+	// ambiguous says the readings of the path disagree on a route that
+	// changes what is stored: the request is passed through, not cached.
+	ambiguous bool
+}
+
+// route decides the route of the canonical path p for every reading an
+// origin may make of it (pathReadings): a bypass route applies when it is
+// any reading's match; any other route applies only when it is every
+// reading's match. When the readings disagree, the decision is
+// ambiguous.
+func (s *settings) route(p string) routing {
+	if len(s.routes) == 0 {
+		return routing{}
 	}
-	rp := routePath(p)
+	var buf [3]string
+	readings := pathReadings(p, buf[:0])
+	first := s.match(readings[0])
+	agree := true
+	for _, rp := range readings[1:] {
+		rt := s.match(rp)
+		if rt != nil && rt.Bypass {
+			return routing{rt: rt}
+		}
+		agree = agree && rt == first
+	}
+	if !agree && (first == nil || !first.Bypass) {
+		return routing{ambiguous: true}
+	}
+	return routing{rt: first}
+}
+
+// match returns the first route matching path rp, a bypass route
+// matching it whatever the case of either (an origin may read paths
+// without regard to case, and a bypass must not be evaded by spelling).
+func (s *settings) match(rp string) *Route {
 	var lower string
-	for i := range h.o.Routes {
-		rt := &h.o.Routes[i]
+	for i := range s.routes {
+		rt := &s.routes[i]
 		if routeMatch(rt.Path, rp) {
 			return rt
 		}
@@ -33,6 +67,27 @@ func (h *Handler) route(p string) *Route {
 		}
 	}
 	return nil
+}
+
+// pathReadings appends to buf the readings an origin may make of the
+// canonical path p, whose dot segments are already removed: p as sent
+// (origins that decode nothing); p with its escapes decoded but its dot
+// segments kept (WSGI, Django: "%2F" is a "/", and "/a/../b" names a page
+// under "/a/"); and p decoded with dot segments removed, backslashes read
+// as "/" and runs of "/" merged (routePath: nginx, many routers). A plain
+// path has one reading.
+func pathReadings(p string, buf []string) []string {
+	buf = append(buf, p)
+	rp := routePath(p)
+	if rp == p {
+		return buf
+	}
+	if strings.Contains(p, "%") {
+		if d, err := url.PathUnescape(p); err == nil && d != p && d != rp {
+			buf = append(buf, d)
+		}
+	}
+	return append(buf, rp)
 }
 
 // Validate reports what is wrong with a route, if anything.
@@ -51,6 +106,11 @@ func (rt Route) Validate() error {
 	if !validClientNoCache(rt.ClientNoCache) {
 		return fmt.Errorf("ClientNoCache %q: want honour, revalidate or ignore", rt.ClientNoCache)
 	}
+	for _, name := range rt.Credentials {
+		if !httpguts.ValidHeaderFieldName(name) {
+			return fmt.Errorf("Credentials: %q is not a header name", name)
+		}
+	}
 	return nil
 }
 
@@ -59,14 +119,14 @@ func validClientNoCache(v string) bool {
 }
 
 // clientNoCache returns the policy for a client's no-cache on route rt.
-func (h *Handler) clientNoCache(rt *Route) string {
+func (s *settings) clientNoCache(rt *Route) string {
 	switch {
 	case rt != nil && rt.ClientNoCache != "":
 		return rt.ClientNoCache
 	case rt != nil && rt.Override:
 		return "ignore"
-	case h.o.ClientNoCache != "":
-		return h.o.ClientNoCache
+	case s.noCachePolicy != "":
+		return s.noCachePolicy
 	}
 	return "honour"
 }
@@ -107,12 +167,60 @@ func checkHost(hn string) error {
 	return nil
 }
 
-// routeIndex returns the index of rt in the routes, -1 for nil.
-func (h *Handler) routeIndex(rt *Route) int {
-	for i := 0; rt != nil && i < len(h.o.Routes); i++ {
-		if rt == &h.o.Routes[i] {
-			return i
-		}
+// same reports whether two routes are the same rule.
+// Used when a reload keeps a route's counters; not on the request path.
+func (rt Route) same(o Route) bool { return reflect.DeepEqual(rt, o) }
+
+// expectsType reports whether the route stores a response of media type
+// contentType: any, unless its pattern names a file extension the
+// platform knows (see Route.AnyContentType), when the type must be one
+// the extension names. A response without a Content-Type passes.
+func (rt *Route) expectsType(contentType string) bool {
+	if rt.AnyContentType || contentType == "" {
+		return true
 	}
-	return -1
+	ext := routeExtension(rt.Path)
+	if ext == "" {
+		return true
+	}
+	want, _, _ := strings.Cut(mime.TypeByExtension(ext), ";")
+	if want == "" {
+		return true // an extension nobody maps: nothing to compare with
+	}
+	got, _, _ := strings.Cut(contentType, ";")
+	got = strings.ToLower(strings.TrimSpace(got))
+	if got == strings.ToLower(want) || sameKind(got, want) {
+		return true
+	}
+	exts, _ := mime.ExtensionsByType(got)
+	return slices.Contains(exts, ext)
+}
+
+// routeExtension returns the lower-cased file extension a route pattern
+// ends in ("/assets/*.css" → ".css"), or "".
+func routeExtension(pattern string) string {
+	pattern = strings.TrimSuffix(pattern, "/**")
+	last := pattern[strings.LastIndexByte(pattern, '/')+1:]
+	ext := path.Ext(last)
+	if ext == "" || strings.ContainsAny(ext, "*?[") {
+		return ""
+	}
+	return strings.ToLower(ext)
+}
+
+// sameKind reports whether two media types name one kind of content under
+// different registrations (text/javascript and application/javascript).
+func sameKind(a, b string) bool {
+	kind := func(t string) string {
+		switch t {
+		case "text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript", "text/ecmascript":
+			return "js"
+		case "text/xml", "application/xml":
+			return "xml"
+		case "image/x-icon", "image/vnd.microsoft.icon":
+			return "ico"
+		}
+		return t
+	}
+	return kind(a) == kind(b)
 }

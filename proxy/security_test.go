@@ -252,6 +252,24 @@ func TestVaryOnProxySetHeadersHits(t *testing.T) {
 	wantXCache(t, s.get(t, "/xff", "X-Forwarded-For", "10.0.0.1"), "HIT-L2")
 }
 
+// TestCookieRequestServedFromCookielessEntry: the Cookie is not part of
+// the key, so a request with a cookie is answered from the entry a
+// request without one filled (the rule docs/security.md and the README's
+// Django recipe state: the Cookie rule decides what is stored, not what
+// is served).
+func TestCookieRequestServedFromCookielessEntry(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "for %q", r.Header.Get("Cookie"))
+	})
+	s := newStack(t, o, func(opts *Options) { opts.Routes = []Route{{Path: "/", TTL: time.Minute}} })
+	wantXCache(t, s.get(t, "/page"), "MISS")
+	r := s.get(t, "/page", "Cookie", "sessionid=alice")
+	wantXCache(t, r, "HIT-L1")
+	if r.body != `for ""` {
+		t.Errorf("a request with a cookie got %q, want the entry filled without one", r.body)
+	}
+}
+
 func TestCookieRequestsAreNotSharedOnHeuristics(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -277,8 +295,16 @@ func TestCookieRequestsAreNotSharedOnHeuristics(t *testing.T) {
 				fmt.Fprintf(w, "for %s", r.Header.Get("Cookie"))
 			})
 			s := newStack(t, o, func(opts *Options) { opts.Routes = tc.routes })
-			s.get(t, "/page", "Cookie", "session=alice")
+			first := s.get(t, "/page", "Cookie", "session=alice")
 			r := s.get(t, "/page")
+			if tc.routes != nil && tc.routes[0].IgnoreCookies {
+				// The route says the cookie changes nothing: the origin
+				// never sees it, and the answer is shared.
+				if first.body != "for " || r.body != "for " || r.header.Get("X-Cache") != "HIT-L1" {
+					t.Errorf("cookies ignored: origin answered %q, then %q (X-Cache %s)", first.body, r.body, r.header.Get("X-Cache"))
+				}
+				return
+			}
 			if got := r.body == "for session=alice"; got != tc.shared {
 				t.Errorf("cookieless client got %q (X-Cache %s); shared = %v, want %v", r.body, r.header.Get("X-Cache"), got, tc.shared)
 			}

@@ -41,9 +41,6 @@ type policy struct {
 	storable bool
 	reason   string // why not storable, for logs and tests
 	lifetime time.Duration
-	// shareable is true when the response explicitly allows a shared
-	// cache to serve it to requests with Authorization (RFC 9111 §3.5).
-	shareable bool
 }
 
 // storeRule is what, beside the response itself, decides whether it is
@@ -65,13 +62,16 @@ type responseHead struct {
 	targeted bool
 }
 
-// decide applies RFC 9111 §3 (storing), §3.5 (Authorization) and §4.2.1
-// (freshness lifetime) to a response with status and header h.
+// decide applies RFC 9111 §3 (storing), the sharing rule (sharing.go:
+// §3.5 for Authorization, and this cache's rule for other credentials)
+// and §4.2.1 (freshness lifetime) to a response with status and header h.
+// A route's options apply only after the sharing rule: they change
+// freshness, never whether a response may be shared.
 func decide(s storeRule, status int, h http.Header) policy {
 	cc, targeted := responseCacheControl(h)
 	r := responseHead{status: status, h: h, cc: cc, targeted: targeted}
-	p := policy{shareable: cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate}
-	if p.reason = s.refusal(r, p.shareable); p.reason != "" {
+	var p policy
+	if p.reason = s.refusal(r); p.reason != "" {
 		return p
 	}
 	if s.rt != nil && s.rt.Override {
@@ -89,9 +89,10 @@ func decide(s storeRule, status int, h http.Header) policy {
 }
 
 // refusal returns why a response may not be stored whatever its route:
-// the request's method or directives, a cookie set or sent, Authorization,
-// Vary: *.
-func (s storeRule) refusal(r responseHead, shareable bool) string {
+// the request's method or directives, a cookie set, Vary: *, credentials
+// the origin did not allow to share (sharing.go), or a type its route
+// does not expect.
+func (s storeRule) refusal(r responseHead) string {
 	switch {
 	case s.req.Method != http.MethodGet && s.req.Method != http.MethodHead:
 		return "method"
@@ -99,14 +100,14 @@ func (s storeRule) refusal(r responseHead, shareable bool) string {
 		return "request-no-store"
 	case len(r.h["Set-Cookie"]) > 0:
 		return "set-cookie"
-	case s.req.Header.Get("Authorization") != "" && !shareable:
-		return "authorization"
 	case varyStar(r.h):
 		return "vary-star"
-	case cookieRequest(s.req, r.h, s.rt) && !explicitlyFresh(r.cc, r.h, r.targeted):
-		// The cookie may have changed the answer, and it is not in the
-		// key: store it for others only on the origin's explicit word.
-		return "cookie-request"
+	}
+	if why := shareRefusal(requestCredentials(s.req, s.rt, r.h), r); why != "" {
+		return why
+	}
+	if s.rt != nil && !s.rt.expectsType(r.h.Get("Content-Type")) {
+		return "content-type"
 	}
 	return ""
 }
@@ -182,32 +183,6 @@ func (s storeRule) fresh(r responseHead, p policy) policy {
 	return p
 }
 
-// cookieRequest reports whether req carries a Cookie that may have
-// changed the response h: the response does not vary on Cookie (then the
-// cookie is in its key), and the route does not say cookies are ignored.
-func cookieRequest(req *http.Request, h http.Header, rt *Route) bool {
-	if len(req.Header["Cookie"]) == 0 || rt != nil && rt.IgnoreCookies {
-		return false
-	}
-	vary, _ := parseVary(h)
-	for _, n := range vary {
-		if n == "Cookie" {
-			return false
-		}
-	}
-	return true
-}
-
-// explicitlyFresh reports whether the origin gave a response explicit
-// freshness for a shared cache: s-maxage, max-age, Expires, or public.
-func explicitlyFresh(cc cacheControl, h http.Header, targeted bool) bool {
-	if cc.public || cc.sMaxAge >= 0 || cc.maxAge >= 0 {
-		return true
-	}
-	_, expires := h["Expires"]
-	return expires && !targeted
-}
-
 func varyStar(h http.Header) bool {
 	_, star := parseVary(h)
 	return star
@@ -216,5 +191,5 @@ func varyStar(h http.Header) bool {
 // storeRule returns the rule deciding whether the response to out, the
 // request sent to the origin for this exchange, is stored.
 func (x *exchange) storeRule(out *http.Request) storeRule {
-	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.h.o.DefaultTTL}
+	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.s.defaultTTL}
 }

@@ -27,8 +27,9 @@ const firstStep = 16 << 10
 // error, it returns the error and holds nothing: a body cut short is
 // neither stored nor served.
 func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *streamedResponse, err error) {
+	maxObject := h.live.Load().maxObject
 	if n := resp.ContentLength; n >= 0 {
-		if n > h.o.MaxObjectBytes {
+		if n > maxObject {
 			return nil, 0, h.newStream(resp, nil, 0).why("too-large"), nil
 		}
 		if !h.inflight.take(n) {
@@ -43,11 +44,11 @@ func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *s
 	}
 	for {
 		if len(body) == cap(body) {
-			if int64(len(body)) > h.o.MaxObjectBytes {
+			if int64(len(body)) > maxObject {
 				return nil, 0, h.newStream(resp, body, held).why("too-large"), nil
 			}
 			step := max(int64(cap(body)), firstStep)
-			step = min(step, h.o.MaxObjectBytes+1-int64(len(body)))
+			step = min(step, maxObject+1-int64(len(body)))
 			if !h.inflight.take(step) {
 				return nil, 0, h.newStream(resp, body, held).why("inflight-full"), nil
 			}

@@ -8,6 +8,9 @@
 #   2. with examples/django/routes.yaml ({path: /rank, ttl: 30s}): a HIT;
 #   3. POST /games through the proxy: its Content-Location invalidates /rank;
 #   4. a write the proxy does not see, then cacheproxy purge -tag rank.
+# cacheproxy runs with -public-host (its own address here), and Django
+# with USE_X_FORWARDED_HOST: the ranking's links name the proxy, not
+# Django's own address.
 # Needs python3 with Django and Django REST framework (it installs nothing),
 # curl, and Go unless CACHEPROXY_BIN names a built cacheproxy. Everything
 # listens on 127.0.0.1 only; every process started here is stopped on exit.
@@ -75,13 +78,17 @@ else
 	echo "    redis-server not installed: cacheproxy runs with L1 only"
 fi
 
+# The address clients use: every proxy of the demo listens on it in turn,
+# and names it as -public-host so that Django builds links to it.
+public="127.0.0.1:$(free_port)"
+
 # start_proxy NAME [FLAGS...]: starts cacheproxy in front of Django and
 # sets $proxy, $admin and $proxy_pid.
 start_proxy() {
 	local name="$1"
 	shift
-	"$cacheproxy" -origin "http://$django" "${redis_args[@]}" -drain 0 \
-		-listen 127.0.0.1:0 -admin-listen 127.0.0.1:0 -log-format text "$@" 2>"$work/$name.log" &
+	"$cacheproxy" -origin "http://$django" "${redis_args[@]}" -drain 0 -public-host "$public" \
+		-listen "$public" -admin-listen 127.0.0.1:0 -log-format text "$@" 2>"$work/$name.log" &
 	proxy_pid=$!
 	pids+=($proxy_pid)
 	proxy="$(wait_for "$work/$name.log" 'server=proxy addr=127\.0\.0\.1:[0-9]+' | sed 's/.*addr=//')"
@@ -122,9 +129,12 @@ echo
 echo "==> 1. the DRF views as they are"
 start_proxy plain
 show GET /rank
+cp "$work/body" "$work/rank.json"
 sleep 0.2
 show GET /rank
 show GET /players/1
+link="$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["url"])' "$work/rank.json")"
+echo "    links: $link (-public-host $public; Django itself is on $django)"
 echo "    Every request is a PASS, and Cache-Status says why: detail=no-freshness, the answers"
 echo "    carry no Cache-Control and no ETag, so a shared cache has no basis to reuse them."
 stop_proxy

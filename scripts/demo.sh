@@ -3,7 +3,10 @@
 # API with 50ms of artificial latency), a throwaway redis-server if one is
 # installed, and cacheproxy in front of them, then fetches the same URL twice
 # to show a MISS and then a HIT. Everything listens on 127.0.0.1 only, and
-# every process started here is stopped on exit.
+# every process started here is stopped on exit: at the end, or with
+# KEEP=1 (make demo KEEP=1) when Ctrl-C is pressed, so that the dashboard
+# and the proxy can be tried meanwhile. DEMO_BIN names a directory holding
+# built cacheproxy and demo-origin binaries (then nothing is built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,11 +17,14 @@ DEMO_NAME=demo
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh # (the working directory is the repository now)
 
-echo "==> go build -o bin/ ./cmd/..."
-go build -o bin/ ./cmd/...
+bin="${DEMO_BIN:-bin}"
+if [ -z "${DEMO_BIN:-}" ]; then
+	echo "==> go build -o bin/ ./cmd/..."
+	go build -o bin/ ./cmd/...
+fi
 
 echo "==> starting demo-origin (50ms latency per request)"
-bin/demo-origin -listen 127.0.0.1:0 -latency 50ms 2>"$work/origin.log" &
+"$bin/demo-origin" -listen 127.0.0.1:0 -latency 50ms 2>"$work/origin.log" &
 pids+=($!)
 origin="$(wait_for "$work/origin.log" 'addr=127\.0\.0\.1:[0-9]+' | cut -d= -f2)"
 echo "    origin on http://$origin"
@@ -40,7 +46,7 @@ fi
 
 # start_proxy NAME: starts a cacheproxy instance and sets $proxy and $admin.
 start_proxy() {
-	bin/cacheproxy -origin "http://$origin" "${redis_args[@]}" \
+	"$bin/cacheproxy" -origin "http://$origin" "${redis_args[@]}" \
 		-listen 127.0.0.1:0 -admin-listen 127.0.0.1:0 -log-format text 2>"$work/$1.log" &
 	pids+=($!)
 	proxy="$(wait_for "$work/$1.log" 'server=proxy addr=127\.0\.0\.1:[0-9]+' | sed 's/.*addr=//')"
@@ -76,16 +82,26 @@ if [ "${#redis_args[@]}" -gt 0 ]; then
 fi
 
 echo "==> purge /rank on the first proxy: bin/cacheproxy purge -url /rank -admin $admin"
-bin/cacheproxy purge -url /rank -admin "$admin"
+"$bin/cacheproxy" purge -url /rank -admin "$admin"
 show 4 "http://$proxy/rank"
 show 5 "http://$proxy/rank"
 
 echo "==> bin/cacheproxy stats -admin $admin"
-bin/cacheproxy stats -admin "$admin"
+"$bin/cacheproxy" stats -admin "$admin"
 for path in /players/1 /players/2 /rank; do
 	curl -sS -o /dev/null "http://$proxy$path"
 done
 echo "==> bin/cacheproxy report -admin $admin: which routes are cached, and why not"
-bin/cacheproxy report -admin "$admin"
-echo "==> the live dashboard is at http://$admin/ui/ while a proxy runs (see README, Dashboard)"
+"$bin/cacheproxy" report -admin "$admin"
+if [ "${KEEP:-}" = 1 ]; then
+	echo "==> KEEP=1: everything keeps running until Ctrl-C"
+	echo "    dashboard: http://$admin/ui/"
+	echo "    proxy:     curl -si http://$proxy/rank"
+	echo "    CLI:       $bin/cacheproxy stats -admin $admin"
+	trap 'echo; echo "==> stopping everything"; exit 0' INT TERM
+	wait "${pids[@]}" || true
+	echo "==> a process of the demo exited; stopping everything"
+	exit 1
+fi
+echo "==> the live dashboard is at http://$admin/ui/ while a proxy runs: make demo KEEP=1 keeps it running"
 echo "==> done; stopping everything"

@@ -54,7 +54,7 @@ var allScenarios = []scenario{
 	{"zipf", "Zipf, 1,000,000 keys, 64 MiB caches", (*harness).zipf},
 	{"stampede", "Stampede: 1,000 concurrent requests for one cold key", (*harness).stampede},
 	{"purge", "Purge storm", (*harness).purge},
-	{"scale", "Scale-out behind a round-robin load balancer", (*harness).scale},
+	{"scale", "Scale: the fleet's cost by size (1 to 100 instances on one Redis), and scale-out behind a load balancer", (*harness).scale},
 	{"faults", "Faults: Redis and origin failures under load and purges", (*harness).faults},
 }
 

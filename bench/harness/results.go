@@ -62,6 +62,8 @@ type row struct {
 	Note         string  `json:"note,omitempty"`
 	// Fault is the faults scenario's measurement of one fault.
 	Fault *faultStats `json:"fault,omitempty"`
+	// FleetSize is the scale scenario's measurement of one fleet size.
+	FleetSize *fleetSizeStats `json:"fleet_size,omitempty"`
 }
 
 // summary is the row as a progress line.

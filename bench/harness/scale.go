@@ -15,6 +15,9 @@ import (
 const scaleConns = 64
 
 func (h *harness) scale(ctx context.Context) error {
+	if err := h.fleetSizes(ctx); err != nil {
+		return err
+	}
 	// A bound; the count normally ends the run first.
 	requests, dur := 60_000, max(6*h.phase(), time.Minute)
 	if h.opt.quick {
@@ -111,11 +114,15 @@ func (h *harness) scaleSection(b *strings.Builder) {
 	var rows [][]string
 	base := 0.0
 	for _, r := range h.rows("scale") {
+		if r.FleetSize != nil {
+			continue
+		}
 		if strings.HasPrefix(r.System, "cacheproxy ×1") {
 			base = r.RPS
 		}
 		rows = append(rows, []string{r.System, num(r.RPS), ratio(r.RPS, base), pct(r.HitRatio), tiers(r.Tiers), num(r.OriginRPS),
 			ms(r.P50), ms(r.P99), ms(r.P999), num(float64(r.Errors)), us(r.CPUPerReq), mib(r.PeakRSS), load(r), r.Note})
 	}
+	defer h.fleetSizeSection(b)
 	table(b, []string{"system", "req/s", "vs ×1", "hit ratio", "X-Cache", "origin req/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "CPU µs/req", "peak RSS (sum)", "other load (CPUs)", "notes"}, rows)
 }

@@ -4,28 +4,108 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
-// openAccessLog returns where -access-log writes: stderr, or the file
-// named, opened for appending (and a func that closes it).
-func openAccessLog(dest string) (io.Writer, func() error, error) {
+// accessLogger is where -access-log writes: nowhere, stderr, or a file
+// opened for appending. A reload may change it (set), and SIGUSR1 reopens
+// its file (reopen), for logrotate. Safe for concurrent use.
+type accessLogger struct {
+	mu   sync.Mutex
+	dest string   // -access-log: "" (off), "stderr" or a file name
+	w    *os.File // os.Stderr, the file, or nil when off
+	log  atomic.Pointer[slog.Logger]
+}
+
+// newAccessLogger returns the access log writing to dest (see
+// -access-log).
+func newAccessLogger(dest string) (*accessLogger, error) {
+	a := &accessLogger{}
+	return a, a.set(dest)
+}
+
+// open opens dest for appending; stderr is os.Stderr.
+func openAccessLog(dest string) (*os.File, error) {
 	if dest == "stderr" {
-		return os.Stderr, func() error { return nil }, nil
+		return os.Stderr, nil
 	}
 	f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, nil, fmt.Errorf("access log: %w", err)
+		return nil, fmt.Errorf("access log: %w", err)
 	}
-	return f, f.Close, nil
+	return f, nil
 }
+
+// set makes the access log write to dest from the next request on; if
+// dest cannot be opened it returns the error and keeps writing where it
+// did.
+func (a *accessLogger) set(dest string) error {
+	a.mu.Lock()
+	same := dest == a.dest
+	a.mu.Unlock()
+	if same {
+		return nil
+	}
+	return a.swap(dest)
+}
+
+// reopen opens the file of the access log again, by its name: after
+// logrotate renamed it, the next lines go to a new file of that name.
+func (a *accessLogger) reopen() error {
+	a.mu.Lock()
+	dest := a.dest
+	a.mu.Unlock()
+	if dest == "" || dest == "stderr" {
+		return nil
+	}
+	return a.swap(dest)
+}
+
+// swap opens dest and writes there from now on, closing what it wrote
+// to before.
+func (a *accessLogger) swap(dest string) error {
+	var f *os.File
+	if dest != "" {
+		var err error
+		if f, err = openAccessLog(dest); err != nil {
+			return err
+		}
+	}
+	a.mu.Lock()
+	old := a.w
+	a.dest, a.w = dest, f
+	a.mu.Unlock()
+	if f == nil {
+		a.log.Store(nil)
+	} else if a.log.Load() == nil {
+		a.log.Store(slog.New(slog.NewJSONHandler(a, nil)))
+	}
+	if old != nil && old != os.Stderr {
+		return old.Close()
+	}
+	return nil
+}
+
+// Write writes one line where the access log goes now.
+func (a *accessLogger) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.w == nil {
+		return len(p), nil // turned off while the line was made
+	}
+	return a.w.Write(p)
+}
+
+// close closes the access log's file.
+func (a *accessLogger) close() error { return a.swap("") }
 
 // accessLog wraps the proxy handler: one JSON line per request with its
 // method, path, status, X-Cache outcome and the Cache-Status detail (the
@@ -33,9 +113,14 @@ func openAccessLog(dest string) (io.Writer, func() error, error) {
 // spent waiting for the origin, and a request id (the client's
 // X-Request-Id when it sent a sane one, else a new one, returned in the
 // response's X-Request-Id).
-func accessLog(w io.Writer, next http.Handler) http.Handler {
-	log := slog.New(slog.NewJSONHandler(w, nil))
+// Nothing is logged, and the request is not traced, while a is off.
+func accessLog(a *accessLogger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		log := a.log.Load()
+		if log == nil {
+			next.ServeHTTP(rw, r)
+			return
+		}
 		start := time.Now()
 		id := requestID(r.Header.Get("X-Request-Id"))
 		rw.Header().Set("X-Request-Id", id)

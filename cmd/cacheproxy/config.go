@@ -39,6 +39,7 @@ type config struct {
 	RedisCert       string // PEM file of the client certificate, with RedisKey
 	RedisKey        string
 	RedisTLS        *tls.Config // built from the three above; nil: the URL's own
+	RedisTimeout    time.Duration
 	KeyPrefix       string
 	DefaultTTL      time.Duration
 	L1MaxBytes      int64 // 0: no L1
@@ -71,6 +72,12 @@ type config struct {
 	MaxOriginConns     int // origin requests in flight; autoLimit, or 0: none
 	OriginQueueTimeout time.Duration
 	RequestBuffering   int64 // 0: off
+
+	// values and sources are each setting's value as given (flag syntax)
+	// and where it came from, by name: what cacheproxy check prints and a
+	// reload compares.
+	values  map[string]string
+	sources map[string]source
 }
 
 // setting is one configuration key. The same name is the flag (-name), the
@@ -85,6 +92,9 @@ type setting struct {
 	redact func(string) string
 	// parse validates v and stores it in c.
 	parse func(c *config, v string) error
+	// live says a reload (SIGHUP, cacheproxy reload) applies a change of
+	// it to the running process; a change of any other needs a restart.
+	live bool
 }
 
 // settings lists every key but -config and routes, in usage order.
@@ -103,6 +113,8 @@ var settings = []setting{
 		parse: func(c *config, v string) error { c.RedisCert = v; return nil }},
 	{name: "redis-key", usage: "PEM file of the private key of -redis-cert",
 		parse: func(c *config, v string) error { c.RedisKey = v; return nil }},
+	{name: "redis-timeout", def: "100ms", usage: "bound of each Redis call on a request's path (dialling and TLS included): past it the call counts as a miss and the request goes on without Redis",
+		parse: func(c *config, v string) (err error) { c.RedisTimeout, err = parseDuration(v, true); return err }},
 	{name: "key-prefix", def: "cacheproxy", usage: "namespace of every Redis key and channel",
 		parse: func(c *config, v string) error {
 			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\r\n") {
@@ -131,7 +143,7 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "strip-headers", def: strings.Join(proxy.DefaultStripHeaders, ","), usage: "comma-separated request headers removed before a cacheable request reaches the origin (forwarding and override headers that are not part of the cache key); \"none\" keeps them all",
+	{name: "strip-headers", live: true, def: strings.Join(proxy.DefaultStripHeaders, ","), usage: "comma-separated request headers removed before a cacheable request reaches the origin (forwarding and override headers that are not part of the cache key); \"none\" keeps them all",
 		parse: func(c *config, v string) error {
 			c.StripHeaders = []string{}
 			if strings.TrimSpace(v) == "none" {
@@ -150,13 +162,13 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "default-ttl", def: "5m", usage: "most heuristic freshness for responses without explicit freshness: 10% of the time since Last-Modified, or this with only an ETag; 0 stores only explicit freshness",
+	{name: "default-ttl", live: true, def: "5m", usage: "most heuristic freshness for responses without explicit freshness: 10% of the time since Last-Modified, or this with only an ETag; 0 stores only explicit freshness",
 		parse: func(c *config, v string) (err error) { c.DefaultTTL, err = parseDuration(v, false); return err }},
 	{name: "l1-max-bytes", def: "256MiB", usage: "L1 (in-process) memory bound: 256MiB, 1GB, 1048576; 0 turns L1 off",
 		parse: func(c *config, v string) (err error) { c.L1MaxBytes, err = parseSize(v, false); return err }},
 	{name: "l1-ttl", def: "30s", usage: "longest an entry stays in L1",
 		parse: func(c *config, v string) (err error) { c.L1TTL, err = parseDuration(v, true); return err }},
-	{name: "max-object-bytes", def: "8MiB", usage: "larger responses are streamed, never stored",
+	{name: "max-object-bytes", live: true, def: "8MiB", usage: "larger responses are streamed, never stored",
 		parse: func(c *config, v string) (err error) { c.MaxObjectBytes, err = parseSize(v, true); return err }},
 	{name: "admin-listen", def: "127.0.0.1:9090", usage: "admin listen address (/healthz, /readyz, /stats, /metrics)",
 		parse: func(c *config, v string) (err error) { c.AdminListen, err = parseListen(v); return err }},
@@ -168,7 +180,7 @@ var settings = []setting{
 			c.AdminToken = v
 			return nil
 		}},
-	{name: "log-level", def: "info", usage: "debug, info, warn or error",
+	{name: "log-level", live: true, def: "info", usage: "debug, info, warn or error",
 		parse: func(c *config, v string) error {
 			switch strings.ToLower(v) {
 			case "debug":
@@ -184,7 +196,7 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "access-log", usage: "one JSON line per proxied request (method, path, status, X-Cache and reason, tier, bytes, duration, origin time, request id): \"stderr\" or a file to append to; empty logs none",
+	{name: "access-log", live: true, usage: "one JSON line per proxied request (method, path, status, X-Cache and reason, tier, bytes, duration, origin time, request id): \"stderr\" or a file to append to; empty logs none",
 		parse: func(c *config, v string) error {
 			if strings.ContainsAny(v, "\x00\n") {
 				return errors.New("want stderr or a file name")
@@ -207,7 +219,7 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.IdleTimeout, err = parseDuration(v, true); return err }},
 	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
-	{name: "client-no-cache", def: "honour", usage: "how a client's no-cache (a browser reload: Cache-Control no-cache or max-age=0, Pragma no-cache) is treated: honour (RFC 9111: revalidate with the origin, or fetch again without a validator), revalidate (only revalidate: an entry without a validator is served from the cache), ignore (request cache directives are ignored); routes may set their own",
+	{name: "client-no-cache", live: true, def: "honour", usage: "how a client's no-cache (a browser reload: Cache-Control no-cache or max-age=0, Pragma no-cache) is treated: honour (RFC 9111: revalidate with the origin, or fetch again without a validator), revalidate (only revalidate: an entry without a validator is served from the cache), ignore (request cache directives are ignored); routes may set their own",
 		parse: func(c *config, v string) error {
 			switch v {
 			case "honour", "revalidate", "ignore":
@@ -216,7 +228,7 @@ var settings = []setting{
 			}
 			return errors.New("want honour, revalidate or ignore")
 		}},
-	{name: "tag-headers", def: strings.Join(proxy.DefaultTagHeaders, ","), usage: "comma-separated response headers naming an entry's tags for purges by tag; removed before responses reach clients",
+	{name: "tag-headers", live: true, def: strings.Join(proxy.DefaultTagHeaders, ","), usage: "comma-separated response headers naming an entry's tags for purges by tag; removed before responses reach clients",
 		parse: func(c *config, v string) error {
 			c.TagHeaders = []string{}
 			for _, n := range strings.Split(v, ",") {
@@ -249,7 +261,7 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.MaxInflightBytes, err = parseSize(v, true); return err }},
 	{name: "write-timeout", def: "60s", usage: "how long a response may wait for a client that reads none of it; the connection is then reset and its buffers freed (a slow but steady reader is not cut)",
 		parse: func(c *config, v string) (err error) { c.WriteTimeout, err = parseDuration(v, true); return err }},
-	{name: "body-timeout", def: "60s", usage: "how long a client may go without sending any of a request body being forwarded; it then gets 408 and the origin request is aborted",
+	{name: "body-timeout", live: true, def: "60s", usage: "how long a client may go without sending any of a request body being forwarded; it then gets 408 and the origin request is aborted",
 		parse: func(c *config, v string) (err error) { c.BodyTimeout, err = parseDuration(v, true); return err }},
 
 	// Connection limits (docs/limits.md). An empty -max-conns or
@@ -339,7 +351,11 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		}
 	}
 
-	sources := make(map[string]source, len(settings))
+	sources := make(map[string]source, len(settings)+1)
+	c.values, c.sources = make(map[string]string, len(settings)), sources
+	if c.Routes != nil {
+		sources["routes"] = source("file " + c.ConfigFile)
+	}
 	for _, s := range settings {
 		v, src := s.def, fromDefault()
 		if setByFlag[s.name] {
@@ -349,7 +365,7 @@ func loadConfig(args []string, getenv func(string) string) (config, error) {
 		} else if fv, ok := file[s.name]; ok {
 			v, src = fv.value, fromFile(c.ConfigFile, fv.line)
 		}
-		sources[s.name] = src
+		sources[s.name], c.values[s.name] = src, v
 		if s.name == "origin" && v == "" {
 			return c, fmt.Errorf("missing -origin: set the flag, env %s or key origin in the -config file", envName("origin"))
 		}
@@ -587,6 +603,8 @@ func printUsage(w io.Writer) {
   cacheproxy inspect URL       show what the cache holds for a URL
   cacheproxy stats             show an instance's counters and its fleet
   cacheproxy report            show which routes are cached, and why not
+  cacheproxy check [flags]     check a configuration as start-up would, print it, exit 0 or 2
+  cacheproxy reload            reload a running instance's configuration (as SIGHUP does)
   cacheproxy version           print the version and commit built (also -version)
   cacheproxy help              print this help
 

@@ -39,6 +39,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Listen:          ":8080",
 		Origin:          c.Origin,
 		RedisMode:       "auto",
+		RedisTimeout:    100 * time.Millisecond,
 		KeyPrefix:       "cacheproxy",
 		DefaultTTL:      5 * time.Minute,
 		L1MaxBytes:      256 << 20,
@@ -66,6 +67,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 		OriginQueueTimeout: 5 * time.Second,
 		RequestBuffering:   64 << 10,
 	}
+	if c.sources["listen"] != fromDefault() || c.sources["origin"] != fromFlag() || c.values["listen"] != ":8080" {
+		t.Errorf("sources %v, values %v: want listen from its default :8080, origin from the flag", c.sources, c.values)
+	}
+	want.values, want.sources = c.values, c.sources
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
 	}
@@ -377,6 +382,14 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{"invalid routes[0].ttl", "negative"}},
 		{name: "route unknown key", file: "origin: http://o\nroutes:\n  - path: /a\n    cache: yes\n",
 			want: []string{"invalid routes[0]", `unknown key "cache"`}},
+		{name: "route credentials not a header name", file: "origin: http://o\nroutes:\n  - path: /a\n    credentials: [X-Api-Key, \"bad name\"]\n",
+			want: []string{"invalid routes[0]", `"bad name" is not a header name`}},
+		{name: "route credentials a mapping", file: "origin: http://o\nroutes:\n  - path: /a\n    credentials: {a: b}\n",
+			want: []string{"invalid routes[0].credentials", "list of header names"}},
+		{name: "route any-content-type not a bool", file: "origin: http://o\nroutes:\n  - {path: /a, any-content-type: maybe}\n",
+			want: []string{"invalid routes[0].any-content-type", "true or false"}},
+		{name: "bypass with cookies ignore", file: "origin: http://o\nroutes:\n  - {path: /a, bypass: true, cookies: ignore}\n",
+			want: []string{"invalid routes[0]", "bypass excludes"}},
 		{name: "route without path", file: "origin: http://o\nroutes:\n  - ttl: 1m\n",
 			want: []string{"invalid routes[0]", "path is required"}},
 		{name: "route relative path", file: "origin: http://o\nroutes:\n  - path: rank\n",

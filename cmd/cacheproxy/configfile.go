@@ -89,6 +89,33 @@ func scalar(n *yaml.Node) (string, error) {
 	return n.Value, nil
 }
 
+// headerNames reads a route's list of header names: a YAML list, or one
+// comma-separated value.
+func headerNames(n *yaml.Node) ([]string, error) {
+	var raw []string
+	switch n.Kind {
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			s, err := scalar(resolve(item))
+			if err != nil {
+				return nil, err
+			}
+			raw = append(raw, s)
+		}
+	case yaml.ScalarNode:
+		raw = strings.Split(n.Value, ",")
+	default:
+		return nil, errors.New("want a list of header names")
+	}
+	var names []string
+	for _, s := range raw {
+		if s = strings.TrimSpace(s); s != "" {
+			names = append(names, s)
+		}
+	}
+	return names, nil
+}
+
 // parseRoutes maps the routes list into proxy routes.
 func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 	if n.ShortTag() == "!!null" {
@@ -110,6 +137,14 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 			k, v := item.Content[j], resolve(item.Content[j+1])
 			name := field + "." + k.Value
 			at := fromFile(file, k.Line)
+			if k.Value == "credentials" {
+				names, err := headerNames(v)
+				if err != nil {
+					return nil, fmt.Errorf("invalid %s: %w", at.describe(name), err)
+				}
+				r.Credentials = names
+				continue
+			}
 			s, err := scalar(v)
 			if err != nil {
 				return nil, fmt.Errorf("invalid %s: %w", at.describe(name), err)
@@ -141,26 +176,32 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 				default:
 					return nil, fmt.Errorf("invalid %s: %q: want ignore (the cookie does not change the answer) or respect", at.describe(name), s)
 				}
-			case "bypass", "override":
+			case "bypass", "override", "any-content-type":
 				b, err := strconv.ParseBool(s)
 				if err != nil {
 					return nil, fmt.Errorf("invalid %s: %q: want true or false", at.describe(name), s)
 				}
-				if k.Value == "bypass" {
+				switch k.Value {
+				case "bypass":
 					r.Bypass = b
-				} else {
+				case "override":
 					r.Override = b
+				default:
+					r.AnyContentType = b
 				}
 			default:
-				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies, client-no-cache)", field, at, k.Value)
+				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies, credentials, any-content-type, client-no-cache)", field, at, k.Value)
 			}
 		}
 		at := fromFile(file, item.Line)
 		if !hasPath {
 			return nil, fmt.Errorf("invalid %s (%s): path is required", field, at)
 		}
-		if r.Bypass && (hasTTL || r.Override) {
-			return nil, fmt.Errorf("invalid %s (%s): bypass excludes ttl and override", field, at)
+		if r.Bypass && (hasTTL || r.Override || r.IgnoreCookies) {
+			return nil, fmt.Errorf("invalid %s (%s): bypass excludes ttl, override and cookies", field, at)
+		}
+		if err := r.Validate(); err != nil {
+			return nil, fmt.Errorf("invalid %s (%s): %w", field, at, err)
 		}
 		routes = append(routes, r)
 	}

@@ -16,8 +16,10 @@ import (
 // examples/django behind cacheproxy) and checks what it shows: every
 // request a MISS without a route, a MISS then a HIT with the /rank route,
 // /rank invalidated by the Content-Location of a POST through the proxy,
-// and refreshed by a purge by tag after a write the proxy did not see. A
-// missing Django fails the test: .ci/run installs it.
+// and refreshed by a purge by tag after a write the proxy did not see; and
+// the ranking's links (request.build_absolute_uri()) name the proxy's
+// -public-host, not Django's own address. A missing Django fails the
+// test: .ci/run installs it.
 func TestDemoDjango(t *testing.T) {
 	bin := buildCacheproxy(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -84,6 +86,14 @@ func TestDemoDjango(t *testing.T) {
 		if got := parts[p]; strings.Join(got, "\n") != strings.Join(w, "\n") {
 			t.Errorf("part %s of the demo:\n%s\nwant:\n%s", p, strings.Join(got, "\n"), strings.Join(w, "\n"))
 		}
+	}
+	proxyAddr := regexp.MustCompile(`cacheproxy on http://(\S+)`).FindStringSubmatch(out.String())
+	link := regexp.MustCompile(`links: (\S+)`).FindStringSubmatch(out.String())
+	switch {
+	case proxyAddr == nil || link == nil:
+		t.Error("the demo does not show the proxy's address and the ranking's links")
+	case link[1] != "http://"+proxyAddr[1]+"/players/1":
+		t.Errorf("the ranking links to %s through the proxy, want http://%s/players/1 (-public-host, USE_X_FORWARDED_HOST)", link[1], proxyAddr[1])
 	}
 	if !strings.Contains(out.String(), "purged tag rank") {
 		t.Error("the demo does not show cacheproxy purge -tag rank answering")

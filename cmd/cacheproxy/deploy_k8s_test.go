@@ -76,6 +76,7 @@ type (
 		VolumeMounts []struct {
 			Name      string `yaml:"name"`
 			MountPath string `yaml:"mountPath"`
+			SubPath   string `yaml:"subPath"`
 		} `yaml:"volumeMounts"`
 	}
 	k8sEnv struct {
@@ -229,6 +230,11 @@ func TestKubernetesManifests(t *testing.T) {
 		for _, m := range c.VolumeMounts {
 			if m.Name == v.Name {
 				mounted = strings.TrimPrefix(configPath, m.MountPath+"/")
+				if m.SubPath != "" {
+					// The kubelet never updates a subPath mount: a
+					// ConfigMap change could not be reloaded (deployment.yaml).
+					t.Errorf("the ConfigMap is mounted with subPath %q: its changes would never reach the pod", m.SubPath)
+				}
 			}
 		}
 	}

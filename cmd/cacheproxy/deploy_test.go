@@ -274,6 +274,9 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("TimeoutStopSec %v does not exceed -drain %v + -shutdown-timeout %v: systemd would kill the process mid-drain",
 			stop, cfg.Drain, cfg.ShutdownTimeout)
 	}
+	if r := u.one(t, "Service", "ExecReload"); r != "/bin/kill -HUP $MAINPID" {
+		t.Errorf("ExecReload=%s, want /bin/kill -HUP $MAINPID (SIGHUP reloads)", r)
+	}
 	if u.one(t, "Install", "WantedBy") != "multi-user.target" {
 		t.Errorf("[Install] WantedBy is not multi-user.target")
 	}
@@ -364,7 +367,9 @@ http {
 // two cacheproxy instances sharing a Redis: nginx -t accepts it, requests
 // through nginx are spread over both instances and hit the cache, the
 // origin gets the client address nginx saw (not the one the client
-// claimed), and when one instance stops the other takes every request.
+// claimed), the Date an instance sends reaches the client unchanged (on a
+// miss and on a hit), and when one instance stops the other takes every
+// request.
 func TestNginxLB(t *testing.T) {
 	nginx := needProgram(t, "nginx", "nginx")
 	redis := redistest.Start(t)
@@ -372,12 +377,18 @@ func TestNginxLB(t *testing.T) {
 	var mu sync.Mutex
 	var originRequests int
 	var forwardedFor []string
+	originDate := time.Now().Add(-17 * time.Minute).UTC().Format(http.TimeFormat)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		originRequests++
 		forwardedFor = append(forwardedFor, r.Header.Get("X-Forwarded-For"))
 		mu.Unlock()
 		w.Header().Set("Cache-Control", "max-age=60")
+		if r.URL.Path == "/lb/dated" {
+			// A Date nginx's own clock cannot produce, fresh for an hour.
+			w.Header().Set("Date", originDate)
+			w.Header().Set("Cache-Control", "max-age=3600")
+		}
 		fmt.Fprintf(w, "item %s", r.URL.Path)
 	}))
 	defer origin.Close()
@@ -456,7 +467,7 @@ func TestNginxLB(t *testing.T) {
 	}
 
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
-	get := func(path string) (int, string, string) {
+	getHeader := func(path string) (int, string, string, http.Header) {
 		t.Helper()
 		req, err := http.NewRequest("GET", "http://"+listen+path, nil)
 		if err != nil {
@@ -470,7 +481,12 @@ func TestNginxLB(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header.Get("X-Cache"), string(body)
+		return resp.StatusCode, resp.Header.Get("X-Cache"), string(body), resp.Header
+	}
+	get := func(path string) (int, string, string) {
+		t.Helper()
+		code, xcache, body, _ := getHeader(path)
+		return code, xcache, body
 	}
 
 	var results []string
@@ -508,9 +524,18 @@ func TestNginxLB(t *testing.T) {
 			t.Errorf("instance %d served none of the requests: nginx did not balance them", i+1)
 		}
 	}
+	// nginx passes the instances' Date through (proxy_pass_header Date): a
+	// cached answer keeps the Date of its origin response.
+	for i := range 3 {
+		code, xcache, _, h := getHeader("/lb/dated")
+		if code != 200 || h.Get("Date") != originDate {
+			t.Errorf("GET /lb/dated #%d through nginx: %d X-Cache %s Date %q, want the instance's Date %q", i+1, code, xcache, h.Get("Date"), originDate)
+		}
+	}
+
 	mu.Lock()
-	if originRequests > 2 {
-		t.Errorf("the origin got %d requests for one URL, want 1 (at most one per instance)", originRequests)
+	if originRequests > 4 {
+		t.Errorf("the origin got %d requests for two URLs, want 2 (at most one per URL and instance)", originRequests)
 	}
 	for _, xff := range forwardedFor {
 		if xff != "127.0.0.1, 127.0.0.1" {

@@ -165,7 +165,11 @@ func TestFleetRedisKilled(t *testing.T) {
 		if x, _ := get(t, a, path); x != "HIT-L1" {
 			t.Fatalf("second request of a new URL with Redis dead: %s, want HIT-L1", x)
 		}
-		if d > 500*time.Millisecond {
+		// Redis is dead (connections refused at once): an L1 hit waits on
+		// nothing, and the bound only catches a hang. Seconds, not
+		// milliseconds: a busy machine delays any request by hundreds of
+		// milliseconds.
+		if d > 2*time.Second {
 			t.Errorf("an L1 hit took %v", d)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -54,24 +54,33 @@ func connLimits(nofile uint64, procs int) (clients, origin int) {
 	return n, n
 }
 
-// resolveLimits returns cfg with -max-conns and -max-origin-conns that
-// were not set derived from the open-file limit, and logs the limits in
-// force. It warns when the two together exceed the open-file limit.
-func resolveLimits(cfg config, logger *slog.Logger) config {
+// connLimits returns the -max-conns and -max-origin-conns in force: as
+// set, or, where not set, derived from the open-file limit. Every use of
+// the two (the listener, the proxy's options, the log) goes through it.
+func (c config) connLimits() (clients, origin int) {
+	clients, origin = c.MaxConns, c.MaxOriginConns
+	if clients == autoLimit || origin == autoLimit {
+		autoClients, autoOrigin := connLimits(fileLimit(), runtime.GOMAXPROCS(0))
+		if clients == autoLimit {
+			clients = autoClients
+		}
+		if origin == autoLimit {
+			origin = autoOrigin
+		}
+	}
+	return clients, origin
+}
+
+// logLimits logs the connection limits in force, with a warning when the
+// two together may exceed the open-file limit.
+func logLimits(cfg config, logger *slog.Logger) {
 	nofile := fileLimit()
-	clients, origin := connLimits(nofile, runtime.GOMAXPROCS(0))
-	if cfg.MaxConns == autoLimit {
-		cfg.MaxConns = clients
-	}
-	if cfg.MaxOriginConns == autoLimit {
-		cfg.MaxOriginConns = origin
-	}
-	logger.Info("connection limits", "max-conns", cfg.MaxConns, "max-origin-conns", cfg.MaxOriginConns, "open-file-limit", nofile)
-	if nofile > 0 && (cfg.MaxConns == 0 || cfg.MaxOriginConns == 0 || uint64(cfg.MaxConns+cfg.MaxOriginConns) > nofile) {
+	clients, origin := cfg.connLimits()
+	logger.Info("connection limits", "max-conns", clients, "max-origin-conns", origin, "open-file-limit", nofile)
+	if nofile > 0 && (clients == 0 || origin == 0 || uint64(clients+origin) > nofile) {
 		logger.Warn("-max-conns and -max-origin-conns may together exceed the open-file limit: past it, new connections fail until some close",
-			"max-conns", cfg.MaxConns, "max-origin-conns", cfg.MaxOriginConns, "open-file-limit", nofile)
+			"max-conns", clients, "max-origin-conns", origin, "open-file-limit", nofile)
 	}
-	return cfg
 }
 
 // connCollectors are the metrics of the proxy listener's connections:

@@ -9,6 +9,11 @@
 // CACHEPROXY_<NAME> or as a key of the YAML file given by -config; see
 // configs/cacheproxy.yaml and cacheproxy -help.
 //
+// cacheproxy check takes the same flags and validates them, the
+// environment and the file as start-up does, without listening. While it
+// runs, SIGHUP (or cacheproxy reload) reloads the configuration and
+// SIGUSR1 reopens the access log: see docs/operations.md.
+//
 // Exit status: 0 after a clean shutdown, 1 when the server fails, 2 for a
 // bad command line or configuration.
 package main
@@ -19,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -59,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runStats(ctx, args, getenv, stdout, stderr)
 	case "report":
 		return runReport(ctx, args, getenv, stdout, stderr)
+	case "reload":
+		return runReload(ctx, args, getenv, stdout, stderr)
+	case "check":
+		return runCheck(args, getenv, stdout, stderr)
 	case "version":
 		return runVersion(args, stdout, stderr)
 	case "help":
@@ -82,8 +92,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "cacheproxy: %v\n", err)
 		return 2
 	}
-	logger := newLogger(cfg, stderr)
-	if err := serve(ctx, cfg, logger); err != nil {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	logger := newLogger(cfg, level, stderr)
+	load := func() (config, error) { return loadConfig(args, getenv) }
+	if err := serve(ctx, cfg, logger, level, load); err != nil {
 		logger.Error("cacheproxy stopped", "err", err)
 		return 1
 	}

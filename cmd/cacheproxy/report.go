@@ -103,6 +103,9 @@ func printReport(w io.Writer, rep proxy.Report) {
 			if r.Advice != "" {
 				fmt.Fprintf(w, "  %s: %s\n", r.Pattern, r.Advice)
 			}
+			if r.Warning != "" {
+				fmt.Fprintf(w, "  %s: warning: %s\n", r.Pattern, r.Warning)
+			}
 		}
 		fmt.Fprintln(w)
 	}

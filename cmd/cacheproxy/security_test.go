@@ -121,7 +121,12 @@ func TestSecurityEndToEnd(t *testing.T) {
 			p := "/" + name + "/page"
 			rawGet(t, first.proxyURL, p, "Host", "evil.example", "X-Forwarded-Host", "evil.example",
 				"X-Original-URL", "/evil", "X-Forwarded-Scheme", "evil", "Forwarded", "host=evil.example",
-				"X-Http-Method-Override", "EVIL")
+				"X-Http-Method-Override", "EVIL",
+				// Read by common frameworks; in the spellings an origin
+				// reads alike (any case, '_' for '-' under WSGI/CGI).
+				"x-scheme", "evil", "X-Script-Name", "/evil", "X-Forwarded-Protocol", "evil",
+				"x-real-ip", "evil", "X_Real_IP", "evil", "Client-IP", "evil",
+				"true-client-ip", "evil", "X-Original-URI", "/evil")
 			rawGet(t, first.proxyURL, "http://evil.example"+p+"2")
 			for _, target := range []string{p, p + "2"} {
 				_, h, body := rawGet(t, last.proxyURL, target)

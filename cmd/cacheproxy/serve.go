@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -30,10 +32,10 @@ import (
 // per interval with the count of the others.
 const logRepeatInterval = 10 * time.Second
 
-// newLogger returns the process logger, writing to w at cfg.LogLevel,
-// warnings and errors rate-limited per message.
-func newLogger(cfg config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+// newLogger returns the process logger, writing to w at level (which a
+// reload may change), warnings and errors rate-limited per message.
+func newLogger(cfg config, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
 		h = slog.NewTextHandler(w, opts)
@@ -68,27 +70,8 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 			s.close(logger)
 		}
 	}()
-	popts := proxy.Options{
-		Origin:         cfg.Origin,
-		KeyPrefix:      cfg.KeyPrefix,
-		DefaultTTL:     cfg.DefaultTTL,
-		L1TTL:          cfg.L1TTL,
-		MaxObjectBytes: cfg.MaxObjectBytes,
-		Routes:         cfg.Routes,
-		Logger:         logger,
-		PublicHost:     cfg.PublicHost,
-		Hosts:          cfg.Hosts,
-		StripHeaders:   cfg.StripHeaders,
-		LockTimeout:    cfg.LockTimeout,
-		ClientNoCache:  cfg.ClientNoCache,
-		TagHeaders:     cfg.TagHeaders,
-
-		MaxInflightBytes: cfg.MaxInflightBytes,
-		BodyTimeout:      cfg.BodyTimeout,
-		RequestBuffering: cfg.RequestBuffering,
-		MaxOriginConns:   cfg.MaxOriginConns,
-		OriginQueueWait:  cfg.OriginQueueTimeout,
-	}
+	popts := proxyOptions(cfg)
+	popts.Logger = logger
 	// Local and Shared are interfaces: assign them only when the tier
 	// exists, as a nil *T in an interface is not a nil interface.
 	if cfg.L1MaxBytes > 0 {
@@ -102,7 +85,7 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 	if cfg.Redis != "" {
 		s.bans = &tiers.Bans{MaxBans: cfg.MaxBans}
 		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Mode: cfg.RedisMode, TLSConfig: cfg.RedisTLS,
-			Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans}); err != nil {
+			Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans, Timeout: cfg.RedisTimeout}); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		s.fleet, err = shared.NewFleet(shared.FleetOptions{
@@ -138,6 +121,32 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// proxyOptions maps cfg into the proxy's options, without the tiers and
+// the logger: the one mapping start-up, reload and check use.
+func proxyOptions(cfg config) proxy.Options {
+	_, maxOriginConns := cfg.connLimits()
+	return proxy.Options{
+		Origin:         cfg.Origin,
+		KeyPrefix:      cfg.KeyPrefix,
+		DefaultTTL:     cfg.DefaultTTL,
+		L1TTL:          cfg.L1TTL,
+		MaxObjectBytes: cfg.MaxObjectBytes,
+		Routes:         cfg.Routes,
+		PublicHost:     cfg.PublicHost,
+		Hosts:          cfg.Hosts,
+		StripHeaders:   cfg.StripHeaders,
+		LockTimeout:    cfg.LockTimeout,
+		ClientNoCache:  cfg.ClientNoCache,
+		TagHeaders:     cfg.TagHeaders,
+
+		MaxInflightBytes: cfg.MaxInflightBytes,
+		BodyTimeout:      cfg.BodyTimeout,
+		RequestBuffering: cfg.RequestBuffering,
+		MaxOriginConns:   maxOriginConns,
+		OriginQueueWait:  cfg.OriginQueueTimeout,
+	}
 }
 
 // flushLocal drops every L1 entry: the fleet calls it whenever this
@@ -191,9 +200,11 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 // serve runs the proxy and admin listeners until ctx is done, then shuts
 // them down gracefully: listeners close at once, in-flight requests get up
 // to cfg.ShutdownTimeout to finish, and the tiers are closed last.
-func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+// Meanwhile SIGHUP reloads the configuration with load (see reloader) and
+// SIGUSR1 reopens the access log. level is the logger's level.
+func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.LevelVar, load func() (config, error)) error {
 	tuneGC(cfg, logger)
-	cfg = resolveLimits(cfg, logger)
+	logLimits(cfg, logger)
 	// go-redis logs through a process-wide logger of its own.
 	redis.SetLogger(redisLogger{logger})
 	s, err := newStack(cfg, logger)
@@ -218,19 +229,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	var handler http.Handler = s.proxy
-	if cfg.AccessLog != "" {
-		w, closeLog, err := openAccessLog(cfg.AccessLog)
-		if err != nil {
-			ln.Close()
-			adminLn.Close()
-			return err
-		}
-		defer closeLog()
-		handler = accessLog(w, handler)
+	access, err := newAccessLogger(cfg.AccessLog)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return err
+	}
+	defer access.close()
+	rl := &reloader{load: load, stack: s, level: level, access: access, logger: logger, cur: cfg,
+		warn: func(c config) []string { return configWarnings(c, os.Environ()) }}
+	for _, w := range rl.warn(cfg) {
+		logger.Warn("configuration warning", "warning", w)
 	}
 	proxySrv := &http.Server{
-		Handler:  newEngine(handler),
+		Handler:  newEngine(accessLog(access, s.proxy)),
 		ErrorLog: errorLog,
 	}
 	// The proxy listener keeps the header, idle and write timeouts
@@ -240,7 +252,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	// streamed and may take as long as they take, as long as they make
 	// progress (-body-timeout, -write-timeout); the origin side is
 	// bounded by the proxy's own timeouts.
-	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxConns: cfg.MaxConns})
+	maxConns, _ := cfg.connLimits()
+	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxConns: maxConns})
 	s.conns.Store(proxyLn)
 	adminSrv := &http.Server{
 		Handler:           adm,
@@ -256,6 +269,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	adm.Handle("GET /purges", http.HandlerFunc(s.serveRecentPurges))
 	adm.Handle("GET /cache", s.proxy.InspectAPI())
 	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
+	adm.Handle("POST /reload", http.HandlerFunc(rl.serveReload))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))
@@ -277,6 +291,26 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 			<-fleetDone
 		}()
 	}
+	// SIGHUP reloads, SIGUSR1 reopens the access log, until the shutdown.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case sig := <-sigs:
+				if sig == syscall.SIGHUP {
+					rl.reload("SIGHUP")
+				} else if err := access.reopen(); err != nil {
+					logger.Error("SIGUSR1: access log not reopened", "err", err.Error())
+				} else {
+					logger.Info("SIGUSR1: access log reopened", "access_log", cfg.AccessLog)
+				}
+			}
+		}
+	})
 	g.Go(func() error { return serveOn(proxySrv, proxyLn) })
 	g.Go(func() error { return serveOn(adminSrv, adminLn) })
 	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())

@@ -58,7 +58,7 @@ local function ensure_epoch(ek, sk, bk, byk, ch, cand, replace, minseq, ms, over
   if e and (replace == '' or e ~= replace) then return e end
   local seq = math.max(ms, tonumber(minseq) or 0, (tonumber(redis.call('GET', sk)) or 0) + 1)
   local s = string.format('%d', seq)
-  local ban = encode_ban(s, ban_all, ms, 'epoch-' .. cand .. '@' .. cand, '')
+  local ban = encode_ban(s, ban_all, ms, '` + epochBanPrefix + `' .. cand .. '@' .. cand, '')
   redis.call('SET', ek, cand)
   redis.call('SET', sk, s)
   redis.call('ZREMRANGEBYSCORE', bk, '-inf', '(' .. s)
@@ -165,9 +165,6 @@ func (t *Tier) setOnRenew(fn *func()) { t.onRenew.Store(fn) }
 
 // renewHook returns the hook markRenew calls, or nil.
 func (t *Tier) renewHook() *func() { return t.onRenew.Load() }
-
-// ackChannel is the channel purge confirmations are published on.
-func (t *Tier) ackChannel() string { return t.prefix + ":purge:ack" }
 
 // applyBans applies published or loaded bans to the ban table, noting
 // their IDs for appliedAs.

@@ -169,7 +169,10 @@ func TestFleetConfirmsOnlyApplied(t *testing.T) {
 // purge Redis runs only after its caller gave up is not recorded.
 func TestFrozenRedisBounded(t *testing.T) {
 	srv := redistest.Start(t)
-	m := newMember(t, srv, "a")
+	// The client's own read and write timeouts at 30s: a call that
+	// returns within seconds was cut by the per-call deadline (Timeout,
+	// 100ms), not by them.
+	m := newMemberWith(t, srv.URL()+"?read_timeout=30s", "a", nil)
 	ctx := context.Background()
 	m.tier.peers.Store(2)
 	seq, _ := srv.Client().Get(ctx, m.tier.seqKey()).Result()
@@ -185,8 +188,8 @@ func TestFrozenRedisBounded(t *testing.T) {
 		m.tier.Get(ctx, "k")
 		m.tier.Set(ctx, "k", entry("x"), time.Minute)
 		m.tier.Lease(ctx, "k", time.Second)
-		if d := time.Since(start); d > 300*time.Millisecond {
-			t.Errorf("Get, Set and Lease with Redis frozen took %v, want about Timeout (100ms)", d)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Get, Set and Lease with Redis frozen took %v, want about 3 Timeouts (300ms), far below the 30s read timeout", d)
 		}
 	}
 	if _, err := m.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/late"}, ""); err == nil {

@@ -109,6 +109,9 @@ type Fleet struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan string // purge ID -> confirming instance IDs
+
+	membersMu    sync.Mutex
+	membersCache *membersAnswer // Members' last answer
 }
 
 // NewFleet returns a Fleet for opts.
@@ -188,7 +191,16 @@ func (f *Fleet) LocalUsable() bool { return f.usable.Load() }
 
 func (f *Fleet) purgeChannel() string { return f.t.purgeChannel() }
 func (f *Fleet) ackChannel() string   { return f.t.ackChannel() }
-func (f *Fleet) membersKey() string   { return f.t.metaKey("members") }
+func (f *Fleet) replyChannel() string { return f.t.replyChannel(f.id) }
+
+// subscribe makes the fleet's subscription: the purges, this instance's
+// own reply channel (the confirmations of its purges, its heartbeat's
+// echo), and protocol 1's shared ack channel, on which only instances of
+// that version publish (see protocol.go).
+func (f *Fleet) subscribe(ctx context.Context) *redis.PubSub {
+	return f.client.Subscribe(ctx, f.purgeChannel(), f.replyChannel(), f.ackChannel())
+}
+func (f *Fleet) membersKey() string { return f.t.metaKey("members") }
 func (f *Fleet) memberKey(id string) string {
 	return f.t.metaKey("member:" + id)
 }
@@ -206,7 +218,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}
 	f.t.setOnRenew(&renew)
 	defer f.t.setOnRenew(nil)
-	f.ps.Store(f.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+	f.ps.Store(f.subscribe(ctx))
 	defer func() { f.ps.Load().Close() }()
 	done := make(chan struct{})
 	wg.Add(1)
@@ -248,7 +260,7 @@ func (f *Fleet) receive(ctx context.Context) {
 			}
 			if errors.Is(err, redis.ErrClosed) {
 				// Closed by checkEcho: subscribe again.
-				f.ps.Store(f.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				f.ps.Store(f.subscribe(ctx))
 				continue
 			}
 			if kind := replyKind(err); kind != "" {
@@ -263,7 +275,7 @@ func (f *Fleet) receive(ctx context.Context) {
 				}
 				refusedBackoff = min(2*refusedBackoff, maxSubscribeBackoff)
 				ps.Close()
-				f.ps.Store(f.client.Subscribe(ctx, f.purgeChannel(), f.ackChannel()))
+				f.ps.Store(f.subscribe(ctx))
 				continue
 			}
 			// The connection broke: purges may be lost until go-redis
@@ -311,12 +323,14 @@ func (f *Fleet) receive(ctx context.Context) {
 			switch m.Channel {
 			case f.purgeChannel():
 				f.onPurge(ctx, m.Payload)
-			case f.ackChannel():
+			case f.replyChannel():
 				if m.Payload == f.echoPayload() {
 					f.echo.Store(f.mono())
 					break
 				}
 				f.onAck(m.Payload)
+			case f.ackChannel():
+				f.onAck(m.Payload) // a protocol 1 instance's confirmation
 			}
 		}
 		f.refreshUsable()
@@ -511,9 +525,13 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 		f.log.Debug("purge not confirmed: not applied in its epoch", "ban", b.String())
 		return
 	}
+	ch, ok := f.t.confirmChannel(b.ID)
+	if !ok {
+		return // an epoch's opening ban: nobody waits for it
+	}
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
-	if err := f.client.Publish(cctx, f.ackChannel(), b.ID+"|"+f.id).Err(); err != nil {
+	if err := f.client.Publish(cctx, ch, confirmation(b.ID, f.id)).Err(); err != nil {
 		f.log.Debug("purge confirmation not sent", "err", err)
 	}
 }
@@ -536,11 +554,10 @@ func (f *Fleet) checkLocked(ctx context.Context, replace bool) {
 
 // onAck hands a confirmation to the Purge waiting for it, if any.
 func (f *Fleet) onAck(payload string) {
-	banID, member, ok := strings.Cut(payload, "|")
+	purgeID, member, ok := parseConfirmation(payload)
 	if !ok {
 		return
 	}
-	purgeID, _, _ := strings.Cut(banID, "@")
 	f.mu.Lock()
 	ch := f.waiters[purgeID]
 	f.mu.Unlock()

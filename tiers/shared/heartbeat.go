@@ -42,8 +42,8 @@ import (
 // instances silent for ARGV[5] ms, and returns how many were heard within
 // ARGV[4] ms, the purge epoch (started if there is none, published on
 // ARGV[8]), the purge sequence and Redis's clock. It publishes ARGV[10]
-// on ARGV[9] (the ack channel), for the instance to hear on its
-// subscription (see echo).
+// on ARGV[9] (the instance's own reply channel), for the instance to hear
+// on its subscription (see checkEcho).
 var heartbeatScript = redis.NewScript(epochLua + `
 local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[8], ARGV[6], '', 0, ms, ARGV[7])
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
@@ -106,7 +106,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
 	res, err := heartbeatScript.Run(cctx, f.client, keys,
 		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel(),
-		f.ackChannel(), f.echoPayload()).Slice()
+		f.replyChannel(), f.echoPayload()).Slice()
 	if err == nil && len(res) != 4 {
 		err = errBadReply
 	}
@@ -155,8 +155,8 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	f.refreshUsable()
 }
 
-// echoPayload is what the heartbeat publishes on the ack channel for this
-// instance to hear.
+// echoPayload is what the heartbeat publishes on this instance's reply
+// channel for it to hear.
 func (f *Fleet) echoPayload() string { return "beat|" + f.id }
 
 // checkEcho makes the subscription again if it has heard none of the

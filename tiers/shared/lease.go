@@ -208,3 +208,23 @@ func (t *Tier) LeaseHeld(ctx context.Context, key string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// Holds reports whether Redis holds anything under key: an entry (or the
+// Vary marker of its variants) or a fill lease, which an instance holds
+// while it fetches the key from the origin. One EXISTS over both keys,
+// which are in one slot. The proxy asks it before an invalidation after
+// an unsafe request: a URL with neither needs no ban. While Redis is
+// unavailable Holds returns ErrUnavailable.
+func (t *Tier) Holds(ctx context.Context, key string) (bool, error) {
+	if t.refuse(purposeRead) {
+		return false, ErrUnavailable
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	n, err := t.client.Exists(cctx, t.redisKey(key), t.leaseKey(key)).Result()
+	if err != nil {
+		return false, t.fail(ctx, purposeRead, "holds", err)
+	}
+	t.ok(purposeRead)
+	return n > 0, nil
+}

@@ -56,7 +56,7 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 	maxBans, maxBytes := f.bans.Limits()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	raw, err := purgeScript.Run(cctx, f.client, keys, sel.Kind.String(), id, sel.Value,
+	raw, err := purgeScript.Run(cctx, f.client, keys, sel.Kind.String(), requestID(id, f.id), sel.Value,
 		f.t.retention().Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
 		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds(), f.purgeChannel()).Slice()
 	cancel()
@@ -132,28 +132,54 @@ type Member struct {
 }
 
 // Members lists the live instances (heard within 5 heartbeats), this one
-// included.
+// included. It costs two Redis commands (the members set, then every
+// member's info in one MGET), whatever the fleet's size, and its answer
+// is kept for a heartbeat: however many dashboards poll it, an instance
+// reads the members at most once a heartbeat. The slice is shared by the
+// callers of that heartbeat: read it, do not modify it.
 func (f *Fleet) Members(ctx context.Context) ([]Member, error) {
+	f.membersMu.Lock()
+	defer f.membersMu.Unlock()
+	if c := f.membersCache; c != nil && f.mono()-c.at < int64(f.hb) {
+		return c.members, nil
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*f.timeout)
 	defer cancel()
 	zs, err := f.client.ZRangeByScoreWithScores(cctx, f.membersKey(), &redis.ZRangeBy{Min: "-inf", Max: "+inf"}).Result()
 	if err != nil {
 		return nil, err
 	}
-	var out []Member
+	out := []Member{}
+	var keys []string
 	for _, z := range zs {
 		id, _ := z.Member.(string)
 		seen := time.UnixMilli(int64(z.Score))
 		if time.Since(seen) > 5*f.hb {
 			continue
 		}
-		m := Member{ID: id, LastSeen: seen}
-		if info, err := f.client.Get(cctx, f.memberKey(id)).Bytes(); err == nil && json.Valid(info) {
-			m.Info = info
-		}
-		out = append(out, m)
+		out = append(out, Member{ID: id, LastSeen: seen})
+		keys = append(keys, f.memberKey(id))
 	}
+	if len(keys) > 0 {
+		// The member keys share the fleet's hash tag: one Cluster slot.
+		infos, err := f.client.MGet(cctx, keys...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range infos {
+			if s, ok := v.(string); ok && json.Valid([]byte(s)) {
+				out[i].Info = json.RawMessage(s)
+			}
+		}
+	}
+	f.membersCache = &membersAnswer{at: f.mono(), members: out}
 	return out, nil
+}
+
+// membersAnswer is Members' last answer, and when it was read.
+type membersAnswer struct {
+	at      int64 // mono nanos
+	members []Member
 }
 
 // FleetStats are the fleet's counters for this instance.

@@ -520,3 +520,30 @@ func TestSendBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestHolds: Holds sees an entry and a fill lease under a key, and
+// nothing else.
+func TestHolds(t *testing.T) {
+	srv := redistest.Start(t)
+	tier, _ := newTier(t, Options{URL: srv.URL()})
+	ctx := context.Background()
+	if held, err := tier.Holds(ctx, "cacheproxy:k"); err != nil || held {
+		t.Fatalf("empty: Holds = %v, %v; want false", held, err)
+	}
+	if err := tier.Set(ctx, "cacheproxy:k", entry("x"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := tier.Holds(ctx, "cacheproxy:k"); err != nil || !held {
+		t.Errorf("entry: Holds = %v, %v; want true", held, err)
+	}
+	// A lease alone (as another instance's fill holds it), in its key.
+	if err := srv.Client().Set(ctx, tier.leaseKey("cacheproxy:l"), "token", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := tier.Holds(ctx, "cacheproxy:l"); err != nil || !held {
+		t.Errorf("lease: Holds = %v, %v; want true", held, err)
+	}
+	if held, _ := tier.Holds(ctx, "cacheproxy:k#Accept:x\n"); held {
+		t.Error("a variant key nothing is stored under: held")
+	}
+}

@@ -11,7 +11,18 @@ BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A demo key: set DJANGO_SECRET_KEY for anything that is not a local demo.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]  # in production: the public host, api.example.com
+
+# Behind cacheproxy. The client's Host never reaches Django: cacheproxy
+# sends Django's own address as Host, and the public host name (its
+# -public-host) as X-Forwarded-Host. Build absolute URLs from the latter,
+# or request.build_absolute_uri() -- DRF's hyperlinks and pagination --
+# names the backend. Django checks it against ALLOWED_HOSTS.
+USE_X_FORWARDED_HOST = True
+# The scheme: cacheproxy sets X-Forwarded-Proto from its own client
+# connection (a client's own value is dropped), so request.is_secure() is
+# true only for "https" as cacheproxy saw it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "rest_framework",

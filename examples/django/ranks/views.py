@@ -7,6 +7,11 @@ What they do say is what lets cacheproxy keep its copies current:
 
 - GET /rank tags its answer "rank" (Cache-Tag), so anything that changes
   the ranking can purge it: cacheproxy purge -tag rank.
+- Each ranking row links to its player with request.build_absolute_uri(),
+  as DRF's hyperlinked fields and pagination links do. Behind cacheproxy
+  these links must name the public host, not Django's own address:
+  cacheproxy runs with -public-host (sent as X-Forwarded-Host) and
+  settings.py sets USE_X_FORWARDED_HOST.
 - POST /games answers 201 with Location: /games/<id>, the new game, and
   Content-Location: /rank, since its body is the new ranking. cacheproxy
   invalidates both URLs fleet-wide after a successful POST through it.
@@ -21,12 +26,19 @@ from rest_framework.views import APIView
 from .models import Game, Player
 
 
-def ranking():
+def ranking(request):
     players = Player.objects.annotate(
         total=Coalesce(Sum("games__score"), 0), played=Count("games")
     ).order_by("-total", "name")
     return [
-        {"rank": i + 1, "player": p.id, "name": p.name, "score": p.total, "games": p.played}
+        {
+            "rank": i + 1,
+            "player": p.id,
+            "name": p.name,
+            "score": p.total,
+            "games": p.played,
+            "url": request.build_absolute_uri(f"/players/{p.id}"),
+        }
         for i, p in enumerate(players)
     ]
 
@@ -46,7 +58,7 @@ class RankView(APIView):
     # works. With cache_page left in place, a purge in cacheproxy refetches
     # the copy Django still holds, stale for up to 30 more seconds.
     def get(self, request):
-        return Response(ranking(), headers={"Cache-Tag": "rank"})
+        return Response(ranking(request), headers={"Cache-Tag": "rank"})
 
 
 class GameSerializer(serializers.ModelSerializer):
@@ -62,7 +74,7 @@ class GamesView(APIView):
         s.is_valid(raise_exception=True)
         game = s.save()
         return Response(
-            ranking(),
+            ranking(request),
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/games/{game.id}", "Content-Location": "/rank"},
         )
