@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -71,6 +72,18 @@ func (c *chain) tierError(t Tier, err error) {
 	c.log.Debug("cache tier error", "err", err)
 }
 
+// tierFailure names a failed call to the shared tier for the report and
+// Cache-Status: "redis-timeout" when it did not answer in time (a
+// transient slowness: one call, the tier still up), else "redis-down"
+// (unreachable, the circuit open, or an error reply).
+func tierFailure(err error) string {
+	var te interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout() {
+		return "redis-timeout"
+	}
+	return "redis-down"
+}
+
 // placement is where and for how long an entry goes in a tier: under key,
 // with, if it varies, a Vary marker under base.
 type placement struct {
@@ -92,7 +105,8 @@ func (c *chain) place(base, key string, e *tiers.Entry) placement {
 
 // store writes e under key (its variant key) in both tiers, L2 first, and
 // its Vary marker under base. It reports whether any tier took it, and
-// what went wrong: "redis-down" when L2 failed, "expired" when e is
+// what went wrong: "redis-timeout" when L2 did not answer in time,
+// "redis-down" when it failed otherwise (see tierFailure), "expired" when e is
 // stale already and nothing keeps it, "l1-unused" when L1 could not be
 // used and there is no L2.
 func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (stored bool, detail string) {
@@ -108,7 +122,7 @@ func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (st
 		}
 		if err != nil {
 			c.tierError(c.shared, err)
-			detail = "redis-down"
+			detail = tierFailure(err)
 		} else {
 			stored = true
 		}

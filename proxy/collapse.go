@@ -111,12 +111,9 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	x.now = x.h.o.Now() // the fill took its time: Age is as of now
 	switch {
 	case res.err != nil:
-		detail := "origin-error"
-		if errors.Is(res.err, errOriginBusy) {
-			detail = "origin-busy"
-		}
-		x.h.count(x.path, x.rt, missed, detail)
-		x.h.writeError(x.w, x.r, res.err, missed)
+		o := errorOutcome(res.err)
+		x.h.count(x.path, x.rt, o, o.detail)
+		x.h.writeError(x.w, x.r, res.err, x.fwd)
 	case res.stream != nil:
 		x.writeStream(res.stream)
 	case res.as == revalidated:

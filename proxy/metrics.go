@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,21 +41,62 @@ type metrics struct {
 	originLatency                prometheus.Histogram
 	// invalidations after unsafe requests, by what they took
 	invalidations [numInvalidations]atomic.Int64
+	// duration is the client-facing time of a request, by outcome label
+	// (indexed like labels); servedBytes the body bytes sent, by tier
+	// (indexed like Tiers()). Both are filled by Observe.
+	duration    *prometheus.HistogramVec
+	byLabel     []prometheus.Observer
+	labelTier   []int // index in Tiers() of each label's tier
+	servedBytes []atomic.Int64
 
 	mu        sync.Mutex
 	originUp  bool
 	originErr string
 }
 
+// durationBuckets are the buckets of both duration histograms, in
+// seconds: from a 100µs L1 hit to a 30s origin.
+var durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		requests: make([]atomic.Int64, len(labels)),
 		originUp: true,
 		originLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cacheproxy_origin_request_duration_seconds",
 			Help:    "Time to the origin's response headers (fills: whole body).",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: durationBuckets,
 		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cacheproxy_request_duration_seconds",
+			Help:    "Time to answer a client request, from its header read to its last body byte written, by X-Cache result.",
+			Buckets: durationBuckets,
+		}, []string{"result"}),
+		servedBytes: make([]atomic.Int64, len(Tiers())),
+	}
+	for _, l := range labels {
+		// Every result has its series from the start, at zero.
+		m.byLabel = append(m.byLabel, m.duration.WithLabelValues(l))
+	}
+	for _, o := range infos {
+		m.labelTier = append(m.labelTier, slices.Index(Tiers(), o.Tier))
+	}
+	return m
+}
+
+// Observe records one answered client request: its X-Cache result, the
+// body bytes sent and the time it took, in the request duration
+// histogram and the bytes served by tier. The server calls it once per
+// response, after the last byte; a response without a known X-Cache
+// result (one the proxy did not make) is not recorded.
+func (h *Handler) Observe(xcache string, bytes int64, took time.Duration) {
+	i := slices.Index(labels, xcache)
+	if i < 0 {
+		return
+	}
+	h.m.byLabel[i].Observe(took.Seconds())
+	if bytes > 0 {
+		h.m.servedBytes[h.m.labelTier[i]].Add(bytes)
 	}
 }
 
@@ -129,15 +172,23 @@ var (
 	descInvalidations = prometheus.NewDesc("cacheproxy_invalidations_total",
 		"URLs invalidated after unsafe requests, by what it took: none (nothing held them), ban, or dropped (the client was over its budget of ban bytes: keys deleted, no ban).",
 		[]string{"action"}, nil)
+	descServedBytes = prometheus.NewDesc("cacheproxy_served_bytes_total",
+		"Response body bytes sent to clients, by where the body came from: l1, l2, cache (a stale or revalidated entry), origin, proxy (its own errors).",
+		[]string{"tier"}, nil)
+	descOriginUp = prometheus.NewDesc("cacheproxy_origin_up",
+		"1 while the origin's last request got a response, 0 after one got none.", nil, nil)
 )
 
 type collector struct{ h *Handler }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed, descStored, descSharedErrors, descOriginBusy, descOriginWaiting, descInvalidations} {
+	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed,
+		descStored, descSharedErrors, descServedBytes, descOriginUp, descInvalidations,
+		descOriginBusy, descOriginWaiting} {
 		ch <- d
 	}
 	c.h.m.originLatency.Describe(ch)
+	c.h.m.duration.Describe(ch)
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -157,5 +208,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descInvalidations, prometheus.CounterValue,
 			float64(c.h.m.invalidations[i].Load()), invalidation(i).label())
 	}
+	for i, t := range Tiers() {
+		ch <- prometheus.MustNewConstMetric(descServedBytes, prometheus.CounterValue, float64(c.h.m.servedBytes[i].Load()), t)
+	}
+	up := 0.0
+	if s.OriginUp {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descOriginUp, prometheus.GaugeValue, up)
 	c.h.m.originLatency.Collect(ch)
+	c.h.m.duration.Collect(ch)
 }

@@ -67,6 +67,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 		ErrorLog:  slog.NewLogLogger(h.o.Logger.Handler(), slog.LevelWarn),
 		ModifyResponse: func(resp *http.Response) error {
 			h.m.originOK()
+			h.countPass(resp.Request, bypassed)
 			// Ours are set on the client's response by passThrough.
 			delete(resp.Header, "X-Cache")
 			delete(resp.Header, "Cache-Status")
@@ -78,10 +79,14 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if status, berr := clientBodyStatus(r); status != 0 {
+				h.countPass(r, bypassed)
 				h.writeClientError(w, r, status, berr)
 				return
 			}
-			h.writeError(w, r, err, bypassed)
+			if r.Context().Err() == nil { // else the client left: not an answer
+				h.countPass(r, errorOutcome(err))
+			}
+			h.writeError(w, r, err, "bypass")
 		},
 	}
 }
@@ -89,13 +94,15 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 // passThrough forwards r to the origin without looking it up or storing
 // the response, for the reason detail (Cache-Status). Its body is read
 // under the body timeout, and first buffered if Options.RequestBuffering
-// says so.
+// says so. It is counted once the origin answered (as BYPASS), or failed
+// to (as ERROR), before the client gets anything.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	t := requestTarget(r.URL)
-	h.count(t.path, h.live.Load().route(t.path).rt, bypassed, detail)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
+	st := &passState{path: t.path, detail: detail}
+	r = r.WithContext(context.WithValue(r.Context(), passKey{}, st))
 	req, held, err := h.bufferRequest(h.withBodyTimeout(w, r))
 	defer h.inflight.give(held)
 	if err != nil {
@@ -103,6 +110,7 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail str
 		if status == 0 {
 			status, berr = http.StatusBadRequest, err
 		}
+		h.countPass(r, bypassed)
 		h.writeClientError(w, r, status, berr)
 		return
 	}
@@ -114,6 +122,40 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail str
 	if tr := traceOf(r); tr != nil {
 		tr.addOrigin(took)
 	}
+	h.countPass(r, bypassed) // if neither the response nor the error was
+}
+
+// passState is a pass-through request's, carried in its context: what
+// to count it under, and whether it has been.
+type passState struct {
+	path, detail string
+	counted      bool
+}
+
+type passKey struct{}
+
+// countPass counts the pass-through request r once, as o (the ERROR
+// outcome with its own detail).
+func (h *Handler) countPass(r *http.Request, o *outcome) {
+	st, ok := r.Context().Value(passKey{}).(*passState)
+	if !ok || st.counted {
+		return
+	}
+	st.counted = true
+	detail := st.detail
+	if o.detail != "" {
+		detail = o.detail
+	}
+	h.count(st.path, h.live.Load().route(st.path).rt, o, detail)
+}
+
+// errorOutcome is the outcome of an answer to an origin failure: ERROR,
+// with the detail origin-busy when no origin request slot was free.
+func errorOutcome(err error) *outcome {
+	if errors.Is(err, errOriginBusy) {
+		return originBusy
+	}
+	return originError
 }
 
 // errorStatus maps an origin failure to a status: no origin request slot
@@ -129,9 +171,11 @@ func errorStatus(err error) int {
 	return http.StatusBadGateway
 }
 
-// writeError answers r after an origin failure. A client that has gone
-// gets nothing and is not logged: it is not the origin's fault.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, o *outcome) {
+// writeError answers r after an origin failure with the proxy's own 502
+// or 504 (the ERROR outcome; fwd is the request's Cache-Status forward
+// reason). A client that has gone gets nothing and is not logged: it is
+// not the origin's fault.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, fwd string) {
 	if r.Context().Err() != nil {
 		return
 	}
@@ -145,5 +189,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, 
 		msg = "origin busy\n"
 		w.Header().Set("Retry-After", "1")
 	}
+	o := errorOutcome(err)
+	w.Header()["Cache-Status"] = o.forwarded(forward{fwd: fwd})
 	writePlainError(w, o.xcache, status, msg)
 }

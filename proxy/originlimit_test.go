@@ -80,6 +80,9 @@ func TestMaxOriginConns(t *testing.T) {
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
 			t.Errorf("%s %s with no slot free: %d (Retry-After %q) %q", c.method, c.path, r.status, r.header.Get("Retry-After"), r.body)
 		}
+		if !strings.Contains(r.header.Get("Cache-Status"), "detail=origin-busy") || r.header.Get("X-Cache") != "ERROR" {
+			t.Errorf("%s %s: X-Cache %q, Cache-Status %q", c.method, c.path, r.header.Get("X-Cache"), r.header.Get("Cache-Status"))
+		}
 		if took := time.Since(start); took < 1800*time.Millisecond {
 			t.Errorf("%s %s answered after %v, before the queue wait", c.method, c.path, took)
 		}

@@ -13,6 +13,8 @@ import (
 // parameters. Adding one is one line.
 type outcome struct {
 	label  string // X-Cache value and metrics label
+	class  Class  // answered from the cache, fetched, passed or failed
+	tier   string // where the body came from: see OutcomeInfo.Tier
 	hit    bool   // Cache-Status "hit"; else "fwd=..."
 	fwd    string // a forwarded outcome's fixed fwd reason; "" takes the request's
 	detail string // Cache-Status detail, if any
@@ -28,23 +30,42 @@ type outcome struct {
 // cacheName is this cache's name in Cache-Status.
 const cacheName = "cacheproxy"
 
+// The tiers an answer's body comes from (OutcomeInfo.Tier).
+const (
+	tierL1     = "l1"
+	tierL2     = "l2"
+	tierCache  = "cache" // a stored entry, from L1 or L2
+	tierOrigin = "origin"
+	tierProxy  = "proxy" // the proxy's own answer
+)
+
 // The outcomes.
 var (
-	hitL1             = newOutcome(outcome{label: "HIT-L1", hit: true, detail: "l1"})
-	hitL2             = newOutcome(outcome{label: "HIT-L2", hit: true, detail: "l2"})
-	staleRevalidating = newOutcome(outcome{label: "STALE", hit: true, detail: "stale-while-revalidate"})
-	staleOnError      = newOutcome(outcome{label: "STALE", fwd: "stale", detail: "stale-if-error", onError: true})
-	revalidated       = newOutcome(outcome{label: "REVALIDATED", fwd: "stale"})
-	missed            = newOutcome(outcome{label: "MISS"})
-	passed            = newOutcome(outcome{label: "PASS"}) // fetched, not storable: detail says why
-	bypassed          = newOutcome(outcome{label: "BYPASS", fwd: "bypass"})
-	wrongHost         = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "misdirected"})
-	badPath           = newOutcome(outcome{label: "BYPASS", fwd: "bypass", detail: "path-above-root"})
+	hitL1             = newOutcome(outcome{label: "HIT-L1", class: ClassHit, tier: tierL1, hit: true, detail: "l1"})
+	hitL2             = newOutcome(outcome{label: "HIT-L2", class: ClassHit, tier: tierL2, hit: true, detail: "l2"})
+	staleRevalidating = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: "stale-while-revalidate"})
+	staleOnError      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, fwd: "stale", detail: "stale-if-error", onError: true})
+	revalidated       = newOutcome(outcome{label: "REVALIDATED", class: ClassHit, tier: tierCache, fwd: "stale"})
+	missed            = newOutcome(outcome{label: "MISS", class: ClassMiss, tier: tierOrigin})
+	passed            = newOutcome(outcome{label: "PASS", class: ClassPass, tier: tierOrigin}) // fetched, not storable: detail says why
+	bypassed          = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: "bypass"})
+	wrongHost         = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: "bypass", detail: "misdirected"})
+	badPath           = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierProxy, fwd: "bypass", detail: "path-above-root"})
+	// originError is the proxy's 502 or 504 when the origin failed; fwd
+	// is the request's (uri-miss, stale, bypass...).
+	originError = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: "origin-error"})
+	// originBusy is the proxy's 503 when no origin request slot was free
+	// (Options.MaxOriginConns).
+	originBusy = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: "origin-busy"})
 )
 
 // labels are the distinct outcome labels, in the order outcomes were
-// declared: the keys of Stats.Requests and of the requests metric.
-var labels []string
+// declared: the keys of Stats.Requests and of the requests metric;
+// infos describes each.
+var (
+	labels []string
+	infos  []OutcomeInfo
+)
 
 func newOutcome(o outcome) *outcome {
 	o.idx = -1
@@ -56,6 +77,7 @@ func newOutcome(o outcome) *outcome {
 	if o.idx < 0 {
 		o.idx = len(labels)
 		labels = append(labels, o.label)
+		infos = append(infos, OutcomeInfo{Label: o.label, Class: o.class, Tier: o.tier})
 	}
 	o.xcache = []string{o.label}
 	if o.hit || o.fwd != "" {

@@ -26,7 +26,7 @@ var reasons = []string{
 	"no-freshness", "set-cookie", "private", "no-store", "authorization", "cookie-request",
 	"vary-star", "too-large", "inflight-full", "status", "no-cache", "must-understand",
 	"request-no-cache", "request-no-store", "bypass-route", "method", "url-too-long",
-	"redis-down", "l1-unused", "expired", "only-if-cached", "misdirected", "origin-error", "origin-busy", "other",
+	"redis-down", "redis-timeout", "l1-unused", "expired", "only-if-cached", "misdirected", "origin-error", "origin-busy", "other",
 }
 
 var reasonIndex = func() map[string]int {
@@ -50,8 +50,8 @@ func newCounters() counters {
 
 func (c *counters) add(o *outcome, detail string) {
 	c.byLabel[o.idx].Add(1)
-	if detail == "" {
-		return
+	if detail == "" || o.class == ClassHit {
+		return // the report's reasons are those of answers not from the cache
 	}
 	i, ok := reasonIndex[detail]
 	if !ok {
@@ -267,10 +267,14 @@ type ReportRow struct {
 	// HitRatio is the share of the cacheable requests answered from the
 	// cache (see HitRatios).
 	HitRatio float64 `json:"hit_ratio"`
-	// Reasons counts why requests were not stored or not answered from
-	// the cache (Cache-Status details); MainReason is the most frequent.
-	Reasons    map[string]int64 `json:"reasons,omitempty"`
-	MainReason string           `json:"main_reason,omitempty"`
+	// Reasons counts why requests not answered from the cache were not
+	// (Cache-Status details), or why their answer was not stored.
+	// MainReason is the most frequent, and MainReasonShare its share of
+	// the row's requests: a reason of a few requests among many hits is
+	// shown with its small share (see MainReasonText).
+	Reasons         map[string]int64 `json:"reasons,omitempty"`
+	MainReason      string           `json:"main_reason,omitempty"`
+	MainReasonShare float64          `json:"main_reason_share,omitempty"`
 	// Advice says what to do about MainReason.
 	Advice string `json:"advice,omitempty"`
 	// Warning, on a route, says its rule and its traffic disagree: a
@@ -337,12 +341,28 @@ func row(pattern string, c *counters) ReportRow {
 			best, r.MainReason = n, reason
 		}
 	}
+	if r.Requests > 0 {
+		r.MainReasonShare = float64(best) / float64(r.Requests)
+	}
 	r.Advice = advice(r.MainReason, pattern)
 	return r
 }
 
 // applyRoutes says how a changed routes list takes effect.
 const applyRoutes = "and reload it (`kill -HUP <pid>` or `cacheproxy reload`)"
+
+// MainReasonText is the main reason with its share of the row's
+// requests, "redis-timeout (2%)"; "" when there is none.
+func (r ReportRow) MainReasonText() string {
+	if r.MainReason == "" {
+		return ""
+	}
+	pct := 100 * r.MainReasonShare
+	if pct < 1 {
+		return fmt.Sprintf("%s (<1%%)", r.MainReason)
+	}
+	return fmt.Sprintf("%s (%.0f%%)", r.MainReason, pct)
+}
 
 // advice says what to do about the reason requests for pattern were not
 // answered from the cache.
@@ -377,6 +397,8 @@ func advice(reason, pattern string) string {
 		return "not GET or HEAD: passed through, and a success invalidates the URL"
 	case "redis-down", "l1-unused":
 		return "the shared tier (Redis) failed: see /readyz and the log"
+	case "redis-timeout":
+		return "some writes to Redis took longer than its call timeout and were not stored there (a transient slowness, not an outage: see cacheproxy_redis_errors_total); if the share grows, look at Redis's latency"
 	}
 	return ""
 }

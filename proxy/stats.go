@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -12,11 +13,12 @@ type Stats struct {
 	// Requests counts client requests by X-Cache result: "HIT-L1",
 	// "HIT-L2", "STALE", "REVALIDATED" (answered from the cache), "MISS"
 	// (fetched and stored), "PASS" (fetched, not storable), "BYPASS" (not
-	// looked up).
+	// looked up), "ERROR" (the proxy's 502 or 504: the origin failed).
+	// Every result of Outcomes is present, zero included.
 	Requests map[string]int64 `json:"requests"`
 	// HitRatio is the share of the cacheable traffic answered from the
 	// cache: HIT-L1, HIT-L2, STALE and REVALIDATED, of those and MISS.
-	// PASS and BYPASS are not the cache's to answer.
+	// PASS, BYPASS and ERROR are not counted.
 	HitRatio float64 `json:"hit_ratio"`
 	// HitRatioAll is the share of all requests answered from the cache.
 	HitRatioAll float64 `json:"hit_ratio_all"`
@@ -46,17 +48,75 @@ type Stats struct {
 	OriginLastError string `json:"origin_last_error,omitempty"`
 }
 
-// HitRatios returns, for requests counted by X-Cache result as in
-// Stats.Requests, the share of the cacheable traffic answered from the
-// cache and the share of all traffic; ok is false before the first
-// cacheable request.
-func HitRatios(requests map[string]int64) (cacheable, all float64, ok bool) {
-	hits := requests["HIT-L1"] + requests["HIT-L2"] + requests["STALE"] + requests["REVALIDATED"]
-	var total int64
-	for _, n := range requests {
-		total += n
+// Class is what kind of answer an outcome is, for hit ratios and
+// dashboards.
+type Class string
+
+// The classes of outcomes.
+const (
+	// ClassHit is an answer from the cache (revalidated included).
+	ClassHit Class = "hit"
+	// ClassMiss is a cacheable request fetched from the origin.
+	ClassMiss Class = "miss"
+	// ClassPass is a request the cache could not or may not answer:
+	// fetched and not storable, or never looked up.
+	ClassPass Class = "pass"
+	// ClassError is the proxy's own error answer (502, 504): the origin
+	// gave no usable response and nothing stored could stand in.
+	ClassError Class = "error"
+)
+
+// OutcomeInfo describes one X-Cache result, as declared in the outcome
+// table.
+type OutcomeInfo struct {
+	// Label is the X-Cache value, the key of Stats.Requests and the
+	// "result" label of the metrics.
+	Label string `json:"label"`
+	// Class says whether it is a hit, a miss, a pass or an error.
+	Class Class `json:"class"`
+	// Tier is where the body served comes from: "l1", "l2", "cache"
+	// (a stored entry, from either tier), "origin", or "proxy" (the
+	// proxy's own error answer).
+	Tier string `json:"tier"`
+}
+
+// Outcomes returns every X-Cache result the proxy answers with, in a
+// fixed order (hits first): what the metrics, Stats, the report, the
+// access log, the CLI and the dashboard list.
+func Outcomes() []OutcomeInfo { return slices.Clone(infos) }
+
+// OutcomeOf returns the description of the X-Cache result label; ok is
+// false for a label the proxy does not answer with.
+func OutcomeOf(label string) (OutcomeInfo, bool) {
+	for _, o := range infos {
+		if o.Label == label {
+			return o, true
+		}
 	}
-	if n := hits + requests["MISS"]; n > 0 {
+	return OutcomeInfo{}, false
+}
+
+// Tiers returns every value of OutcomeInfo.Tier, in a fixed order.
+func Tiers() []string { return []string{tierL1, tierL2, tierCache, tierOrigin, tierProxy} }
+
+// HitRatios returns, for requests counted by X-Cache result as in
+// Stats.Requests, the share of the cacheable traffic (hits and misses)
+// answered from the cache and the share of all traffic; ok is false before
+// the first cacheable request. The classes come from Outcomes; a result it
+// does not know counts only in the total.
+func HitRatios(requests map[string]int64) (cacheable, all float64, ok bool) {
+	var hits, misses, total int64
+	for label, n := range requests {
+		total += n
+		o, _ := OutcomeOf(label)
+		switch o.Class {
+		case ClassHit:
+			hits += n
+		case ClassMiss:
+			misses += n
+		}
+	}
+	if n := hits + misses; n > 0 {
 		cacheable, ok = float64(hits)/float64(n), true
 	}
 	if total > 0 {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,24 +18,7 @@ import (
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
-// accessLogger is where -access-log writes: nowhere, stderr, or a file
-// opened for appending. A reload may change it (set), and SIGUSR1 reopens
-// its file (reopen), for logrotate. Safe for concurrent use.
-type accessLogger struct {
-	mu   sync.Mutex
-	dest string   // -access-log: "" (off), "stderr" or a file name
-	w    *os.File // os.Stderr, the file, or nil when off
-	log  atomic.Pointer[slog.Logger]
-}
-
-// newAccessLogger returns the access log writing to dest (see
-// -access-log).
-func newAccessLogger(dest string) (*accessLogger, error) {
-	a := &accessLogger{}
-	return a, a.set(dest)
-}
-
-// open opens dest for appending; stderr is os.Stderr.
+// openAccessLog opens dest for appending; stderr is os.Stderr.
 func openAccessLog(dest string) (*os.File, error) {
 	if dest == "stderr" {
 		return os.Stderr, nil
@@ -43,6 +29,101 @@ func openAccessLog(dest string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// served is one answered proxy request, as the access log and
+// cacheproxy tail show it.
+type served struct {
+	Time       time.Time `json:"time"`
+	ID         string    `json:"id,omitempty"` // with -access-log: the X-Request-Id
+	Remote     string    `json:"remote"`
+	Host       string    `json:"host"`
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	Proto      string    `json:"proto"`
+	Status     int       `json:"status"`
+	XCache     string    `json:"x_cache"`
+	Reason     string    `json:"reason"` // the Cache-Status detail of a forwarded answer
+	Tier       string    `json:"tier"`   // where the body came from (proxy.OutcomeInfo.Tier)
+	Bytes      int64     `json:"bytes"`
+	DurationMS float64   `json:"duration_ms"`
+	OriginMS   float64   `json:"origin_ms"` // the time its own fills waited for the origin
+	UserAgent  string    `json:"user_agent"`
+	Referer    string    `json:"referer"`
+}
+
+// observe wraps the proxy handler next (p) with what watches each
+// request: the request duration and bytes served metrics (always), the
+// access log (while al writes somewhere) and cacheproxy tail (while someone
+// tails). With none of the last two, a request costs a counting writer
+// and two clock reads.
+func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		watched := tail.watched()
+		var id string
+		logged := al.enabled()
+		if logged {
+			id = requestID(r.Header.Get("X-Request-Id"))
+			rw.Header().Set("X-Request-Id", id)
+		}
+		var trace *proxy.Trace
+		if logged || watched {
+			var ctx context.Context
+			ctx, trace = proxy.WithTrace(r.Context())
+			r = r.WithContext(ctx)
+		}
+		cw := &countingWriter{ResponseWriter: rw, status: http.StatusOK}
+		next.ServeHTTP(cw, r)
+		took := time.Since(start)
+		hdr := rw.Header()
+		var xcache string
+		if v := hdr["X-Cache"]; len(v) > 0 { // set by the proxy, canonical
+			xcache = v[0]
+		}
+		p.Observe(xcache, cw.bytes, took)
+		if !logged && !watched {
+			return
+		}
+		rec := served{
+			Time: start, ID: id, Remote: r.RemoteAddr, Host: r.Host, Method: r.Method, Path: r.URL.RequestURI(),
+			Proto: r.Proto, Status: cw.status, XCache: xcache, Reason: detailOf(hdr.Get("Cache-Status")),
+			Tier: tierOf(xcache), Bytes: cw.bytes, DurationMS: float64(took.Microseconds()) / 1000,
+			OriginMS:  float64(trace.OriginDuration().Microseconds()) / 1000,
+			UserAgent: r.Header.Get("User-Agent"), Referer: r.Header.Get("Referer"),
+		}
+		if logged {
+			al.log(rec)
+		}
+		if watched {
+			tail.publish(rec)
+		}
+	})
+}
+
+// accessLogger writes -access-log in its -access-log-format: nowhere,
+// stderr, or a file opened for appending. A reload may change where it
+// writes (set), and SIGUSR1 reopens its file (reopen), for logrotate.
+// Safe for concurrent use.
+type accessLogger struct {
+	format string // "json" or "combined"
+	json   *slog.Logger
+	on     atomic.Bool // whether it writes anywhere
+	mu     sync.Mutex
+	dest   string   // -access-log: "" (off), "stderr" or a file name
+	w      *os.File // os.Stderr, the file, or nil when off
+	buf    []byte   // the combined line being built, under mu
+}
+
+// newAccessLogger returns the access log writing to dest (see
+// -access-log) in format.
+func newAccessLogger(dest, format string) (*accessLogger, error) {
+	a := &accessLogger{format: format}
+	a.json = slog.New(slog.NewJSONHandler(a, nil))
+	return a, a.set(dest)
+}
+
+// enabled reports whether the access log writes anywhere now.
+func (a *accessLogger) enabled() bool { return a != nil && a.on.Load() }
 
 // set makes the access log write to dest from the next request on; if
 // dest cannot be opened it returns the error and keeps writing where it
@@ -82,12 +163,8 @@ func (a *accessLogger) swap(dest string) error {
 	a.mu.Lock()
 	old := a.w
 	a.dest, a.w = dest, f
+	a.on.Store(f != nil)
 	a.mu.Unlock()
-	if f == nil {
-		a.log.Store(nil)
-	} else if a.log.Load() == nil {
-		a.log.Store(slog.New(slog.NewJSONHandler(a, nil)))
-	}
 	if old != nil && old != os.Stderr {
 		return old.Close()
 	}
@@ -107,41 +184,81 @@ func (a *accessLogger) Write(p []byte) (int, error) {
 // close closes the access log's file.
 func (a *accessLogger) close() error { return a.swap("") }
 
-// accessLog wraps the proxy handler: one JSON line per request with its
-// method, path, status, X-Cache outcome and the Cache-Status detail (the
-// reason), the tier that answered, the bytes sent, the duration, the time
-// spent waiting for the origin, and a request id (the client's
-// X-Request-Id when it sent a sane one, else a new one, returned in the
-// response's X-Request-Id).
-// Nothing is logged, and the request is not traced, while a is off.
-func accessLog(a *accessLogger, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		log := a.log.Load()
-		if log == nil {
-			next.ServeHTTP(rw, r)
-			return
+// log writes one line for rec.
+func (l *accessLogger) log(rec served) {
+	if l.format == "combined" {
+		l.mu.Lock()
+		l.buf = appendCombined(l.buf[:0], rec)
+		if l.w != nil {
+			l.w.Write(l.buf)
 		}
-		start := time.Now()
-		id := requestID(r.Header.Get("X-Request-Id"))
-		rw.Header().Set("X-Request-Id", id)
-		ctx, trace := proxy.WithTrace(r.Context())
-		cw := &countingWriter{ResponseWriter: rw, status: http.StatusOK}
-		next.ServeHTTP(cw, r.WithContext(ctx))
-		xcache := rw.Header().Get("X-Cache")
-		log.LogAttrs(ctx, slog.LevelInfo, "access",
-			slog.String("id", id),
-			slog.String("remote", r.RemoteAddr),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.RequestURI()),
-			slog.Int("status", cw.status),
-			slog.String("x_cache", xcache),
-			slog.String("reason", detailOf(rw.Header().Get("Cache-Status"))),
-			slog.String("tier", tierOf(xcache)),
-			slog.Int64("bytes", cw.bytes),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Float64("origin_ms", float64(trace.OriginDuration().Microseconds())/1000),
-		)
-	})
+		l.mu.Unlock()
+		return
+	}
+	l.json.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("id", rec.ID),
+		slog.String("remote", rec.Remote),
+		slog.String("host", rec.Host),
+		slog.String("method", rec.Method),
+		slog.String("path", rec.Path),
+		slog.Int("status", rec.Status),
+		slog.String("x_cache", rec.XCache),
+		slog.String("reason", rec.Reason),
+		slog.String("tier", rec.Tier),
+		slog.Int64("bytes", rec.Bytes),
+		slog.Float64("duration_ms", rec.DurationMS),
+		slog.Float64("origin_ms", rec.OriginMS),
+		slog.String("user_agent", rec.UserAgent),
+		slog.String("referer", rec.Referer),
+	)
+}
+
+// appendCombined appends rec as a line of the combined log format
+// (Apache's and nginx's "combined"):
+//
+//	127.0.0.1 - - [07/Dec/2026:06:10:00 +0000] "GET /rank HTTP/1.1" 200 512 "-" "curl/8.5.0"
+//
+// The client's address without its port; "-" for an empty field and a
+// body of 0 bytes; a quote, a backslash and a byte that is not printable
+// ASCII escaped as \xHH, as nginx does, so a client cannot forge a line.
+func appendCombined(b []byte, rec served) []byte {
+	host, _, err := net.SplitHostPort(rec.Remote)
+	if err != nil {
+		host = rec.Remote
+	}
+	b = appendEscaped(b, orDash(host))
+	b = append(b, " - - ["...)
+	b = rec.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "`...)
+	b = appendEscaped(b, rec.Method+" "+rec.Path+" "+rec.Proto)
+	b = append(b, `" `...)
+	b = strconv.AppendInt(b, int64(rec.Status), 10)
+	b = append(b, ' ')
+	if rec.Bytes > 0 {
+		b = strconv.AppendInt(b, rec.Bytes, 10)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, ` "`...)
+	b = appendEscaped(b, orDash(rec.Referer))
+	b = append(b, `" "`...)
+	b = appendEscaped(b, orDash(rec.UserAgent))
+	return append(b, "\"\n"...)
+}
+
+// appendEscaped appends s with '"', '\\' and bytes outside printable
+// ASCII written as \xHH.
+func appendEscaped(b []byte, s string) []byte {
+	const hexDigits = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			continue
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // requestID returns the client's request id if it is a sane one (up to 64
@@ -171,19 +288,11 @@ func detailOf(cs string) string {
 	return strings.TrimSpace(d)
 }
 
-// tierOf names the tier that answered, from X-Cache.
+// tierOf names the tier that answered, from X-Cache (the outcome
+// table's Tier); "" for a response the proxy did not label.
 func tierOf(xcache string) string {
-	switch xcache {
-	case "HIT-L1":
-		return "l1"
-	case "HIT-L2":
-		return "l2"
-	case "STALE":
-		return "cache"
-	case "":
-		return ""
-	}
-	return "origin"
+	o, _ := proxy.OutcomeOf(xcache)
+	return o.Tier
 }
 
 // countingWriter records the status and body bytes of a response. It

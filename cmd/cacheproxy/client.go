@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 // defaultAdmin is the admin API called when neither -admin nor
@@ -26,9 +28,15 @@ const defaultAdmin = "http://127.0.0.1:9090"
 // maxAnswerBytes bounds how much of an admin answer the client reads.
 const maxAnswerBytes = 16 << 20
 
-// requestKinds are the X-Cache results in the order stats prints them;
-// any other kind the server reports follows, sorted.
-var requestKinds = []string{"HIT-L1", "HIT-L2", "STALE", "REVALIDATED", "MISS", "PASS", "BYPASS"}
+// requestKinds returns the X-Cache results in the order stats prints them
+// (the outcome table's); any other kind the server reports follows, sorted.
+func requestKinds() []string {
+	var out []string
+	for _, o := range proxy.Outcomes() {
+		out = append(out, o.Label)
+	}
+	return out
+}
 
 const purgeSynopsis = `Usage:
   cacheproxy purge -url /path?query | -prefix /path/ | -tag name | -all [flags]
@@ -63,6 +71,8 @@ const statsSynopsis = `Usage:
   cacheproxy stats [flags]
 
 Shows an instance's counters (GET /stats) and the members of its fleet.
+With -watch, refreshes them every -interval, with the rates over the last
+interval, until Ctrl-C.
 
 Exit status: 0 on success, 1 on error, 2 for a bad command line.
 

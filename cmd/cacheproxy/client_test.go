@@ -290,7 +290,7 @@ func TestStatsOutput(t *testing.T) {
 		want string
 	}{
 		{name: "fleet", body: statsBody, want: `instance   host-1-ab12cd
-requests   1013: HIT-L1 900, HIT-L2 50, STALE 2, REVALIDATED 1, MISS 50, PASS 0, BYPASS 7, NEW 3
+requests   1013: HIT-L1 900, HIT-L2 50, STALE 2, REVALIDATED 1, MISS 50, PASS 0, BYPASS 7, ERROR 0, NEW 3
 hit ratio  95.0% of cacheable, 94.1% of all requests
 origin     up: 60 requests, 1 errors
 collapsed  12 in this instance, 3 by the fleet's fill lease
@@ -307,7 +307,7 @@ host-3-0000           -              -              5s ago     -         -
 `},
 		{name: "L1 only, origin down", body: `{"proxy":{"requests":{"MISS":2},"origin_requests":2,"origin_errors":2,
 			"origin_up":false,"origin_last_error":"dial tcp: connection refused"},"l1":{"entries":0,"bytes":0,"max_bytes":1024}}`,
-			want: `requests   2: HIT-L1 0, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 2, PASS 0, BYPASS 0
+			want: `requests   2: HIT-L1 0, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 2, PASS 0, BYPASS 0, ERROR 0
 hit ratio  0.0% of cacheable, 0.0% of all requests
 origin     down: 2 requests, 2 errors, last: dial tcp: connection refused
 collapsed  0 in this instance, 0 by the fleet's fill lease
@@ -319,7 +319,7 @@ redis      none
 			"problems":[{"purpose":"subscribe","kind":"NOPERM","err":"NOPERM no channel permission","since":"2026-11-25T16:00:00Z"}]},
 			"fleet":{"self":{"id":"h","local_usable":false},"members":[],"error":"fleet unknown: i/o timeout"}}`,
 			want: `instance   h
-requests   0: HIT-L1 0, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 0, PASS 0, BYPASS 0
+requests   0: HIT-L1 0, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 0, PASS 0, BYPASS 0, ERROR 0
 hit ratio  - of cacheable, - of all requests
 origin     down: 0 requests, 0 errors
 collapsed  0 in this instance, 0 by the fleet's fill lease
@@ -354,7 +354,7 @@ func TestStatsCommand(t *testing.T) {
 	const small = `{"proxy":{"requests":{"HIT-L1":3,"MISS":1}}}`
 	tests := []clientCase{
 		{name: "text", args: []string{"stats"}, call: statsCall(200, small),
-			wantStdout: "requests   4: HIT-L1 3, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 1, PASS 0, BYPASS 0\n" +
+			wantStdout: "requests   4: HIT-L1 3, HIT-L2 0, STALE 0, REVALIDATED 0, MISS 1, PASS 0, BYPASS 0, ERROR 0\n" +
 				"hit ratio  75.0% of cacheable, 75.0% of all requests\n" +
 				"origin     down: 0 requests, 0 errors\n" +
 				"collapsed  0 in this instance, 0 by the fleet's fill lease\n" +

@@ -257,12 +257,20 @@ type statsAnswer = stats
 // runStats is cacheproxy stats.
 func runStats(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	c := newClientCmd("stats", statsSynopsis, getenv, stdout, stderr)
+	watch := c.fs.Bool("watch", false, "refresh every -interval until Ctrl-C, with the rates over the last interval (like varnishstat)")
+	interval := c.fs.Duration("interval", 2*time.Second, "how often -watch refreshes")
 	pos, code, ok := c.parse(args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
 		return c.usageError("unexpected argument %q", pos[0])
+	}
+	if *interval < 100*time.Millisecond {
+		return c.usageError("-interval must be at least 100ms")
+	}
+	if *watch {
+		return watchStats(ctx, c, *interval)
 	}
 	status, body, err := c.call(ctx, http.MethodGet, "/stats", nil, nil)
 	if err != nil {
@@ -293,7 +301,7 @@ func printStats(w io.Writer, a statsAnswer, now time.Time) {
 	for _, n := range p.Requests {
 		total += n
 	}
-	fmt.Fprintf(tw, "requests\t%d: %s\n", total, countList(p.Requests, requestKinds))
+	fmt.Fprintf(tw, "requests\t%d: %s\n", total, countList(p.Requests, requestKinds()))
 	fmt.Fprintf(tw, "hit ratio\t%s of cacheable, %s of all requests\n", hitRatio(p.Requests), hitRatioAll(p.Requests))
 	origin := "down"
 	if p.OriginUp {

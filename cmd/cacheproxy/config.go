@@ -54,6 +54,7 @@ type config struct {
 	LockTimeout     time.Duration
 	ClientNoCache   string
 	AccessLog       string // "": none
+	AccessLogFormat string // "json" or "combined"
 	TagHeaders      []string
 	HeaderTimeout   time.Duration
 	IdleTimeout     time.Duration
@@ -196,13 +197,22 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{name: "access-log", live: true, usage: "one JSON line per proxied request (method, path, status, X-Cache and reason, tier, bytes, duration, origin time, request id): \"stderr\" or a file to append to; empty logs none",
+	{name: "access-log", live: true, usage: "one line per proxied request (see -access-log-format): \"stderr\" or a file to append to; empty logs none",
 		parse: func(c *config, v string) error {
 			if strings.ContainsAny(v, "\x00\n") {
 				return errors.New("want stderr or a file name")
 			}
 			c.AccessLog = v
 			return nil
+		}},
+	{name: "access-log-format", def: "json", usage: "format of -access-log: json (one object per request: time, id, remote, host, method, path, status, x_cache, reason, tier, bytes, duration_ms, origin_ms, user_agent, referer) or combined (the Apache/nginx combined format, for log tools that read it)",
+		parse: func(c *config, v string) error {
+			switch v {
+			case "json", "combined":
+				c.AccessLogFormat = v
+				return nil
+			}
+			return errors.New("want json or combined")
 		}},
 	{name: "log-format", def: "json", usage: "log format: json or text",
 		parse: func(c *config, v string) error {
@@ -601,10 +611,12 @@ func printUsage(w io.Writer) {
   cacheproxy [serve] [flags]   run the proxy (the default command)
   cacheproxy purge [flags]     purge cached entries fleet-wide: -url, -prefix, -tag or -all
   cacheproxy inspect URL       show what the cache holds for a URL
-  cacheproxy stats             show an instance's counters and its fleet
+  cacheproxy stats [-watch]    show an instance's counters and its fleet (-watch: refresh)
   cacheproxy report            show which routes are cached, and why not
   cacheproxy check [flags]     check a configuration as start-up would, print it, exit 0 or 2
   cacheproxy reload            reload a running instance's configuration (as SIGHUP does)
+  cacheproxy purges            list the last purges asked of an instance
+  cacheproxy tail [filters]    show the requests an instance answers, live
   cacheproxy version           print the version and commit built (also -version)
   cacheproxy help              print this help
 

@@ -48,6 +48,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		AdminListen:     "127.0.0.1:9090",
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "json",
+		AccessLogFormat: "json",
 		ShutdownTimeout: 25 * time.Second,
 		Drain:           5 * time.Second,
 		LockTimeout:     5 * time.Second,

@@ -69,6 +69,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReload(ctx, args, getenv, stdout, stderr)
 	case "check":
 		return runCheck(args, getenv, stdout, stderr)
+	case "purges":
+		return runPurges(ctx, args, getenv, stdout, stderr)
+	case "tail":
+		return runTail(ctx, args, getenv, stdout, stderr)
 	case "version":
 		return runVersion(args, stdout, stderr)
 	case "help":

@@ -88,15 +88,15 @@ func printReport(w io.Writer, rep proxy.Report) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s\tREQUESTS\tHIT RATIO\tHIT\tMISS\tPASS\tBYPASS\tMAIN REASON\n", part.title)
+		fmt.Fprintf(tw, "%s\tREQUESTS\tHIT RATIO\tHIT\tMISS\tPASS\tERROR\tMAIN REASON\n", part.title)
 		for _, r := range part.rows {
-			hits := r.Answers["HIT-L1"] + r.Answers["HIT-L2"] + r.Answers["STALE"] + r.Answers["REVALIDATED"]
+			by := byClass(r.Answers)
 			ratio := "-"
-			if hits+r.Answers["MISS"] > 0 {
+			if by[proxy.ClassHit]+by[proxy.ClassMiss] > 0 {
 				ratio = fmt.Sprintf("%.1f%%", 100*r.HitRatio)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", r.Pattern, r.Requests, ratio, hits,
-				r.Answers["MISS"], r.Answers["PASS"], r.Answers["BYPASS"], orDash(r.MainReason))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", r.Pattern, r.Requests, ratio, by[proxy.ClassHit],
+				by[proxy.ClassMiss], by[proxy.ClassPass], by[proxy.ClassError], orDash(r.MainReasonText()))
 		}
 		tw.Flush()
 		for _, r := range part.rows {
@@ -109,4 +109,15 @@ func printReport(w io.Writer, rep proxy.Report) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// byClass sums answers counted by X-Cache result by their class in the
+// outcome table.
+func byClass(answers map[string]int64) map[proxy.Class]int64 {
+	out := map[proxy.Class]int64{}
+	for label, n := range answers {
+		o, _ := proxy.OutcomeOf(label)
+		out[o.Class] += n
+	}
+	return out
 }

@@ -55,6 +55,8 @@ type stack struct {
 
 	started   time.Time
 	purges    purgeLog    // the last purges asked of this instance
+	tail      tailHub     // the open GET /tail streams
+	history   history     // the counters' last minutes, for the dashboard
 	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
 	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
@@ -229,7 +231,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
-	access, err := newAccessLogger(cfg.AccessLog)
+	access, err := newAccessLogger(cfg.AccessLog, cfg.AccessLogFormat)
 	if err != nil {
 		ln.Close()
 		adminLn.Close()
@@ -242,7 +244,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 		logger.Warn("configuration warning", "warning", w)
 	}
 	proxySrv := &http.Server{
-		Handler:  newEngine(accessLog(access, s.proxy)),
+		Handler:  newEngine(observe(s.proxy, access, &s.tail, s.proxy)),
 		ErrorLog: errorLog,
 	}
 	// The proxy listener keeps the header, idle and write timeouts
@@ -270,6 +272,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	adm.Handle("GET /cache", s.proxy.InspectAPI())
 	adm.Handle("GET /report", http.HandlerFunc(s.serveReport))
 	adm.Handle("POST /reload", http.HandlerFunc(rl.serveReload))
+	adm.Handle("GET /tail", http.HandlerFunc(s.serveTail))
+	adm.Handle("GET /history", http.HandlerFunc(s.serveHistory))
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))
@@ -311,6 +315,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 			}
 		}
 	})
+	s.history.sampleNow(s.proxy) // the first sample: every counter at zero
+	g.Go(func() error { s.history.run(gctx, s.proxy); return nil })
 	g.Go(func() error { return serveOn(proxySrv, proxyLn) })
 	g.Go(func() error { return serveOn(adminSrv, adminLn) })
 	logger.Info("listening", "server", "proxy", "addr", ln.Addr().String(), "origin", cfg.Origin.String())

@@ -130,7 +130,6 @@ func TestUIBrowser(t *testing.T) {
 	}
 	fleet := startFleet(t, redis, origin.URL, 2, "-config", cfgFile, "-l1-ttl", "2m")
 	a, b := fleet[0], fleet[1]
-	before := adminStats(t, a)
 
 	br := startChromium(t, bin)
 	dash := br.open(t, a.adminURL+"/ui/?inspect=/players/1#token="+fleetToken)
@@ -198,7 +197,7 @@ func TestUIBrowser(t *testing.T) {
 	var page dashboardDOM
 	dash.eval(t, readDashboardJS, &page)
 	st := adminStats(t, a)
-	checkDashboard(t, page, before, st)
+	checkDashboard(t, page, st)
 	checkReport(t, page, a)
 	checkInspect(t, page, a)
 
@@ -214,6 +213,50 @@ func TestUIBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot written to %s", path)
+	}
+
+	// A tab opened now starts with the charts full (the server's history),
+	// and its inspect box lists every variant of a URL that varies.
+	for _, tenant := range []string{"a", "b"} {
+		req, _ := http.NewRequest("GET", a.proxyURL+"/players/1", nil)
+		req.Header.Set("X-Tenant", tenant)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	st = adminStats(t, a)
+	late := br.open(t, a.adminURL+"/ui/?inspect=/players/1#token="+fleetToken)
+	late.waitPolls(t, 1)
+	var latePage dashboardDOM
+	late.eval(t, readDashboardJS, &latePage)
+	var sum int64
+	for _, bar := range latePage.Bars {
+		n, _ := strconv.ParseInt(bar["total"], 10, 64)
+		sum += n
+	}
+	if want := sumRequests(st.Proxy.Requests) - 2; len(latePage.Bars) < 3 || sum < want {
+		t.Errorf("a tab opened late: after its first poll, %d bars with %d requests; want the history, at least %d", len(latePage.Bars), sum, want)
+	}
+	code, _, body := fetch(t, "GET", a.adminURL+"/cache?url=/players/1", fleetToken)
+	var in proxy.Inspection
+	if code != 200 || json.Unmarshal([]byte(body), &in) != nil || len(in.Variants) != 3 {
+		t.Fatalf("GET /cache?url=/players/1 = %d %s; want 3 variants", code, body)
+	}
+	if len(latePage.Inspect.Variants) != len(in.Variants) {
+		t.Errorf("inspect box lists %d variants, /cache %d: %+v", len(latePage.Inspect.Variants), len(in.Variants), latePage.Inspect.Variants)
+	}
+	for _, v := range in.Variants {
+		var r *domRow
+		for i := range latePage.Inspect.Variants {
+			if latePage.Inspect.Variants[i].Key == printable(v.Key) {
+				r = &latePage.Inspect.Variants[i]
+			}
+		}
+		if r == nil || !strings.Contains(r.Cells[0], "X-Tenant: ") || r.Cells[2] != "200" {
+			t.Errorf("variant %q (%v): row %+v", v.Key, v.Select, r)
+		}
 	}
 
 	// The inspect box, typed into: a URL nobody asked for.
@@ -311,6 +354,7 @@ type dashboardDOM struct {
 	Inspect     struct {
 		State, URL string
 		Fields     map[string]string
+		Variants   []domRow
 	}
 }
 
@@ -345,11 +389,12 @@ const readDashboardJS = `(() => {
 		inspect: {
 			state: $('#inspect-result').dataset.state, url: $('#inspect-result').dataset.url,
 			fields: Object.fromEntries([...document.querySelectorAll('#inspect-result dd')].map((d) => [d.dataset.field, d.textContent])),
+			variants: rows('#inspect-result table.variants', 'key', ''),
 		},
 	};
 })()`
 
-func checkDashboard(t *testing.T, page dashboardDOM, before, st stats) {
+func checkDashboard(t *testing.T, page dashboardDOM, st stats) {
 	t.Helper()
 	p := st.Proxy
 	if page.Error != "" {
@@ -378,9 +423,9 @@ func checkDashboard(t *testing.T, page dashboardDOM, before, st stats) {
 		t.Errorf("Redis: page shows %q, /stats says healthy %v", page.Redis, st.Redis.Healthy)
 	}
 
-	// The chart: one bar per interval between polls; together they add up
-	// to what was sent since the page opened (before is the state then:
-	// no traffic until its first poll).
+	// The chart: one bar per interval between the server's samples
+	// (GET /history), the first taken at its start; together they add up
+	// to everything sent since, before the page opened included.
 	sums := map[string]int64{}
 	withData := 0
 	for _, bar := range page.Bars {
@@ -397,8 +442,8 @@ func checkDashboard(t *testing.T, page dashboardDOM, before, st stats) {
 	}
 	for _, k := range dashKinds {
 		field := strings.ToLower(strings.ReplaceAll(k, "-", ""))
-		if got, want := sums[field], p.Requests[k]-before.Proxy.Requests[k]; got != want {
-			t.Errorf("chart: %s adds up to %d over %d bars, want %d (sent while the page was open)", k, got, len(page.Bars), want)
+		if got, want := sums[field], p.Requests[k]; got != want {
+			t.Errorf("chart: %s adds up to %d over %d bars, want %d (sent since the start)", k, got, len(page.Bars), want)
 		}
 	}
 	if withData < 3 || sums["hitl1"] == 0 || sums["hitl2"] == 0 || sums["miss"] == 0 || sums["pass"] == 0 || sums["bypass"] == 0 {
@@ -460,7 +505,7 @@ func checkReport(t *testing.T, page dashboardDOM, s *server) {
 		}
 		for i, w := range part.want {
 			g := part.got[i]
-			reason := w.MainReason
+			reason := w.MainReasonText() // with its share, as the CLI shows it
 			if reason == "" {
 				reason = "–"
 			}
@@ -474,7 +519,7 @@ func checkReport(t *testing.T, page dashboardDOM, s *server) {
 			}
 		}
 	}
-	want := map[string]string{"/news": "no-freshness", "/session": "set-cookie", "/admin/users": "bypass-route"}
+	want := map[string]string{"/news": "no-freshness (100%)", "/session": "set-cookie (100%)", "/admin/users": "bypass-route (100%)"}
 	for _, r := range page.Report {
 		if reason, ok := want[r.Key]; ok {
 			if r.Cells[3] != reason || r.Cells[4] == "" {
@@ -538,8 +583,15 @@ func checkPercent(t *testing.T, what, shown string, ratio float64) {
 	}
 }
 
-// dashKinds are the X-Cache results, as the page lists them.
-var dashKinds = []string{"HIT-L1", "HIT-L2", "STALE", "REVALIDATED", "MISS", "PASS", "BYPASS"}
+// dashKinds are the X-Cache results, as the page lists them: the
+// outcome table's.
+var dashKinds = func() []string {
+	var out []string
+	for _, o := range proxy.Outcomes() {
+		out = append(out, o.Label)
+	}
+	return out
+}()
 
 func sumRequests(m map[string]int64) int64 {
 	var n int64

@@ -41,16 +41,19 @@ func (c tierCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c tierCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descClientErrors, prometheus.CounterValue, float64(c.t.Errors()))
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, bool01(c.t.Healthy()))
-	for p, kinds := range c.t.ReplyErrors() {
-		for k, n := range kinds {
-			ch <- prometheus.MustNewConstMetric(descReplyErrors, prometheus.CounterValue, float64(n), p, k)
+	// Every purpose and kind, zero included, so that a dashboard or an
+	// alert finds its series before the first error.
+	for p := range nPurposes {
+		for i, k := range replyKinds {
+			n := c.t.health.counts[p][i].Load()
+			ch <- prometheus.MustNewConstMetric(descReplyErrors, prometheus.CounterValue, float64(n), p.String(), k)
 		}
 	}
 	failing := map[string]bool{}
 	for _, p := range c.t.Problems() {
 		failing[p.Purpose] = true
 	}
-	for _, p := range []string{"read", "write", "fleet", "subscribe"} {
+	for _, p := range purposeNames {
 		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, bool01(failing[p]), p)
 	}
 }

@@ -1,5 +1,8 @@
 // The cacheproxy dashboard: polls the admin API every 2 s and draws what it
-// answers. Everything shown comes from the API and is set as text (never as
+// answers. Its charts are drawn from the server's own samples of its
+// counters (GET /history), so a tab that opens shows the last minutes at
+// once. The outcomes it lists come from /stats (the server's outcome
+// table), never spelled here. Everything shown comes from the API and is set as text (never as
 // HTML). The admin token is read from the URL fragment (#token=...) or the
 // token field and kept in sessionStorage; it is sent with every request as
 // "Authorization: Bearer <token>", and only to this origin.
@@ -7,23 +10,26 @@
 
 (function () {
   const POLL_MS = 2000;
-  const HISTORY = 150; // intervals kept: 5 minutes at 2 s
+  const HISTORY = 150; // intervals kept: 5 minutes of the server's 2 s samples
   const MIN_SLOTS = 12; // a chart is at least this many intervals wide
   const TOKEN_KEY = 'cacheproxy-admin-token';
-  const KINDS = ['HIT-L1', 'HIT-L2', 'STALE', 'REVALIDATED', 'MISS', 'PASS', 'BYPASS'];
-  // The tiers chart stacks these, bottom first.
+  // The outcomes, as /stats describes them: {label, class, tier}.
+  let OUTCOMES = [];
+  let KINDS = [];
+  // The tiers chart stacks these, bottom first: which outcomes each draws.
   const SERIES = [
-    { cls: 's-l1', kinds: ['HIT-L1'] },
-    { cls: 's-l2', kinds: ['HIT-L2'] },
-    { cls: 's-stale', kinds: ['STALE', 'REVALIDATED'] },
-    { cls: 's-miss', kinds: ['MISS'] },
-    { cls: 's-pass', kinds: ['PASS', 'BYPASS'] },
+    { cls: 's-l1', has: (o) => o.class === 'hit' && o.tier === 'l1' },
+    { cls: 's-l2', has: (o) => o.class === 'hit' && o.tier === 'l2' },
+    { cls: 's-stale', has: (o) => o.class === 'hit' && o.tier !== 'l1' && o.tier !== 'l2' },
+    { cls: 's-miss', has: (o) => o.class === 'miss' },
+    { cls: 's-pass', has: (o) => o.class === 'pass' },
+    { cls: 's-error', has: (o) => o.class === 'error' },
   ];
   const SVG = 'http://www.w3.org/2000/svg';
 
   const $ = (id) => document.getElementById(id);
   let token = sessionStorage.getItem(TOKEN_KEY) || '';
-  let samples = []; // {t, req, origin}: the counters of each /stats
+  let samples = []; // {t, req, origin}: the server's samples of its counters
   let inspectURL = '';
   let polls = 0;
 
@@ -67,9 +73,12 @@
 
   // --- formatting ---
 
-  const total = (m) => KINDS.reduce((n, k) => n + ((m && m[k]) || 0), 0);
-  const hitsAndMisses = (m) => ['HIT-L1', 'HIT-L2', 'STALE', 'REVALIDATED', 'MISS'].reduce((n, k) => n + ((m && m[k]) || 0), 0);
+  const total = (m) => Object.values(m || {}).reduce((n, v) => n + (v || 0), 0);
+  const ofClass = (m, ...classes) => OUTCOMES.filter((o) => classes.includes(o.class)).reduce((n, o) => n + ((m && m[o.label]) || 0), 0);
+  const hitsAndMisses = (m) => ofClass(m, 'hit', 'miss');
   const pct = (x) => (x * 100).toFixed(1) + '%';
+  // share is a reason's share as the CLI shows it (proxy.ReportRow.MainReasonText).
+  const share = (x) => (x * 100 < 1 ? '<1%' : Math.round(x * 100) + '%');
   const count = (n) => Number(n || 0).toLocaleString('en-US');
   const rate = (x) => (x < 10 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US'));
   const clock = (t) => new Date(t).toLocaleTimeString('en-GB', { hour12: false });
@@ -131,13 +140,22 @@
 
   // --- history ---
 
-  function record(st) {
-    const s = { t: Date.now(), req: Object.assign({}, st.proxy.requests), origin: st.proxy.origin_requests || 0 };
-    const prev = samples[samples.length - 1];
-    if (prev && (total(s.req) < total(prev.req) || s.origin < prev.origin)) samples = []; // restarted
-    else if (prev && s.t - prev.t < POLL_MS / 4) return; // an extra poll (token given): no interval of its own
-    samples.push(s);
-    if (samples.length > HISTORY + 1) samples.shift();
+  // outcomesFrom takes the outcome table from a /stats answer.
+  function outcomesFrom(st) {
+    if (Array.isArray(st.outcomes) && st.outcomes.length) OUTCOMES = st.outcomes;
+    KINDS = OUTCOMES.map((o) => o.label);
+  }
+
+  // record adds the server's new samples (GET /history?since=).
+  function record(list) {
+    for (const h of list) {
+      const s = { t: h.t, req: Object.assign({}, h.requests), origin: h.origin_requests || 0 };
+      const prev = samples[samples.length - 1];
+      if (prev && s.t <= prev.t) continue; // already held
+      if (prev && (total(s.req) < total(prev.req) || s.origin < prev.origin)) samples = []; // restarted
+      samples.push(s);
+    }
+    while (samples.length > HISTORY + 1) samples.shift();
   }
 
   // intervals returns the deltas between consecutive samples.
@@ -197,14 +215,14 @@
       let y = p.y + p.h;
       if (d.total > 0) {
         for (const s of SERIES) {
-          const n = s.kinds.reduce((a, k) => a + d.by[k], 0);
+          const n = OUTCOMES.filter(s.has).reduce((a, o) => a + d.by[o.label], 0);
           if (n <= 0) continue;
           const h = p.h * n / d.total;
           y -= h;
           g.append(svgEl('rect', { x, y, width: w, height: h, class: s.cls }));
         }
         const hm = hitsAndMisses(d.by);
-        const title = `${clock(d.t)}: ${d.total} requests` + (hm ? `, hit ratio ${pct((hm - d.by.MISS) / hm)}` : '');
+        const title = `${clock(d.t)}: ${d.total} requests` + (hm ? `, hit ratio ${pct(ofClass(d.by, 'hit') / hm)}` : '');
         g.append(svgEl('title', {}, title));
       }
       svg.append(g);
@@ -278,6 +296,7 @@
     const tb = $('results').tBodies[0];
     tb.replaceChildren();
     for (const k of KINDS) row(tb, [el('td', k, 'kind x-' + k.toLowerCase()), num(count(req[k])), num(n ? pct((req[k] || 0) / n) : '–')], { kind: k });
+    for (const k of Object.keys(req)) if (!KINDS.includes(k)) row(tb, [el('td', k, 'kind'), num(count(req[k])), num(n ? pct(req[k] / n) : '–')], { kind: k });
     row(tb, [el('th', 'total'), num(count(n)), num('')], { kind: 'total' });
 
     drawTiers(ivs);
@@ -314,7 +333,8 @@
         const hr = hitsAndMisses(r.answers) ? pct(r.hit_ratio) : '–';
         const ratio = num(hr);
         if (hr !== '–') ratio.classList.add(r.hit_ratio >= 0.8 ? 'ok-text' : r.hit_ratio >= 0.4 ? 'warn-text' : 'bad-text');
-        row(tb, [el('td', r.pattern, 'mono'), num(count(r.requests)), ratio, el('td', r.main_reason || '–', 'mono'), withCode(el('td', null, 'advice'), r.advice)],
+        const reason = r.main_reason ? `${r.main_reason} (${share(r.main_reason_share)})` : '–';
+        row(tb, [el('td', r.pattern, 'mono'), num(count(r.requests)), ratio, el('td', reason, 'mono'), withCode(el('td', null, 'advice'), r.advice)],
           { pattern: r.pattern });
       }
       if (!rows.length) row(tb, [el('td', 'no requests yet', 'muted')]);
@@ -381,6 +401,7 @@
     item('tags', 'tags', (b.tags || []).join(', ') || '–');
     item('vary', 'vary', (b.vary || []).join(', ') || '–');
     box.append(dl);
+    if ((b.variants || []).length) box.append(variantsTable(b.variants));
     const det = el('details');
     det.append(el('summary', 'headers'));
     const t = el('table', null, 'headers');
@@ -391,15 +412,40 @@
     box.append(det);
   }
 
+  // variantsTable lists every cached variant of a URL that varies, as
+  // cacheproxy inspect does: the request header values that select it,
+  // its tiers, status, age, freshness left and size.
+  function variantsTable(vs) {
+    const wrap = el('div', null, 'variants');
+    wrap.append(el('h3', vs.length + (vs.length === 1 ? ' variant' : ' variants') + ' cached'));
+    const t = el('table', null, 'variants');
+    const head = el('thead');
+    row(head, ['selected by', 'tiers', 'status', 'age', 'TTL left', 'size'].map((h) => el('th', h)));
+    t.append(head);
+    const tb = el('tbody');
+    for (const v of vs) {
+      const sel = Object.entries(v.select || {}).sort().map(([k, x]) => k + ': ' + x).join(', ') || '–';
+      const rem = v.remaining_seconds;
+      row(tb, [el('td', sel, 'mono'), el('td', (v.tiers || []).join(', ')), num(v.status), num(seconds(v.age_seconds)),
+        num(rem > 0 ? seconds(rem) : 'stale for ' + seconds(rem)), num(bytes(v.size))], { key: printable(v.key) });
+    }
+    t.append(tb);
+    wrap.append(t);
+    return wrap;
+  }
+
   // --- the loop ---
 
   async function poll() {
     try {
-      const [st, ready, rep, pur] = await Promise.all([api('stats'), api('readyz'), api('report?top=10'), api('purges')]);
+      const since = samples.length ? samples[samples.length - 1].t : 0;
+      const [st, ready, rep, pur, hist] = await Promise.all([api('stats'), api('readyz'), api('report?top=10'), api('purges'),
+        api('history?since=' + since)]);
       if (st.status !== 200 || !st.body) throw new Error('GET /stats answered ' + st.status);
       showError('');
       showTokenState(false);
-      record(st.body);
+      outcomesFrom(st.body);
+      if (hist.status === 200 && hist.body) record(hist.body.samples || []);
       showStats(st.body, ready.body);
       if (rep.status === 200 && rep.body) showReport(rep.body);
       if (pur.status === 200 && pur.body) showPurges(pur.body.purges || []);
