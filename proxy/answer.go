@@ -30,10 +30,11 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 		return
 	}
 	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK {
-		// A range of a stored whole response (RFC 9110 §14): 206, 416,
-		// or the whole 200 for an If-Range that does not match.
+		// A range of a stored whole response (RFC 9110 §14): 206 or 416
+		// as rangeRequest decides, written by http.ServeContent, or the
+		// whole 200.
 		delete(hdr, "Content-Length")
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(e.Body))
+		http.ServeContent(w, rangeDecided(r, e.Header, int64(len(e.Body))), "", time.Time{}, bytes.NewReader(e.Body))
 		return
 	}
 	w.WriteHeader(e.Status)
@@ -45,4 +46,23 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 
 func bodyAllowed(status int) bool {
 	return status != http.StatusNoContent && status != http.StatusNotModified && status >= 200
+}
+
+// rangeDecided returns r as http.ServeContent should see it once
+// rangeRequest has decided its Range against a stored body of size
+// bytes: without If-Range (decided), and without Range too when the
+// answer is the whole 200. r itself is not modified.
+func rangeDecided(r *http.Request, hdr fields, size int64) *http.Request {
+	_, verdict := rangeRequest(r, hdr, size)
+	_, ifRange := r.Header["If-Range"]
+	if verdict != rangeWhole && !ifRange {
+		return r
+	}
+	out := r.WithContext(r.Context())
+	out.Header = r.Header.Clone()
+	delete(out.Header, "If-Range")
+	if verdict == rangeWhole {
+		delete(out.Header, "Range")
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -110,7 +111,8 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	x.now = x.h.o.Now() // the fill took its time: Age is as of now
 	switch {
 	case res.err != nil:
-		x.h.count(x.path, x.rt, originError, originError.detail)
+		o := errorOutcome(res.err)
+		x.h.count(x.path, x.rt, o, o.detail)
 		x.h.writeError(x.w, x.r, res.err, x.fwd)
 	case res.stream != nil:
 		x.writeStream(res.stream)
@@ -158,11 +160,32 @@ func (x *exchange) writeStream(s *streamedResponse) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	if s.status == http.StatusOK && s.size >= 0 {
+		// A Range is answered as it would be from a stored response:
+		// one range by slicing the stream, several with the whole 200.
+		ranges, verdict := rangeRequest(r, s.header, s.size)
+		switch {
+		case verdict == rangeUnsatisfiable:
+			delete(hdr, "Content-Encoding")
+			hdr.Set("Content-Range", "bytes */"+strconv.FormatInt(s.size, 10))
+			http.Error(w, "range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+			return
+		case verdict == rangePartial && len(ranges) == 1:
+			rg := ranges[0]
+			hdr.Set("Content-Range", rg.contentRange(s.size))
+			hdr.Set("Content-Length", strconv.FormatInt(rg.length, 10))
+			w.WriteHeader(http.StatusPartialContent)
+			if r.Method != http.MethodHead {
+				x.h.copyStream(w, r, s, rg.start, rg.length)
+			}
+			return
+		}
+	}
 	w.WriteHeader(s.status)
 	if r.Method == http.MethodHead || !bodyAllowed(s.status) {
 		return
 	}
-	x.h.copyStream(w, r, s)
+	x.h.copyStream(w, r, s, 0, -1)
 }
 
 var _ = tiers.KindResponse

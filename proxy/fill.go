@@ -94,7 +94,9 @@ func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry) *f
 		if cause := context.Cause(ctx); errors.Is(cause, errFillTimeout) && !errors.Is(err, errFillTimeout) {
 			err = fmt.Errorf("%w: %w", cause, err)
 		}
-		h.m.originFailed(err)
+		if !errors.Is(err, errOriginBusy) {
+			h.m.originFailed(err) // busy is the proxy's own bound, not the origin down
+		}
 		return x.staleOr(stale, &fillResult{err: err})
 	}
 	h.m.originOK()

@@ -36,6 +36,8 @@ type metrics struct {
 	collapsed, stored            atomic.Int64
 	fleetCollapsed               atomic.Int64
 	sharedErrors                 atomic.Int64
+	originBusy                   atomic.Int64 // errOriginBusy
+	originWaiting                atomic.Int64 // waiting for an origin request slot now
 	originLatency                prometheus.Histogram
 	// invalidations after unsafe requests, by what they took
 	invalidations [numInvalidations]atomic.Int64
@@ -135,6 +137,8 @@ func (h *Handler) Stats() Stats {
 		FleetCollapsed:  m.fleetCollapsed.Load(),
 		Stored:          m.stored.Load(),
 		SharedErrors:    m.sharedErrors.Load(),
+		OriginBusy:      m.originBusy.Load(),
+		OriginWaiting:   m.originWaiting.Load(),
 		OriginUp:        up,
 		OriginLastError: lastErr,
 	}
@@ -161,6 +165,10 @@ var (
 		"Responses stored in the cache tiers.", nil, nil)
 	descSharedErrors = prometheus.NewDesc("cacheproxy_redis_errors_total",
 		"Failed calls to the shared tier (Redis), each treated as a miss.", nil, nil)
+	descOriginWaiting = prometheus.NewDesc("cacheproxy_origin_waiting_requests",
+		"Origin requests waiting now for an origin request slot (-max-origin-conns).", nil, nil)
+	descOriginBusy = prometheus.NewDesc("cacheproxy_origin_busy_total",
+		"Origin requests not sent because every origin request slot (-max-origin-conns) stayed in use for the queue wait; each answered 503 (or stale).", nil, nil)
 	descInvalidations = prometheus.NewDesc("cacheproxy_invalidations_total",
 		"URLs invalidated after unsafe requests, by what it took: none (nothing held them), ban, or dropped (the client was over its budget of ban bytes: keys deleted, no ban).",
 		[]string{"action"}, nil)
@@ -175,7 +183,8 @@ type collector struct{ h *Handler }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed,
-		descStored, descSharedErrors, descServedBytes, descOriginUp, descInvalidations} {
+		descStored, descSharedErrors, descServedBytes, descOriginUp, descInvalidations,
+		descOriginBusy, descOriginWaiting} {
 		ch <- d
 	}
 	c.h.m.originLatency.Describe(ch)
@@ -193,6 +202,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descFleetCollapsed, prometheus.CounterValue, float64(s.FleetCollapsed))
 	ch <- prometheus.MustNewConstMetric(descStored, prometheus.CounterValue, float64(s.Stored))
 	ch <- prometheus.MustNewConstMetric(descSharedErrors, prometheus.CounterValue, float64(s.SharedErrors))
+	ch <- prometheus.MustNewConstMetric(descOriginBusy, prometheus.CounterValue, float64(s.OriginBusy))
+	ch <- prometheus.MustNewConstMetric(descOriginWaiting, prometheus.GaugeValue, float64(s.OriginWaiting))
 	for i := range c.h.m.invalidations {
 		ch <- prometheus.MustNewConstMetric(descInvalidations, prometheus.CounterValue,
 			float64(c.h.m.invalidations[i].Load()), invalidation(i).label())

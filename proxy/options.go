@@ -189,7 +189,8 @@ type Options struct {
 	// hold in memory at once while they read them to store them. A
 	// storable response that would take the total over it is streamed
 	// to the one client it was fetched for, and not stored; so is any
-	// response that may not be stored, whatever its size. If zero,
+	// response that may not be stored, whatever its size. Request bodies
+	// buffered under RequestBuffering count against it too. If zero,
 	// 256 MiB.
 	MaxInflightBytes int64
 
@@ -213,6 +214,25 @@ type Options struct {
 	// ResponseWriter that supports http.ResponseController's
 	// SetReadDeadline, as net/http's does. If zero, 60s.
 	BodyTimeout time.Duration
+
+	// RequestBuffering is the largest request body that is read whole
+	// before the origin is asked (nginx's proxy_request_buffering), so
+	// that a client sending its body slowly holds no origin connection
+	// meanwhile; the bytes are taken from MaxInflightBytes's budget, and
+	// a body that does not fit, or is longer, streams as it arrives. If
+	// zero, every body streams (no buffering).
+	RequestBuffering int64
+
+	// MaxOriginConns bounds the origin requests in flight at once, fills
+	// and pass-through alike: from the request until its response body
+	// is read or closed. A request over it waits up to OriginQueueWait
+	// for one to end, then is answered 503 with Retry-After (or with a
+	// stale copy where stale-if-error allows). If zero, no bound.
+	MaxOriginConns int
+
+	// OriginQueueWait bounds the wait for an origin request slot under
+	// MaxOriginConns. If zero, 5s.
+	OriginQueueWait time.Duration
 }
 
 // validate reports the first option that is not valid.
@@ -226,6 +246,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: Origin %q: no host", o.Origin)
 	case o.MaxObjectBytes < 0:
 		return fmt.Errorf("proxy: MaxObjectBytes must not be negative, got %d", o.MaxObjectBytes)
+	case o.RequestBuffering < 0:
+		return fmt.Errorf("proxy: RequestBuffering must not be negative, got %d", o.RequestBuffering)
+	case o.MaxOriginConns < 0:
+		return fmt.Errorf("proxy: MaxOriginConns must not be negative, got %d", o.MaxOriginConns)
 	case o.ClientBanBytes < 0:
 		return fmt.Errorf("proxy: ClientBanBytes must not be negative, got %d", o.ClientBanBytes)
 	case o.MaxInflightBytes < 0:
@@ -236,7 +260,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: ClientNoCache %q: want honour, revalidate or ignore", o.ClientNoCache)
 	}
 	for name, d := range map[string]time.Duration{"DefaultTTL": o.DefaultTTL, "L1TTL": o.L1TTL, "FillTimeout": o.FillTimeout,
-		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout} {
+		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout, "OriginQueueWait": o.OriginQueueWait} {
 		if d < 0 {
 			return fmt.Errorf("proxy: %s must not be negative, got %v", name, d)
 		}

@@ -84,7 +84,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 				return
 			}
 			if r.Context().Err() == nil { // else the client left: not an answer
-				h.countPass(r, originError)
+				h.countPass(r, errorOutcome(err))
 			}
 			h.writeError(w, r, err, "bypass")
 		},
@@ -93,18 +93,30 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 
 // passThrough forwards r to the origin without looking it up or storing
 // the response, for the reason detail (Cache-Status). Its body is read
-// under the body timeout. It is counted once the origin answered (as
-// BYPASS), or failed to (as ERROR), before the client gets anything.
+// under the body timeout, and first buffered if Options.RequestBuffering
+// says so. It is counted once the origin answered (as BYPASS), or failed
+// to (as ERROR), before the client gets anything.
 func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
 	t := requestTarget(r.URL)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
-	h.m.originRequests.Add(1)
 	st := &passState{path: t.path, detail: detail}
 	r = r.WithContext(context.WithValue(r.Context(), passKey{}, st))
+	req, held, err := h.bufferRequest(h.withBodyTimeout(w, r))
+	defer h.inflight.give(held)
+	if err != nil {
+		status, berr := clientBodyStatus(req)
+		if status == 0 {
+			status, berr = http.StatusBadRequest, err
+		}
+		h.countPass(r, bypassed)
+		h.writeClientError(w, r, status, berr)
+		return
+	}
+	h.m.originRequests.Add(1)
 	start := h.o.Now()
-	h.pass.ServeHTTP(w, h.withBodyTimeout(w, r))
+	h.pass.ServeHTTP(w, req)
 	took := h.o.Now().Sub(start)
 	h.m.originLatency.Observe(took.Seconds())
 	if tr := traceOf(r); tr != nil {
@@ -137,10 +149,22 @@ func (h *Handler) countPass(r *http.Request, o *outcome) {
 	h.count(st.path, h.live.Load().route(st.path).rt, o, detail)
 }
 
-// errorStatus maps an origin failure to a status: a timeout is 504,
-// anything else 502.
+// errorOutcome is the outcome of an answer to an origin failure: ERROR,
+// with the detail origin-busy when no origin request slot was free.
+func errorOutcome(err error) *outcome {
+	if errors.Is(err, errOriginBusy) {
+		return originBusy
+	}
+	return originError
+}
+
+// errorStatus maps an origin failure to a status: no origin request slot
+// free (Options.MaxOriginConns) is 503, a timeout 504, anything else 502.
 func errorStatus(err error) int {
 	var ne net.Error
+	if errors.Is(err, errOriginBusy) {
+		return http.StatusServiceUnavailable
+	}
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return http.StatusGatewayTimeout
 	}
@@ -158,9 +182,14 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, 
 	status := errorStatus(err)
 	h.o.Logger.Warn("origin request failed", "method", r.Method, "url", r.URL.String(), "status", status, "err", err)
 	msg := "origin unreachable\n"
-	if status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusGatewayTimeout:
 		msg = "origin timed out\n"
+	case http.StatusServiceUnavailable:
+		msg = "origin busy\n"
+		w.Header().Set("Retry-After", "1")
 	}
-	w.Header()["Cache-Status"] = originError.forwarded(forward{fwd: fwd})
-	writePlainError(w, originError.xcache, status, msg)
+	o := errorOutcome(err)
+	w.Header()["Cache-Status"] = o.forwarded(forward{fwd: fwd})
+	writePlainError(w, o.xcache, status, msg)
 }

@@ -54,6 +54,9 @@ var (
 	// originError is the proxy's 502 or 504 when the origin failed; fwd
 	// is the request's (uri-miss, stale, bypass...).
 	originError = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: "origin-error"})
+	// originBusy is the proxy's 503 when no origin request slot was free
+	// (Options.MaxOriginConns).
+	originBusy = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: "origin-busy"})
 )
 
 // labels are the distinct outcome labels, in the order outcomes were

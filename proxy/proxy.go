@@ -74,6 +74,7 @@ func New(opts Options) (*Handler, error) {
 	h.flights.lockTimeout = h.o.LockTimeout
 	h.chain = &chain{local: h.o.Local, shared: h.o.Shared, usable: h.o.LocalUsable, bans: h.o.Bans,
 		l1TTL: h.o.L1TTL, maxTTL: h.o.MaxTTL, variant: h.variantKey, m: h.m, log: h.o.Logger, now: h.o.Now, rep: h.rep}
+	h.o.Transport = h.gate(h.o.Transport, h.o.MaxOriginConns, h.o.OriginQueueWait)
 	h.pass = h.newPassthrough()
 	h.budgets = newBanBudgets(h.clientBanBytes(), h.banRetention())
 	return h, nil
@@ -87,6 +88,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.FillTimeout, 30*time.Second)
 	setDefault(&o.LockTimeout, 5*time.Second)
 	setDefault(&o.BodyTimeout, 60*time.Second)
+	setDefault(&o.OriginQueueWait, 5*time.Second)
 	setDefault(&o.KeyPrefix, "cacheproxy")
 	setDefault(&o.MaxObjectBytes, 8<<20)
 	setDefault(&o.MaxInflightBytes, 256<<20)

@@ -26,7 +26,7 @@ var reasons = []string{
 	"no-freshness", "set-cookie", "private", "no-store", "authorization", "cookie-request",
 	"vary-star", "too-large", "inflight-full", "status", "no-cache", "must-understand",
 	"request-no-cache", "request-no-store", "bypass-route", "method", "url-too-long",
-	"redis-down", "redis-timeout", "l1-unused", "expired", "only-if-cached", "misdirected", "origin-error", "other",
+	"redis-down", "redis-timeout", "l1-unused", "expired", "only-if-cached", "misdirected", "origin-error", "origin-busy", "other",
 }
 
 var reasonIndex = func() map[string]int {

@@ -35,6 +35,12 @@ type Stats struct {
 	Stored int64 `json:"stored"`
 	// SharedErrors counts failed calls to the shared tier.
 	SharedErrors int64 `json:"shared_errors"`
+	// OriginBusy counts origin requests not sent because every slot of
+	// Options.MaxOriginConns stayed in use for Options.OriginQueueWait.
+	OriginBusy int64 `json:"origin_busy"`
+	// OriginWaiting is the number of origin requests waiting for a slot
+	// of Options.MaxOriginConns now.
+	OriginWaiting int64 `json:"origin_waiting"`
 	// OriginUp is false after the last origin request failed to get
 	// any response, true after one succeeded.
 	OriginUp bool `json:"origin_up"`

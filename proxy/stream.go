@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -15,31 +14,6 @@ import (
 // (Options.MaxInflightBytes). Whatever is not buffered is streamed to the
 // one client it was fetched for, and never stored: so a slow client, or
 // many, hold a copy buffer each, not a whole body.
-
-// budget bounds the bytes the fills in flight hold at once. It is safe
-// for concurrent use.
-type budget struct {
-	max  int64
-	used atomic.Int64
-}
-
-// take reserves n bytes and reports whether they were within the bound.
-// Concurrent takes near the bound may both be refused: a refusal only
-// means streaming.
-func (b *budget) take(n int64) bool {
-	if b.used.Add(n) > b.max {
-		b.used.Add(-n)
-		return false
-	}
-	return true
-}
-
-// give returns n bytes taken earlier.
-func (b *budget) give(n int64) {
-	if n != 0 {
-		b.used.Add(-n)
-	}
-}
 
 // firstStep is what a fill first reserves, and reads into, for a body of
 // unknown length; each later step doubles what it holds.
@@ -104,7 +78,7 @@ func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *s
 // whose held bytes of the budget are given back once prefix is written
 // or the stream is closed.
 func (h *Handler) newStream(resp *http.Response, prefix []byte, held int64) *streamedResponse {
-	s := &streamedResponse{status: resp.StatusCode, header: resp.Header, prefix: prefix, body: resp.Body}
+	s := &streamedResponse{status: resp.StatusCode, header: resp.Header, size: resp.ContentLength, prefix: prefix, body: resp.Body}
 	if held > 0 {
 		s.release = func() { h.inflight.give(held) }
 	}
@@ -127,29 +101,49 @@ func (s *streamedResponse) giveBack() {
 	})
 }
 
-// copyStream writes the body of s after its header: the conditional
-// requests a stored response would answer with 304 get one, and an
-// origin body cut short aborts the client's connection, so that the
-// client sees a truncated response rather than a complete one.
-func (h *Handler) copyStream(w http.ResponseWriter, r *http.Request, s *streamedResponse) {
+// copyStream writes n bytes of the body of s after its header, from
+// byte skip on; n < 0 means to its end. An origin body cut short aborts
+// the client's connection, so that the client sees a truncated response
+// rather than a complete one.
+func (h *Handler) copyStream(w http.ResponseWriter, r *http.Request, s *streamedResponse, skip, n int64) {
 	prefix := s.prefix
 	s.prefix = nil
+	k := min(skip, int64(len(prefix)))
+	prefix, skip = prefix[k:], skip-k
+	if n >= 0 && int64(len(prefix)) > n {
+		prefix = prefix[:n]
+	}
 	if _, err := w.Write(prefix); err != nil {
 		return
+	}
+	if n >= 0 {
+		n -= int64(len(prefix))
 	}
 	prefix = nil
 	s.giveBack()
 	buf := copyBuffers.Get().(*[32 << 10]byte)
 	defer copyBuffers.Put(buf)
-	for {
-		n, rerr := s.body.Read(buf[:])
-		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
+	for n != 0 {
+		m, rerr := s.body.Read(buf[:])
+		data := buf[:m]
+		k := min(skip, int64(len(data)))
+		data, skip = data[k:], skip-k
+		if n >= 0 && int64(len(data)) > n {
+			data = data[:n]
+		}
+		if len(data) > 0 {
+			if _, err := w.Write(data); err != nil {
 				return // the client has gone
 			}
+			if n >= 0 {
+				n -= int64(len(data))
+			}
+		}
+		if rerr == io.EOF && n <= 0 {
+			return
 		}
 		if rerr == io.EOF {
-			return
+			rerr = io.ErrUnexpectedEOF // shorter than its Content-Length
 		}
 		if rerr != nil {
 			if r.Context().Err() != nil {
@@ -185,6 +179,7 @@ func streamNotModified(r *http.Request, s *streamedResponse) bool {
 type streamedResponse struct {
 	status int
 	header http.Header
+	size   int64         // the body's length; -1 if unknown
 	prefix []byte        // the part already read
 	body   io.ReadCloser // the rest
 	cancel context.CancelFunc

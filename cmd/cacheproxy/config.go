@@ -69,6 +69,11 @@ type config struct {
 	WriteTimeout     time.Duration
 	BodyTimeout      time.Duration
 
+	MaxConns           int // client connections; autoLimit: from the file limit (limits.go); 0: none
+	MaxOriginConns     int // origin requests in flight; autoLimit, or 0: none
+	OriginQueueTimeout time.Duration
+	RequestBuffering   int64 // 0: off
+
 	// values and sources are each setting's value as given (flag syntax)
 	// and where it came from, by name: what cacheproxy check prints and a
 	// reload compares.
@@ -268,6 +273,30 @@ var settings = []setting{
 		parse: func(c *config, v string) (err error) { c.WriteTimeout, err = parseDuration(v, true); return err }},
 	{name: "body-timeout", live: true, def: "60s", usage: "how long a client may go without sending any of a request body being forwarded; it then gets 408 and the origin request is aborted",
 		parse: func(c *config, v string) (err error) { c.BodyTimeout, err = parseDuration(v, true); return err }},
+
+	// Connection limits (docs/limits.md). An empty -max-conns or
+	// -max-origin-conns is derived from the open-file limit.
+	{name: "max-conns", usage: "most client connections open at once; past it a new connection is answered 503 and closed at once (those open keep working); 0: no limit; default: half the open-file limit less a reserve (logged at start)",
+		parse: func(c *config, v string) (err error) { c.MaxConns, err = parseLimit(v); return err }},
+	{name: "max-origin-conns", usage: "most origin requests in flight at once, fills and pass-through alike; past it a request waits -origin-queue-timeout, then gets 503 with Retry-After; 0: no limit; default: as -max-conns",
+		parse: func(c *config, v string) (err error) { c.MaxOriginConns, err = parseLimit(v); return err }},
+	{name: "origin-queue-timeout", def: "5s", usage: "how long a request waits for an origin request slot under -max-origin-conns before its 503",
+		parse: func(c *config, v string) (err error) { c.OriginQueueTimeout, err = parseDuration(v, true); return err }},
+	{name: "request-buffering", def: "64KiB", usage: "request bodies up to this size are read whole before the origin is asked, so that a client sending one slowly holds no origin connection; longer ones stream as they arrive; 0 streams every body",
+		parse: func(c *config, v string) (err error) { c.RequestBuffering, err = parseSize(v, false); return err }},
+}
+
+// parseLimit parses a connection limit: empty for the default derived
+// from the open-file limit (autoLimit), 0 for none, or a positive count.
+func parseLimit(v string) (int, error) {
+	if v = strings.TrimSpace(v); v == "" {
+		return autoLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errors.New("want 0 (no limit) or a positive number of connections")
+	}
+	return n, nil
 }
 
 // envName returns the environment variable that sets the named key.

@@ -62,6 +62,11 @@ func TestLoadConfigDefaults(t *testing.T) {
 		MaxInflightBytes: 256 << 20,
 		WriteTimeout:     time.Minute,
 		BodyTimeout:      time.Minute,
+
+		MaxConns:           autoLimit,
+		MaxOriginConns:     autoLimit,
+		OriginQueueTimeout: 5 * time.Second,
+		RequestBuffering:   64 << 10,
 	}
 	if c.sources["listen"] != fromDefault() || c.sources["origin"] != fromFlag() || c.values["listen"] != ":8080" {
 		t.Errorf("sources %v, values %v: want listen from its default :8080, origin from the flag", c.sources, c.values)
@@ -355,6 +360,14 @@ func TestLoadConfigErrors(t *testing.T) {
 			want: []string{`invalid -write-timeout (env CACHEPROXY_WRITE_TIMEOUT): "soon"`}},
 		{name: "zero body-timeout", file: "origin: http://o\nbody-timeout: 0s\n",
 			want: []string{"invalid -body-timeout (file", "greater than 0"}},
+		{name: "negative max-conns", args: []string{"-origin", "http://o", "-max-conns", "-5"},
+			want: []string{`invalid -max-conns (flag): "-5"`, "positive number"}},
+		{name: "bad max-origin-conns", env: map[string]string{"CACHEPROXY_MAX_ORIGIN_CONNS": "many"}, args: []string{"-origin", "http://o"},
+			want: []string{`invalid -max-origin-conns (env CACHEPROXY_MAX_ORIGIN_CONNS): "many"`}},
+		{name: "zero origin-queue-timeout", file: "origin: http://o\norigin-queue-timeout: 0s\n",
+			want: []string{"invalid -origin-queue-timeout (file", "greater than 0"}},
+		{name: "bad request-buffering", args: []string{"-origin", "http://o", "-request-buffering", "lots"},
+			want: []string{`invalid -request-buffering (flag): "lots"`}},
 		{name: "unknown yaml key", file: "origin: http://o\ncolour: blue\n",
 			want: []string{`unknown key "colour"`, ".yaml:2"}},
 		{name: "config key in yaml", file: "config: other.yaml\n", want: []string{`unknown key "config"`}},
@@ -449,6 +462,32 @@ func TestEnvName(t *testing.T) {
 	} {
 		if got := envName(in); got != want {
 			t.Errorf("envName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestConnLimits: the default connection limits split the open-file
+// limit, less its reserve, between clients and the origin, so that
+// together they stay under it; each is at least minAutoLimit.
+func TestConnLimits(t *testing.T) {
+	for _, c := range []struct {
+		nofile       uint64
+		procs        int
+		clients, org int
+	}{
+		{1024, 2, 438, 438},
+		{1024, 8, 408, 408},
+		{1 << 20, 4, 524204, 524204},
+		{1 << 40, 4, maxAutoLimit, maxAutoLimit},
+		{100, 2, minAutoLimit, minAutoLimit},
+		{0, 2, minAutoLimit, minAutoLimit},
+	} {
+		clients, org := connLimits(c.nofile, c.procs)
+		if clients != c.clients || org != c.org {
+			t.Errorf("connLimits(%d, %d) = %d, %d; want %d, %d", c.nofile, c.procs, clients, org, c.clients, c.org)
+		}
+		if reserve := uint64(fileReserve + redisConnsPerProc*c.procs); c.nofile > reserve+2*minAutoLimit && uint64(clients+org)+reserve > c.nofile {
+			t.Errorf("connLimits(%d, %d): %d + %d + the reserve exceed the limit", c.nofile, c.procs, clients, org)
 		}
 	}
 }

@@ -188,6 +188,7 @@ func newRegistry(s *stack) (*prometheus.Registry, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	}
+	cs = append(cs, s.connCollectors()...)
 	if s.local != nil {
 		cs = append(cs, s.local.Collector())
 	}

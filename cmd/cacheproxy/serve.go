@@ -60,6 +60,7 @@ type stack struct {
 	warm      atomic.Bool // the fleet has been usable once, or startGrace passed
 	proxyAddr string      // set once listening, before the fleet runs
 	adminAddr string
+	conns     atomic.Pointer[conn.Listener] // the proxy listener, once listening
 }
 
 // newStack builds the tiers and the proxy handler. On error, whatever was
@@ -127,6 +128,7 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 // proxyOptions maps cfg into the proxy's options, without the tiers and
 // the logger: the one mapping start-up, reload and check use.
 func proxyOptions(cfg config) proxy.Options {
+	_, maxOriginConns := cfg.connLimits()
 	return proxy.Options{
 		Origin:         cfg.Origin,
 		KeyPrefix:      cfg.KeyPrefix,
@@ -143,6 +145,9 @@ func proxyOptions(cfg config) proxy.Options {
 
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		BodyTimeout:      cfg.BodyTimeout,
+		RequestBuffering: cfg.RequestBuffering,
+		MaxOriginConns:   maxOriginConns,
+		OriginQueueWait:  cfg.OriginQueueTimeout,
 	}
 }
 
@@ -201,6 +206,7 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 // SIGUSR1 reopens the access log. level is the logger's level.
 func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.LevelVar, load func() (config, error)) error {
 	tuneGC(cfg, logger)
+	logLimits(cfg, logger)
 	// go-redis logs through a process-wide logger of its own.
 	redis.SetLogger(redisLogger{logger})
 	s, err := newStack(cfg, logger)
@@ -248,7 +254,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	// streamed and may take as long as they take, as long as they make
 	// progress (-body-timeout, -write-timeout); the origin side is
 	// bounded by the proxy's own timeouts.
-	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout})
+	maxConns, _ := cfg.connLimits()
+	proxyLn := conn.Listen(ln, proxySrv, conn.Options{HeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxConns: maxConns})
+	s.conns.Store(proxyLn)
 	adminSrv := &http.Server{
 		Handler:           adm,
 		ReadHeaderTimeout: 5 * time.Second,

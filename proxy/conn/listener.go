@@ -7,6 +7,7 @@ package conn
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -32,6 +33,12 @@ type Options struct {
 	// socket's buffers), so a client that reads slowly but steadily is
 	// not cut (nginx's send_timeout). Zero means no limit.
 	WriteTimeout time.Duration
+	// MaxConns bounds the client connections open at once. A connection
+	// accepted past it is answered at once with a short 503 (with
+	// Connection: close and Retry-After) and closed, never served nor
+	// left waiting; the connections already open are not affected. Zero
+	// means no limit.
+	MaxConns int
 }
 
 // Listener is the net.Listener an http.Server serving the proxy should
@@ -57,6 +64,10 @@ type Listener struct {
 
 	mu    sync.Mutex
 	conns map[*serverConn]struct{}
+
+	live     atomic.Int64 // connections accepted and not yet closed
+	refused  atomic.Int64 // connections refused past MaxConns, ever
+	refusing atomic.Int64 // refusals being written now
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -100,18 +111,70 @@ func (l *Listener) tick() time.Duration {
 	return min(max(d/10, 10*time.Millisecond), time.Second)
 }
 
-// Accept returns the next connection, wrapped.
+// Accept returns the next connection, wrapped. Connections past
+// Options.MaxConns are refused (see refuse) and not returned.
 func (l *Listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
+	for err == nil && l.opts.MaxConns > 0 && l.live.Load() >= int64(l.opts.MaxConns) {
+		l.refuse(c)
+		c, err = l.Listener.Accept()
+	}
 	if err != nil {
 		return nil, err
 	}
+	l.live.Add(1)
 	sc := &serverConn{Conn: c, l: l}
 	sc.since.Store(l.now.Load())
 	l.mu.Lock()
 	l.conns[sc] = struct{}{}
 	l.mu.Unlock()
 	return sc, nil
+}
+
+// Open returns the number of connections accepted and not yet closed
+// (hijacked ones included, until their handler closes them).
+func (l *Listener) Open() int64 { return l.live.Load() }
+
+// Refused returns the number of connections refused past
+// Options.MaxConns since the Listener started.
+func (l *Listener) Refused() int64 { return l.refused.Load() }
+
+// busyResponse is the whole answer to a connection past MaxConns.
+const busyResponse = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 29\r\n\r\n" +
+	"too many connections, retry\r\n"
+
+// The bounds of refusals: at most maxRefusing are written at once, each
+// for at most refuseLinger; any more are closed without an answer.
+const (
+	maxRefusing  = 64
+	refuseLinger = time.Second
+)
+
+// refuse answers c, a connection past MaxConns, with busyResponse and
+// closes it. The answer is sent before the request is read; what the
+// client sends is then read and dropped for up to refuseLinger (until it
+// closes), so that closing c does not reset the connection before the
+// client has read the 503.
+func (l *Listener) refuse(c net.Conn) {
+	l.refused.Add(1)
+	if l.refusing.Add(1) > maxRefusing {
+		l.refusing.Add(-1)
+		c.Close()
+		return
+	}
+	go func() {
+		defer l.refusing.Add(-1)
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(refuseLinger))
+		if _, err := io.WriteString(c, busyResponse); err != nil {
+			return
+		}
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
 }
 
 // Close closes the listener and stops the timeouts' goroutine. The
@@ -248,6 +311,9 @@ type serverConn struct {
 	// writing is when (by l.now) the write in progress last progressed,
 	// zero when none is.
 	writing atomic.Int64
+	// closed is set by the first Close, which counts the connection out
+	// of the Listener's open ones.
+	closed atomic.Bool
 
 	coalescer
 }
@@ -268,6 +334,9 @@ func (c *serverConn) Read(p []byte) (int, error) {
 func (c *serverConn) Close() error {
 	if c.l != nil {
 		c.l.forget(c)
+		if c.closed.CompareAndSwap(false, true) {
+			c.l.live.Add(-1)
+		}
 	}
 	return c.Conn.Close()
 }

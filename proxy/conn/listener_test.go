@@ -10,6 +10,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/await"
 )
 
 // newTimedServer serves handler from a Listener with the given timeouts.
@@ -185,4 +187,80 @@ func TestListenerTick(t *testing.T) {
 			t.Errorf("tick for %+v = %v, want %v", c.opts, got, c.want)
 		}
 	}
+}
+
+// Past MaxConns, a new connection is answered 503 and closed at once,
+// whether or not it has sent its request, never left waiting; the
+// connections already open keep working, and once some close, new ones
+// are served again.
+func TestListenerMaxConns(t *testing.T) {
+	const limit = 20
+	srv, ln := newTimedServer(t, Options{MaxConns: limit, HeaderTimeout: time.Hour, IdleTimeout: time.Hour}, ok)
+	held := make([]net.Conn, limit)
+	for i := range held {
+		held[i] = dial(t, srv)
+	}
+	await.Until(t, 10*time.Second, "20 connections open", func() bool { return ln.Open() == limit })
+
+	refused := func(send bool) {
+		t.Helper()
+		c := dial(t, srv)
+		if send {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("connection past the limit: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !resp.Close {
+			t.Errorf("past the limit: %d, Retry-After %q, close %v", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Close)
+		}
+		if _, err := br.ReadByte(); err == nil {
+			t.Error("more after the 503")
+		}
+	}
+	refused(false)
+	refused(true)
+	if n := ln.Refused(); n != 2 {
+		t.Errorf("Refused() = %d, want 2", n)
+	}
+	// Many at once: each answered or closed, none left hanging.
+	done := make(chan error, 3*maxRefusing)
+	for range cap(done) {
+		go func() {
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				done <- nil // the backlog is full: refused by the kernel
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.Copy(io.Discard, c)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				done <- err
+				return
+			}
+			done <- nil
+		}()
+	}
+	for range cap(done) {
+		if err := <-done; err != nil {
+			t.Fatalf("a connection past the limit was left open: %v", err)
+		}
+	}
+	// The connections open before keep working.
+	br := bufio.NewReader(held[0])
+	get(t, held[0], br)
+	get(t, held[0], br)
+	// Once some close, new connections are served.
+	for _, c := range held[1:6] {
+		c.Close()
+	}
+	await.Until(t, 10*time.Second, "15 connections open", func() bool { return ln.Open() == limit-5 })
+	c := dial(t, srv)
+	get(t, c, bufio.NewReader(c))
 }
