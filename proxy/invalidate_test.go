@@ -61,13 +61,16 @@ func TestInvalidationOfUncachedURLsRecordsNoBan(t *testing.T) {
 	}
 }
 
-// TestExtensionMethodsDoNotInvalidate: only methods known to be unsafe
-// invalidate; PURGE, FOOBAR, a lower-case "post" answered 2xx do not.
-func TestExtensionMethodsDoNotInvalidate(t *testing.T) {
+// TestMethodsOfUnknownSafetyInvalidate: RFC 9111 §4.4 invalidates after
+// any method not known to be safe, extension methods included (PURGE,
+// FOOBAR, a lower-case "post"); safe methods (PROPFIND, OPTIONS, REPORT)
+// do not. Each invalidation of the one cached URL costs one ban; one of an
+// uncached URL costs none.
+func TestMethodsOfUnknownSafetyInvalidate(t *testing.T) {
 	o, _ := writeOrigin(t)
 	s := newStack(t, o, nil)
 	s.get(t, "/page")
-	for _, m := range []string{"FOOBAR", "PURGE", "post", "PROPFIND", "OPTIONS"} {
+	for _, m := range []string{"PROPFIND", "OPTIONS", "REPORT", "SEARCH"} {
 		if r := s.do(t, m, "/page"); r.status != 200 {
 			t.Fatalf("%s: %d", m, r.status)
 		}
@@ -75,15 +78,19 @@ func TestExtensionMethodsDoNotInvalidate(t *testing.T) {
 			t.Errorf("after %s: %s %q, want the entry kept", m, r.header.Get("X-Cache"), r.body)
 		}
 	}
-	for _, m := range []string{"PUT", "DELETE", "PATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "PROPPATCH"} {
+	for _, m := range []string{"FOOBAR", "PURGE", "post", "M-SEARCH", "PUT", "DELETE", "PATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "PROPPATCH"} {
 		s.get(t, "/page")
 		s.do(t, m, "/page")
 		if r := s.get(t, "/page"); r.header.Get("X-Cache") != "MISS" {
 			t.Errorf("after %s: %s, want invalidated", m, r.header.Get("X-Cache"))
 		}
 	}
-	if n := s.h.o.Bans.Len(); n != 1 {
-		t.Errorf("%d bans held, want 1 (one URL)", n)
+	before := s.h.o.Bans.Len()
+	for _, m := range []string{"FOOBAR", "PURGE", "POST"} {
+		s.do(t, m, "/never-cached")
+	}
+	if n := s.h.o.Bans.Len(); n != before {
+		t.Errorf("%d bans held after invalidating an uncached URL, want %d", n, before)
 	}
 }
 
