@@ -14,6 +14,8 @@
 #   --quick        short runs: a smoke test that finishes in under 5 minutes
 #   --scenarios    which scenarios to run (default: all, in about 25 minutes);
 #                  faults alone takes about 3 minutes, 2 with --quick
+#   --faults       of the faults scenario, only these faults (comma-separated
+#                  names: redis-kill, redis-kill-purges, ...; default all)
 #   --duration     length of one measured run of hot and shared (default 6s, 2s with --quick)
 #   --rounds       measured runs of each hot and shared load, taking the systems in
 #                  turn; the report shows their median (default 3, 1 with --quick)
@@ -40,11 +42,11 @@ args=()
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--quick) quick=1; args+=(-quick); shift ;;
-	--scenarios|--duration|--rounds|--zipf-rate|--redis|--out)
+	--scenarios|--duration|--rounds|--zipf-rate|--redis|--out|--faults)
 		[[ $# -ge 2 ]] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
 		[[ "$1" != --scenarios ]] || scenarios="$2"
 		args+=("-${1#--}" "$2"); shift 2 ;;
-	--scenarios=*|--duration=*|--rounds=*|--zipf-rate=*|--redis=*|--out=*)
+	--scenarios=*|--duration=*|--rounds=*|--zipf-rate=*|--redis=*|--out=*|--faults=*)
 		[[ "$1" != --scenarios=* ]] || scenarios="${1#*=}"
 		args+=("-${1#--}"); shift ;;
 	--no-pin) args+=(-no-pin); shift ;;

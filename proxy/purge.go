@@ -36,17 +36,16 @@ type PurgeResult struct {
 }
 
 // ErrPurgeNotRecorded wraps the error of a purge the fleet could not
-// record: this instance dropped from its L1 what the purge names (or all
-// of it), but the other instances may not have heard of it.
+// record: this instance dropped from its L1 what the purge names, but the
+// other instances may not have heard of it.
 var ErrPurgeNotRecorded = errors.New("the purge could not be recorded for the fleet")
 
 // Purge removes what sel names. Without a Fleet it records a ban in
 // this instance's table, with the next local sequence number. With one
 // it records the purge for the fleet and waits for the instances (see
-// Fleet.Purge); if that fails, this instance drops from its L1 the
-// entries of a URL (its key and listed variants) or else everything,
-// since without the fleet's sequence number a ban could not be ordered
-// with the others, and the error wraps ErrPurgeNotRecorded. A selector
+// Fleet.Purge); if that fails, this instance drops from its L1 what the
+// purge names (dropNamed), and the error wraps ErrPurgeNotRecorded. A
+// selector
 // that is not valid (tiers.Selector.Validate) is an error and purges
 // nothing.
 func (h *Handler) Purge(ctx context.Context, sel tiers.Selector) (PurgeResult, error) {
@@ -63,9 +62,7 @@ func (h *Handler) Purge(ctx context.Context, sel tiers.Selector) (PurgeResult, e
 	}
 	res, err := h.o.Fleet.Purge(ctx, sel, baseKey)
 	if err != nil {
-		if sel.Kind != tiers.BanURL || !h.dropLocal(ctx, sel.Value) {
-			h.clearLocal()
-		}
+		h.dropNamed(ctx, sel)
 		return PurgeResult{}, fmt.Errorf("%w: %w", ErrPurgeNotRecorded, err)
 	}
 	if res.Confirmed == nil {
@@ -92,7 +89,31 @@ func (h *Handler) banRetention() time.Duration {
 	return h.o.MaxTTL + h.o.FillTimeout + time.Minute
 }
 
-// clearer is a Local tier that can drop every entry (tiers/local).
+// localPurger is a Local tier that can drop what a selector names
+// itself (tiers/local): the entries it names that were stored before a
+// time, later stores of them included.
+type localPurger interface {
+	Purge(sel tiers.Selector, storedBefore time.Time)
+}
+
+// dropNamed drops from the local tier (L1) what sel names, as this
+// instance alone can: it is what it does with a purge it could not record
+// for the fleet. Without the fleet's sequence number a ban could not be
+// ordered with the fleet's, so a local tier that can (localPurger) keeps
+// a ban of its own, by time: every entry sel names, under any key, stored
+// before now. Another tier drops a URL's keys (dropLocal), or else
+// everything.
+func (h *Handler) dropNamed(ctx context.Context, sel tiers.Selector) {
+	if p, ok := h.o.Local.(localPurger); ok {
+		p.Purge(sel, h.o.Now())
+		return
+	}
+	if sel.Kind != tiers.BanURL || !h.dropLocal(ctx, sel.Value) {
+		h.clearLocal()
+	}
+}
+
+// clearer is a Local tier that can drop every entry.
 type clearer interface{ Clear() }
 
 // clearLocal drops every entry of the local tier (L1).

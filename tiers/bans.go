@@ -135,21 +135,33 @@ func (t *Bans) Dead(e *Entry) bool {
 	if e.Seq >= s.maxSeq {
 		return false
 	}
-	return s.dead(e)
+	return s.dead(e, e.Seq)
 }
 
-func (s *banSnapshot) dead(e *Entry) bool {
-	if e.Seq < s.all {
+// DeadAt is Dead for a table numbered otherwise than by the fleet's
+// sequence: it judges e as if its Seq were seq. (The local tier numbers
+// its own purges by time, and gives an entry the time it was stored.)
+func (t *Bans) DeadAt(e *Entry, seq uint64) bool {
+	s := t.load()
+	if seq >= s.maxSeq {
+		return false
+	}
+	return s.dead(e, seq)
+}
+
+// dead reports whether a ban numbered above seq matches e.
+func (s *banSnapshot) dead(e *Entry, seq uint64) bool {
+	if seq < s.all {
 		return true
 	}
 	if s.urls.n > 0 {
-		if seq, ok := s.urls.get(hashName(s.seed, e.URL), e.URL); ok && e.Seq < seq {
+		if banSeq, ok := s.urls.get(hashName(s.seed, e.URL), e.URL); ok && seq < banSeq {
 			return true
 		}
 	}
 	if s.tags.n > 0 {
 		for _, tag := range e.Tags {
-			if seq, ok := s.tags.get(hashName(s.seed, tag), tag); ok && e.Seq < seq {
+			if banSeq, ok := s.tags.get(hashName(s.seed, tag), tag); ok && seq < banSeq {
 				return true
 			}
 		}
@@ -159,7 +171,7 @@ func (s *banSnapshot) dead(e *Entry) bool {
 			break
 		}
 		p := e.URL[:n]
-		if seq, ok := s.prefixes.get(hashName(s.seed, p), p); ok && e.Seq < seq {
+		if banSeq, ok := s.prefixes.get(hashName(s.seed, p), p); ok && seq < banSeq {
 			return true
 		}
 	}

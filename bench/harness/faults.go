@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +53,8 @@ var faultKinds = []faultKind{
 		func(h *harness, ctx context.Context, st *faultStack) error { return freeze(ctx, st.redis) }},
 	{"redis-flush", "Redis flushed (FLUSHALL)", true,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.flushRedis(ctx) }},
+	{"redis-kill-purges", "Redis killed, restarted empty 5 s later; a tag or prefix purge a second meanwhile", true,
+		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedisPurging(h, ctx) }},
 	{"origin-kill", "origin killed (SIGKILL), restarted 5 s later", false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killOrigin(h, ctx) }},
 	{"origin-hang", "origin hung (SIGSTOP for 5 s, then SIGCONT)", false,
@@ -91,6 +95,9 @@ func (h *harness) faults(ctx context.Context) error {
 	for _, f := range faultKinds {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if h.opt.faults != "" && !slices.Contains(strings.Split(h.opt.faults, ","), f.name) {
+			continue
 		}
 		err := h.faultRun(ctx, f)
 		h.ps.stopAll()
@@ -237,6 +244,40 @@ func (st *faultStack) killRedis(h *harness, ctx context.Context, down time.Durat
 	}
 	st.redis = p
 	return nil
+}
+
+// killRedisPurging is killRedis for faultHold, with a purge a second
+// meanwhile, sent to the instances in turn, alternately of a tag and of
+// a prefix that names one key (the URL purges of the purge loop go on
+// too). Each answers 503 (the fleet cannot be told): what an instance
+// drops then is what the origin sees.
+func (st *faultStack) killRedisPurging(h *harness, ctx context.Context) error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		c := &http.Client{Timeout: 5 * time.Second}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			q := "tag=" + url.QueryEscape(fmt.Sprintf("blob:%d", n))
+			if n%2 == 1 {
+				q = "prefix=" + url.QueryEscape(fmt.Sprintf("/blob/%d?", (n*37)%faultKeys))
+			}
+			req, _ := http.NewRequest(http.MethodDelete, st.fronts[n%len(st.fronts)].admin+"/cache?"+q, nil)
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	err := st.killRedis(h, ctx, faultHold)
+	close(stop)
+	<-done
+	return err
 }
 
 // flushRedis sends FLUSHALL.

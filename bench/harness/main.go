@@ -40,6 +40,7 @@ type options struct {
 	noPin     bool
 	cmdline   string // run.sh's options, for the report
 	redis     string // shared and stampede: redisSingle, redisCluster or redisBoth
+	faults    string // the faults scenario's faults to run, by name; "" for all
 }
 
 // scenario is one named benchmark.
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&opt.pidFile, "pidfile", "", "append 'pid starttime name' of every started process here")
 	flag.StringVar(&opt.cmdline, "cmdline", "", "the options run.sh was given, shown in the report")
 	flag.StringVar(&opt.redis, "redis", redisSingle, "the Redis of shared and stampede: single (one redis-server), cluster (a Redis Cluster of 3 masters) or both")
+	flag.StringVar(&opt.faults, "faults", "", "comma-separated faults of the faults scenario to run, by name (default: all)")
 	flag.BoolVar(&opt.noPin, "no-pin", false, "do not pin servers and load generator to separate CPUs")
 	flag.Parse()
 	opt.scenarios = strings.Split(scen, ",")

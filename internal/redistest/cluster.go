@@ -28,9 +28,24 @@ type Cluster struct {
 // cluster_state:ok. They are killed when t finishes.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
+	return startCluster(t, 0)
+}
+
+// StartClusterWithReplicas is StartCluster with a replica for each of the
+// three masters (six nodes), so that killing a master promotes its
+// replica (within about 2 to 5 s: the node timeout is 2 s). The nodes
+// keep serving the slots they hold while another master is failing
+// (cluster-require-full-coverage no).
+func StartClusterWithReplicas(t testing.TB) *Cluster {
+	t.Helper()
+	return startCluster(t, 1)
+}
+
+func startCluster(t testing.TB, replicas int) *Cluster {
+	t.Helper()
 	cli := binary(t, "redis-cli")
 	c := &Cluster{t: t}
-	for range 3 {
+	for range 3 * (1 + replicas) {
 		c.Nodes = append(c.Nodes, startWith(t, nil, func(s *Server) {
 			for s.port+10000 > 65535 || !portFree(s.port+10000) {
 				p, err := freePort()
@@ -42,13 +57,16 @@ func StartCluster(t testing.TB) *Cluster {
 			}
 			s.args = []string{"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
 				"--cluster-node-timeout", "2000"}
+			if replicas > 0 {
+				s.args = append(s.args, "--cluster-require-full-coverage", "no")
+			}
 		}))
 	}
 	args := []string{"--cluster", "create"}
 	for _, n := range c.Nodes {
 		args = append(args, n.Addr)
 	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
@@ -76,6 +94,43 @@ func (c *Cluster) awaitOK() {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// MasterOf returns the node that is the master of key's slot now, as
+// the live nodes see it, or nil if none is.
+func (c *Cluster) MasterOf(key string) *Server {
+	c.t.Helper()
+	ctx := context.Background()
+	for _, n := range c.Nodes {
+		if !n.running() {
+			continue
+		}
+		slot, err := n.Client().ClusterKeySlot(ctx, key).Result()
+		if err != nil {
+			continue
+		}
+		slots, err := n.Client().ClusterSlots(ctx).Result()
+		if err != nil {
+			continue
+		}
+		for _, r := range slots {
+			if int64(r.Start) <= slot && slot <= int64(r.End) && len(r.Nodes) > 0 {
+				return c.node(r.Nodes[0].Addr)
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+// node returns the node listening on addr, or nil.
+func (c *Cluster) node(addr string) *Server {
+	for _, n := range c.Nodes {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return nil
 }
 
 // URL returns the cluster's URL in go-redis's form:

@@ -131,6 +131,13 @@ func (s *Server) Client() *redis.Client {
 	return s.client
 }
 
+// running reports whether the server's process is running (not killed).
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
+}
+
 // Kill kills the server with SIGKILL and waits for it to exit. Data is
 // lost (persistence is off).
 func (s *Server) Kill() {

@@ -3,13 +3,17 @@
 // admission policy, per-entry TTLs and a cost equal to each entry's
 // estimated memory (tiers.Entry.MemSize).
 //
-// TTLs are kept here rather than by ristretto: ristretto would read the
-// clock on every Get of an entry with a TTL, and keep a second map of
-// expiry buckets. Here an entry's deadline sits beside it, and a Get
-// compares it with a clock that a ticker advances every clockTick, so an
-// entry leaves within clockTick of its TTL. An entry past its deadline
-// misses, and is deleted when read; one never read again stays, counted
-// in Bytes, until evicted.
+// TTLs are ristretto's (SetWithTTL): an entry past its TTL misses, and
+// ristretto's cleanup, run every ttlTick, removes the entries whose TTL
+// ended in the last completed 5-second bucket, so an expired entry's
+// memory is released within about ReclaimWithin of its TTL, read or not:
+// -l1-ttl bounds memory as well as age, and an idle instance gives its
+// entries back. (It costs a clock read on a Get of an entry with a TTL,
+// about 20 ns.)
+//
+// Purge drops what a selector names without iterating the cache: a
+// small table of local bans (tiers.Bans, numbered by time) that Get and
+// Set check an entry against, as the fleet's bans are checked.
 //
 // Entries are stored by pointer and never copied: a Get returns the very
 // Entry that was Set, which callers must treat as read-only (see
@@ -38,9 +42,13 @@ const (
 	minCounters = 10_000
 	// bufferItems is ristretto's recommended Get buffer size.
 	bufferItems = 64
-	// clockTick is how often the clock that TTLs are checked against
-	// advances: an entry may be served for up to this long past its TTL.
-	clockTick = 10 * time.Millisecond
+	// ttlTickSecs is ristretto's TtlTickerDurationInSec: its cleanup of
+	// expired entries runs every half of it.
+	ttlTickSecs = 1
+	// ReclaimWithin bounds how long after its TTL an entry's memory is
+	// released: ristretto files expiries in 5-second buckets and cleans
+	// a bucket once the next has begun, checked every half second.
+	ReclaimWithin = 11 * time.Second
 )
 
 // Options configures a Cache.
@@ -71,11 +79,13 @@ type Cache struct {
 	max int64
 	log *slog.Logger
 
-	// now is the clock TTLs are checked against, in Unix nanoseconds,
-	// advanced every clockTick until stop is closed.
-	now      atomic.Int64
-	stop     chan struct{}
-	stopOnce sync.Once
+	// bans are the local purges (Purge), numbered by time: an entry is
+	// dead if a ban newer than its StoredAt names it. maxTTL is the
+	// longest TTL given to Set, so a ban may be forgotten once every
+	// entry stored before it has expired.
+	bans    tiers.Bans
+	maxTTL  atomic.Int64
+	purgeMu sync.Mutex // serialises Purges: each ban numbered above the last
 
 	// Len and Bytes are tracked with an OnExit callback and two atomic
 	// counters rather than with ristretto's Metrics: Metrics makes every
@@ -94,8 +104,7 @@ type Cache struct {
 }
 
 // New returns a Cache configured by opts, or an error if opts is invalid.
-// The Cache owns goroutines (ristretto's and its clock); call Close when
-// done with it.
+// The Cache owns ristretto's goroutines; call Close when done with it.
 func New(opts Options) (*Cache, error) {
 	if opts.MaxBytes <= 0 {
 		return nil, fmt.Errorf("local: Options.MaxBytes must be > 0, got %d", opts.MaxBytes)
@@ -104,7 +113,8 @@ func New(opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("local: Options.NumCounters must be >= 0, got %d", opts.NumCounters)
 	}
 	counters := numCounters(opts)
-	c := &Cache{max: opts.MaxBytes, log: opts.Logger, stop: make(chan struct{})}
+	c := &Cache{max: opts.MaxBytes, log: opts.Logger}
+	c.bans.MaxBans = maxLocalBans
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -114,13 +124,14 @@ func New(opts Options) (*Cache, error) {
 		BufferItems:        bufferItems,
 		IgnoreInternalCost: true,
 		OnExit:             c.onExit,
+		// Expired entries are removed by ristretto's cleanup, read or
+		// not, and their memory released.
+		TtlTickerDurationInSec: ttlTickSecs,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	c.c = rc
-	c.now.Store(time.Now().UnixNano())
-	go c.tick()
 	c.log.Debug("local cache ready", "max_bytes", opts.MaxBytes, "num_counters", counters)
 	return c, nil
 }
@@ -143,25 +154,9 @@ func numCounters(opts Options) int64 {
 	return 1 << bits.Len64(uint64(n-1))
 }
 
-// item is what ristretto holds under a key: the entry and the clock
-// reading after which it is expired.
+// item is what ristretto holds under a key.
 type item struct {
-	e     *tiers.Entry
-	until int64
-}
-
-// tick advances c.now every clockTick until Close.
-func (c *Cache) tick() {
-	t := time.NewTicker(clockTick)
-	defer t.Stop()
-	for {
-		select {
-		case now := <-t.C:
-			c.now.Store(now.UnixNano())
-		case <-c.stop:
-			return
-		}
-	}
+	e *tiers.Entry
 }
 
 // onExit is called by ristretto whenever a value leaves the cache, and
@@ -174,14 +169,15 @@ func (c *Cache) onExit(it item) {
 	c.bytes.Add(-int64(it.e.MemSize()))
 }
 
-// Get returns the entry stored under key. It never returns an error and
+// Get returns the entry stored under key, if its TTL has not ended and
+// no Purge since it was stored names it. It never returns an error and
 // does not allocate: it is the proxy's hot path.
 func (c *Cache) Get(_ context.Context, key string) (*tiers.Entry, bool, error) {
 	it, ok := c.c.Get(key)
 	if !ok {
 		return nil, false, nil
 	}
-	if c.now.Load() > it.until {
+	if c.purged(it.e) {
 		c.c.Del(key)
 		return nil, false, nil
 	}
@@ -192,7 +188,8 @@ func (c *Cache) Get(_ context.Context, key string) (*tiers.Entry, bool, error) {
 var errNilEntry = errors.New("local: Set of a nil entry")
 
 // Set stores e under key for at most ttl, with a cost of e.MemSize() bytes.
-// If ttl <= 0, or e is larger than MaxBytes, nothing is stored. The store
+// If ttl <= 0, or e is larger than MaxBytes, or a Purge since e was
+// stored (e.StoredAt) names it, nothing is stored. The store
 // is asynchronous and may be dropped or refused (see Cache). e must not be
 // modified afterwards. Set returns an error only for a nil e.
 func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Duration) error {
@@ -206,11 +203,15 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 	if cost > c.max {
 		return nil
 	}
+	c.noteTTL(ttl) // before the ban check: see Purge
+	if c.purged(e) {
+		return nil
+	}
 	// Count first: once Set has accepted e, OnExit may run for it on
 	// ristretto's goroutine before Set returns.
 	c.entries.Add(1)
 	c.bytes.Add(cost)
-	if !c.c.Set(key, item{e: e, until: c.now.Load() + int64(ttl)}, cost) {
+	if !c.c.SetWithTTL(key, item{e: e}, cost, ttl) {
 		c.entries.Add(-1)
 		c.bytes.Add(-cost)
 	}
@@ -239,7 +240,7 @@ func (c *Cache) Wait() {
 
 // Len returns the number of entries held. It is exact after Wait; in
 // between it may count Sets that ristretto has yet to apply. Entries past
-// their TTL count until they are read, replaced or evicted.
+// their TTL count until ristretto's cleanup removes them (ReclaimWithin).
 func (c *Cache) Len() int64 {
 	return c.entries.Load()
 }
@@ -262,5 +263,4 @@ func (c *Cache) MaxBytes() int64 {
 // concurrently with itself.
 func (c *Cache) Close() {
 	c.c.Close()
-	c.stopOnce.Do(func() { close(c.stop) })
 }

@@ -146,10 +146,36 @@ func TestTTLExpiry(t *testing.T) {
 	if _, ok, _ := c.Get(ctx, "long"); !ok {
 		t.Error("Get(long) missed after short expired")
 	}
-	// The Get that found it expired deleted it; the counters follow.
+}
+
+// TestExpiredReclaimed: an entry past its TTL that is never read again
+// leaves the cache, and its bytes are released, within ReclaimWithin
+// (the issue: -l1-ttl did not bound memory, an idle instance held its
+// full -l1-max-bytes).
+func TestExpiredReclaimed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	long := entry("b")
+	for i := range 10 {
+		if err := c.Set(ctx, fmt.Sprint("short", i), entry(strings.Repeat("a", 1000)), time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Set(ctx, "long", long, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	c.Wait()
-	if n, _ := held(c); n != 1 {
-		t.Errorf("cache holds %d entries after the expired one was read, want 1", n)
+	if c.Len() != 11 {
+		t.Fatalf("Len = %d after 11 Sets, want 11", c.Len())
+	}
+	start := time.Now()
+	await.Until(t, time.Second+ReclaimWithin+5*time.Second, "the expired entries' bytes released, unread", func() bool {
+		return c.Len() == 1 && c.Bytes() == int64(long.MemSize())
+	})
+	t.Logf("released %v after Set (TTL 1s)", time.Since(start).Round(100*time.Millisecond))
+	if _, ok, _ := c.Get(ctx, "long"); !ok {
+		t.Error("Get(long) missed")
 	}
 	checkAccounting(t, c)
 }

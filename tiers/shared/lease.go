@@ -67,7 +67,7 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 		// every fill; a lease would only cost a round trip.
 		return nil, false, nil, ErrAlone
 	}
-	if t.refuse(purposeWrite) {
+	if t.refuseKey(ctx, purposeWrite, t.redisKey(key)) {
 		return nil, false, nil, ErrUnavailable
 	}
 	token := randomID()

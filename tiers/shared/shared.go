@@ -121,6 +121,7 @@ type Tier struct {
 	// metadata in one MGET.
 	oneNode bool
 	health  *health
+	nodes   nodes // a Cluster's masters found unreachable (nodes.go)
 	prefix  string
 	timeout time.Duration
 	retry   time.Duration
@@ -235,6 +236,9 @@ func New(opts Options) (*Tier, error) {
 		return nil, errors.New("shared: Options.URL or Options.Client is required")
 	}
 	t.rdb = t.client
+	if c, ok := t.client.(*redis.ClusterClient); ok {
+		t.nodes.cluster = c
+	}
 
 	// A slow first answer is not an unreachable Redis: as for calls
 	// (see fail), only tripAfter without one is.
@@ -315,7 +319,8 @@ func hideURL(err error) error {
 // pipeline's turn, then for its answer, then for any purges it must load
 // first, all within one Timeout.
 func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) {
-	if t.down.Load() || t.blocked(purposeRead) {
+	rk := t.redisKey(key)
+	if t.down.Load() || t.blocked(purposeRead) || t.keyDown(ctx, rk) {
 		t.errs.Add(1)
 		return nil, false, ErrUnavailable
 	}
@@ -327,7 +332,7 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	}
 	// The entry and the fleet's purge sequence and epoch in one round
 	// trip.
-	rd, err := t.batchGet(cctx, t.redisKey(key))
+	rd, err := t.batchGet(cctx, rk)
 	if err != nil {
 		return nil, false, t.fail(ctx, purposeRead, "get", err)
 	}
@@ -364,7 +369,8 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	if ttl <= 0 {
 		return nil
 	}
-	if t.refuse(purposeWrite) {
+	rk := t.redisKey(key)
+	if t.refuseKey(ctx, purposeWrite, rk) {
 		return ErrUnavailable
 	}
 	// go-redis rounds a sub-millisecond TTL up to 1ms, with a log line;
@@ -373,7 +379,7 @@ func (t *Tier) Set(ctx context.Context, key string, e *tiers.Entry, ttl time.Dur
 	// A lost write costs another origin fetch; a slow one would cost
 	// the request that makes it (its client waits for the store).
 	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	err := t.rdb.Set(cctx, t.redisKey(key), tiers.Encode(e), ttl).Err()
+	err := t.rdb.Set(cctx, rk, tiers.Encode(e), ttl).Err()
 	cancel()
 	if err != nil {
 		return t.fail(ctx, purposeWrite, "set", err)
@@ -496,7 +502,7 @@ func (t *Tier) fail(ctx context.Context, p purpose, op string, err error) error 
 	if ctx.Err() == nil && isTimeout(err) {
 		t.slow.Store(true)
 	}
-	if ctx.Err() == nil && unreachable(err) {
+	if ctx.Err() == nil && unreachable(err) && !t.nodeFailed(ctx, err) {
 		// A refused or broken connection trips the circuit at once; a
 		// slow answer only when it keeps happening, so that a loaded
 		// Redis (or a loaded machine) costs a few misses, not the tier.
@@ -561,6 +567,7 @@ func (t *Tier) watch() {
 			return
 		case <-tick.C:
 		}
+		t.probeNodes()
 		if !t.down.Load() {
 			continue
 		}
