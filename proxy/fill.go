@@ -62,10 +62,20 @@ func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
 	if release != nil {
 		defer release()
 	}
-	res = x.fetch(ctx, seq, x.stale)
+	var report bool
+	if x.servableInBackoff(x.stale) {
+		// The origin may be failing: while it is, one fetch per interval
+		// (backoff.go), and the stale copy for the others.
+		var ok bool
+		if ok, report = x.originAllowed(ctx); !ok {
+			x.h.m.originHeld.Add(1)
+			return &fillResult{entry: x.stale, key: x.key, shareable: true, as: staleBackoff}
+		}
+	}
+	res = x.fetch(ctx, seq, x.stale, report)
 	if res == nil {
 		// A 304 for another representation: fetch it whole.
-		res = x.fetch(ctx, seq, nil)
+		res = x.fetch(ctx, seq, nil, report)
 	}
 	return res
 }
@@ -73,8 +83,10 @@ func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
 // fetch makes one origin request, conditional if stale is set, and returns
 // what it gives: an entry stored, a stale entry confirmed by a 304 or
 // served because the origin failed, a stream of what may not be stored,
-// or an error. It returns nil for a 304 that does not select stale.
-func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry) *fillResult {
+// or an error. It returns nil for a 304 that does not select stale. Its
+// outcome, failed or not, is recorded for the key's backoff (backoff.go);
+// report says the fleet awaits it.
+func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry, report bool) *fillResult {
 	h := x.h
 	out := h.originRequest(ctx, x.r)
 	if stale != nil {
@@ -93,9 +105,15 @@ func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry) *f
 			err = fmt.Errorf("%w: %w", cause, err)
 		}
 		h.m.originFailed(err)
+		if cause := context.Cause(ctx); cause == nil || errors.Is(cause, errFillTimeout) {
+			// Not when every client waiting for it left: the origin
+			// did not fail.
+			x.originOutcome(ctx, true, report)
+		}
 		return x.staleOr(stale, &fillResult{err: err})
 	}
 	h.m.originOK()
+	x.originOutcome(ctx, resp.StatusCode >= 500, report)
 	removeHopHeaders(resp.Header)
 	switch {
 	case resp.StatusCode == http.StatusNotModified && stale != nil:

@@ -127,6 +127,16 @@ type Options struct {
 	// this is not joined at all. If zero, 5s.
 	LockTimeout time.Duration
 
+	// OriginBackoff is how long, after a key's origin fetch failed (an
+	// error, a refused connection or a 5xx), requests for it that have a
+	// stale copy they may serve on error are served it without asking the
+	// origin; the fleet through the shared tier. It doubles with each
+	// failure in a row, up to OriginBackoffMax; a fetch that succeeds
+	// ends it. See backoff.go. If zero, 1s.
+	OriginBackoff time.Duration
+	// OriginBackoffMax caps OriginBackoff's doubling. If zero, 30s.
+	OriginBackoffMax time.Duration
+
 	// Logger receives the proxy's logs. If nil, slog.Default().
 	Logger *slog.Logger
 
@@ -221,7 +231,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: ClientNoCache %q: want honour, revalidate or ignore", o.ClientNoCache)
 	}
 	for name, d := range map[string]time.Duration{"DefaultTTL": o.DefaultTTL, "L1TTL": o.L1TTL, "FillTimeout": o.FillTimeout,
-		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout} {
+		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout,
+		"OriginBackoff": o.OriginBackoff, "OriginBackoffMax": o.OriginBackoffMax} {
 		if d < 0 {
 			return fmt.Errorf("proxy: %s must not be negative, got %v", name, d)
 		}

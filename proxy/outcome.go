@@ -34,6 +34,7 @@ var (
 	hitL2             = newOutcome(outcome{label: "HIT-L2", hit: true, detail: "l2"})
 	staleRevalidating = newOutcome(outcome{label: "STALE", hit: true, detail: "stale-while-revalidate"})
 	staleOnError      = newOutcome(outcome{label: "STALE", fwd: "stale", detail: "stale-if-error", onError: true})
+	staleBackoff      = newOutcome(outcome{label: "STALE", hit: true, detail: "origin-backoff", onError: true}) // the origin not asked: the key's fetches are failing (backoff.go)
 	revalidated       = newOutcome(outcome{label: "REVALIDATED", fwd: "stale"})
 	missed            = newOutcome(outcome{label: "MISS"})
 	passed            = newOutcome(outcome{label: "PASS"}) // fetched, not storable: detail says why

@@ -52,15 +52,18 @@ type config struct {
 	Drain           time.Duration
 	LockTimeout     time.Duration
 	ClientNoCache   string
-	AccessLog       string // "": none
-	TagHeaders      []string
-	HeaderTimeout   time.Duration
-	IdleTimeout     time.Duration
-	PurgeWait       time.Duration
-	PublicHost      string
-	Hosts           []string
-	StripHeaders    []string // nil: proxy.DefaultStripHeaders
-	Routes          []proxy.Route
+	// OriginBackoff, OriginBackoffMax: proxy.Options'.
+	OriginBackoff    time.Duration
+	OriginBackoffMax time.Duration
+	AccessLog        string // "": none
+	TagHeaders       []string
+	HeaderTimeout    time.Duration
+	IdleTimeout      time.Duration
+	PurgeWait        time.Duration
+	PublicHost       string
+	Hosts            []string
+	StripHeaders     []string // nil: proxy.DefaultStripHeaders
+	Routes           []proxy.Route
 
 	MaxBans          int // bans held, here and in Redis (tiers.Bans.MaxBans); 0: tiers.DefaultMaxBans
 	MaxInflightBytes int64
@@ -223,6 +226,10 @@ var settings = []setting{
 		}},
 	{name: "lock-timeout", def: "5s", usage: "how long a request waits for another's fill of the same key (here or on another instance) before serving its stale copy where allowed or fetching on its own; a fill older than this is not joined",
 		parse: func(c *config, v string) (err error) { c.LockTimeout, err = parseDuration(v, true); return err }},
+	{name: "origin-backoff", def: "1s", usage: "after a key's origin fetch failed (error, refused connection, 5xx), how long requests with a stale copy they may serve on error get it without asking the origin (fleet-wide: one fetch per key per interval); doubles with each failure in a row up to -origin-backoff-max, ends with a fetch that succeeds",
+		parse: func(c *config, v string) (err error) { c.OriginBackoff, err = parseDuration(v, true); return err }},
+	{name: "origin-backoff-max", def: "30s", usage: "the longest -origin-backoff interval",
+		parse: func(c *config, v string) (err error) { c.OriginBackoffMax, err = parseDuration(v, true); return err }},
 	{name: "drain", def: "5s", usage: "on SIGTERM/SIGINT, how long /readyz answers 503 while the proxy keeps serving, so a load balancer stops sending traffic before the listener closes; 0 closes it at once",
 		parse: func(c *config, v string) (err error) { c.Drain, err = parseDuration(v, false); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",

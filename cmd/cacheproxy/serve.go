@@ -80,7 +80,10 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		StripHeaders:   cfg.StripHeaders,
 		LockTimeout:    cfg.LockTimeout,
 		ClientNoCache:  cfg.ClientNoCache,
-		TagHeaders:     cfg.TagHeaders,
+
+		OriginBackoff:    cfg.OriginBackoff,
+		OriginBackoffMax: cfg.OriginBackoffMax,
+		TagHeaders:       cfg.TagHeaders,
 
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		BodyTimeout:      cfg.BodyTimeout,
