@@ -217,6 +217,8 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 		// The origin's freshness does not apply; neither may its age.
 		e.InitialAge = 0
 	}
+	// The configured stale windows go with the entry (staleWindows).
+	e.StaleWhileRevalidate, e.StaleIfError = x.h.configuredStale(x.rt)
 	// The body and every string of the entry into one allocation: it
 	// may be held for long.
 	return e.Packed()

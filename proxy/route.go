@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -101,6 +102,12 @@ func (rt Route) Validate() error {
 	}
 	if rt.TTL < 0 {
 		return errors.New("TTL must not be negative")
+	}
+	if rt.StaleIfError < 0 || rt.StaleWhileRevalidate < 0 {
+		return errors.New("StaleIfError and StaleWhileRevalidate must not be negative")
+	}
+	if err := ValidateStatusTTL(rt.StatusTTL); err != nil {
+		return fmt.Errorf("StatusTTL: %w", err)
 	}
 	if !validClientNoCache(rt.ClientNoCache) {
 		return fmt.Errorf("ClientNoCache %q: want honour, revalidate or ignore", rt.ClientNoCache)
@@ -228,4 +235,18 @@ func sameKind(a, b string) bool {
 		return t
 	}
 	return kind(a) == kind(b)
+}
+
+// configuredStale returns the stale windows the configuration gives
+// responses on route rt (nil: none matched) that state none: the route's,
+// else the Handler's.
+func (h *Handler) configuredStale(rt *Route) (swr, sie time.Duration) {
+	swr, sie = h.o.StaleWhileRevalidate, h.o.StaleIfError
+	if rt != nil && rt.StaleWhileRevalidate > 0 {
+		swr = rt.StaleWhileRevalidate
+	}
+	if rt != nil && rt.StaleIfError > 0 {
+		sie = rt.StaleIfError
+	}
+	return swr, sie
 }

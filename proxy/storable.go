@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -52,6 +53,34 @@ type storeRule struct {
 	cc         cacheControl
 	rt         *Route
 	defaultTTL time.Duration
+	statusTTL  map[int]time.Duration // the Handler's, under the route's
+}
+
+// ValidateStatusTTL reports whether m is a valid StatusTTL: statuses from
+// 200 to 499 but 206 and 304, lifetimes above zero. A 5xx is refused: a
+// stored error would replace the copy that stale-if-error serves.
+func ValidateStatusTTL(m map[int]time.Duration) error {
+	for code, d := range m {
+		switch {
+		case code < 200 || code > 499 || code == 206 || code == 304:
+			return fmt.Errorf("status %d: want 200 to 499 but 206 and 304 (a stored 5xx would hide the stale copy stale-if-error serves)", code)
+		case d <= 0:
+			return fmt.Errorf("status %d: lifetime %v must be greater than 0", code, d)
+		}
+	}
+	return nil
+}
+
+// statusLifetime returns the lifetime the configuration gives a response
+// of status without explicit freshness: the route's, else the Handler's.
+func (s storeRule) statusLifetime(status int) (time.Duration, bool) {
+	if s.rt != nil {
+		if d, ok := s.rt.StatusTTL[status]; ok {
+			return d, true
+		}
+	}
+	d, ok := s.statusTTL[status]
+	return d, ok
 }
 
 // responseHead is the part of a response that storability reads.
@@ -115,13 +144,16 @@ func (s storeRule) refusal(r responseHead) string {
 // overridden applies an override route: its TTL replaces the origin's
 // freshness, and only that (private and no-store still apply).
 func (s storeRule) overridden(r responseHead, p policy) policy {
+	ttl, listed := s.statusLifetime(r.status)
 	switch {
-	case r.status != http.StatusOK:
+	case r.status != http.StatusOK && !listed:
 		p.reason = "status"
 	case r.cc.noStore && !r.cc.mustUnderstand:
 		p.reason = "no-store"
 	case r.cc.private:
 		p.reason = "private"
+	case listed:
+		p.lifetime, p.storable = ttl, true
 	default:
 		if p.lifetime = s.rt.TTL; p.lifetime <= 0 {
 			p.lifetime = s.defaultTTL
@@ -160,7 +192,11 @@ func refusedByResponse(r responseHead) string {
 // can be revalidated.
 func (s storeRule) fresh(r responseHead, p policy) policy {
 	lifetime, explicit := explicitLifetime(r.cc, r.h, r.targeted)
-	if !explicit {
+	ttl, listed := s.statusLifetime(r.status)
+	switch {
+	case !explicit && listed:
+		lifetime = ttl // the operator's rule for this status
+	case !explicit:
 		if !heuristicStatus(r.status) && !r.cc.public {
 			p.reason = "status"
 			return p
@@ -191,5 +227,5 @@ func varyStar(h http.Header) bool {
 // storeRule returns the rule deciding whether the response to out, the
 // request sent to the origin for this exchange, is stored.
 func (x *exchange) storeRule(out *http.Request) storeRule {
-	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.h.o.DefaultTTL}
+	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.h.o.DefaultTTL, statusTTL: x.h.o.StatusTTL}
 }

@@ -81,9 +81,12 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 		LockTimeout:    cfg.LockTimeout,
 		ClientNoCache:  cfg.ClientNoCache,
 
-		OriginBackoff:    cfg.OriginBackoff,
-		OriginBackoffMax: cfg.OriginBackoffMax,
-		TagHeaders:       cfg.TagHeaders,
+		StaleIfError:         cfg.StaleIfError,
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
+		StatusTTL:            cfg.StatusTTL,
+		OriginBackoff:        cfg.OriginBackoff,
+		OriginBackoffMax:     cfg.OriginBackoffMax,
+		TagHeaders:           cfg.TagHeaders,
 
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		BodyTimeout:      cfg.BodyTimeout,
