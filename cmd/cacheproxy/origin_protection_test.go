@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,5 +128,101 @@ func TestFailingOriginIsAskedOncePerKeyPerInterval(t *testing.T) {
 				t.Errorf("only %d requests made: the test did not load the proxy", total)
 			}
 		})
+	}
+}
+
+// TestStalePerRoute: a route's stale-if-error serves a copy another
+// instance stored, after its TTL ran out, while the origin fails, though
+// the origin sent no stale-if-error of its own; inspect shows the window;
+// a route's stale-while-revalidate serves the stale copy at once.
+func TestStalePerRoute(t *testing.T) {
+	redis := redistest.Start(t)
+	var failing atomic.Bool
+	var asked atomic.Int64
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		if failing.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Etag", `"v1"`)
+		fmt.Fprintf(w, "page %s", r.URL.Path) // no Cache-Control: a DRF view
+	}))
+	t.Cleanup(o.Close)
+	cfg := t.TempDir() + "/cacheproxy.yaml"
+	writeTestFile(t, cfg, `routes:
+  - path: /rank
+    ttl: 1s
+    stale-if-error: 60s
+  - path: /feed
+    ttl: 1s
+    stale-while-revalidate: 60s
+`)
+	fleet := startFleet(t, redis, o.URL, 2, "-config", cfg)
+	a, b := fleet[0], fleet[1]
+	get(t, a, "/rank")
+	get(t, a, "/feed")
+	code, _, body := fetch(t, "GET", b.adminURL+"/cache?url=/rank", fleetToken)
+	if code != 200 || !strings.Contains(body, `"stale_if_error_seconds": 60`) {
+		t.Errorf("inspect /rank = %d %s; want stale_if_error_seconds 60", code, body)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the route's TTL
+	failing.Store(true)
+	code, h, body := fetch(t, "GET", b.proxyURL+"/rank", "")
+	if code != 200 || body != "page /rank" || !strings.Contains(h.Get("Cache-Status"), "stale-if-error") {
+		t.Errorf("GET /rank with the origin failing = %d %q (%s); want the stale copy, 200", code, body, h.Get("Cache-Status"))
+	}
+	code, h, body = fetch(t, "GET", b.proxyURL+"/feed", "")
+	if code != 200 || body != "page /feed" || !strings.Contains(h.Get("Cache-Status"), "stale-while-revalidate") {
+		t.Errorf("GET /feed stale = %d %q (%s); want the stale copy at once", code, body, h.Get("Cache-Status"))
+	}
+}
+
+// TestStatusTTL: -status-ttl stores a 404 without explicit freshness for
+// its time, a route's status-ttl does too, and neither stores a private
+// 404.
+func TestStatusTTL(t *testing.T) {
+	var asked sync.Map
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := asked.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		if strings.HasPrefix(r.URL.Path, "/private") {
+			w.Header().Set("Cache-Control", "private")
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(o.Close)
+	cfg := t.TempDir() + "/cacheproxy.yaml"
+	writeTestFile(t, cfg, `routes:
+  - path: /route/
+    status-ttl: {404: 30s, 410: 1m}
+`)
+	byRoute := startServer(t, nil, "-origin", o.URL, "-config", cfg)
+	byFlag := startServer(t, nil, "-origin", o.URL, "-status-ttl", "404=30s,410=1m")
+	for _, c := range []struct {
+		s *server
+		p string
+	}{{byRoute, "/route/gone"}, {byRoute, "/elsewhere"}, {byFlag, "/gone"}, {byFlag, "/private"}} {
+		for range 3 {
+			if code, _, _ := fetch(t, "GET", c.s.proxyURL+c.p, ""); code != 404 {
+				t.Fatalf("GET %s = %d, want 404", c.p, code)
+			}
+		}
+	}
+	count := func(p string) int64 {
+		n, _ := asked.Load(p)
+		return n.(*atomic.Int64).Load()
+	}
+	for p, want := range map[string]int64{"/route/gone": 1, "/elsewhere": 3, "/gone": 1, "/private": 3} {
+		if got := count(p); got != want {
+			t.Errorf("origin asked %d times for %s, want %d", got, p, want)
+		}
+	}
+}
+
+func writeTestFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
