@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -54,21 +53,6 @@ type storeRule struct {
 	rt         *Route
 	defaultTTL time.Duration
 	statusTTL  map[int]time.Duration // the Handler's, under the route's
-}
-
-// ValidateStatusTTL reports whether m is a valid StatusTTL: statuses from
-// 200 to 499 but 206 and 304, lifetimes above zero. A 5xx is refused: a
-// stored error would replace the copy that stale-if-error serves.
-func ValidateStatusTTL(m map[int]time.Duration) error {
-	for code, d := range m {
-		switch {
-		case code < 200 || code > 499 || code == 206 || code == 304:
-			return fmt.Errorf("status %d: want 200 to 499 but 206 and 304 (a stored 5xx would hide the stale copy stale-if-error serves)", code)
-		case d <= 0:
-			return fmt.Errorf("status %d: lifetime %v must be greater than 0", code, d)
-		}
-	}
-	return nil
 }
 
 // statusLifetime returns the lifetime the configuration gives a response
