@@ -27,6 +27,8 @@ func TestDecide(t *testing.T) {
 	override := &Route{Path: "/", TTL: 2 * time.Hour, Override: true}
 	overrideIgnoringCookies := &Route{Path: "/", TTL: 2 * time.Hour, Override: true, IgnoreCookies: true}
 	routeTTL := &Route{Path: "/", TTL: time.Minute}
+	negative := &Route{Path: "/", StatusTTL: map[int]time.Duration{404: 10 * time.Second, 403: time.Minute}}
+	overrideNegative := &Route{Path: "/", TTL: 2 * time.Hour, Override: true, StatusTTL: map[int]time.Duration{404: 10 * time.Second}}
 	routeTTLIgnoringCookies := &Route{Path: "/", TTL: time.Minute, IgnoreCookies: true}
 	const def = 5 * time.Minute
 	cases := []struct {
@@ -118,10 +120,21 @@ func TestDecide(t *testing.T) {
 		{"override ignores max-age", get(), 200, hdr("Cache-Control", "max-age=5"), override, def, true, 2 * time.Hour},
 		{"override keeps set-cookie rule", get(), 200, hdr("Set-Cookie", "a"), override, def, false, 0},
 		{"override only 200", get(), 500, hdr(), override, def, false, 0},
+		{"status-ttl 404", get(), 404, hdr(), negative, 0, true, 10 * time.Second},
+		{"status-ttl 403, not heuristic", get(), 403, hdr(), negative, 0, true, time.Minute},
+		{"status-ttl 404, unlisted 401", get(), 401, hdr(), negative, 0, false, 0},
+		{"status-ttl 404, explicit max-age wins", get(), 404, hdr("Cache-Control", "max-age=5"), negative, 0, true, 5 * time.Second},
+		{"status-ttl 404, private", get(), 404, hdr("Cache-Control", "private"), negative, 0, false, 0},
+		{"status-ttl 404, no-store", get(), 404, hdr("Cache-Control", "no-store"), negative, 0, false, 0},
+		{"status-ttl 404, set-cookie", get(), 404, hdr("Set-Cookie", "a=1"), negative, 0, false, 0},
+		{"status-ttl 404, cookie sent", get("Cookie", "s=1"), 404, hdr(), negative, 0, false, 0},
+		{"status-ttl 404, authorization", get("Authorization", "x"), 404, hdr(), negative, 0, false, 0},
+		{"status-ttl 404 on an override route", get(), 404, hdr("Cache-Control", "max-age=600"), overrideNegative, def, true, 10 * time.Second},
+		{"status-ttl on an override route, unlisted 500", get(), 500, hdr(), overrideNegative, def, false, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := decide(storeRule{tc.req, requestCacheControl(tc.req.Header), tc.rt, tc.def}, tc.status, tc.h)
+			p := decide(storeRule{req: tc.req, cc: requestCacheControl(tc.req.Header), rt: tc.rt, defaultTTL: tc.def}, tc.status, tc.h)
 			if p.storable != tc.storable {
 				t.Fatalf("storable = %v (%s), want %v", p.storable, p.reason, tc.storable)
 			}
@@ -174,6 +187,6 @@ func BenchmarkDecide(b *testing.B) {
 	h := http.Header{"Cache-Control": {"public, max-age=60"}, "Content-Type": {"application/json"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		decide(storeRule{r, noDirectives(), nil, time.Minute}, 200, h)
+		decide(storeRule{req: r, cc: noDirectives(), defaultTTL: time.Minute}, 200, h)
 	}
 }

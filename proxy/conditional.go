@@ -46,6 +46,8 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, pol
 	e.StoredAt = respTime
 	e.InitialAge = initialAge(resp.Header, o.reqTime, respTime)
 	e.Lifetime = pol.lifetime
+	// Stored anew: under the configuration of now, as newEntry.
+	e.StaleWhileRevalidate, e.StaleIfError = x.h.configuredStale(x.rt)
 	if tags := x.h.parseTags(resp.Header); tags != nil {
 		e.Tags = tags // the 304 names them anew
 	}

@@ -64,10 +64,20 @@ func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
 	if release != nil {
 		defer release()
 	}
-	res = x.fetch(ctx, seq, x.stale)
+	var report bool
+	if x.servableInBackoff(x.stale) {
+		// The origin may be failing: while it is, one fetch per interval
+		// (backoff.go), and the stale copy for the others.
+		var ok bool
+		if ok, report = x.originAllowed(ctx); !ok {
+			x.h.m.originHeld.Add(1)
+			return &fillResult{entry: x.stale, key: x.key, shareable: true, as: staleBackoff}
+		}
+	}
+	res = x.fetch(ctx, seq, x.stale, report)
 	if res == nil {
 		// A 304 for another representation: fetch it whole.
-		res = x.fetch(ctx, seq, nil)
+		res = x.fetch(ctx, seq, nil, report)
 	}
 	return res
 }
@@ -75,8 +85,10 @@ func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
 // fetch makes one origin request, conditional if stale is set, and returns
 // what it gives: an entry stored, a stale entry confirmed by a 304 or
 // served because the origin failed, a stream of what may not be stored,
-// or an error. It returns nil for a 304 that does not select stale.
-func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry) *fillResult {
+// or an error. It returns nil for a 304 that does not select stale. Its
+// outcome, failed or not, is recorded for the key's backoff (backoff.go);
+// report says the fleet awaits it.
+func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry, report bool) *fillResult {
 	h := x.h
 	out := h.originRequest(ctx, x.r)
 	if stale != nil {
@@ -96,10 +108,16 @@ func (x *exchange) fetch(ctx context.Context, seq uint64, stale *tiers.Entry) *f
 		}
 		if !errors.Is(err, errOriginBusy) {
 			h.m.originFailed(err) // busy is the proxy's own bound, not the origin down
+			if cause := context.Cause(ctx); cause == nil || errors.Is(cause, errFillTimeout) {
+				// Not when every client waiting for it left: the origin
+				// did not fail.
+				x.originOutcome(ctx, true, report)
+			}
 		}
 		return x.staleOr(stale, &fillResult{err: err})
 	}
 	h.m.originOK()
+	x.originOutcome(ctx, resp.StatusCode >= 500, report)
 	removeHopHeaders(resp.Header)
 	switch {
 	case resp.StatusCode == http.StatusNotModified && stale != nil:
@@ -207,6 +225,8 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 		// The origin's freshness does not apply; neither may its age.
 		e.InitialAge = 0
 	}
+	// The configured stale windows go with the entry (staleWindows).
+	e.StaleWhileRevalidate, e.StaleIfError = x.h.configuredStale(x.rt)
 	// The body and every string of the entry into one allocation: it
 	// may be held for long.
 	return e.Packed()

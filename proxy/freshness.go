@@ -68,19 +68,30 @@ func answersAuthorized(e *tiers.Entry) bool {
 // revalidated with a conditional request rather than fetched again.
 const revalidateKeep = 10 * time.Minute
 
-// retention returns how long past its freshness lifetime e is kept in the
-// tiers: long enough for the stale-while-revalidate and stale-if-error
-// windows it grants (RFC 5861), and for revalidation if it has a
-// validator. An entry with none of these is dropped when it goes stale.
-func retention(e *tiers.Entry) time.Duration {
+// staleWindows returns e's stale-while-revalidate and stale-if-error
+// windows (RFC 5861): those its Cache-Control states, else those the
+// configuration recorded on it when it was stored (a route's, or the
+// defaults). Zero or less: none. Every question about serving e stale
+// reads them here.
+func staleWindows(e *tiers.Entry) (swr, sie time.Duration) {
 	cc, _ := responseCacheControl(e.Header)
-	var keep time.Duration
-	if cc.staleWhileRevalidate > 0 {
-		keep = time.Duration(cc.staleWhileRevalidate) * time.Second
+	swr, sie = e.StaleWhileRevalidate, e.StaleIfError
+	if cc.staleWhileRevalidate >= 0 {
+		swr = time.Duration(cc.staleWhileRevalidate) * time.Second
 	}
-	if sie := time.Duration(cc.staleIfError) * time.Second; sie > keep {
-		keep = sie
+	if cc.staleIfError >= 0 {
+		sie = time.Duration(cc.staleIfError) * time.Second
 	}
+	return swr, sie
+}
+
+// retention returns how long past its freshness lifetime e is kept in the
+// tiers: long enough for its stale-while-revalidate and stale-if-error
+// windows (staleWindows), and for revalidation if it has a validator. An
+// entry with none of these is dropped when it goes stale.
+func retention(e *tiers.Entry) time.Duration {
+	swr, sie := staleWindows(e)
+	keep := max(swr, sie, 0)
 	if hasValidator(e.Header) && keep < revalidateKeep {
 		keep = revalidateKeep
 	}
@@ -97,11 +108,11 @@ func mayServeStale(e *tiers.Entry) bool {
 // staleWhileRevalidate reports whether stale e may be served while it is
 // revalidated in the background (RFC 5861 §3).
 func staleWhileRevalidate(e *tiers.Entry, now time.Time) bool {
-	cc, _ := responseCacheControl(e.Header)
-	if cc.staleWhileRevalidate <= 0 || !mayServeStale(e) {
+	swr, _ := staleWindows(e)
+	if swr <= 0 || !mayServeStale(e) {
 		return false
 	}
-	return -e.Remaining(now) <= time.Duration(cc.staleWhileRevalidate)*time.Second
+	return -e.Remaining(now) <= swr
 }
 
 // staleIfError reports whether stale e may be served because the origin
@@ -111,15 +122,12 @@ func staleIfError(e *tiers.Entry, reqCC cacheControl, now time.Time) bool {
 	if !mayServeStale(e) {
 		return false
 	}
-	ecc, _ := responseCacheControl(e.Header)
-	limit := ecc.staleIfError
-	if reqCC.staleIfError > limit {
-		limit = reqCC.staleIfError
-	}
+	_, limit := staleWindows(e)
+	limit = max(limit, time.Duration(reqCC.staleIfError)*time.Second)
 	if limit <= 0 {
 		return false
 	}
-	return -e.Remaining(now) <= time.Duration(limit)*time.Second
+	return -e.Remaining(now) <= limit
 }
 
 // heuristicLifetime returns the heuristic freshness (RFC 9111 §4.2.2) of a

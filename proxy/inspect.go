@@ -25,6 +25,12 @@ type Inspection struct {
 	Vary             []string    `json:"vary"`
 	Seq              uint64      `json:"seq"`
 	Header           http.Header `json:"headers"`
+	// StaleIfErrorSeconds and StaleWhileRevalidateSeconds are the stale
+	// windows in force for the entry: its Cache-Control's, else those the
+	// configuration recorded on it when it was stored (route or
+	// default). Zero: none.
+	StaleIfErrorSeconds         float64 `json:"stale_if_error_seconds"`
+	StaleWhileRevalidateSeconds float64 `json:"stale_while_revalidate_seconds"`
 	// Variants lists, for a URL whose responses vary, every variant
 	// cached, with the request header values that select each; the
 	// fields above describe the one the inspecting request selects, if
@@ -96,11 +102,15 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 
 // inspection describes e, stored for the canonical URL norm, at now.
 func inspection(e *tiers.Entry, norm string, now time.Time) *Inspection {
+	swr, sie := staleWindows(e)
 	return &Inspection{
 		URL: norm, Status: e.Status, StoredAt: e.StoredAt,
 		AgeSeconds:       e.Age(now).Seconds(),
 		RemainingSeconds: e.Remaining(now).Seconds(),
 		Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header.Clone(),
+
+		StaleIfErrorSeconds:         max(sie, 0).Seconds(),
+		StaleWhileRevalidateSeconds: max(swr, 0).Seconds(),
 	}
 }
 

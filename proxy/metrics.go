@@ -35,6 +35,7 @@ type metrics struct {
 	originRequests, originErrors atomic.Int64
 	collapsed, stored            atomic.Int64
 	fleetCollapsed               atomic.Int64
+	originHeld                   atomic.Int64
 	sharedErrors                 atomic.Int64
 	originBusy                   atomic.Int64 // errOriginBusy
 	originWaiting                atomic.Int64 // waiting for an origin request slot now
@@ -128,19 +129,21 @@ func (h *Handler) Stats() Stats {
 	}
 	cacheable, all, _ := HitRatios(requests)
 	return Stats{
-		Requests:        requests,
-		HitRatio:        cacheable,
-		HitRatioAll:     all,
-		OriginRequests:  m.originRequests.Load(),
-		OriginErrors:    m.originErrors.Load(),
-		Collapsed:       m.collapsed.Load(),
-		FleetCollapsed:  m.fleetCollapsed.Load(),
-		Stored:          m.stored.Load(),
-		SharedErrors:    m.sharedErrors.Load(),
-		OriginBusy:      m.originBusy.Load(),
-		OriginWaiting:   m.originWaiting.Load(),
-		OriginUp:        up,
-		OriginLastError: lastErr,
+		Requests:          requests,
+		HitRatio:          cacheable,
+		HitRatioAll:       all,
+		OriginRequests:    m.originRequests.Load(),
+		OriginErrors:      m.originErrors.Load(),
+		Collapsed:         m.collapsed.Load(),
+		FleetCollapsed:    m.fleetCollapsed.Load(),
+		Stored:            m.stored.Load(),
+		SharedErrors:      m.sharedErrors.Load(),
+		OriginHeld:        m.originHeld.Load(),
+		OriginBackoffKeys: h.backoffs.failing(h.o.Now()),
+		OriginBusy:        m.originBusy.Load(),
+		OriginWaiting:     m.originWaiting.Load(),
+		OriginUp:          up,
+		OriginLastError:   lastErr,
 	}
 }
 
@@ -161,6 +164,10 @@ var (
 		"Requests answered by another request's fill.", nil, nil)
 	descFleetCollapsed = prometheus.NewDesc("cacheproxy_fleet_collapsed_fills_total",
 		"Fills answered by another instance's fill (fleet-wide lease).", nil, nil)
+	descOriginHeld = prometheus.NewDesc("cacheproxy_origin_backoff_held_total",
+		"Fills not sent to the origin because their key's fetches were failing (served stale, Cache-Status detail origin-backoff).", nil, nil)
+	descBackoffKeys = prometheus.NewDesc("cacheproxy_origin_backoff_keys",
+		"Keys this instance holds back from the origin now (their fetches are failing).", nil, nil)
 	descStored = prometheus.NewDesc("cacheproxy_stored_total",
 		"Responses stored in the cache tiers.", nil, nil)
 	descSharedErrors = prometheus.NewDesc("cacheproxy_redis_errors_total",
@@ -184,7 +191,7 @@ type collector struct{ h *Handler }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequests, descOrigin, descOriginErrors, descCollapsed, descFleetCollapsed,
 		descStored, descSharedErrors, descServedBytes, descOriginUp, descInvalidations,
-		descOriginBusy, descOriginWaiting} {
+		descOriginBusy, descOriginWaiting, descOriginHeld, descBackoffKeys} {
 		ch <- d
 	}
 	c.h.m.originLatency.Describe(ch)
@@ -200,6 +207,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descOriginErrors, prometheus.CounterValue, float64(s.OriginErrors))
 	ch <- prometheus.MustNewConstMetric(descCollapsed, prometheus.CounterValue, float64(s.Collapsed))
 	ch <- prometheus.MustNewConstMetric(descFleetCollapsed, prometheus.CounterValue, float64(s.FleetCollapsed))
+	ch <- prometheus.MustNewConstMetric(descOriginHeld, prometheus.CounterValue, float64(s.OriginHeld))
+	ch <- prometheus.MustNewConstMetric(descBackoffKeys, prometheus.GaugeValue, float64(s.OriginBackoffKeys))
 	ch <- prometheus.MustNewConstMetric(descStored, prometheus.CounterValue, float64(s.Stored))
 	ch <- prometheus.MustNewConstMetric(descSharedErrors, prometheus.CounterValue, float64(s.SharedErrors))
 	ch <- prometheus.MustNewConstMetric(descOriginBusy, prometheus.CounterValue, float64(s.OriginBusy))

@@ -70,6 +70,22 @@ type Route struct {
 	// Options.ClientNoCache). If empty, the Handler's, but "ignore" on an
 	// Override route (as Django's cache_page does).
 	ClientNoCache string
+	// StaleIfError and StaleWhileRevalidate are the stale windows (RFC
+	// 5861) given to this route's stored responses whose Cache-Control
+	// states none of its own: how long past its freshness a response
+	// may be served when the origin fails, or while it is revalidated in
+	// the background. They are recorded on the entry when it is stored,
+	// so every instance serves it alike, and the entry is kept that long
+	// past its freshness in each tier. Zero means the Handler's.
+	StaleIfError, StaleWhileRevalidate time.Duration
+	// StatusTTL gives a freshness lifetime per status code to this
+	// route's responses that state no explicit freshness (nginx's
+	// proxy_cache_valid), for negative caching: {404: 10s}. It changes
+	// freshness only: a response that is private, no-store, sets a
+	// cookie or may not be shared (sharing.go) is never stored. Statuses
+	// 200 to 499 but 206 and 304; a status not listed takes the
+	// Handler's StatusTTL, then the usual rules.
+	StatusTTL map[int]time.Duration
 }
 
 // Options configures a Handler. The zero value of each field is a usable
@@ -126,6 +142,25 @@ type Options struct {
 	// stale-while-revalidate), or fetches on its own. A fill older than
 	// this is not joined at all. If zero, 5s.
 	LockTimeout time.Duration
+
+	// StaleIfError and StaleWhileRevalidate are the stale windows given
+	// to stored responses that state none, on routes that set none (see
+	// Route.StaleIfError). Zero: none.
+	StaleIfError, StaleWhileRevalidate time.Duration
+	// StatusTTL is the freshness lifetime per status code given to
+	// responses without explicit freshness, on every route (see
+	// Route.StatusTTL). Nil: none, the usual rules.
+	StatusTTL map[int]time.Duration
+
+	// OriginBackoff is how long, after a key's origin fetch failed (an
+	// error, a refused connection or a 5xx), requests for it that have a
+	// stale copy they may serve on error are served it without asking the
+	// origin; the fleet through the shared tier. It doubles with each
+	// failure in a row, up to OriginBackoffMax; a fetch that succeeds
+	// ends it. See backoff.go. If zero, 1s.
+	OriginBackoff time.Duration
+	// OriginBackoffMax caps OriginBackoff's doubling. If zero, 30s.
+	OriginBackoffMax time.Duration
 
 	// Logger receives the proxy's logs. If nil, slog.Default().
 	Logger *slog.Logger
@@ -260,10 +295,15 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: ClientNoCache %q: want honour, revalidate or ignore", o.ClientNoCache)
 	}
 	for name, d := range map[string]time.Duration{"DefaultTTL": o.DefaultTTL, "L1TTL": o.L1TTL, "FillTimeout": o.FillTimeout,
-		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout, "OriginQueueWait": o.OriginQueueWait} {
+		"MaxTTL": o.MaxTTL, "LockTimeout": o.LockTimeout, "BodyTimeout": o.BodyTimeout, "OriginQueueWait": o.OriginQueueWait,
+		"OriginBackoff": o.OriginBackoff, "OriginBackoffMax": o.OriginBackoffMax,
+		"StaleIfError": o.StaleIfError, "StaleWhileRevalidate": o.StaleWhileRevalidate} {
 		if d < 0 {
 			return fmt.Errorf("proxy: %s must not be negative, got %v", name, d)
 		}
+	}
+	if err := ValidateStatusTTL(o.StatusTTL); err != nil {
+		return fmt.Errorf("proxy: StatusTTL: %w", err)
 	}
 	for i, rt := range o.Routes {
 		if err := rt.Validate(); err != nil {

@@ -45,6 +45,7 @@ var (
 	hitL2             = newOutcome(outcome{label: "HIT-L2", class: ClassHit, tier: tierL2, hit: true, detail: "l2"})
 	staleRevalidating = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: "stale-while-revalidate"})
 	staleOnError      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, fwd: "stale", detail: "stale-if-error", onError: true})
+	staleBackoff      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: "origin-backoff", onError: true}) // the origin not asked: the key's fetches are failing (backoff.go)
 	revalidated       = newOutcome(outcome{label: "REVALIDATED", class: ClassHit, tier: tierCache, fwd: "stale"})
 	missed            = newOutcome(outcome{label: "MISS", class: ClassMiss, tier: tierOrigin})
 	passed            = newOutcome(outcome{label: "PASS", class: ClassPass, tier: tierOrigin}) // fetched, not storable: detail says why

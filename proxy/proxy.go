@@ -41,6 +41,7 @@ type Handler struct {
 	chain    *chain
 	pass     *httputil.ReverseProxy
 	flights  flightGroup
+	backoffs backoffs
 	m        *metrics
 	rep      *report
 	inflight budget
@@ -87,6 +88,9 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.L1TTL, 30*time.Second)
 	setDefault(&o.FillTimeout, 30*time.Second)
 	setDefault(&o.LockTimeout, 5*time.Second)
+	setDefault(&o.OriginBackoff, time.Second)
+	setDefault(&o.OriginBackoffMax, 30*time.Second)
+	o.OriginBackoffMax = max(o.OriginBackoffMax, o.OriginBackoff)
 	setDefault(&o.BodyTimeout, 60*time.Second)
 	setDefault(&o.OriginQueueWait, 5*time.Second)
 	setDefault(&o.KeyPrefix, "cacheproxy")

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -103,12 +104,33 @@ func (rt Route) Validate() error {
 	if rt.TTL < 0 {
 		return errors.New("TTL must not be negative")
 	}
+	if rt.StaleIfError < 0 || rt.StaleWhileRevalidate < 0 {
+		return errors.New("StaleIfError and StaleWhileRevalidate must not be negative")
+	}
+	if err := ValidateStatusTTL(rt.StatusTTL); err != nil {
+		return fmt.Errorf("StatusTTL: %w", err)
+	}
 	if !validClientNoCache(rt.ClientNoCache) {
 		return fmt.Errorf("ClientNoCache %q: want honour, revalidate or ignore", rt.ClientNoCache)
 	}
 	for _, name := range rt.Credentials {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("Credentials: %q is not a header name", name)
+		}
+	}
+	return nil
+}
+
+// ValidateStatusTTL reports whether m is a valid StatusTTL: statuses from
+// 200 to 499 but 206 and 304, lifetimes above zero. A 5xx is refused: a
+// stored error would replace the copy that stale-if-error serves.
+func ValidateStatusTTL(m map[int]time.Duration) error {
+	for code, d := range m {
+		switch {
+		case code < 200 || code > 499 || code == 206 || code == 304:
+			return fmt.Errorf("status %d: want 200 to 499 but 206 and 304 (a stored 5xx would hide the stale copy stale-if-error serves)", code)
+		case d <= 0:
+			return fmt.Errorf("status %d: lifetime %v must be greater than 0", code, d)
 		}
 	}
 	return nil
@@ -223,4 +245,18 @@ func sameKind(a, b string) bool {
 		return t
 	}
 	return kind(a) == kind(b)
+}
+
+// configuredStale returns the stale windows the configuration gives
+// responses on route rt (nil: none matched) that state none: the route's,
+// else the Handler's.
+func (h *Handler) configuredStale(rt *Route) (swr, sie time.Duration) {
+	swr, sie = h.o.StaleWhileRevalidate, h.o.StaleIfError
+	if rt != nil && rt.StaleWhileRevalidate > 0 {
+		swr = rt.StaleWhileRevalidate
+	}
+	if rt != nil && rt.StaleIfError > 0 {
+		sie = rt.StaleIfError
+	}
+	return swr, sie
 }

@@ -31,6 +31,13 @@ type Stats struct {
 	// FleetCollapsed counts fills answered by another instance's fill
 	// (its fill lease) rather than by the origin.
 	FleetCollapsed int64 `json:"fleet_collapsed"`
+	// OriginHeld counts fills not sent to the origin because their key's
+	// fetches were failing (Options.OriginBackoff): each was answered
+	// with its stale copy (Cache-Status detail origin-backoff).
+	OriginHeld int64 `json:"origin_held"`
+	// OriginBackoffKeys is how many keys this instance holds back from
+	// the origin now.
+	OriginBackoffKeys int `json:"origin_backoff_keys"`
 	// Stored counts entries written to the tiers.
 	Stored int64 `json:"stored"`
 	// SharedErrors counts failed calls to the shared tier.

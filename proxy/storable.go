@@ -52,6 +52,19 @@ type storeRule struct {
 	cc         cacheControl
 	rt         *Route
 	defaultTTL time.Duration
+	statusTTL  map[int]time.Duration // the Handler's, under the route's
+}
+
+// statusLifetime returns the lifetime the configuration gives a response
+// of status without explicit freshness: the route's, else the Handler's.
+func (s storeRule) statusLifetime(status int) (time.Duration, bool) {
+	if s.rt != nil {
+		if d, ok := s.rt.StatusTTL[status]; ok {
+			return d, true
+		}
+	}
+	d, ok := s.statusTTL[status]
+	return d, ok
 }
 
 // responseHead is the part of a response that storability reads.
@@ -115,13 +128,16 @@ func (s storeRule) refusal(r responseHead) string {
 // overridden applies an override route: its TTL replaces the origin's
 // freshness, and only that (private and no-store still apply).
 func (s storeRule) overridden(r responseHead, p policy) policy {
+	ttl, listed := s.statusLifetime(r.status)
 	switch {
-	case r.status != http.StatusOK:
+	case r.status != http.StatusOK && !listed:
 		p.reason = "status"
 	case r.cc.noStore && !r.cc.mustUnderstand:
 		p.reason = "no-store"
 	case r.cc.private:
 		p.reason = "private"
+	case listed:
+		p.lifetime, p.storable = ttl, true
 	default:
 		if p.lifetime = s.rt.TTL; p.lifetime <= 0 {
 			p.lifetime = s.defaultTTL
@@ -160,7 +176,11 @@ func refusedByResponse(r responseHead) string {
 // can be revalidated.
 func (s storeRule) fresh(r responseHead, p policy) policy {
 	lifetime, explicit := explicitLifetime(r.cc, r.h, r.targeted)
-	if !explicit {
+	ttl, listed := s.statusLifetime(r.status)
+	switch {
+	case !explicit && listed:
+		lifetime = ttl // the operator's rule for this status
+	case !explicit:
 		if !heuristicStatus(r.status) && !r.cc.public {
 			p.reason = "status"
 			return p
@@ -191,5 +211,5 @@ func varyStar(h http.Header) bool {
 // storeRule returns the rule deciding whether the response to out, the
 // request sent to the origin for this exchange, is stored.
 func (x *exchange) storeRule(out *http.Request) storeRule {
-	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.s.defaultTTL}
+	return storeRule{req: out, cc: x.cc, rt: x.rt, defaultTTL: x.s.defaultTTL, statusTTL: x.h.o.StatusTTL}
 }

@@ -8,16 +8,18 @@ import (
 	"unsafe"
 )
 
-// Encoding layout, version 1. Every integer is a varint (unsigned unless
+// Encoding layout, version 2. Every integer is a varint (unsigned unless
 // noted); every string or byte slice is a uvarint length then the bytes.
 //
 //	magic    byte  0xCA
-//	version  byte  1
+//	version  byte  2 (version 1, still read, lacks sie and swr)
 //	kind     byte
 //	status   uvarint
 //	storedAt varint  (Unix nanoseconds)
 //	initAge  varint  (nanoseconds)
 //	lifetime varint  (nanoseconds)
+//	sie      varint  (nanoseconds: StaleIfError)
+//	swr      varint  (nanoseconds: StaleWhileRevalidate)
 //	seq      uvarint
 //	url      string
 //	vary     uvarint count, then strings
@@ -26,7 +28,10 @@ import (
 //	body     bytes
 const (
 	magic   = 0xCA
-	version = 1
+	version = 2
+	// version1 is the encoding before the stale windows, still read: an
+	// entry written by an older instance decodes with none.
+	version1 = 1
 )
 
 // ErrUnknownVersion is returned by Decode for data written by another
@@ -50,6 +55,8 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = binary.AppendVarint(dst, e.StoredAt.UnixNano())
 	dst = binary.AppendVarint(dst, int64(e.InitialAge))
 	dst = binary.AppendVarint(dst, int64(e.Lifetime))
+	dst = binary.AppendVarint(dst, int64(e.StaleIfError))
+	dst = binary.AppendVarint(dst, int64(e.StaleWhileRevalidate))
 	dst = binary.AppendUvarint(dst, e.Seq)
 	dst = appendString(dst, e.URL)
 	dst = appendStrings(dst, e.Vary)
@@ -99,7 +106,8 @@ func decode(data string) (*Entry, error) {
 	if len(data) < 2 || data[0] != magic {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if data[1] != version {
+	v := data[1]
+	if v != version && v != version1 {
 		return nil, ErrUnknownVersion
 	}
 	d := decoder{b: data[2:]}
@@ -109,6 +117,10 @@ func decode(data string) (*Entry, error) {
 	e.StoredAt = time.Unix(0, d.varint())
 	e.InitialAge = time.Duration(d.varint())
 	e.Lifetime = time.Duration(d.varint())
+	if v == version {
+		e.StaleIfError = time.Duration(d.varint())
+		e.StaleWhileRevalidate = time.Duration(d.varint())
+	}
 	e.Seq = d.uvarint()
 	e.URL = d.string()
 	e.Vary = d.strings()
@@ -151,7 +163,7 @@ func decode(data string) (*Entry, error) {
 }
 
 func encodedSize(e *Entry) int {
-	n := 3 + 5*binary.MaxVarintLen64 + len(e.URL) + binary.MaxVarintLen64
+	n := 3 + 7*binary.MaxVarintLen64 + len(e.URL) + binary.MaxVarintLen64
 	for _, s := range e.Vary {
 		n += len(s) + binary.MaxVarintLen32
 	}

@@ -25,14 +25,16 @@ func responseEntry() *Entry {
 			"Vary":          {"Accept-Encoding", "Accept-Language"},
 			"X-Empty":       {""},
 		}),
-		Body:       []byte(`{"player":"ada","score":42}`),
-		StoredAt:   t0,
-		InitialAge: 3 * time.Second,
-		Lifetime:   time.Minute,
-		Vary:       []string{"Accept-Encoding", "Accept-Language"},
-		URL:        "/players/ada?season=3",
-		Tags:       []string{"player:ada", "season:3"},
-		Seq:        1<<40 + 7,
+		Body:                 []byte(`{"player":"ada","score":42}`),
+		StoredAt:             t0,
+		InitialAge:           3 * time.Second,
+		Lifetime:             time.Minute,
+		Vary:                 []string{"Accept-Encoding", "Accept-Language"},
+		StaleIfError:         time.Hour,
+		StaleWhileRevalidate: 30 * time.Second,
+		URL:                  "/players/ada?season=3",
+		Tags:                 []string{"player:ada", "season:3"},
+		Seq:                  1<<40 + 7,
 	}
 }
 
@@ -50,6 +52,8 @@ func equalEntries(a, b *Entry) string {
 		return fmt.Sprintf("InitialAge %v != %v", a.InitialAge, b.InitialAge)
 	case a.Lifetime != b.Lifetime:
 		return fmt.Sprintf("Lifetime %v != %v", a.Lifetime, b.Lifetime)
+	case a.StaleIfError != b.StaleIfError || a.StaleWhileRevalidate != b.StaleWhileRevalidate:
+		return fmt.Sprintf("stale windows %v/%v != %v/%v", a.StaleIfError, a.StaleWhileRevalidate, b.StaleIfError, b.StaleWhileRevalidate)
 	case a.Seq != b.Seq:
 		return fmt.Sprintf("Seq %d != %d", a.Seq, b.Seq)
 	case a.URL != b.URL:
@@ -157,9 +161,39 @@ func TestAppendEncode(t *testing.T) {
 	}
 }
 
+// TestDecodeVersion1 reads an entry as an instance before the stale
+// windows wrote it: the same entry, with none.
+func TestDecodeVersion1(t *testing.T) {
+	e := responseEntry()
+	data := Encode(e)
+	// Version 1 is version 2 without the two varints after lifetime.
+	v1 := slices.Clone(data[:2])
+	v1[1] = 1
+	rest := data[2:]
+	d := decoder{b: string(rest)}
+	d.byte()
+	d.uvarint()
+	d.varint()
+	d.varint()
+	d.varint()
+	head := len(rest) - len(d.b)
+	d.varint()
+	d.varint()
+	v1 = append(append(v1, rest[:head]...), rest[len(rest)-len(d.b):]...)
+	got, err := Decode(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *e
+	want.StaleIfError, want.StaleWhileRevalidate = 0, 0
+	if diff := equalEntries(got, &want); diff != "" {
+		t.Error(diff)
+	}
+}
+
 func TestDecodeUnknownVersion(t *testing.T) {
 	data := Encode(responseEntry())
-	for _, v := range []byte{0, 2, 0xff} {
+	for _, v := range []byte{0, 3, 0xff} {
 		bad := slices.Clone(data)
 		bad[1] = v
 		e, err := Decode(bad)

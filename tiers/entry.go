@@ -54,6 +54,13 @@ type Entry struct {
 	InitialAge time.Duration
 	// Lifetime is the freshness lifetime (RFC 9111 §4.2.1).
 	Lifetime time.Duration
+	// StaleIfError and StaleWhileRevalidate are the stale windows (RFC
+	// 5861) the cache's configuration granted the response when it was
+	// stored, because the response stated none of its own; zero: none.
+	// A window the response states in its Cache-Control applies instead.
+	// Recorded on the entry, they are the same for every instance that
+	// reads it, whatever its configuration.
+	StaleIfError, StaleWhileRevalidate time.Duration
 
 	// Vary lists the canonical names of the request headers the
 	// response varies on. For a KindVary marker it is the list that
@@ -105,10 +112,10 @@ func (e *Entry) Size() int {
 // entries, whose strings may be separate allocations, it is a lower
 // bound. It is the cost of e in a memory-bounded in-process tier.
 func (e *Entry) MemSize() int {
-	// The Entry struct (176-byte size class) plus what ristretto keeps
+	// The Entry struct (192-byte size class) plus what ristretto keeps
 	// per item: its store map slot and the admission policy's cost
 	// record, measured by TestMemSizeMatchesHeap in tiers/local.
-	const fixed = 176 + 148
+	const fixed = 192 + 148
 	n := fixed + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
 	strs := e.stringBytes()
 	if e.split {

@@ -18,6 +18,10 @@
 // above and /__bump does not exist.
 //
 //	POST /__bump?id={id}    -versions: the blob's next version, as a decimal number
+//	POST /__fail?for=10s    answer 500 on /blob/ for that long (counted as served)
+//
+// -cache-control replaces the blobs' Cache-Control (e.g. "max-age=1,
+// stale-if-error=300" for the failing-origin fault).
 //
 // Usage:
 //
@@ -43,9 +47,11 @@ func main() {
 	maxSize := flag.Int("max-size", 16<<20, "largest body served, in bytes")
 	versioned := flag.Bool("versions", false, "version every blob: bodies begin with \"v<version> \", POST /__bump?id= increments")
 	base := flag.Int64("version-base", 0, "-versions: the version of a blob never bumped (a restarted origin continues above the versions it gave out)")
+	cacheControl := flag.String("cache-control", "max-age=300", "the blobs' Cache-Control")
 	flag.Parse()
 
 	o := newOrigin(*maxSize, *latency)
+	o.cacheControl = *cacheControl
 	if *versioned {
 		o.versions = &versions{base: *base, bumps: map[string]int64{}}
 	}
@@ -64,6 +70,10 @@ type origin struct {
 	served  atomic.Int64
 	// versions is nil without -versions.
 	versions *versions
+	// cacheControl is the blobs' Cache-Control; failUntil, in Unix
+	// nanoseconds, is when /__fail's 500s end.
+	cacheControl string
+	failUntil    atomic.Int64
 }
 
 // versions is the version of every blob: base plus its bumps. Safe for
@@ -97,12 +107,21 @@ func newOrigin(maxSize int, latency time.Duration) *origin {
 	for i := range body {
 		body[i] = alphabet[i%len(alphabet)]
 	}
-	return &origin{body: body, latency: latency}
+	return &origin{body: body, latency: latency, cacheControl: "max-age=300"}
 }
 
 func (o *origin) mux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /blob/{id}", o.blob)
+	m.HandleFunc("POST /__fail", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("for"))
+		if err != nil || d < 0 {
+			http.Error(w, "want for=<duration>", http.StatusBadRequest)
+			return
+		}
+		o.failUntil.Store(time.Now().Add(d).UnixNano())
+		w.Header().Set("Cache-Control", "no-store")
+	})
 	m.HandleFunc("GET /__count", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Cache-Control", "no-store")
@@ -141,7 +160,11 @@ func (o *origin) blob(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Cache-Control", "max-age=300")
+	if time.Now().UnixNano() < o.failUntil.Load() {
+		http.Error(w, "failing", http.StatusInternalServerError)
+		return
+	}
+	h.Set("Cache-Control", o.cacheControl)
 	h.Set("Content-Length", strconv.Itoa(size))
 	if o.versions == nil {
 		w.Write(o.body[:size])

@@ -41,24 +41,43 @@ const (
 type faultKind struct {
 	name, title string
 	redis       bool // a Redis fault: the origin rate must stay within 1.5× before
-	inject      func(h *harness, ctx context.Context, st *faultStack) error
+	// hot: an origin fault on faultHotKeys keys that go stale every
+	// second and allow stale-if-error, without purges: the origin rate
+	// (its own count, and the instances' attempts, refused connections
+	// included) must stay within 2× before, every request served.
+	hot    bool
+	inject func(h *harness, ctx context.Context, st *faultStack) error
 }
 
+// The failing-origin faults (hot): faultHotKeys keys, fresh for a second,
+// which the origin lets be served stale for five minutes if it fails.
+const (
+	faultHotKeys      = 5
+	faultHotCache     = "max-age=1, stale-if-error=300"
+	faultOriginFailed = 10 * time.Second
+)
+
 var faultKinds = []faultKind{
-	{"redis-kill", "Redis killed (SIGKILL), restarted empty 5 s later", true,
+	{"redis-kill", "Redis killed (SIGKILL), restarted empty 5 s later", true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedis(h, ctx, faultHold) }},
-	{"redis-restart", "Redis restarted empty (SIGKILL, restarted at once)", true,
+	{"redis-restart", "Redis restarted empty (SIGKILL, restarted at once)", true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedis(h, ctx, 0) }},
-	{"redis-freeze", "Redis frozen (SIGSTOP for 5 s, then SIGCONT)", true,
+	{"redis-freeze", "Redis frozen (SIGSTOP for 5 s, then SIGCONT)", true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return freeze(ctx, st.redis) }},
-	{"redis-flush", "Redis flushed (FLUSHALL)", true,
+	{"redis-flush", "Redis flushed (FLUSHALL)", true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.flushRedis(ctx) }},
-	{"redis-kill-purges", "Redis killed, restarted empty 5 s later; a tag or prefix purge a second meanwhile", true,
+	{"redis-kill-purges", "Redis killed, restarted empty 5 s later; a tag or prefix purge a second meanwhile", true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedisPurging(h, ctx) }},
-	{"origin-kill", "origin killed (SIGKILL), restarted 5 s later", false,
+	{"origin-kill", "origin killed (SIGKILL), restarted 5 s later", false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killOrigin(h, ctx) }},
-	{"origin-hang", "origin hung (SIGSTOP for 5 s, then SIGCONT)", false,
+	{"origin-hang", "origin hung (SIGSTOP for 5 s, then SIGCONT)", false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return freeze(ctx, st.origin) }},
+	{"origin-500-hot", "origin answering 500 for 10 s, 5 hot keys (max-age=1, stale-if-error=300)", false, true,
+		func(h *harness, ctx context.Context, st *faultStack) error {
+			return st.failOrigin(ctx, faultOriginFailed)
+		}},
+	{"origin-refused-hot", "origin killed (connections refused) for 5 s, 5 hot keys (max-age=1, stale-if-error=300)", false, true,
+		func(h *harness, ctx context.Context, st *faultStack) error { return st.killOrigin(h, ctx) }},
 }
 
 // faultStack is what one fault run started.
@@ -71,6 +90,7 @@ type faultStack struct {
 	fronts     []*server
 	counter    *originCounter
 	purges     *purgeLoop
+	keys       int // hot keys loaded
 }
 
 func (st *faultStack) originURL() string { return "http://" + st.originAddr }
@@ -119,13 +139,18 @@ func (h *harness) faults(ctx context.Context) error {
 
 // startFaultStack starts the origin (with versions), Redis and three
 // instances, and warms every key into every instance.
-func (h *harness) startFaultStack() (*faultStack, error) {
-	st := &faultStack{}
+func (h *harness) startFaultStack(f faultKind) (*faultStack, error) {
+	st := &faultStack{keys: faultKeys}
 	var err error
 	if st.originAddr, _, err = h.listen(); err != nil {
 		return nil, err
 	}
-	if st.origin, err = h.launchOrigin(st.originAddr, 0, "-versions"); err != nil {
+	originArgs := []string{"-versions"}
+	if f.hot {
+		st.keys = faultHotKeys
+		originArgs = append(originArgs, "-cache-control", faultHotCache)
+	}
+	if st.origin, err = h.launchOrigin(st.originAddr, 0, originArgs...); err != nil {
 		return nil, err
 	}
 	if st.redisAddr, st.redisPort, err = h.listen(); err != nil {
@@ -147,7 +172,7 @@ func (h *harness) startFaultStack() (*faultStack, error) {
 	if err := probePurge(st.fronts[0]); err != nil {
 		return nil, err
 	}
-	for k := range faultKeys {
+	for k := range st.keys {
 		for _, f := range st.fronts {
 			b, err := get(fmt.Sprintf("%s/blob/%d?size=1024", f.url, k))
 			if err != nil {
@@ -163,7 +188,7 @@ func (h *harness) startFaultStack() (*faultStack, error) {
 
 // faultRun measures one fault and adds its row.
 func (h *harness) faultRun(ctx context.Context, f faultKind) error {
-	st, err := h.startFaultStack()
+	st, err := h.startFaultStack(f)
 	if err != nil {
 		return err
 	}
@@ -173,7 +198,7 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 	}
 	snap0 := h.ps.snapshot(nil)
 	t0 := time.Now()
-	load := faultLoad{t0: t0, rate: h.faultRate(), keys: faultKeys, targets: urls, conns: 256, timeout: 10 * time.Second}
+	load := faultLoad{t0: t0, rate: h.faultRate(), keys: st.keys, targets: urls, conns: 256, timeout: 10 * time.Second}
 	st.counter = &originCounter{t0: t0, url: st.originURL(), every: 200 * time.Millisecond, client: &http.Client{Timeout: 500 * time.Millisecond}}
 	st.purges = &purgeLoop{t0: t0, every: faultPurgeEvery, keys: faultKeys, origin: st.originURL(), admins: admins}
 
@@ -185,17 +210,22 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 		purges []purgeRecord
 	)
 	wg.Go(func() { reqs = load.run(stop) })
-	wg.Go(func() { purges = st.purges.run(stop) })
+	if !f.hot {
+		wg.Go(func() { purges = st.purges.run(stop) })
+	}
 	wg.Go(func() { st.counter.run(cctx) })
 
 	before, after := h.faultPhases()
 	var w faultWindows
+	var attempts int64 // origin requests the instances sent during the fault
 	err = sleepCtx(ctx, before)
 	if err == nil {
 		w.faultStart = time.Since(t0)
 		h.progress(fmt.Sprintf("%-14s injecting", f.name))
+		attempts0 := originAttempts(st.fronts)
 		err = f.inject(h, ctx, st)
 		w.faultEnd = time.Since(t0)
+		attempts = originAttempts(st.fronts) - attempts0
 		w.duringEnd = max(w.faultEnd, w.faultStart+faultHold)
 	}
 	if err == nil {
@@ -212,7 +242,10 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 	other := otherLoad(snap0, h.ps.snapshot(nil))
 
 	fs := analyzeFault(reqs, purges, st.counter.result(), w)
-	fs.Fault, fs.Title, fs.RedisFault = f.name, f.title, f.redis
+	fs.Fault, fs.Title, fs.RedisFault, fs.HotOriginFault = f.name, f.title, f.redis, f.hot
+	if d := (w.faultEnd - w.faultStart).Seconds(); f.hot && d > 0 {
+		fs.AttemptRPS = float64(attempts) / d
+	}
 	r := row{System: sysPurge, Variant: f.name, Tool: "harness (in-process open loop)", Requests: uint64(len(reqs)),
 		Errors: uint64(fs.Failed), Seconds: w.end.Seconds(), P50: fs.During.P50, P99: fs.During.P99, MaxMS: fs.During.Max,
 		OtherLoad: other, Objects: -1, ObjectBytes: -1, HitRatio: -1, Fault: &fs}
@@ -226,6 +259,9 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 		r.HitRatio = max(0, 1-total/float64(len(reqs)))
 	}
 	r.Note = fmt.Sprintf("stale reads %d; origin req/s %.1f / %.1f / %.1f", fs.Stale, fs.Before.OriginRPS, fs.During.OriginRPS, fs.After.OriginRPS)
+	if f.hot {
+		r.Note += fmt.Sprintf("; the instances' origin attempts during the fault %.1f/s (refused connections included)", fs.AttemptRPS)
+	}
 	h.add(r)
 	return nil
 }
@@ -306,6 +342,34 @@ func (st *faultStack) killOrigin(h *harness, ctx context.Context) error {
 	}
 	st.origin = p
 	return nil
+}
+
+// failOrigin makes the origin answer 500 on every blob for d.
+func (st *faultStack) failOrigin(ctx context.Context, d time.Duration) error {
+	resp, err := http.Post(fmt.Sprintf("%s/__fail?for=%s", st.originURL(), d), "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("origin /__fail: %s", resp.Status)
+	}
+	return sleepCtx(ctx, d)
+}
+
+// originAttempts returns the origin requests the instances have sent, as
+// their /stats count them (refused connections included); -1 if one
+// cannot tell.
+func originAttempts(fronts []*server) int64 {
+	var n int64
+	for _, f := range fronts {
+		st, err := stats(f)
+		if err != nil {
+			return -1
+		}
+		n += st.OriginRequests
+	}
+	return n
 }
 
 // freeze stops p with SIGSTOP for faultHold, then continues it.

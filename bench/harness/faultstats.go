@@ -93,11 +93,17 @@ type timelineSec struct {
 
 // faultStats is the result of one fault run, as results.json holds it.
 type faultStats struct {
-	Fault      string  `json:"fault"`
-	Title      string  `json:"title"`
-	RedisFault bool    `json:"redis_fault"`
-	FaultS     float64 `json:"fault_s"`  // from the fault's start to its end
-	DuringS    float64 `json:"during_s"` // the during phase
+	Fault      string `json:"fault"`
+	Title      string `json:"title"`
+	RedisFault bool   `json:"redis_fault"`
+	// HotOriginFault: a failing origin with hot keys (faults.go); its
+	// goal is origin req/s during ≤ 2× before. AttemptRPS is the
+	// instances' own count of origin requests during the fault, refused
+	// connections included.
+	HotOriginFault bool    `json:"hot_origin_fault,omitempty"`
+	AttemptRPS     float64 `json:"attempt_rps,omitempty"`
+	FaultS         float64 `json:"fault_s"`  // from the fault's start to its end
+	DuringS        float64 `json:"during_s"` // the during phase
 	// Offsets from the run's start, in seconds.
 	FaultStartS float64 `json:"fault_start_s"`
 	FaultEndS   float64 `json:"fault_end_s"`

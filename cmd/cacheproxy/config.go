@@ -53,16 +53,23 @@ type config struct {
 	Drain           time.Duration
 	LockTimeout     time.Duration
 	ClientNoCache   string
-	AccessLog       string // "": none
-	AccessLogFormat string // "json" or "combined"
-	TagHeaders      []string
-	HeaderTimeout   time.Duration
-	IdleTimeout     time.Duration
-	PurgeWait       time.Duration
-	PublicHost      string
-	Hosts           []string
-	StripHeaders    []string // nil: proxy.DefaultStripHeaders
-	Routes          []proxy.Route
+	// StaleIfError, StaleWhileRevalidate, StatusTTL,
+	// OriginBackoff, OriginBackoffMax: proxy.Options'.
+	StaleIfError         time.Duration
+	StaleWhileRevalidate time.Duration
+	StatusTTL            map[int]time.Duration
+	OriginBackoff        time.Duration
+	OriginBackoffMax     time.Duration
+	AccessLog            string // "": none
+	AccessLogFormat      string // "json" or "combined"
+	TagHeaders           []string
+	HeaderTimeout        time.Duration
+	IdleTimeout          time.Duration
+	PurgeWait            time.Duration
+	PublicHost           string
+	Hosts                []string
+	StripHeaders         []string // nil: proxy.DefaultStripHeaders
+	Routes               []proxy.Route
 
 	MaxBans          int // bans held, here and in Redis (tiers.Bans.MaxBans); 0: tiers.DefaultMaxBans
 	MaxInflightBytes int64
@@ -250,6 +257,19 @@ var settings = []setting{
 		}},
 	{name: "lock-timeout", def: "5s", usage: "how long a request waits for another's fill of the same key (here or on another instance) before serving its stale copy where allowed or fetching on its own; a fill older than this is not joined",
 		parse: func(c *config, v string) (err error) { c.LockTimeout, err = parseDuration(v, true); return err }},
+	{name: "stale-if-error", def: "0s", usage: "how long past its freshness a stored response that states no stale-if-error of its own may be served when the origin fails (RFC 5861); routes may set their own; 0: none",
+		parse: func(c *config, v string) (err error) { c.StaleIfError, err = parseDuration(v, false); return err }},
+	{name: "stale-while-revalidate", def: "0s", usage: "how long past its freshness a stored response that states no stale-while-revalidate of its own may be served while it is revalidated in the background (RFC 5861); routes may set their own; 0: none",
+		parse: func(c *config, v string) (err error) {
+			c.StaleWhileRevalidate, err = parseDuration(v, false)
+			return err
+		}},
+	{name: "status-ttl", usage: "freshness per status for responses without explicit freshness (negative caching, as nginx's proxy_cache_valid), e.g. 404=10s,410=1m; statuses 200-499 but 206 and 304; never stores what is private, no-store, sets a cookie or may not be shared; routes may set their own; empty: none",
+		parse: func(c *config, v string) (err error) { c.StatusTTL, err = parseStatusTTL(v); return err }},
+	{name: "origin-backoff", def: "1s", usage: "after a key's origin fetch failed (error, refused connection, 5xx), how long requests with a stale copy they may serve on error get it without asking the origin (fleet-wide: one fetch per key per interval); doubles with each failure in a row up to -origin-backoff-max, ends with a fetch that succeeds",
+		parse: func(c *config, v string) (err error) { c.OriginBackoff, err = parseDuration(v, true); return err }},
+	{name: "origin-backoff-max", def: "30s", usage: "the longest -origin-backoff interval",
+		parse: func(c *config, v string) (err error) { c.OriginBackoffMax, err = parseDuration(v, true); return err }},
 	{name: "drain", def: "5s", usage: "on SIGTERM/SIGINT, how long /readyz answers 503 while the proxy keeps serving, so a load balancer stops sending traffic before the listener closes; 0 closes it at once",
 		parse: func(c *config, v string) (err error) { c.Drain, err = parseDuration(v, false); return err }},
 	{name: "shutdown-timeout", def: "25s", usage: "on SIGTERM/SIGINT, how long in-flight requests may take to finish",
@@ -433,6 +453,40 @@ func parseDuration(v string, positive bool) (time.Duration, error) {
 		return 0, errors.New("must be greater than 0")
 	}
 	return d, nil
+}
+
+// parseStatusTTL parses a status-ttl value: status=duration pairs,
+// comma-separated ("404=10s,410=1m"); empty is none.
+func parseStatusTTL(v string) (map[int]time.Duration, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	m := map[int]time.Duration{}
+	for _, pair := range strings.Split(v, ",") {
+		code, d, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want status=duration, e.g. 404=10s", pair)
+		}
+		if err := addStatusTTL(m, code, d); err != nil {
+			return nil, err
+		}
+	}
+	return m, proxy.ValidateStatusTTL(m)
+}
+
+// addStatusTTL adds the status code's lifetime d to m.
+func addStatusTTL(m map[int]time.Duration, code, d string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(code))
+	if err != nil {
+		return fmt.Errorf("%q: not a status code", code)
+	}
+	if _, dup := m[n]; dup {
+		return fmt.Errorf("status %d given twice", n)
+	}
+	if m[n], err = parseDuration(strings.TrimSpace(d), true); err != nil {
+		return fmt.Errorf("status %d: %q: %w", n, d, err)
+	}
+	return nil
 }
 
 // parseSize parses a byte count with optional unit: 1048576, 256MiB, 1GB,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -137,6 +138,14 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 			k, v := item.Content[j], resolve(item.Content[j+1])
 			name := field + "." + k.Value
 			at := fromFile(file, k.Line)
+			if k.Value == "status-ttl" {
+				m, err := routeStatusTTL(v)
+				if err != nil {
+					return nil, fmt.Errorf("invalid %s: %w", at.describe(name), err)
+				}
+				r.StatusTTL = m
+				continue
+			}
 			if k.Value == "credentials" {
 				names, err := headerNames(v)
 				if err != nil {
@@ -160,6 +169,16 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
 				}
 				hasTTL = true
+			case "stale-if-error", "stale-while-revalidate":
+				d, err := parseDuration(s, false)
+				if err != nil {
+					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
+				}
+				if k.Value == "stale-if-error" {
+					r.StaleIfError = d
+				} else {
+					r.StaleWhileRevalidate = d
+				}
 			case "client-no-cache":
 				switch s {
 				case "honour", "revalidate", "ignore":
@@ -190,7 +209,7 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					r.AnyContentType = b
 				}
 			default:
-				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies, credentials, any-content-type, client-no-cache)", field, at, k.Value)
+				return nil, fmt.Errorf("invalid %s (%s): unknown key %q (known keys: path, ttl, bypass, override, cookies, credentials, any-content-type, client-no-cache, stale-if-error, stale-while-revalidate, status-ttl)", field, at, k.Value)
 			}
 		}
 		at := fromFile(file, item.Line)
@@ -206,6 +225,28 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 		routes = append(routes, r)
 	}
 	return routes, nil
+}
+
+// routeStatusTTL reads a route's status-ttl: a mapping {404: 10s}, or
+// the flag's form "404=10s,410=1m".
+func routeStatusTTL(n *yaml.Node) (map[int]time.Duration, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		return parseStatusTTL(n.Value)
+	case yaml.MappingNode:
+		m := map[int]time.Duration{}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			v := resolve(n.Content[j+1])
+			if v.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("status %s: want a duration", n.Content[j].Value)
+			}
+			if err := addStatusTTL(m, n.Content[j].Value, v.Value); err != nil {
+				return nil, err
+			}
+		}
+		return m, proxy.ValidateStatusTTL(m)
+	}
+	return nil, errors.New("want a mapping {404: 10s} or 404=10s,410=1m")
 }
 
 // checkRoutePath accepts a path prefix or a glob as proxy.Route documents.

@@ -143,6 +143,12 @@ func proxyOptions(cfg config) proxy.Options {
 		ClientNoCache:  cfg.ClientNoCache,
 		TagHeaders:     cfg.TagHeaders,
 
+		StaleIfError:         cfg.StaleIfError,
+		StaleWhileRevalidate: cfg.StaleWhileRevalidate,
+		StatusTTL:            cfg.StatusTTL,
+		OriginBackoff:        cfg.OriginBackoff,
+		OriginBackoffMax:     cfg.OriginBackoffMax,
+
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		BodyTimeout:      cfg.BodyTimeout,
 		RequestBuffering: cfg.RequestBuffering,
