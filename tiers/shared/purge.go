@@ -56,7 +56,7 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 	maxBans, maxBytes := f.bans.Limits()
 	sent := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	raw, err := purgeScript.Run(cctx, f.client, keys, sel.Kind.String(), requestID(id, f.id), sel.Value,
+	raw, err := purgeScript.Run(cctx, f.client, keys, sel.WireKind(), requestID(id, f.id), sel.Value,
 		f.t.retention().Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
 		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds(), f.purgeChannel()).Slice()
 	cancel()
