@@ -211,6 +211,9 @@ func TestForgottenVaryNeverSendsAnUnacceptedCoding(t *testing.T) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/nt" {
+			w.Header().Set("Cache-Control", "max-age=60, no-transform")
+		}
 		switch ae := r.Header.Get("Accept-Encoding"); {
 		case strings.Contains(ae, "br") && strings.HasPrefix(r.URL.Path, "/br"):
 			w.Header().Set("Content-Encoding", "br")
@@ -228,6 +231,13 @@ func TestForgottenVaryNeverSendsAnUnacceptedCoding(t *testing.T) {
 	wantXCache(t, r, "HIT-L1")
 	if r.header.Get("Content-Encoding") != "" || r.body != body {
 		t.Errorf("identity client got Content-Encoding %q, %q", r.header.Get("Content-Encoding"), r.body)
+	}
+	// gzip, but no-transform: the proxy may not decode it.
+	wantXCache(t, s.raw(t, "GET", "/nt", "Accept-Encoding", "gzip"), "MISS")
+	r = s.raw(t, "GET", "/nt")
+	wantXCache(t, r, "MISS") // fetched as identity, not decoded
+	if r.header.Get("Content-Encoding") != "" || r.body != body {
+		t.Errorf("no-transform: identity client got Content-Encoding %q (X-Cache %s)", r.header.Get("Content-Encoding"), r.header.Get("X-Cache"))
 	}
 	wantXCache(t, s.raw(t, "GET", "/br", "Accept-Encoding", "gzip, deflate, br"), "MISS")
 	r = s.raw(t, "GET", "/br")
@@ -258,6 +268,7 @@ func TestCompressedEntryRevalidated(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Etag", `"v1"`)
 		if inm := r.Header.Get("If-None-Match"); inm == `"v1"` || inm == `W/"v1"` {
+			w.Header().Set("Vary", "Origin") // knows nothing of the proxy's gzip
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
@@ -274,6 +285,9 @@ func TestCompressedEntryRevalidated(t *testing.T) {
 				t.Fatalf("after revalidation, gzip client: Content-Encoding %q (X-Cache %s)", r.header.Get("Content-Encoding"), r.header.Get("X-Cache"))
 			}
 			got = gunzipString(t, r.body)
+		}
+		if !strings.Contains(r.header.Get("Vary"), "Accept-Encoding") {
+			t.Errorf("after revalidation, %s client: Vary %q", ae, r.header.Get("Vary"))
 		}
 		if got != body || r.header.Get("Etag") != `W/"v1"` {
 			t.Errorf("after revalidation, %s client: ETag %q, body equal %v (X-Cache %s)", ae, r.header.Get("Etag"), got == body, r.header.Get("X-Cache"))
