@@ -22,7 +22,7 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	hdr := w.Header()
 	e.Header.CopyTo(hdr)
 	body := e.Body
-	if deliveryOf(e, acceptedCodings(r)) == decoded {
+	if deliveryOf(e, x.ae) == decoded {
 		buf := decodeBuffers.Get().(*bytes.Buffer)
 		defer func() { buf.Reset(); decodeBuffers.Put(buf) }()
 		if err := gunzip(buf, e.Body); err != nil {

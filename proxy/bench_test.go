@@ -45,12 +45,15 @@ func benchOrigin(b *testing.B, body []byte) *url.URL {
 	return u
 }
 
-func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func()) {
+func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(), hdr ...string) {
 	h, err := proxy.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/players/42?page=1", nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	w := &discardWriter{h: make(http.Header)}
 	h.ServeHTTP(w, req) // fill
 	if evictL1 != nil {
@@ -76,15 +79,26 @@ func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(
 	}
 }
 
-// BenchmarkL1Hit is an L1 hit through the whole handler.
+// BenchmarkL1Hit is an L1 hit through the whole handler, of a 1 KiB JSON
+// body (stored gzip), for a client that accepts gzip (the stored bytes
+// as they are) and for one that sends no Accept-Encoding (decoded on
+// each hit).
 func BenchmarkL1Hit(b *testing.B) {
-	l1, err := local.New(local.Options{MaxBytes: 64 << 20, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
+	for _, c := range []struct{ name, ae string }{{"gzip", "gzip, deflate, br"}, {"identity", ""}} {
+		b.Run(c.name, func(b *testing.B) {
+			l1, err := local.New(local.Options{MaxBytes: 64 << 20, Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l1.Close()
+			origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
+			var hdr []string
+			if c.ae != "" {
+				hdr = []string{"Accept-Encoding", c.ae}
+			}
+			benchHit(b, proxy.Options{Origin: origin, Local: l1, Logger: quiet}, "HIT-L1", nil, hdr...)
+		})
 	}
-	defer l1.Close()
-	origin := benchOrigin(b, bytes.Repeat([]byte("x"), 1024))
-	benchHit(b, proxy.Options{Origin: origin, Local: l1, Logger: quiet}, "HIT-L1", nil)
 }
 
 // BenchmarkL2Hit is a hit from Redis (a real redis-server) through the

@@ -243,7 +243,7 @@ func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entr
 	if e == nil {
 		return nil, nil, fwd
 	}
-	switch usability(e, x.r, x.cc, x.now) {
+	switch usability(e, x.r, x.cc, x.ae, x.now) {
 	case usable:
 		return e, nil, ""
 	case stored:

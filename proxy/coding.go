@@ -64,7 +64,36 @@ func acceptedCodings(r *http.Request) acceptance {
 	if !ok {
 		return identityOnly
 	}
+	if len(vs) == 1 {
+		// What browsers and HTTP libraries send: parsed once, at
+		// start, by the same parser.
+		for i := range commonAcceptEncodings {
+			if c := &commonAcceptEncodings[i]; c.value == vs[0] {
+				return c.acceptance
+			}
+		}
+	}
 	return parseAcceptEncoding(vs)
+}
+
+// commonAcceptEncodings are the acceptances of the Accept-Encoding values
+// most requests send, most frequent first: a scan of a few string
+// comparisons (most fail on the length) costs less than hashing.
+var commonAcceptEncodings = func() []commonAcceptEncoding {
+	values := []string{
+		"gzip, deflate, br, zstd", "gzip, deflate, br", "gzip", "gzip, deflate", "br, gzip",
+		"gzip,deflate", "gzip, br", "deflate, gzip", "identity", "*",
+	}
+	out := make([]commonAcceptEncoding, len(values))
+	for i, v := range values {
+		out[i] = commonAcceptEncoding{v, parseAcceptEncoding([]string{v})}
+	}
+	return out
+}()
+
+type commonAcceptEncoding struct {
+	value string
+	acceptance
 }
 
 // qUnset marks a coding Accept-Encoding does not name.
@@ -126,6 +155,14 @@ func parseAcceptEncoding(vs []string) acceptance {
 
 // codingOf returns the coding named token (case-insensitive).
 func codingOf(token string) coding {
+	switch token { // the usual spellings, without folding
+	case "gzip":
+		return gzipCoding
+	case "br":
+		return brCoding
+	case "zstd":
+		return zstdCoding
+	}
 	switch {
 	case strings.EqualFold(token, "gzip"), strings.EqualFold(token, "x-gzip"):
 		return gzipCoding
@@ -183,8 +220,8 @@ func parseQ(v string) (int, bool) {
 // contentCoding returns the coding of a stored response's body: identity
 // when it has no Content-Encoding (or "identity"), otherCoding for one
 // the proxy does not know or a stack of several.
-func contentCoding(h fields) coding {
-	ce := h.Get("Content-Encoding")
+func contentCoding(h tiers.Header) coding {
+	ce := h.Canonical("Content-Encoding")
 	if ce == "" {
 		return identity
 	}
