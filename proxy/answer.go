@@ -6,6 +6,7 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/proxy/conn"
@@ -20,6 +21,18 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	w, r := x.w, x.r
 	hdr := w.Header()
 	e.Header.CopyTo(hdr)
+	body := e.Body
+	if deliveryOf(e, x.ae) == decoded {
+		buf := decodeBuffers.Get().(*bytes.Buffer)
+		defer func() { buf.Reset(); decodeBuffers.Put(buf) }()
+		if err := gunzip(buf, e.Body); err != nil {
+			x.h.o.Logger.Warn("stored body does not decode", "url", e.URL, "err", err)
+			writePlainError(w, o.xcache, http.StatusBadGateway, "stored body does not decode\n")
+			return
+		}
+		body = buf.Bytes()
+		asDecoded(hdr, len(body))
+	}
 	hdr["Age"] = ageHeader(e.Age(x.now))
 	hdr["X-Cache"] = o.xcache
 	hdr["Cache-Status"] = cs
@@ -34,14 +47,30 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 		// as rangeRequest decides, written by http.ServeContent, or the
 		// whole 200.
 		delete(hdr, "Content-Length")
-		http.ServeContent(w, rangeDecided(r, e.Header, int64(len(e.Body))), "", time.Time{}, bytes.NewReader(e.Body))
+		// The validators of what is sent (a decoded body's ETag is weak)
+		// decide an If-Range.
+		http.ServeContent(w, rangeDecided(r, hdr, int64(len(body))), "", time.Time{}, bytes.NewReader(body))
 		return
 	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
-		conn.Arm(r, len(e.Body))
-		w.Write(e.Body)
+		conn.Arm(r, len(body))
+		w.Write(body)
 	}
+}
+
+// asDecoded changes the header of a stored gzip response sent decoded
+// (deliveryOf): no Content-Encoding, the decoded length, a weak ETag (the
+// representation is not the stored one; RFC 9110 §8.8.1), and Vary with
+// Accept-Encoding. The value slices are replaced, never written into:
+// they are the entry's (see tiers.Header.CopyTo).
+func asDecoded(hdr http.Header, n int) {
+	delete(hdr, "Content-Encoding")
+	hdr["Content-Length"] = []string{strconv.Itoa(n)}
+	if etag := hdr.Get("Etag"); etag != "" {
+		hdr["Etag"] = []string{weakened(etag)}
+	}
+	addVaryAcceptEncoding(hdr)
 }
 
 func bodyAllowed(status int) bool {

@@ -204,7 +204,8 @@ const (
 // withVariants returns the Vary marker of p listing, for inspection, the
 // variants stored under its base key in t: those the marker already in t
 // lists, and p's. The list is best effort: two variants stored at once
-// may each write a marker without the other.
+// may each write a marker without the other. The marker shares no memory
+// with any other entry.
 func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.Entry {
 	suffix, _ := strings.CutPrefix(p.key, p.base+"#")
 	var listed []string
@@ -230,7 +231,13 @@ func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.En
 	}
 	m := *p.marker
 	m.Header = tiers.MakeHeader(hdr)
-	return &m
+	// Packed copies the marker's strings into its own allocation: its
+	// URL, Vary and Tags are the variant's, which live in one allocation
+	// with the variant's body, and the listed variants are the old
+	// marker's. Shared, they would keep that body (and the old marker)
+	// alive after the variant is evicted, while the marker is charged
+	// for its own bytes only (see TestVaryFillKeepsL1MemoryBound).
+	return m.Packed()
 }
 
 // variantField is the header field of a Vary marker that lists its
@@ -250,7 +257,7 @@ func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entr
 	if e == nil {
 		return nil, nil, fwd
 	}
-	switch usability(e, x.r, x.cc, x.now) {
+	switch usability(e, x.r, x.cc, x.ae, x.now) {
 	case usable:
 		return e, nil, ""
 	case stored:

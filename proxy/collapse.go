@@ -103,7 +103,7 @@ func (x *exchange) sameVariant(res *fillResult) bool {
 // matches reports whether a fill made for another request can answer this
 // one: same variant, and usable under this request's own directives.
 func (x *exchange) matches(res *fillResult) bool {
-	return x.sameVariant(res) && usability(res.entry, x.r, x.cc, x.h.o.Now()) == usable
+	return x.sameVariant(res) && usability(res.entry, x.r, x.cc, x.ae, x.h.o.Now()) == usable
 }
 
 // writeResult writes a fill's outcome.

@@ -142,7 +142,7 @@ func (x *exchange) lease(ctx context.Context, l leaser) (e *tiers.Entry, held bo
 		// lease for varying responses.
 		e, _, _ = x.lookup(ctx, x.h.o.Shared)
 		return e, false, nil, errNoLease
-	case e != nil && (x.h.o.Bans.Dead(e) || usability(e, x.r, x.cc, x.h.o.Now()) != usable):
+	case e != nil && (x.h.o.Bans.Dead(e) || usability(e, x.r, x.cc, x.ae, x.h.o.Now()) != usable):
 		// Stored but not for this request: the script took no lease;
 		// fetch without one.
 		return nil, false, nil, errNoLease

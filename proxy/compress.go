@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Compressed once, served many ways: a storable identity response of a
+// compressible type is stored gzip-compressed, once, and served as stored
+// to clients that accept gzip and decoded on the fly for those that do
+// not (RFC 9110 §7.7 on transformations; coding.go decides who gets
+// what). klauspost/compress does the gzip: it is faster than
+// compress/gzip at equal ratio, and its encoders and decoders are reused
+// through pools.
+
+// compressMin is the smallest body the proxy compresses: below it the
+// gzip framing and the allocator's size classes eat most of the gain.
+const compressMin = 1 << 10
+
+// compressLevel is the gzip level: 6, the default of gzip(1), nginx and
+// Varnish.
+const compressLevel = gzip.DefaultCompression
+
+// compressible reports whether a response with header hdr and a body of
+// n bytes is one the proxy compresses before storing it: a 200 without a
+// content coding of its own, not marked no-transform, of a textual type
+// (compressibleType), of at least compressMin bytes, and not a range.
+func compressible(status int, hdr http.Header, n int) bool {
+	if status != http.StatusOK || n < compressMin {
+		return false
+	}
+	if ce := hdr.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return false
+	}
+	if hdr.Get("Content-Range") != "" || parseCacheControl(hdr).noTransform {
+		return false
+	}
+	return compressibleType(hdr.Get("Content-Type"))
+}
+
+// compressibleType reports whether a media type is textual, so that gzip
+// pays: text/*, JSON, XML, JavaScript, SVG and their +json / +xml kin.
+func compressibleType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	switch {
+	case strings.HasPrefix(mt, "text/"),
+		strings.HasSuffix(mt, "+json"), strings.HasSuffix(mt, "+xml"):
+		return true
+	}
+	switch mt {
+	case "application/json", "application/xml", "application/javascript",
+		"application/x-javascript", "application/ecmascript", "application/x-ndjson",
+		"application/graphql-response+json", "application/wasm", "image/svg+xml",
+		"application/xhtml+xml", "application/rss+xml", "application/atom+xml",
+		"application/manifest+json", "application/x-yaml", "application/yaml",
+		"application/vnd.api+json":
+		return true
+	}
+	return false
+}
+
+var gzipWriters = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(io.Discard, compressLevel)
+	return w
+}}
+
+var gzipReaders sync.Pool // of *gzip.Reader
+
+// gzipped returns body compressed with gzip, and whether that pays: the
+// compressed form at most 7/8 of the original. Otherwise the identity
+// form is stored (random bytes, already-compressed data sent as text).
+func gzipped(body []byte) ([]byte, bool) {
+	var buf bytes.Buffer
+	buf.Grow(len(body) / 2)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	_, err := zw.Write(body)
+	if err == nil {
+		err = zw.Close()
+	}
+	gzipWriters.Put(zw)
+	if err != nil || buf.Len() > len(body)-len(body)/8 {
+		return nil, false
+	}
+	// Exactly its length: the entry is packed anyway, but the fill's
+	// own copy need not be twice as large.
+	return bytes.Clone(buf.Bytes()), true
+}
+
+// gunzip appends the decoding of the gzip body to dst.
+func gunzip(dst *bytes.Buffer, body []byte) error {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(body))
+	} else {
+		err = zr.Reset(bytes.NewReader(body))
+	}
+	if err != nil {
+		return fmt.Errorf("decoding a stored gzip body: %w", err)
+	}
+	defer gzipReaders.Put(zr)
+	if _, err := dst.ReadFrom(zr); err != nil {
+		return fmt.Errorf("decoding a stored gzip body: %w", err)
+	}
+	return nil
+}
+
+// decodeBuffers holds the buffers bodies are decoded into for clients
+// that do not accept gzip.
+var decodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// compressResponse returns the body to store for a response with status,
+// header hdr (as storedHeader made it) and body: gzip-compressed if it is
+// compressible and that pays, with hdr changed to say so: Content-Encoding
+// gzip, its Content-Length, Vary with Accept-Encoding (what is sent
+// depends on it now), and a strong ETag made weak, since the bytes are no
+// longer the origin's (RFC 9110 §8.8.1). Otherwise body, hdr untouched.
+func compressResponse(status int, hdr http.Header, body []byte) []byte {
+	if !compressible(status, hdr, len(body)) {
+		return body
+	}
+	z, ok := gzipped(body)
+	if !ok {
+		return body
+	}
+	hdr["Content-Encoding"] = []string{"gzip"}
+	hdr["Content-Length"] = []string{strconv.Itoa(len(z))}
+	addVaryAcceptEncoding(hdr)
+	if etag := hdr.Get("Etag"); etag != "" {
+		hdr["Etag"] = []string{weakened(etag)}
+	}
+	return z
+}
+
+// weakened returns etag as a weak validator.
+func weakened(etag string) string {
+	if strings.HasPrefix(etag, "W/") {
+		return etag
+	}
+	return "W/" + etag
+}
+
+// addVaryAcceptEncoding adds Accept-Encoding to hdr's Vary unless it
+// is there, or Vary is "*".
+func addVaryAcceptEncoding(hdr http.Header) {
+	names, star := parseVary(hdr)
+	if star {
+		return
+	}
+	for _, n := range names {
+		if n == "Accept-Encoding" {
+			return
+		}
+	}
+	hdr["Vary"] = append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept-Encoding")
+}
