@@ -39,16 +39,17 @@ func (c *chain) localTier() Tier {
 	return nil
 }
 
-// get returns the live response stored in t for key, the variant r
-// selects if it varies, or nil and why: "uri-miss", or "vary-miss" when
-// the URL is stored but not the variant. A tier that fails is a miss.
+// get returns the response stored in t for key, the variant r selects if
+// it varies (through a Vary marker no purge killed), or nil and why:
+// "uri-miss", or "vary-miss" when the URL is stored but not the variant.
+// A tier that fails is a miss. The response is not judged: see judge.
 func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*tiers.Entry, string) {
 	e, ok, err := t.Get(ctx, key)
 	if err != nil {
 		c.tierError(t, err)
 		return nil, "uri-miss"
 	}
-	if !ok || c.bans.Dead(e) {
+	if !ok || e.Kind == tiers.KindVary && c.bans.Dead(e) {
 		return nil, "uri-miss"
 	}
 	if e.Kind != tiers.KindVary {
@@ -59,7 +60,7 @@ func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*
 		c.tierError(t, err)
 		return nil, "vary-miss"
 	}
-	if !ok || e.Kind != tiers.KindResponse || c.bans.Dead(e) {
+	if !ok || e.Kind != tiers.KindResponse {
 		return nil, "vary-miss"
 	}
 	return e, ""
@@ -257,11 +258,18 @@ func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entr
 	if e == nil {
 		return nil, nil, fwd
 	}
-	switch usability(e, x.r, x.cc, x.ae, x.now) {
+	judged, u := x.judge(e, x.now)
+	switch u {
 	case usable:
-		return e, nil, ""
+		return judged, nil, ""
 	case stored:
-		return nil, e, "stale"
+		return nil, judged, "stale"
+	case purged:
+		// As if it were not stored (RFC 9211 §2.2.1).
+		if len(e.Vary) > 0 {
+			return nil, nil, "vary-miss"
+		}
+		return nil, nil, "uri-miss"
 	}
 	return nil, nil, "miss"
 }

@@ -62,6 +62,7 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, pol
 		e.Tags = tags // the 304 names them anew
 	}
 	x.h.removeTagHeaders(hdr)
+	e.SoftPurged = false // the origin confirmed it: fresh again
 	e.Seq = o.seq
 	return e.Packed(), pol
 }

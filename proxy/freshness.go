@@ -21,6 +21,7 @@ const (
 	usable    use = iota // fresh enough, or stale as the request allows
 	stored               // stale: usable only after revalidation
 	forbidden            // not for this request at all
+	purged               // killed by a purge since its fill (judge)
 )
 
 // usability decides whether e may answer r, which accepts the codings ae,
@@ -115,6 +116,11 @@ func mayServeStale(e *tiers.Entry) bool {
 // staleWhileRevalidate reports whether stale e may be served while it is
 // revalidated in the background (RFC 5861 §3).
 func staleWhileRevalidate(e *tiers.Entry, now time.Time) bool {
+	if e.SoftPurged {
+		// Named by a soft purge while fresh (judge): served stale while
+		// it is revalidated, unless it may never be served stale.
+		return mayServeStale(e)
+	}
 	swr, _ := staleWindows(e)
 	if swr <= 0 || !mayServeStale(e) {
 		return false

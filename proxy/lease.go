@@ -126,7 +126,7 @@ func (x *exchange) awaitWithStale(ctx context.Context, l leaser) *fillResult {
 // stale-while-revalidate allows it. Else nil.
 func (x *exchange) staleAfterLockTimeout() *fillResult {
 	stale, now := x.stale, x.h.o.Now()
-	if stale != nil && !x.h.o.Bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
+	if x.servesStale(stale, now) {
 		return &fillResult{entry: stale, key: x.key, shareable: true, as: staleOnError}
 	}
 	return nil
@@ -142,7 +142,7 @@ func (x *exchange) lease(ctx context.Context, l leaser) (e *tiers.Entry, held bo
 		// lease for varying responses.
 		e, _, _ = x.lookup(ctx, x.h.o.Shared)
 		return e, false, nil, errNoLease
-	case e != nil && (x.h.o.Bans.Dead(e) || usability(e, x.r, x.cc, x.ae, x.h.o.Now()) != usable):
+	case e != nil && x.verdict(e) != usable:
 		// Stored but not for this request: the script took no lease;
 		// fetch without one.
 		return nil, false, nil, errNoLease
