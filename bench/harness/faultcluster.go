@@ -21,6 +21,9 @@ import (
 // analysis (faultclusterstats.go) splits the requests by the master that
 // held their key before the kill.
 
+// sysFaultCluster is the system the cluster fault measures.
+const sysFaultCluster = "cacheproxy ×3 (Redis Cluster, 3 masters + 3 replicas, L1 off)"
+
 // clusterStack is the Cluster of the cluster fault and what was learned
 // of it before and during the fault.
 type clusterStack struct {

@@ -261,7 +261,11 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 	if d := (w.faultEnd - w.faultStart).Seconds(); f.hot && d > 0 {
 		fs.AttemptRPS = float64(attempts) / d
 	}
-	r := row{System: sysPurge, Variant: f.name, Tool: "harness (in-process open loop)", Requests: uint64(len(reqs)),
+	system := sysPurge
+	if f.cluster {
+		system = sysFaultCluster
+	}
+	r := row{System: system, Variant: f.name, Tool: "harness (in-process open loop)", Requests: uint64(len(reqs)),
 		Errors: uint64(fs.Failed), Seconds: w.end.Seconds(), P50: fs.During.P50, P99: fs.During.P99, MaxMS: fs.During.Max,
 		OtherLoad: other, Objects: -1, ObjectBytes: -1, HitRatio: -1, Fault: &fs}
 	if w.end > 0 {
