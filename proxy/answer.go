@@ -20,18 +20,29 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	x.h.countEntry(e, x, o)
 	w, r := x.w, x.r
 	hdr := w.Header()
-	e.Header.CopyTo(hdr)
 	body := e.Body
+	var rest *decoding // the decoding past MaxObjectBytes, streamed
 	if deliveryOf(e, x.ae) == decoded {
-		buf := decodeBuffers.Get().(*bytes.Buffer)
-		defer func() { buf.Reset(); decodeBuffers.Put(buf) }()
-		if err := gunzip(buf, e.Body); err != nil {
+		d, err := decode(e.Body, x.h.o.MaxObjectBytes)
+		if err != nil {
 			x.h.o.Logger.Warn("stored body does not decode", "url", e.URL, "err", err)
 			writePlainError(w, o.xcache, http.StatusBadGateway, "stored body does not decode\n")
 			return
 		}
-		body = buf.Bytes()
+		defer d.release()
+		body = d.buf.Bytes()
+		e.Header.CopyTo(hdr)
 		asDecoded(hdr, len(body))
+		if d.more {
+			// Longer than any body the proxy buffers: streamed, its
+			// length unknown, no ranges (RFC 9110 §14.2 allows the
+			// whole response).
+			rest = d
+			delete(hdr, "Content-Length")
+			delete(hdr, "Accept-Ranges")
+		}
+	} else {
+		e.Header.CopyTo(hdr)
 	}
 	hdr["Age"] = ageHeader(e.Age(x.now))
 	hdr["X-Cache"] = o.xcache
@@ -42,7 +53,7 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK {
+	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK && rest == nil {
 		// A range of a stored whole response (RFC 9110 §14): 206 or 416
 		// as rangeRequest decides, written by http.ServeContent, or the
 		// whole 200.
@@ -54,6 +65,11 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
+		if rest != nil {
+			w.Write(body)
+			rest.copyTo(w)
+			return
+		}
 		conn.Arm(r, len(body))
 		w.Write(body)
 	}

@@ -98,8 +98,20 @@ func gzipped(body []byte) ([]byte, bool) {
 	return bytes.Clone(buf.Bytes()), true
 }
 
-// gunzip appends the decoding of the gzip body to dst.
-func gunzip(dst *bytes.Buffer, body []byte) error {
+// decoding is a stored gzip body being decoded for a client: its first
+// bytes, up to a limit, in buf; if more says there are more, the rest
+// from zr. release gives its buffer and reader back to their pools.
+type decoding struct {
+	buf  *bytes.Buffer
+	zr   *gzip.Reader
+	more bool
+}
+
+// decode decodes the gzip body into a pooled buffer, up to limit bytes:
+// what a stored body decodes to is bounded by the memory of one buffered
+// body however it was compressed (an origin's gzip may expand a
+// thousandfold), and the rest, if any, is left for copyTo.
+func decode(body []byte, limit int64) (*decoding, error) {
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
@@ -108,17 +120,33 @@ func gunzip(dst *bytes.Buffer, body []byte) error {
 		err = zr.Reset(bytes.NewReader(body))
 	}
 	if err != nil {
-		return fmt.Errorf("decoding a stored gzip body: %w", err)
+		return nil, fmt.Errorf("decoding a stored gzip body: %w", err)
 	}
-	defer gzipReaders.Put(zr)
-	if _, err := dst.ReadFrom(zr); err != nil {
-		return fmt.Errorf("decoding a stored gzip body: %w", err)
+	d := &decoding{buf: decodeBuffers.Get().(*bytes.Buffer), zr: zr}
+	n, err := d.buf.ReadFrom(io.LimitReader(zr, limit))
+	if err != nil {
+		d.release()
+		return nil, fmt.Errorf("decoding a stored gzip body: %w", err)
 	}
-	return nil
+	d.more = n == limit
+	return d, nil
+}
+
+// copyTo writes the rest of the decoding to w.
+func (d *decoding) copyTo(w io.Writer) {
+	io.Copy(w, d.zr)
+}
+
+func (d *decoding) release() {
+	if d.buf.Cap() <= 1<<20 {
+		d.buf.Reset()
+		decodeBuffers.Put(d.buf)
+	}
+	gzipReaders.Put(d.zr)
 }
 
 // decodeBuffers holds the buffers bodies are decoded into for clients
-// that do not accept gzip.
+// that do not accept gzip (up to 1 MiB each: larger ones are dropped).
 var decodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // compressResponse returns the body to store for a response with status,

@@ -297,3 +297,36 @@ func TestCompressedEntryRevalidated(t *testing.T) {
 		t.Errorf("origin asked %d times, want 2 (the fill, the revalidation)", n)
 	}
 }
+
+// A stored gzip body is decoded within the memory of one buffered body
+// (MaxObjectBytes): an origin's gzip that expands past it is streamed to
+// the client, whole, without a length and without ranges; one that does
+// not decode is a 502 that carries none of the entry's headers.
+func TestDecodingBounded(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB, compresses a thousandfold
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "gzip")
+		if r.URL.Path == "/corrupt" {
+			io.WriteString(w, "\x1f\x8b\x08\x00 not gzip at all")
+			return
+		}
+		io.WriteString(w, gzipOf(t, big))
+	})
+	s := newStack(t, o, func(o *Options) { o.MaxObjectBytes = 64 << 10 })
+	wantXCache(t, s.raw(t, "GET", "/bomb", "Accept-Encoding", "gzip"), "MISS")
+	for _, hdr := range [][]string{nil, {"Range", "bytes=0-9"}} {
+		r := s.raw(t, "GET", "/bomb", hdr...)
+		wantXCache(t, r, "HIT-L1")
+		if r.status != http.StatusOK || r.body != big || r.header.Get("Content-Length") != "" || r.header.Get("Content-Encoding") != "" {
+			t.Errorf("%q: %d, %d bytes, Content-Length %q, Content-Encoding %q; want the whole 200 streamed",
+				hdr, r.status, len(r.body), r.header.Get("Content-Length"), r.header.Get("Content-Encoding"))
+		}
+	}
+	wantXCache(t, s.raw(t, "GET", "/corrupt", "Accept-Encoding", "gzip"), "MISS")
+	r := s.raw(t, "GET", "/corrupt")
+	if r.status != http.StatusBadGateway || r.header.Get("Content-Encoding") != "" {
+		t.Errorf("corrupt gzip: %d, Content-Encoding %q; want 502 without it", r.status, r.header.Get("Content-Encoding"))
+	}
+}
