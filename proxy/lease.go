@@ -49,6 +49,16 @@ var errNoLease = errors.New("no fill lease")
 // another instance's fill outlived the lock timeout; else nil, with the
 // release of the fill lease if this fill took it.
 func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResult, release func()) {
+	if use == sharedFull {
+		// A background refresh: another refresh of this key may have
+		// stored a fresh copy in L1 since this one was decided on (the
+		// flight re-checks what the request checked before it).
+		if l := x.h.chain.localTier(); l != nil {
+			if e, _, _ := x.lookup(ctx, l); e != nil {
+				return &fillResult{entry: e, key: x.key, shareable: true, as: hitL1}, nil
+			}
+		}
+	}
 	shared := x.h.o.Shared
 	if shared == nil {
 		return nil, nil
