@@ -15,6 +15,7 @@ package shared
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,14 @@ func (t *Tier) nodeFailed(ctx context.Context, err error) bool {
 	n := &t.nodes
 	if n.cluster == nil || isTimeout(err) {
 		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// A connection a master broke during a call names no node: that
+		// call is a miss, and the tier stays up. The next call to a
+		// master that died fails to dial, which names it (marked down
+		// here), or is the metadata's (the tier's failure). Marking the
+		// tier down here would cost every slot for up to a probe.
+		return true
 	}
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Addr == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -545,5 +546,30 @@ func TestHolds(t *testing.T) {
 	}
 	if held, _ := tier.Holds(ctx, "cacheproxy:k#Accept:x\n"); held {
 		t.Error("a variant key nothing is stored under: held")
+	}
+}
+
+// TestClusterBrokenConnectionIsNotTheTier: on a Cluster, a call whose
+// connection a master broke (io.EOF, naming no node) is a miss; it does
+// not mark the whole tier down (the other masters' slots go on). On one
+// server it does.
+func TestClusterBrokenConnectionIsNotTheTier(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t)
+	tier, _ := newTier(t, Options{URL: cluster.URL()})
+	if err := tier.Set(ctx, "k", entry("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tier.fail(ctx, purposeRead, "get", io.EOF)
+	if tier.down.Load() {
+		t.Error("a Cluster tier marked down by one broken connection")
+	}
+	if _, ok, err := tier.Get(ctx, "k"); err != nil || !ok {
+		t.Errorf("Get after a broken connection = %v, %v; want a hit", ok, err)
+	}
+	one, _ := newTier(t, Options{URL: redistest.Start(t).URL()})
+	one.fail(ctx, purposeRead, "get", io.EOF)
+	if !one.down.Load() {
+		t.Error("one server's broken connection did not mark it down")
 	}
 }
