@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -89,6 +90,8 @@ func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(
 // about a fifth), where decoding costs what it does on a real page.
 func BenchmarkL1Hit(b *testing.B) {
 	x1k := bytes.Repeat([]byte("x"), 1024)
+	random1k := make([]byte, 1024)
+	rand.NewChaCha8([32]byte{1}).Read(random1k)
 	var page bytes.Buffer
 	page.WriteString(`{"count":4817,"next":"/api/players/?page=3","results":[`)
 	for i := 0; page.Len() < 4<<10; i++ {
@@ -100,6 +103,9 @@ func BenchmarkL1Hit(b *testing.B) {
 		name, ae string
 		body     []byte
 	}{
+		// incompressible: stored as sent, the hit path without coding
+		// work (what BenchmarkL1Hit measured before compression).
+		{"incompressible", "", random1k}, {"incompressible-gzip-client", "gzip, deflate, br", random1k},
 		{"gzip", "gzip, deflate, br", x1k}, {"identity", "", x1k},
 		{"gzip-json-4k", "gzip, deflate, br", page.Bytes()}, {"identity-json-4k", "", page.Bytes()},
 	} {

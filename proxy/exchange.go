@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -44,7 +45,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.misdirected(w, r)
 		return
 	}
-	if climbsAboveRoot(r.URL.EscapedPath()) {
+	// net/url decoded Path: without "..", no reading of the path climbs.
+	if strings.Contains(r.URL.Path, "..") && climbsAboveRoot(r.URL.EscapedPath()) {
 		h.aboveRoot(w, r)
 		return
 	}
