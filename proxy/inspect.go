@@ -72,8 +72,8 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 		}
 		variants = h.listVariants(ctx, t, key, variants)
 		e, _ := h.chain.get(ctx, t.tier, key, r)
-		if e == nil {
-			continue
+		if e == nil || h.o.Bans.Dead(e) {
+			continue // not held, or purged: as if not held
 		}
 		if in == nil {
 			in = inspection(e, norm, now)
