@@ -144,3 +144,20 @@ type PurgeResult struct {
 	// are over.
 	MissingUntil map[string]time.Time
 }
+
+// The settings that bound an entry's life, at their defaults: the
+// proxy's MaxTTL and FillTimeout (proxy.Options).
+const (
+	DefaultMaxTTL      = 24 * time.Hour
+	DefaultFillTimeout = 30 * time.Second
+)
+
+// BanRetention is how long a purge must be remembered, alone or in a
+// fleet: no entry filled before it can be alive after that. An entry is
+// kept at most maxTTL in any tier after the fill that made it, a fill
+// lasts at most fillTimeout, and a minute more covers the stores in
+// flight and the clocks. The ban table (Bans.Apply), the fleet's log in
+// Redis and the per-client ban budget all use this one value.
+func BanRetention(maxTTL, fillTimeout time.Duration) time.Duration {
+	return maxTTL + fillTimeout + time.Minute
+}

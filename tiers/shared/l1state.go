@@ -207,10 +207,12 @@ type l1Gate struct {
 	adopt chan struct{}
 }
 
-func (g *l1Gate) configure(started time.Time, hb, l1TTL time.Duration) {
+// configure sets the gate's clock (mono nanos count from started), the
+// durations until depends on, and the channel signalled on evNewEpoch.
+func (g *l1Gate) configure(started time.Time, hb, l1TTL time.Duration, adopt chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.started, g.hb, g.l1TTL = started, hb, l1TTL
+	g.started, g.hb, g.l1TTL, g.adopt = started, hb, l1TTL, adopt
 }
 
 // now returns the gate's monotonic clock.

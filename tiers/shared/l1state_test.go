@@ -120,7 +120,7 @@ func TestL1StateCanEarn(t *testing.T) {
 // (a Fleet made without NewFleet) is never usable and ignores events.
 func TestL1GateUsable(t *testing.T) {
 	var g l1Gate
-	g.configure(time.Now(), time.Hour, time.Hour)
+	g.configure(time.Now(), time.Hour, time.Hour, nil)
 	g.on(l1Event{kind: evHeard, at: g.now()})
 	g.on(l1Event{kind: evSynced})
 	if g.usableNow() {

@@ -206,9 +206,9 @@ func (f *Fleet) Stats() FleetStats {
 		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
 		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
 		BansApplied: f.bans.Applied(), BansHeld: f.bans.Len(),
-		EpochAdoptions: f.adoptions.Load(), CutOff: f.cutOff.Load(),
+		EpochAdoptions: f.adoptions.Load(), CutOff: f.gate.state().cutOff,
 	}
-	s.Epoch, _ = f.t.knownEpoch()
+	s.Epoch, _ = f.plog().knownEpoch()
 	if r := f.reconnects.Load(); r > 0 {
 		s.SubscriptionResyncs = r - 1 // the first subscription is not a reconnect
 	}
