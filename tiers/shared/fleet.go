@@ -152,7 +152,7 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		f.l1TTL = 30 * time.Second
 	}
 	if f.fillTimeout == 0 {
-		f.fillTimeout = 30 * time.Second
+		f.fillTimeout = tiers.DefaultFillTimeout
 	}
 	if f.flush == nil {
 		f.flush = func() {}
