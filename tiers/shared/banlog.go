@@ -30,7 +30,7 @@ import (
 //     key (KEYS[3]) is raised to the newest trimmed one's Seq. An instance
 //     catching up from below the floor has missed bans the log no longer
 //     holds: it applies an all-ban at the floor, which kills every entry
-//     they killed (see Tier.loadPage).
+//     they killed (see purgeLog.loadPage).
 //
 // KEYS[4] holds the log's byte count; it is reset whenever the log is
 // down to the one new ban, so a count thrown off (by an older instance's

@@ -376,7 +376,7 @@ func (f *Fleet) unfence() {
 // adopted instead. syncMu is held.
 //
 // Loading the bans takes as long as it takes: it is paged, each page with
-// its own timeout (see Tier.loadBans), and a retry goes on from the last
+// its own timeout (see purgeLog.loadBans), and a retry goes on from the last
 // page applied.
 func (f *Fleet) resyncLocked(ctx context.Context, why string) {
 	pl := f.plog()

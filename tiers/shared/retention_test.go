@@ -18,7 +18,7 @@ func TestBanRetentionOneDefinition(t *testing.T) {
 	if got := tier.retention(); got != want {
 		t.Errorf("retention %v, want %v", got, want)
 	}
-	if want != 24*time.Hour+90*time.Second {
-		t.Errorf("default retention %v, want 24h1m30s", want)
+	if want != 25*time.Hour { // docs/consistency.md, point 7
+		t.Errorf("default retention %v, want 25h", want)
 	}
 }
