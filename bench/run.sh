@@ -15,7 +15,8 @@
 #   --scenarios    which scenarios to run (default: all, in about 25 minutes);
 #                  faults alone takes about 3 minutes, 2 with --quick
 #   --faults       of the faults scenario, only these faults (comma-separated
-#                  names: redis-kill, redis-kill-purges, ...; default all)
+#                  names: redis-kill, redis-kill-purges, ..., cluster-master-kill;
+#                  default all)
 #   --duration     length of one measured run of hot and shared (default 6s, 2s with --quick)
 #   --rounds       measured runs of each hot and shared load, taking the systems in
 #                  turn; the report shows their median (default 3, 1 with --quick)
@@ -50,7 +51,7 @@ while [[ $# -gt 0 ]]; do
 		[[ "$1" != --scenarios=* ]] || scenarios="${1#*=}"
 		args+=("-${1#--}"); shift ;;
 	--no-pin) args+=(-no-pin); shift ;;
-	-h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done

@@ -111,7 +111,8 @@ func (h *Handler) InspectAPI() http.Handler {
 
 // ParseSelector reads the selector of a purge from the query of a DELETE
 // /cache: exactly one of url=, prefix=, tag= or all=true, a URL or prefix
-// put in canonical form, and valid (tiers.Selector.Validate).
+// put in canonical form, and valid (tiers.Selector.Validate); soft=1, in
+// any place, makes it a soft purge (tiers.Selector.Soft).
 func ParseSelector(rawQuery string) (tiers.Selector, error) {
 	q := adminParams(rawQuery)
 	var kinds []tiers.BanKind
@@ -140,6 +141,15 @@ func ParseSelector(rawQuery string) (tiers.Selector, error) {
 	}
 	if err != nil {
 		return tiers.Selector{}, err
+	}
+	if q.Has("soft") {
+		switch v := q.Get("soft"); v {
+		case "1", "true":
+			sel.Soft = true
+		case "0", "false":
+		default:
+			return tiers.Selector{}, fmt.Errorf("soft=%q: want soft=1 (mark stale) or soft=0", v)
+		}
 	}
 	return sel, sel.Validate()
 }
@@ -181,6 +191,9 @@ func adminParams(rawQuery string) url.Values {
 // isAdminParam reports whether a query's remainder starts with one of the
 // admin API's parameters.
 func isAdminParam(rest string) bool {
+	if strings.HasPrefix(rest, "soft=") {
+		return true
+	}
 	for _, k := range tiers.BanKinds {
 		if strings.HasPrefix(rest, k.String()+"=") {
 			return true

@@ -61,6 +61,19 @@ func TestParseSelector(t *testing.T) {
 			t.Errorf("ParseSelector(%q) = %v, %v; want %v", tc.raw, got, err, tc.want)
 		}
 	}
+	for raw, want := range map[string]tiers.Selector{
+		"url=/rank?b=2&a=1&soft=1": {Kind: tiers.BanURL, Value: "/rank?a=1&b=2", Soft: true},
+		"soft=1&tag=player:42":     {Kind: tiers.BanTag, Value: "player:42", Soft: true},
+		"all=true&soft=true":       {Kind: tiers.BanAll, Soft: true},
+		"prefix=/p/&soft=0":        {Kind: tiers.BanPrefix, Value: "/p/"},
+	} {
+		if got, err := ParseSelector(raw); err != nil || got != want {
+			t.Errorf("ParseSelector(%q) = %+v, %v; want %+v", raw, got, err, want)
+		}
+	}
+	if _, err := ParseSelector("url=/a&soft=maybe"); err == nil {
+		t.Error("soft=maybe accepted")
+	}
 	if _, err := ParseSelector("url=" + long); !errors.Is(err, tiers.ErrBanTooLong) {
 		t.Errorf("a URL longer than tiers.MaxBanValue: %v, want ErrBanTooLong", err)
 	}
@@ -71,7 +84,7 @@ func TestParseSelector(t *testing.T) {
 // CLI escapes it) parses to itself.
 func FuzzParseSelector(f *testing.F) {
 	for _, s := range []string{"url=/rank?b=2&a=1", "url=%2Fx%252Fy", "url=/x%2Fy", "prefix=/caf%C3%A9/",
-		"tag=player:42", "all=true", "url=//evil/x", "url=http://h/a%20b", "url=/a&tag=b", "tag=a%2Cb", "url=/%ZZ"} {
+		"tag=player:42", "all=true", "url=/a?b=1&soft=1", "soft=true&tag=x", "url=//evil/x", "url=http://h/a%20b", "url=/a&tag=b", "tag=a%2Cb", "url=/%ZZ"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -92,6 +105,9 @@ func FuzzParseSelector(f *testing.F) {
 		again := sel.Kind.String() + "=" + url.QueryEscape(sel.Value)
 		if sel.Kind == tiers.BanAll {
 			again = "all=true"
+		}
+		if sel.Soft {
+			again = "soft=1&" + again
 		}
 		if got, err := ParseSelector(again); err != nil || got != sel {
 			t.Fatalf("ParseSelector(%q) = %v; sent again as %q: %v, %v", raw, sel, again, got, err)

@@ -6,6 +6,7 @@ package proxy
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/proxy/conn"
@@ -19,7 +20,30 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	x.h.countEntry(e, x, o)
 	w, r := x.w, x.r
 	hdr := w.Header()
-	e.Header.CopyTo(hdr)
+	body := e.Body
+	var rest *decoding // the decoding past MaxObjectBytes, streamed
+	if deliveryOf(e, x.ae) == decoded {
+		d, err := decode(e.Body, x.h.o.MaxObjectBytes)
+		if err != nil {
+			x.h.o.Logger.Warn("stored body does not decode", "url", e.URL, "err", err)
+			writePlainError(w, o.xcache, http.StatusBadGateway, "stored body does not decode\n")
+			return
+		}
+		defer d.release()
+		body = d.buf.Bytes()
+		e.Header.CopyTo(hdr)
+		asDecoded(hdr, len(body))
+		if d.more {
+			// Longer than any body the proxy buffers: streamed, its
+			// length unknown, no ranges (RFC 9110 §14.2 allows the
+			// whole response).
+			rest = d
+			delete(hdr, "Content-Length")
+			delete(hdr, "Accept-Ranges")
+		}
+	} else {
+		e.Header.CopyTo(hdr)
+	}
 	hdr["Age"] = ageHeader(e.Age(x.now))
 	hdr["X-Cache"] = o.xcache
 	hdr["Cache-Status"] = cs
@@ -29,19 +53,40 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK {
+	if _, ok := r.Header["Range"]; ok && e.Status == http.StatusOK && rest == nil {
 		// A range of a stored whole response (RFC 9110 §14): 206 or 416
 		// as rangeRequest decides, written by http.ServeContent, or the
 		// whole 200.
 		delete(hdr, "Content-Length")
-		http.ServeContent(w, rangeDecided(r, e.Header, int64(len(e.Body))), "", time.Time{}, bytes.NewReader(e.Body))
+		// The validators of what is sent (a decoded body's ETag is weak)
+		// decide an If-Range.
+		http.ServeContent(w, rangeDecided(r, hdr, int64(len(body))), "", time.Time{}, bytes.NewReader(body))
 		return
 	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
-		conn.Arm(r, len(e.Body))
-		w.Write(e.Body)
+		if rest != nil {
+			w.Write(body)
+			rest.copyTo(w)
+			return
+		}
+		conn.Arm(r, len(body))
+		w.Write(body)
 	}
+}
+
+// asDecoded changes the header of a stored gzip response sent decoded
+// (deliveryOf): no Content-Encoding, the decoded length, a weak ETag (the
+// representation is not the stored one; RFC 9110 §8.8.1), and Vary with
+// Accept-Encoding. The value slices are replaced, never written into:
+// they are the entry's (see tiers.Header.CopyTo).
+func asDecoded(hdr http.Header, n int) {
+	delete(hdr, "Content-Encoding")
+	hdr["Content-Length"] = []string{strconv.Itoa(n)}
+	if etag := hdr.Get("Etag"); etag != "" {
+		hdr["Etag"] = []string{weakened(etag)}
+	}
+	addVaryAcceptEncoding(hdr)
 }
 
 func bodyAllowed(status int) bool {

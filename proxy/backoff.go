@@ -168,7 +168,7 @@ func (b *backoffs) failing(now time.Time) int {
 // held back by the backoff: it may be served because the origin failed
 // (stale-if-error), or while it is revalidated (stale-while-revalidate).
 func (x *exchange) servableInBackoff(stale *tiers.Entry) bool {
-	return stale != nil && !x.h.o.Bans.Dead(stale) && (staleIfError(stale, x.cc, x.now) || staleWhileRevalidate(stale, x.now))
+	return x.servesStale(stale, x.now)
 }
 
 // originAllowed reports whether the fill of the exchange's key may go to

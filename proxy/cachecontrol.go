@@ -14,6 +14,7 @@ type cacheControl struct {
 	noStore, noCache, private, public  bool
 	mustRevalidate, proxyRevalidate    bool
 	onlyIfCached, mustUnderstand       bool
+	noTransform                        bool // no-transform: no intermediary may change the content (RFC 9110 §7.7)
 	maxAge, sMaxAge, minFresh          int64
 	maxStale                           int64 // -1 absent, maxInt64 for "max-stale" without value
 	staleWhileRevalidate, staleIfError int64
@@ -90,6 +91,8 @@ func (cc *cacheControl) setFlag(name string) bool {
 		cc.onlyIfCached = true
 	case "must-understand":
 		cc.mustUnderstand = true
+	case "no-transform":
+		cc.noTransform = true
 	default:
 		return false
 	}

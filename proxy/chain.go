@@ -39,16 +39,17 @@ func (c *chain) localTier() Tier {
 	return nil
 }
 
-// get returns the live response stored in t for key, the variant r
-// selects if it varies, or nil and why: "uri-miss", or "vary-miss" when
-// the URL is stored but not the variant. A tier that fails is a miss.
+// get returns the response stored in t for key, the variant r selects if
+// it varies (through a Vary marker no purge killed), or nil and why:
+// "uri-miss", or "vary-miss" when the URL is stored but not the variant.
+// A tier that fails is a miss. The response is not judged: see judge.
 func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*tiers.Entry, string) {
 	e, ok, err := t.Get(ctx, key)
 	if err != nil {
 		c.tierError(t, err)
 		return nil, "uri-miss"
 	}
-	if !ok || c.bans.Dead(e) {
+	if !ok || e.Kind == tiers.KindVary && c.bans.Dead(e) {
 		return nil, "uri-miss"
 	}
 	if e.Kind != tiers.KindVary {
@@ -59,7 +60,7 @@ func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*
 		c.tierError(t, err)
 		return nil, "vary-miss"
 	}
-	if !ok || e.Kind != tiers.KindResponse || c.bans.Dead(e) {
+	if !ok || e.Kind != tiers.KindResponse {
 		return nil, "vary-miss"
 	}
 	return e, ""
@@ -204,7 +205,8 @@ const (
 // withVariants returns the Vary marker of p listing, for inspection, the
 // variants stored under its base key in t: those the marker already in t
 // lists, and p's. The list is best effort: two variants stored at once
-// may each write a marker without the other.
+// may each write a marker without the other. The marker shares no memory
+// with any other entry.
 func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.Entry {
 	suffix, _ := strings.CutPrefix(p.key, p.base+"#")
 	var listed []string
@@ -230,7 +232,13 @@ func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.En
 	}
 	m := *p.marker
 	m.Header = tiers.MakeHeader(hdr)
-	return &m
+	// Packed copies the marker's strings into its own allocation: its
+	// URL, Vary and Tags are the variant's, which live in one allocation
+	// with the variant's body, and the listed variants are the old
+	// marker's. Shared, they would keep that body (and the old marker)
+	// alive after the variant is evicted, while the marker is charged
+	// for its own bytes only (see TestVaryFillKeepsL1MemoryBound).
+	return m.Packed()
 }
 
 // variantField is the header field of a Vary marker that lists its
@@ -250,11 +258,18 @@ func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entr
 	if e == nil {
 		return nil, nil, fwd
 	}
-	switch usability(e, x.r, x.cc, x.now) {
+	judged, u := x.judge(e, x.now)
+	switch u {
 	case usable:
-		return e, nil, ""
+		return judged, nil, ""
 	case stored:
-		return nil, e, "stale"
+		return nil, judged, "stale"
+	case purged:
+		// As if it were not stored (RFC 9211 §2.2.1).
+		if len(e.Vary) > 0 {
+			return nil, nil, "vary-miss"
+		}
+		return nil, nil, "uri-miss"
 	}
 	return nil, nil, "miss"
 }

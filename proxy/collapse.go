@@ -65,18 +65,18 @@ func (x *exchange) miss() {
 // copy where the origin failed, or the fill outlived the lock timeout, and
 // the stale copy may be served so. res is nil after the lock timeout.
 func (x *exchange) joined(res *fillResult) *fillResult {
-	now, bans, stale := x.h.o.Now(), x.h.o.Bans, x.stale
+	now, stale := x.h.o.Now(), x.stale
 	switch {
 	case res == nil:
 		// The lock timeout: the fill is slow, the origin likely hung.
 		return x.staleAfterLockTimeout()
-	case res.servedOnError() && res.entry != nil && x.sameVariant(res) && !bans.Dead(res.entry) && staleIfError(res.entry, x.cc, now):
+	case res.servedOnError() && res.entry != nil && x.sameVariant(res) && x.servesStaleOnError(res.entry, now):
 		// The origin failed and the leader served its stale copy: so
 		// may every waiter that allows it (nginx's proxy_cache_use_stale).
 		return res
-	case res.shareable && res.entry != nil && !res.servedOnError() && !bans.Dead(res.entry) && x.matches(res):
+	case res.shareable && res.entry != nil && !res.servedOnError() && x.sameVariant(res) && x.verdict(res.entry) == usable:
 		return res
-	case originFailed(res) && stale != nil && !bans.Dead(stale) && staleIfError(stale, x.cc, now):
+	case originFailed(res) && x.servesStaleOnError(stale, now):
 		// The origin failed for the leader: our own stale copy.
 		return &fillResult{entry: stale, shareable: true, as: staleOnError}
 	}
@@ -98,12 +98,6 @@ func originFailed(res *fillResult) bool {
 func (x *exchange) sameVariant(res *fillResult) bool {
 	e := res.entry
 	return len(e.Vary) == 0 || x.h.variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, x.r) == res.key
-}
-
-// matches reports whether a fill made for another request can answer this
-// one: same variant, and usable under this request's own directives.
-func (x *exchange) matches(res *fillResult) bool {
-	return x.sameVariant(res) && usability(res.entry, x.r, x.cc, x.h.o.Now()) == usable
 }
 
 // writeResult writes a fill's outcome.

@@ -37,6 +37,16 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, pol
 		switch k {
 		case "Content-Length", "Set-Cookie", "Age", "X-Cache", "Cache-Status":
 			continue
+		case "Content-Encoding", "Vary":
+			// The stored body's own: the proxy may have compressed
+			// it (compress.go), which the origin does not know.
+			if _, ok := hdr[k]; ok {
+				continue
+			}
+		case "Etag":
+			if len(v) > 0 && weakEqual(v[0], stale.Header.Get("Etag")) {
+				continue // keep the stored form: weak if transformed
+			}
 		}
 		hdr[k] = v
 	}
@@ -52,6 +62,7 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, pol
 		e.Tags = tags // the 304 names them anew
 	}
 	x.h.removeTagHeaders(hdr)
+	e.SoftPurged = false // the origin confirmed it: fresh again
 	e.Seq = o.seq
 	return e.Packed(), pol
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/proxy"
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -61,20 +62,14 @@ func get(t *testing.T, base, path string) (status int, xcache, body string) {
 	return resp.StatusCode, resp.Header.Get("X-Cache"), string(b)
 }
 
-func countingOrigin(t *testing.T) (*httptest.Server, *atomic.Int64) {
-	var n atomic.Int64
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		w.Header().Set("Cache-Control", "max-age=60")
-		fmt.Fprintf(w, "content of %s", r.URL.Path)
-	}))
-	t.Cleanup(o.Close)
-	return o, &n
+// countingOrigin serves "content of <path>" cacheable for a minute.
+func countingOrigin(t *testing.T) *origintest.Origin {
+	return origintest.New(t, origintest.Options{CacheControl: "max-age=60", Body: origintest.Content})
 }
 
 func TestSecondInstanceHitsL2ThenL1(t *testing.T) {
 	redis := redistest.Start(t)
-	o, hits := countingOrigin(t)
+	o := countingOrigin(t)
 	a := newInstance(t, o.URL, redis.URL())
 	b := newInstance(t, o.URL, redis.URL())
 	if _, x, _ := get(t, a.srv.URL, "/rank"); x != "MISS" {
@@ -95,14 +90,14 @@ func TestSecondInstanceHitsL2ThenL1(t *testing.T) {
 			t.Fatalf("B after the L2 hit: %s, want HIT-L2 until HIT-L1", x)
 		}
 	}
-	if hits.Load() != 1 {
-		t.Errorf("origin requests = %d, want 1", hits.Load())
+	if o.Total() != 1 {
+		t.Errorf("origin requests = %d, want 1", o.Total())
 	}
 }
 
 func TestRedisKilledRequestsStillServed(t *testing.T) {
 	redis := redistest.Start(t)
-	o, _ := countingOrigin(t)
+	o := countingOrigin(t)
 	a := newInstance(t, o.URL, redis.URL())
 	b := newInstance(t, o.URL, redis.URL())
 	get(t, a.srv.URL, "/before")
@@ -130,7 +125,7 @@ func TestRedisKilledRequestsStillServed(t *testing.T) {
 }
 
 func TestRedisDownAtStart(t *testing.T) {
-	o, _ := countingOrigin(t)
+	o := countingOrigin(t)
 	a := newInstance(t, o.URL, "redis://127.0.0.1:1/0")
 	for i := 0; i < 3; i++ {
 		if st, _, _ := get(t, a.srv.URL, "/x"); st != 200 {
@@ -190,7 +185,7 @@ func TestStampedeAcrossInstancesOneOriginRequest(t *testing.T) {
 
 func TestLeaseHolderGoneOthersFetch(t *testing.T) {
 	redis := redistest.Start(t)
-	o, hits := countingOrigin(t)
+	o := countingOrigin(t)
 	a := newInstance(t, o.URL, redis.URL())
 	// A lease held by an instance that died: it lapses, then A fetches.
 	if err := redis.Client().Set(t.Context(), "cacheproxy:lease:{1:G:/orphan}", "dead", 500*time.Millisecond).Err(); err != nil {
@@ -199,7 +194,7 @@ func TestLeaseHolderGoneOthersFetch(t *testing.T) {
 	if st, _, body := get(t, a.srv.URL, "/orphan"); st != 200 || body != "content of /orphan" {
 		t.Fatalf("got %d %q", st, body)
 	}
-	if hits.Load() != 1 {
-		t.Errorf("origin requests = %d", hits.Load())
+	if o.Total() != 1 {
+		t.Errorf("origin requests = %d", o.Total())
 	}
 }

@@ -21,6 +21,7 @@ type exchange struct {
 	path string       // the canonical path
 	rt   *Route       // the route that matched, or nil
 	cc   cacheControl // the request's cache directives
+	ae   acceptance   // the codings the request accepts (coding.go)
 	now  time.Time
 
 	// fwd is why the cache could not answer, for Cache-Status: "uri-miss",
@@ -58,7 +59,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// origin does not see it, so that this is true (sharing.go).
 		r = withoutCookie(r)
 	}
-	x := exchange{h: h, s: s, w: w, r: r, path: t.path, rt: rd.rt, cc: requestCacheControl(r.Header)}
+	x := exchange{h: h, s: s, w: w, r: r, path: t.path, rt: rd.rt, cc: requestCacheControl(r.Header), ae: acceptedCodings(r)}
 	x.policy = s.clientNoCache(x.rt)
 	if x.policy == "ignore" {
 		x.cc = noDirectives()

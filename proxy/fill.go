@@ -208,10 +208,14 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) *tiers.Entry {
 	respTime := x.h.o.Now()
 	vary, _ := parseVary(o.resp.Header)
+	hdr := x.h.storedHeader(o.resp.Header, len(body))
+	// Compressed once if it pays (compress.go): every client is served
+	// from the one copy, decoded for those that do not accept gzip.
+	body = compressResponse(o.resp.StatusCode, hdr, body)
 	e := &tiers.Entry{
 		Kind:       tiers.KindResponse,
 		Status:     o.resp.StatusCode,
-		Header:     tiers.MakeHeader(x.h.storedHeader(o.resp.Header, len(body))),
+		Header:     tiers.MakeHeader(hdr),
 		Body:       body,
 		StoredAt:   respTime,
 		InitialAge: initialAge(o.resp.Header, o.reqTime, respTime),

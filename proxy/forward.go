@@ -214,6 +214,12 @@ func (h *Handler) outValues(r *http.Request, name string) ([]string, bool) {
 	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
 		v := h.forwarded(r, name)
 		return v, v != nil
+	case "Accept-Encoding":
+		if h.live.Load().stripped(name) {
+			return nil, false
+		}
+		// One bucket per coding, not one per spelling (coding.go).
+		return bucketValues[acceptedCodings(r).bucket], true
 	}
 	if h.live.Load().stripped(name) || fillDropped[name] || isHopHeader(r.Header, name) {
 		return nil, false
@@ -221,6 +227,16 @@ func (h *Handler) outValues(r *http.Request, name string) ([]string, bool) {
 	v, ok := r.Header[name]
 	return v, ok
 }
+
+// bucketValues are the Accept-Encoding values a fill sends the origin,
+// indexed by the request's bucket: the one coding the bucket is for.
+var bucketValues = func() [][]string {
+	v := make([][]string, otherCoding)
+	for c := range v {
+		v[c] = []string{codingTokens[c]}
+	}
+	return v
+}()
 
 // fillDropped are the request headers a fill never forwards: it fetches
 // the whole representation and evaluates these itself.

@@ -21,14 +21,22 @@ const (
 	usable    use = iota // fresh enough, or stale as the request allows
 	stored               // stale: usable only after revalidation
 	forbidden            // not for this request at all
+	purged               // killed by a purge since its fill (judge)
 )
 
-// usability decides whether e may answer r at now: a request with
+// usability decides whether e may answer r, which accepts the codings ae,
+// at now: a request with
 // Authorization gets only responses that say a shared cache may serve
-// them (RFC 9111 §3.5); otherwise e must be fresh enough for the
+// them (RFC 9111 §3.5), and a request gets a body only in a coding it
+// accepts or the proxy can decode for it (deliveryOf); otherwise e must be fresh enough for the
 // request's directives, or stale within its max-stale (RFC 9111 §4.2.4).
-func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, now time.Time) use {
+func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, ae acceptance, now time.Time) use {
 	if _, auth := r.Header["Authorization"]; auth && !answersAuthorized(e) {
+		return forbidden
+	}
+	if deliveryOf(e, ae) == refused {
+		// A body in a coding the client did not accept, which the
+		// proxy cannot decode for it (coding.go).
 		return forbidden
 	}
 	age := e.Age(now)
@@ -108,6 +116,11 @@ func mayServeStale(e *tiers.Entry) bool {
 // staleWhileRevalidate reports whether stale e may be served while it is
 // revalidated in the background (RFC 5861 §3).
 func staleWhileRevalidate(e *tiers.Entry, now time.Time) bool {
+	if e.SoftPurged {
+		// Named by a soft purge while fresh (judge): served stale while
+		// it is revalidated, unless it may never be served stale.
+		return mayServeStale(e)
+	}
 	swr, _ := staleWindows(e)
 	if swr <= 0 || !mayServeStale(e) {
 		return false

@@ -49,6 +49,16 @@ var errNoLease = errors.New("no fill lease")
 // another instance's fill outlived the lock timeout; else nil, with the
 // release of the fill lease if this fill took it.
 func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResult, release func()) {
+	if use == sharedFull {
+		// A background refresh: another refresh of this key may have
+		// stored a fresh copy in L1 since this one was decided on (the
+		// flight re-checks what the request checked before it).
+		if l := x.h.chain.localTier(); l != nil {
+			if e, _, _ := x.lookup(ctx, l); e != nil {
+				return &fillResult{entry: e, key: x.key, shareable: true, as: hitL1}, nil
+			}
+		}
+	}
 	shared := x.h.o.Shared
 	if shared == nil {
 		return nil, nil
@@ -126,7 +136,7 @@ func (x *exchange) awaitWithStale(ctx context.Context, l leaser) *fillResult {
 // stale-while-revalidate allows it. Else nil.
 func (x *exchange) staleAfterLockTimeout() *fillResult {
 	stale, now := x.stale, x.h.o.Now()
-	if stale != nil && !x.h.o.Bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now)) {
+	if x.servesStale(stale, now) {
 		return &fillResult{entry: stale, key: x.key, shareable: true, as: staleOnError}
 	}
 	return nil
@@ -142,7 +152,7 @@ func (x *exchange) lease(ctx context.Context, l leaser) (e *tiers.Entry, held bo
 		// lease for varying responses.
 		e, _, _ = x.lookup(ctx, x.h.o.Shared)
 		return e, false, nil, errNoLease
-	case e != nil && (x.h.o.Bans.Dead(e) || usability(e, x.r, x.cc, x.h.o.Now()) != usable):
+	case e != nil && x.verdict(e) != usable:
 		// Stored but not for this request: the script took no lease;
 		// fetch without one.
 		return nil, false, nil, errNoLease

@@ -47,6 +47,12 @@ func (h *Handler) originRequest(ctx context.Context, r *http.Request) *http.Requ
 		delete(out.Header, name)
 	}
 	h.stripStorable(out.Header)
+	// The bucket of the client's Accept-Encoding, as the variant key has
+	// it (outValues): whatever the origin sends for it suits every
+	// client of the bucket.
+	if ae, ok := h.outValues(r, "Accept-Encoding"); ok {
+		out.Header["Accept-Encoding"] = ae
+	}
 	pr := &httputil.ProxyRequest{In: r, Out: out}
 	h.rewrite(pr)
 	out = pr.Out

@@ -113,6 +113,11 @@ type localPurger interface {
 func (h *Handler) dropNamed(ctx context.Context, sel tiers.Selector) {
 	if p, ok := h.o.Local.(localPurger); ok {
 		p.Purge(sel, h.o.Now())
+		if sel.Kind == tiers.BanURL {
+			// The URL's keys it can name go at once, not when next
+			// read: their memory too.
+			h.dropLocal(ctx, sel.Value)
+		}
 		return
 	}
 	if sel.Kind != tiers.BanURL || !h.dropLocal(ctx, sel.Value) {

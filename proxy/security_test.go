@@ -7,11 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
@@ -24,15 +24,7 @@ func newEchoOrigin(t *testing.T, respond func(w http.ResponseWriter, r *http.Req
 		if respond != nil {
 			respond(w, r)
 		}
-		fmt.Fprintf(w, "%s %s\nHost: %s\n", r.Method, r.RequestURI, r.Host)
-		var names []string
-		for k := range r.Header {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header[k], ", "))
-		}
+		origintest.WriteRequest(w, r)
 	})
 }
 

@@ -79,6 +79,9 @@ type Bans struct {
 	mu   sync.Mutex // serialises writers and guards w
 	w    banLog
 	snap atomic.Pointer[banSnapshot]
+	// soft holds the soft bans (Selector.Soft), in a table of its own:
+	// what it matches is stale, not dead. Nil until the first one.
+	soft atomic.Pointer[Bans]
 }
 
 // banSnapshot is one immutable state of the table. For each name only the
@@ -136,6 +139,15 @@ func (t *Bans) Dead(e *Entry) bool {
 		return false
 	}
 	return s.dead(e, e.Seq)
+}
+
+// Stale reports whether a soft ban (Selector.Soft) recorded after e's
+// fill started matches e: e is then stale, whatever its freshness says,
+// until a fill newer than the ban replaces it. It costs one atomic load
+// when there has never been a soft ban.
+func (t *Bans) Stale(e *Entry) bool {
+	soft := t.soft.Load()
+	return soft != nil && soft.Dead(e)
 }
 
 // DeadAt is Dead for a table numbered otherwise than by the fleet's
@@ -217,12 +229,17 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 		bans = slices.SortedFunc(slices.Values(bans), byBanSeq)
 	}
 	lensChanged, prior := false, s.applied
+	var soft []Ban
 	for _, b := range bans {
 		if b.Seq <= s.applied {
 			continue
 		}
 		s.applied = b.Seq
 		b = widen(b)
+		if b.Soft {
+			soft = append(soft, b)
+			continue
+		}
 		if b.Kind == BanAll {
 			// Every ban held is older, so redundant: drop them all.
 			s.all = b.Seq
@@ -270,6 +287,25 @@ func (t *Bans) Apply(now time.Time, keep time.Duration, bans ...Ban) {
 		s.maxSeq = max(s.maxSeq, w.tail.seq)
 	}
 	t.snap.Store(&s)
+	if len(soft) > 0 || t.soft.Load() != nil {
+		t.applySoft(now, keep, soft)
+	}
+}
+
+// applySoft applies soft bans to the soft table, within the same bounds
+// (past them its oldest collapse into "everything is stale": more
+// revalidation, never an entry served fresh that a soft purge named).
+// Called with t.mu held.
+func (t *Bans) applySoft(now time.Time, keep time.Duration, bans []Ban) {
+	st := t.soft.Load()
+	if st == nil {
+		st = &Bans{MaxBans: t.MaxBans, MaxBytes: t.MaxBytes}
+		t.soft.Store(st)
+	}
+	for i := range bans {
+		bans[i].Soft = false // a plain ban in the soft table
+	}
+	st.Apply(now, keep, bans...)
 }
 
 func byBanSeq(a, b Ban) int { return cmp.Compare(a.Seq, b.Seq) }

@@ -113,3 +113,46 @@ func BenchmarkBansDead(b *testing.B) {
 		})
 	}
 }
+
+// TestSoftBans: a soft ban makes what it names stale, never dead; a fill
+// newer than it is neither; a hard ban still kills; the sequence applied
+// counts both; and the wire form carries the flag.
+func TestSoftBans(t *testing.T) {
+	var b Bans
+	now := time.Now()
+	old := &Entry{URL: "/a", Tags: []string{"t"}, Seq: 0}
+	other := &Entry{URL: "/b", Seq: 0}
+	b.Apply(now, time.Hour, Ban{Seq: 1, Selector: Selector{Kind: BanURL, Value: "/a", Soft: true}, At: now})
+	if b.Dead(old) || !b.Stale(old) {
+		t.Errorf("soft URL ban: dead %v, stale %v; want stale only", b.Dead(old), b.Stale(old))
+	}
+	if b.Stale(other) || b.Dead(other) {
+		t.Error("a soft ban of /a names /b")
+	}
+	if b.Applied() != 1 {
+		t.Errorf("applied %d, want 1", b.Applied())
+	}
+	fresh := &Entry{URL: "/a", Seq: 1}
+	if b.Stale(fresh) {
+		t.Error("a fill started after the soft ban is stale")
+	}
+	b.Apply(now, time.Hour, Ban{Seq: 2, Selector: Selector{Kind: BanTag, Value: "t", Soft: true}, At: now},
+		Ban{Seq: 3, Selector: Selector{Kind: BanAll, Soft: true}, At: now})
+	if !b.Stale(other) || b.Dead(other) || b.Applied() != 3 {
+		t.Errorf("soft all: stale %v dead %v applied %d", b.Stale(other), b.Dead(other), b.Applied())
+	}
+	b.Apply(now, time.Hour, Ban{Seq: 4, Selector: Selector{Kind: BanURL, Value: "/a"}, At: now})
+	if !b.Dead(old) || !b.Dead(fresh) {
+		t.Error("a hard ban after soft ones does not kill")
+	}
+	for _, sel := range []Selector{{Kind: BanURL, Value: "/a|b", Soft: true}, {Kind: BanAll, Soft: true}, {Kind: BanTag, Value: "x"}} {
+		want := Ban{Seq: 9, Selector: sel, At: time.UnixMilli(now.UnixMilli()), ID: "id"}
+		got, err := ParseBan(want.String())
+		if err != nil || got.Selector != want.Selector || got.Seq != 9 {
+			t.Errorf("ParseBan(%q) = %+v, %v", want.String(), got, err)
+		}
+	}
+	if s := (Selector{Kind: BanTag, Value: "x", Soft: true}).String(); s != "soft tag=x" {
+		t.Errorf("String = %q", s)
+	}
+}

@@ -16,7 +16,7 @@ import (
 
 // String encodes b in its wire form. ParseBan reads it back.
 func (b *Ban) String() string {
-	return strconv.FormatUint(b.Seq, 10) + "|" + b.Kind.String() + "|" +
+	return strconv.FormatUint(b.Seq, 10) + "|" + b.WireKind() + "|" +
 		strconv.FormatInt(b.At.UnixMilli(), 10) + "|" + b.ID + "|" + b.Value
 }
 
@@ -30,7 +30,7 @@ func ParseBan(s string) (Ban, error) {
 	if err != nil {
 		return Ban{}, fmt.Errorf("tiers: malformed ban seq %q", parts[0])
 	}
-	kind, ok := ParseBanKind(parts[1])
+	kind, soft, ok := parseWireKind(parts[1])
 	if !ok {
 		return Ban{}, fmt.Errorf("tiers: unknown ban kind %q", parts[1])
 	}
@@ -38,7 +38,7 @@ func ParseBan(s string) (Ban, error) {
 	if err != nil {
 		return Ban{}, fmt.Errorf("tiers: malformed ban time %q", parts[2])
 	}
-	return Ban{Seq: seq, Selector: Selector{Kind: kind, Value: parts[4]}, At: time.UnixMilli(ms), ID: parts[3]}, nil
+	return Ban{Seq: seq, Selector: Selector{Kind: kind, Value: parts[4], Soft: soft}, At: time.UnixMilli(ms), ID: parts[3]}, nil
 }
 
 // BanLua is the wire form in Lua, for the fleet's Redis scripts to

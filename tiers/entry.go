@@ -61,6 +61,11 @@ type Entry struct {
 	// Recorded on the entry, they are the same for every instance that
 	// reads it, whatever its configuration.
 	StaleIfError, StaleWhileRevalidate time.Duration
+	// SoftPurged marks a copy the proxy made of an entry a soft purge
+	// named (Bans.Stale) while it was still fresh: stale from the time
+	// it was judged, servable while it is revalidated. It is never set
+	// on an entry stored in a tier, and never encoded.
+	SoftPurged bool
 
 	// Vary lists the canonical names of the request headers the
 	// response varies on. For a KindVary marker it is the list that

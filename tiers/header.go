@@ -76,6 +76,17 @@ func (h Header) Get(name string) string {
 	return h.kv[i+1]
 }
 
+// Canonical returns the first value of the field named name, which must
+// be in canonical form already (as "Content-Encoding" is), or "". It is
+// Get without the cost of canonicalising the name, for the hot path.
+func (h Header) Canonical(name string) string {
+	i := h.find(name)
+	if i < 0 {
+		return ""
+	}
+	return h.kv[i+1]
+}
+
 // Values returns the values of the field named name (canonical form), or
 // nil. The result must not be modified.
 func (h Header) Values(name string) []string {

@@ -180,3 +180,13 @@ func TestMemSizeCountsAllocations(t *testing.T) {
 		}
 	}
 }
+
+func TestHeaderCanonical(t *testing.T) {
+	h := MakeHeader(http.Header{"Content-Encoding": {"gzip"}, "Etag": {`"1"`}})
+	if got := h.Canonical("Content-Encoding"); got != "gzip" {
+		t.Errorf("Canonical(Content-Encoding) = %q", got)
+	}
+	if got := h.Canonical("Vary"); got != "" {
+		t.Errorf("Canonical(Vary) = %q, want empty", got)
+	}
+}

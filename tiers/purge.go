@@ -56,6 +56,12 @@ func ParseBanKind(s string) (BanKind, bool) {
 type Selector struct {
 	Kind  BanKind
 	Value string // "" for BanAll
+	// Soft marks the entries named stale instead of dead (Fastly's soft
+	// purge, Varnish's xkey.softpurge): they are revalidated before they
+	// are served fresh again, and may be served stale meanwhile, as
+	// stale-while-revalidate allows (one refresh per key for the fleet),
+	// and when the origin fails, as their own stale-if-error allows.
+	Soft bool
 }
 
 // All is the selector of every entry.
@@ -64,10 +70,34 @@ var All = Selector{Kind: BanAll}
 // String is the selector as the admin API names it: "url=/a?b=1",
 // "prefix=/players/", "tag=rank", "all".
 func (s Selector) String() string {
+	name := s.Kind.String() + "=" + s.Value
 	if s.Kind == BanAll {
-		return "all"
+		name = "all"
 	}
-	return s.Kind.String() + "=" + s.Value
+	if s.Soft {
+		return "soft " + name
+	}
+	return name
+}
+
+// softPrefix starts the wire kind of a soft ban: "soft-url", "soft-tag".
+const softPrefix = "soft-"
+
+// WireKind is the kind field of s's wire form (see Ban.String): the
+// kind's name, "soft-" before it for a soft purge. An instance that does
+// not know soft purges refuses such a ban as of an unknown kind.
+func (s Selector) WireKind() string {
+	if s.Soft {
+		return softPrefix + s.Kind.String()
+	}
+	return s.Kind.String()
+}
+
+// parseWireKind reads a wire kind written by WireKind.
+func parseWireKind(w string) (kind BanKind, soft, ok bool) {
+	name, soft := strings.CutPrefix(w, softPrefix)
+	kind, ok = ParseBanKind(name)
+	return kind, soft, ok
 }
 
 // Validate reports whether s can be recorded: a known kind; a URL or

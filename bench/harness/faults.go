@@ -45,8 +45,11 @@ type faultKind struct {
 	// second and allow stale-if-error, without purges: the origin rate
 	// (its own count, and the instances' attempts, refused connections
 	// included) must stay within 2× before, every request served.
-	hot    bool
-	inject func(h *harness, ctx context.Context, st *faultStack) error
+	hot bool
+	// cluster: a master of a Redis Cluster with replicas killed, the
+	// instances without L1 (faultcluster.go); its goals are L2 hits.
+	cluster bool
+	inject  func(h *harness, ctx context.Context, st *faultStack) error
 }
 
 // The failing-origin faults (hot): faultHotKeys keys, fresh for a second,
@@ -58,26 +61,28 @@ const (
 )
 
 var faultKinds = []faultKind{
-	{"redis-kill", "Redis killed (SIGKILL), restarted empty 5 s later", true, false,
+	{"redis-kill", "Redis killed (SIGKILL), restarted empty 5 s later", true, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedis(h, ctx, faultHold) }},
-	{"redis-restart", "Redis restarted empty (SIGKILL, restarted at once)", true, false,
+	{"redis-restart", "Redis restarted empty (SIGKILL, restarted at once)", true, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedis(h, ctx, 0) }},
-	{"redis-freeze", "Redis frozen (SIGSTOP for 5 s, then SIGCONT)", true, false,
+	{"redis-freeze", "Redis frozen (SIGSTOP for 5 s, then SIGCONT)", true, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return freeze(ctx, st.redis) }},
-	{"redis-flush", "Redis flushed (FLUSHALL)", true, false,
+	{"redis-flush", "Redis flushed (FLUSHALL)", true, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.flushRedis(ctx) }},
-	{"redis-kill-purges", "Redis killed, restarted empty 5 s later; a tag or prefix purge a second meanwhile", true, false,
+	{"redis-kill-purges", "Redis killed, restarted empty 5 s later; a tag or prefix purge a second meanwhile", true, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killRedisPurging(h, ctx) }},
-	{"origin-kill", "origin killed (SIGKILL), restarted 5 s later", false, false,
+	{"origin-kill", "origin killed (SIGKILL), restarted 5 s later", false, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killOrigin(h, ctx) }},
-	{"origin-hang", "origin hung (SIGSTOP for 5 s, then SIGCONT)", false, false,
+	{"origin-hang", "origin hung (SIGSTOP for 5 s, then SIGCONT)", false, false, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return freeze(ctx, st.origin) }},
-	{"origin-500-hot", "origin answering 500 for 10 s, 5 hot keys (max-age=1, stale-if-error=300)", false, true,
+	{"origin-500-hot", "origin answering 500 for 10 s, 5 hot keys (max-age=1, stale-if-error=300)", false, true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error {
 			return st.failOrigin(ctx, faultOriginFailed)
 		}},
-	{"origin-refused-hot", "origin killed (connections refused) for 5 s, 5 hot keys (max-age=1, stale-if-error=300)", false, true,
+	{"origin-refused-hot", "origin killed (connections refused) for 5 s, 5 hot keys (max-age=1, stale-if-error=300)", false, true, false,
 		func(h *harness, ctx context.Context, st *faultStack) error { return st.killOrigin(h, ctx) }},
+	{"cluster-master-kill", "Redis Cluster master killed (SIGKILL; 3 masters + 3 replicas, L1 off), its replica promoted", false, false, true,
+		func(h *harness, ctx context.Context, st *faultStack) error { return st.killMaster(h, ctx) }},
 }
 
 // faultStack is what one fault run started.
@@ -90,7 +95,8 @@ type faultStack struct {
 	fronts     []*server
 	counter    *originCounter
 	purges     *purgeLoop
-	keys       int // hot keys loaded
+	keys       int           // hot keys loaded
+	cluster    *clusterStack // the cluster fault's Cluster; nil for the others
 }
 
 func (st *faultStack) originURL() string { return "http://" + st.originAddr }
@@ -188,7 +194,11 @@ func (h *harness) startFaultStack(f faultKind) (*faultStack, error) {
 
 // faultRun measures one fault and adds its row.
 func (h *harness) faultRun(ctx context.Context, f faultKind) error {
-	st, err := h.startFaultStack(f)
+	start := h.startFaultStack
+	if f.cluster {
+		start = h.startClusterFaultStack
+	}
+	st, err := start(f)
 	if err != nil {
 		return err
 	}
@@ -210,7 +220,7 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 		purges []purgeRecord
 	)
 	wg.Go(func() { reqs = load.run(stop) })
-	if !f.hot {
+	if !f.hot && !f.cluster {
 		wg.Go(func() { purges = st.purges.run(stop) })
 	}
 	wg.Go(func() { st.counter.run(cctx) })
@@ -243,10 +253,19 @@ func (h *harness) faultRun(ctx context.Context, f faultKind) error {
 
 	fs := analyzeFault(reqs, purges, st.counter.result(), w)
 	fs.Fault, fs.Title, fs.RedisFault, fs.HotOriginFault = f.name, f.title, f.redis, f.hot
+	if st.cluster != nil {
+		cs := analyzeCluster(reqs, st.cluster.victimKeys, w.start, st.cluster.at(st.cluster.killed, t0), st.cluster.at(st.cluster.promoted, t0), w.end)
+		cs.VictimKeys, cs.SurvivorKeys = len(st.cluster.victimKeys), st.keys-len(st.cluster.victimKeys)
+		fs.Cluster = &cs
+	}
 	if d := (w.faultEnd - w.faultStart).Seconds(); f.hot && d > 0 {
 		fs.AttemptRPS = float64(attempts) / d
 	}
-	r := row{System: sysPurge, Variant: f.name, Tool: "harness (in-process open loop)", Requests: uint64(len(reqs)),
+	system := sysPurge
+	if f.cluster {
+		system = sysFaultCluster
+	}
+	r := row{System: system, Variant: f.name, Tool: "harness (in-process open loop)", Requests: uint64(len(reqs)),
 		Errors: uint64(fs.Failed), Seconds: w.end.Seconds(), P50: fs.During.P50, P99: fs.During.P99, MaxMS: fs.During.Max,
 		OtherLoad: other, Objects: -1, ObjectBytes: -1, HitRatio: -1, Fault: &fs}
 	if w.end > 0 {

@@ -102,8 +102,10 @@ type faultStats struct {
 	// connections included.
 	HotOriginFault bool    `json:"hot_origin_fault,omitempty"`
 	AttemptRPS     float64 `json:"attempt_rps,omitempty"`
-	FaultS         float64 `json:"fault_s"`  // from the fault's start to its end
-	DuringS        float64 `json:"during_s"` // the during phase
+	// Cluster is the cluster fault's split by slots (faultclusterstats.go).
+	Cluster *clusterStats `json:"cluster,omitempty"`
+	FaultS  float64       `json:"fault_s"`  // from the fault's start to its end
+	DuringS float64       `json:"during_s"` // the during phase
 	// Offsets from the run's start, in seconds.
 	FaultStartS float64 `json:"fault_start_s"`
 	FaultEndS   float64 `json:"fault_end_s"`

@@ -37,6 +37,7 @@ type proc struct {
 	argv []string // as executed, taskset included
 	cmd  *exec.Cmd
 	log  string
+	addr string        // the first address launch waited for it on; "" if none
 	done chan struct{} // closed when the process has exited
 }
 

@@ -43,6 +43,9 @@ func (h *harness) launch(name string, argv []string, addrs ...string) (*proc, er
 		return nil, err
 	}
 	h.record(p.argv)
+	if len(addrs) > 0 {
+		p.addr = addrs[0]
+	}
 	for _, a := range addrs {
 		if err := waitPort(p, a); err != nil {
 			return nil, err
@@ -133,47 +136,63 @@ func (h *harness) startRedisKind(kind string) (*server, error) {
 // redis://NODE1?addr=NODE2&addr=NODE3, which cacheproxy's -redis-mode
 // auto takes for a Cluster; redisAddr is the first node.
 func (h *harness) startRedisCluster() (*server, error) {
+	s, _, err := h.startCluster(0)
+	return s, err
+}
+
+// startCluster starts a Cluster of clusterNodes masters, each with
+// replicas replicas, as startRedisCluster says; with replicas, a node
+// keeps serving its slots while another master is failing
+// (cluster-require-full-coverage no). It returns the nodes' processes
+// too, in the order of the server's url.
+func (h *harness) startCluster(replicas int) (*server, []*proc, error) {
 	var addrs []string
 	var pids []int
-	for range clusterNodes {
+	var nodes []*proc
+	for range clusterNodes * (1 + replicas) {
 		addr, port, err := h.clusterPort()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		dir, err := os.MkdirTemp(h.tmp, "redis-node-")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		p, err := h.launch("redis-cluster", []string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		argv := []string{"redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir,
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "2000"}, addr)
+			"--cluster-node-timeout", "2000"}
+		if replicas > 0 {
+			argv = append(argv, "--cluster-require-full-coverage", "no")
+		}
+		p, err := h.launch("redis-cluster", argv, addr)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		addrs = append(addrs, addr)
 		pids = append(pids, p.Pid())
+		nodes = append(nodes, p)
 	}
-	argv := append(append([]string{"redis-cli", "--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	argv := append(append([]string{"redis-cli", "--cluster", "create"}, addrs...), "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	p, err := h.ps.start("redis-cli", argv...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	h.record(p.argv)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
 		h.ps.stop(p)
-		return nil, fmt.Errorf("redis-cli --cluster create did not finish in 30s; log %s:\n%s", p.log, tail(p.log, 15))
+		return nil, nil, fmt.Errorf("redis-cli --cluster create did not finish in 30s; log %s:\n%s", p.log, tail(p.log, 15))
 	}
 	h.ps.stop(p) // gone already: only forgets it
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		return nil, fmt.Errorf("redis-cli --cluster create exited %d; log %s:\n%s", code, p.log, tail(p.log, 15))
+		return nil, nil, fmt.Errorf("redis-cli --cluster create exited %d; log %s:\n%s", code, p.log, tail(p.log, 15))
 	}
 	if err := awaitClusterOK(addrs, 20*time.Second); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &server{name: "redis cluster", url: clusterURL(addrs), addr: addrs[0], redisAddr: addrs[0], pids: pids}, nil
+	return &server{name: "redis cluster", url: clusterURL(addrs), addr: addrs[0], redisAddr: addrs[0], pids: pids}, nodes, nil
 }
 
 // clusterPort allocates a port for a Cluster node whose cluster bus port
@@ -239,6 +258,9 @@ func awaitClusterOK(addrs []string, within time.Duration) error {
 	return nil
 }
 
+// benchKeyPrefix is the instances' -key-prefix.
+const benchKeyPrefix = "bench"
+
 // startCacheproxy starts one cacheproxy instance in front of origin, with
 // Redis when redis is not nil, and extra flags.
 func (h *harness) startCacheproxy(name string, origin, redis *server, extra ...string) (*server, error) {
@@ -251,7 +273,7 @@ func (h *harness) startCacheproxy(name string, origin, redis *server, extra ...s
 		return nil, err
 	}
 	argv := []string{filepath.Join(h.bin, "cacheproxy"), "-listen", addr, "-origin", origin.url,
-		"-admin-listen", adminAddr, "-log-level", "warn", "-key-prefix", "bench"}
+		"-admin-listen", adminAddr, "-log-level", "warn", "-key-prefix", benchKeyPrefix}
 	if redis != nil {
 		argv = append(argv, "-redis", redis.url)
 	}

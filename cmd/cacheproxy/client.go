@@ -43,7 +43,9 @@ const purgeSynopsis = `Usage:
 
 Purges cached entries through the admin API (DELETE /cache): on every live
 instance of the fleet, or on the instance alone when it runs without Redis.
--url purges every Vary variant of one URL.
+-url purges every Vary variant of one URL. With -soft, what is named is
+marked stale instead of removed: clients get the stale copy while one
+refresh per key runs for the whole fleet.
 
 Exit status: 0 when every live instance confirmed the purge, 1 when some
 did not within the server's -purge-wait or on error, 2 for a bad command

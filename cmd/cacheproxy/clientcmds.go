@@ -29,6 +29,7 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 	prefix := c.fs.String("prefix", "", "purge every URL whose path starts with this, e.g. /players/")
 	tag := c.fs.String("tag", "", "purge every entry with this tag, e.g. player:42")
 	all := c.fs.Bool("all", false, "purge everything")
+	soft := c.fs.Bool("soft", false, "mark what is named stale instead of removing it: served stale while one refresh per key runs (and if the origin fails, as its stale-if-error allows)")
 	pos, code, ok := c.parse(args)
 	if !ok {
 		return code
@@ -47,6 +48,9 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if len(q) != 1 {
 		return c.usageError("give exactly one of -url, -prefix, -tag or -all")
+	}
+	if *soft {
+		q.Set("soft", "1")
 	}
 
 	status, body, err := c.call(ctx, http.MethodDelete, "/cache", q, nil)

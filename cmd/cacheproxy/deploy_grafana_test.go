@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,60 +12,9 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/promtest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
-
-// scrape is a parsed Prometheus text exposition: the type of every family
-// and the label names seen on each sample name.
-type scrape struct {
-	types  map[string]string
-	labels map[string]map[string]bool
-}
-
-var sampleLabel = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="(?:[^"\\]|\\.)*"`)
-
-func parseScrape(text string) scrape {
-	s := scrape{types: map[string]string{}, labels: map[string]map[string]bool{}}
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
-			s.types[f[2]] = f[3]
-			continue
-		}
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest := line, ""
-		if i := strings.IndexAny(line, "{ "); i >= 0 {
-			name, rest = line[:i], line[i:]
-		}
-		if s.labels[name] == nil {
-			s.labels[name] = map[string]bool{}
-		}
-		if strings.HasPrefix(rest, "{") {
-			for _, m := range sampleLabel.FindAllStringSubmatch(rest[:strings.LastIndex(rest, "}")+1], -1) {
-				s.labels[name][m[1]] = true
-			}
-		}
-	}
-	return s
-}
-
-// has reports whether the scrape holds the series name: a family, or a
-// histogram's or summary's _bucket, _sum or _count series.
-func (s scrape) has(name string) bool {
-	if _, ok := s.labels[name]; ok {
-		return true
-	}
-	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if base, ok := strings.CutSuffix(name, suffix); ok && (s.types[base] == "histogram" || s.types[base] == "summary") {
-			return true
-		}
-	}
-	return false
-}
 
 var (
 	promString   = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
@@ -148,7 +96,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Fatalf("purge: %d %s", code, body)
 	}
 	_, _, body := fetch(t, "GET", s.adminURL+"/metrics", "")
-	sc := parseScrape(body)
+	sc := promtest.Parse(t, body)
 
 	// Labels Prometheus adds at scrape time, and the histogram's le.
 	known := map[string]bool{"instance": true, "job": true, "le": true}
@@ -157,11 +105,11 @@ func TestGrafanaDashboard(t *testing.T) {
 		exprLabels := map[string]bool{}
 		for _, m := range promMetric.FindAllStringSubmatch(bare, -1) {
 			name := m[1]
-			if !sc.has(name) {
+			series, ok := sc.Labels(name)
+			if !ok {
 				t.Errorf("%s: %s is not in /metrics\nquery: %s", where, name, expr)
 				continue
 			}
-			series := sc.labels[name]
 			for l := range series {
 				exprLabels[l] = true
 			}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
@@ -29,32 +29,10 @@ var leastPrivilege = []any{"resetkeys", "~cacheproxy:*", "resetchannels", "&cach
 	"+zadd", "+zrem", "+zcard", "+zcount", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zremrangebyrank", "+zpopmin",
 	"+eval", "+evalsha", "+publish", "+subscribe", "+unsubscribe"}
 
-// countedOrigin serves "<path> n" cacheable for five minutes after delay,
-// counting its requests by path.
-type countedOrigin struct {
-	*httptest.Server
-	mu    sync.Mutex
-	count map[string]int
-}
-
-func newCountedOrigin(t *testing.T, delay time.Duration) *countedOrigin {
-	o := &countedOrigin{count: map[string]int{}}
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.mu.Lock()
-		o.count[r.URL.Path]++
-		o.mu.Unlock()
-		time.Sleep(delay)
-		w.Header().Set("Cache-Control", "max-age=300")
-		io.WriteString(w, "content of "+r.URL.Path)
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-func (o *countedOrigin) requests(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.count[path]
+// newCountedOrigin serves "content of <path>" cacheable for five minutes
+// after delay (its Requests counts them by path).
+func newCountedOrigin(t *testing.T, delay time.Duration) *origintest.Origin {
+	return origintest.New(t, origintest.Options{Delay: delay, Body: origintest.Content})
 }
 
 // checkL2Hit fetches a new path from a (a MISS), then from b: an L2 hit.
@@ -70,7 +48,7 @@ func checkL2Hit(t *testing.T, a, b *server, path string) {
 
 // checkCoalesced sends a GET of a cold path to every instance at once:
 // one origin request for all.
-func checkCoalesced(t *testing.T, o *countedOrigin, fleet []*server, path string) {
+func checkCoalesced(t *testing.T, o *origintest.Origin, fleet []*server, path string) {
 	t.Helper()
 	var wg sync.WaitGroup
 	for _, s := range fleet {
@@ -86,7 +64,7 @@ func checkCoalesced(t *testing.T, o *countedOrigin, fleet []*server, path string
 		}
 	}
 	wg.Wait()
-	if n := o.requests(path); n != 1 {
+	if n := o.Requests(path); n != 1 {
 		t.Errorf("origin requests for a cold key asked of %d instances at once: %d, want 1", len(fleet), n)
 	}
 }
@@ -235,7 +213,7 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	// No stale answer after a 200 purge.
 	warm(t, fleet, "/k", "v1 /k")
-	vo.version.Store(2)
+	vo.Version.Store(2)
 	if code, res := purge(t, b, "url=/k"); code != http.StatusOK || len(res.Confirmed) != 2 {
 		t.Fatalf("purge after the failover = %d %+v", code, res)
 	}

@@ -59,7 +59,7 @@ func purgeAfterNewRedis(t *testing.T, lose func(*redistest.Server)) {
 	old := epochs(t, fleet)[0]
 	lose(redis)
 	awaitNewEpoch(t, fleet, old)
-	o.version.Store(2)
+	o.Version.Store(2)
 	code, res := purge(t, fleet[0], "url=/k")
 	if code != http.StatusOK || len(res.Confirmed) != 2 {
 		t.Fatalf("purge after Redis lost its log = %d %+v", code, res)
@@ -72,7 +72,7 @@ func purgeAfterNewRedis(t *testing.T, lose func(*redistest.Server)) {
 		}
 	}
 	// And the fleet goes on: later purges are applied and confirmed.
-	o.version.Store(3)
+	o.Version.Store(3)
 	warm(t, fleet, "/k", "v2 /k")
 	if code, res := purge(t, fleet[1], "url=/k"); code != http.StatusOK || len(res.Confirmed) != 2 {
 		t.Fatalf("second purge = %d %+v", code, res)
@@ -264,7 +264,7 @@ func TestFleetPartition(t *testing.T) {
 
 	link.setCut(true)
 	await.Until(t, 15*time.Second, "b cut off", func() bool { return adminStats(t, b).Fleet.Self.CutOff })
-	o.version.Store(2)
+	o.Version.Store(2)
 	before := time.Now()
 	code, res := purge(t, a, "url=/k")
 	if code != http.StatusAccepted || len(res.Missing) != 1 || res.Missing[0] != bID {
@@ -292,7 +292,7 @@ func TestFleetPartition(t *testing.T) {
 			t.Fatalf("b after reconnecting: %s %q, want v2", x, body)
 		}
 	}
-	o.version.Store(3)
+	o.Version.Store(3)
 	if code, res := purge(t, a, "url=/k"); code != http.StatusOK || len(res.Confirmed) != 2 {
 		t.Fatalf("purge once b is back = %d %+v", code, res)
 	}

@@ -6,66 +6,34 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 const fleetToken = "fleet-secret"
 
-// versionedOrigin serves "v<version> <path>" for every GET, cacheable for
-// five minutes and tagged player:<id> under /players/<id>; the test
-// changes version to change the content. A GET of a path registered with
-// hold blocks, after reading the version, until the hold is released.
-type versionedOrigin struct {
-	*httptest.Server
-	version atomic.Int64
-	mu      sync.Mutex
-	holds   map[string]chan struct{}
-	arrived chan string
-}
-
-func newVersionedOrigin(t *testing.T) *versionedOrigin {
-	o := &versionedOrigin{holds: map[string]chan struct{}{}, arrived: make(chan string, 16)}
-	o.version.Store(1)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// newVersionedOrigin is the fleet tests' origin: "v<version> <path>" for
+// every GET, cacheable for five minutes and tagged player:<id> under
+// /players/<id>; other methods are answered "done", uncacheable.
+func newVersionedOrigin(t *testing.T) *origintest.Origin {
+	return origintest.New(t, origintest.Options{Body: func(w http.ResponseWriter, r *http.Request, version int64) {
 		if r.Method != http.MethodGet {
-			w.WriteHeader(http.StatusOK)
+			w.Header().Del("Cache-Control")
 			io.WriteString(w, "done")
 			return
 		}
-		body := fmt.Sprintf("v%d %s", o.version.Load(), r.URL.Path)
-		o.mu.Lock()
-		hold := o.holds[r.URL.Path]
-		o.mu.Unlock()
-		if hold != nil {
-			o.arrived <- r.URL.Path
-			<-hold
-		}
-		w.Header().Set("Cache-Control", "max-age=300")
 		if id, ok := strings.CutPrefix(r.URL.Path, "/players/"); ok {
 			w.Header().Set("Cache-Tag", "player:"+id)
 		}
-		io.WriteString(w, body)
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-func (o *versionedOrigin) hold(path string) chan struct{} {
-	ch := make(chan struct{})
-	o.mu.Lock()
-	o.holds[path] = ch
-	o.mu.Unlock()
-	return ch
+		origintest.Versioned(w, r, version)
+	}})
 }
 
 // startFleet starts n cacheproxy processes on one Redis, and waits until
@@ -143,7 +111,7 @@ func TestFleetPurgeKinds(t *testing.T) {
 // checkPurgeKinds purges by URL, prefix, tag and all from the first
 // instance of fleet, and checks every instance serves the new content,
 // and keeps in L1 what a purge does not name.
-func checkPurgeKinds(t *testing.T, o *versionedOrigin, fleet []*server) {
+func checkPurgeKinds(t *testing.T, o *origintest.Origin, fleet []*server) {
 	t.Helper()
 	a := fleet[0]
 	cases := []struct {
@@ -156,7 +124,7 @@ func checkPurgeKinds(t *testing.T, o *versionedOrigin, fleet []*server) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.query, func(t *testing.T) {
-			v := o.version.Load()
+			v := o.Version.Load()
 			old := fmt.Sprintf("v%d %s", v, strings.SplitN(tc.path, "?", 2)[0])
 			warm(t, fleet, tc.path, old)
 			var untouched string
@@ -164,7 +132,7 @@ func checkPurgeKinds(t *testing.T, o *versionedOrigin, fleet []*server) {
 				untouched = fmt.Sprintf("v%d %s", v, strings.SplitN(tc.untouched, "?", 2)[0])
 				warm(t, fleet, tc.untouched, untouched)
 			}
-			o.version.Add(1)
+			o.Version.Add(1)
 			code, res := purge(t, a, tc.query)
 			if code != http.StatusOK || len(res.Confirmed) != len(fleet) || !res.Fleet {
 				t.Fatalf("purge = %d %+v", code, res)
@@ -193,7 +161,7 @@ func TestFleetPurgeWhileSubscriptionDown(t *testing.T) {
 	fleet := startFleet(t, redis, o.URL, 3)
 	a, b := fleet[0], fleet[1]
 	warm(t, fleet, "/k", "v1 /k")
-	o.version.Store(2)
+	o.Version.Store(2)
 	if err := redis.Client().Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,20 +195,18 @@ func TestFleetSlowFillDoesNotResurrect(t *testing.T) {
 	o := newVersionedOrigin(t)
 	fleet := startFleet(t, redis, o.URL, 3)
 	a, b := fleet[0], fleet[1]
-	release := o.hold("/slow")
+	release := o.Hold("/slow")
 	done := make(chan string)
 	go func() {
 		_, _, body := fetch(t, "GET", b.proxyURL+"/slow", "")
 		done <- body
 	}()
-	<-o.arrived // b's fill has read version 1 and waits
-	o.version.Store(2)
+	<-o.Arrived() // b's fill has read version 1 and waits
+	o.Version.Store(2)
 	if code, res := purge(t, a, "url=/slow"); code != http.StatusOK {
 		t.Fatalf("purge = %d %+v", code, res)
 	}
-	o.mu.Lock()
-	delete(o.holds, "/slow")
-	o.mu.Unlock()
+	o.Unhold("/slow")
 	close(release)
 	if body := <-done; body != "v1 /slow" {
 		t.Fatalf("the slow request itself got %q", body)
@@ -260,7 +226,7 @@ func TestFleetUnsafeMethodInvalidates(t *testing.T) {
 	fleet := startFleet(t, redis, o.URL, 3)
 	a, b, c := fleet[0], fleet[1], fleet[2]
 	warm(t, fleet, "/players/1", "v1 /players/1")
-	o.version.Store(2)
+	o.Version.Store(2)
 	if code, _, body := fetch(t, "POST", c.proxyURL+"/players/1", ""); code != 200 || body != "done" {
 		t.Fatalf("POST = %d %q", code, body)
 	}
@@ -364,7 +330,7 @@ func TestFleetCLI(t *testing.T) {
 	if code, out, errOut := cli("stats"); code != 0 || !strings.Contains(out, "hit ratio") || !strings.Contains(out, "(self)") {
 		t.Errorf("stats: %d %q %q", code, out, errOut)
 	}
-	o.version.Store(2)
+	o.Version.Store(2)
 	if code, out, errOut := cli("purge", "-url", "/rank"); code != 0 || !strings.Contains(out, "purged url /rank") || !strings.Contains(out, "confirmed by 2 instances") {
 		t.Errorf("purge: %d %q %q", code, out, errOut)
 	}

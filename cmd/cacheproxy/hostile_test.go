@@ -15,23 +15,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/promtest"
 )
 
 // heapInUse returns the proxy's go_memstats_heap_inuse_bytes.
 func heapInUse(t *testing.T, s *server) float64 {
 	t.Helper()
 	_, _, body := fetch(t, "GET", s.adminURL+"/metrics", "")
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
+	v, ok := promtest.Parse(t, body).Value("go_memstats_heap_inuse_bytes")
+	if !ok {
+		t.Fatal("no go_memstats_heap_inuse_bytes in /metrics")
 	}
-	t.Fatal("no go_memstats_heap_inuse_bytes in /metrics")
-	return 0
+	return v
 }
 
 // TestServeStalledClientsBounded: clients that ask for a large no-store

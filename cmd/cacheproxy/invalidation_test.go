@@ -80,7 +80,7 @@ func TestFleetInvalidationFlood(t *testing.T) {
 		t.Fatalf("FOOBAR and PURGE of an uncached URL: bans held %v, want %v as before", n, base)
 	}
 	warm(t, fleet, "/players/1", "v1 /players/1")
-	o.version.Store(2)
+	o.Version.Store(2)
 	requestFrom(t, "127.0.0.1", "POST", a.proxyURL+"/players/1")
 	for _, s := range fleet {
 		if x, body := get(t, s, "/players/1"); body != "v2 /players/1" {
@@ -95,7 +95,7 @@ func TestFleetInvalidationFlood(t *testing.T) {
 	for i := 10; i < 20; i++ {
 		warm(t, fleet, fmt.Sprintf("/players/%d", i), fmt.Sprintf("v2 /players/%d", i))
 	}
-	o.version.Store(3)
+	o.Version.Store(3)
 	for i := 10; i < 20; i++ {
 		requestFrom(t, "127.0.0.1", "POST", fmt.Sprintf("%s/players/%d", a.proxyURL, i))
 	}
@@ -110,7 +110,7 @@ func TestFleetInvalidationFlood(t *testing.T) {
 	}
 	// Another client.
 	warm(t, fleet, "/players/30", "v3 /players/30")
-	o.version.Store(4)
+	o.Version.Store(4)
 	requestFrom(t, "127.0.0.2", "POST", a.proxyURL+"/players/30")
 	if x, body := get(t, b, "/players/30"); body != "v4 /players/30" {
 		t.Errorf("another client's POST, on the other instance: %s %q, want v4", x, body)

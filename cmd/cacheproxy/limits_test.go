@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/promtest"
 )
 
 // metric returns the value of the unlabelled metric name in the proxy's
@@ -22,17 +23,11 @@ import (
 func metric(t *testing.T, s *server, name string) float64 {
 	t.Helper()
 	_, _, body := fetch(t, "GET", s.adminURL+"/metrics", "")
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
+	v, ok := promtest.Parse(t, body).Value(name)
+	if !ok {
+		t.Fatalf("no %s in /metrics", name)
 	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
+	return v
 }
 
 // dialProxy opens a raw connection to the proxy, closed at the end of the

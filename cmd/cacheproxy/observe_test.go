@@ -14,45 +14,21 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/promtest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/internal/syncbuf"
 	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 // scrapeMetrics parses the admin API's /metrics with Prometheus's own parser.
-func scrapeMetrics(t *testing.T, s *server) map[string]*dto.MetricFamily {
+func scrapeMetrics(t *testing.T, s *server) promtest.Families {
 	t.Helper()
 	code, _, body := fetch(t, "GET", s.adminURL+"/metrics", fleetToken)
 	if code != 200 {
 		t.Fatalf("/metrics: %d %s", code, body)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics does not parse: %v", err)
-	}
-	return mf
-}
-
-// series returns the metrics of family name whose label key has value.
-func series(mf map[string]*dto.MetricFamily, name, key, value string) *dto.Metric {
-	f := mf[name]
-	if f == nil {
-		return nil
-	}
-	for _, m := range f.GetMetric() {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == key && l.GetValue() == value {
-				return m
-			}
-		}
-	}
-	return nil
+	return promtest.Parse(t, body)
 }
 
 // TestMetricsFromStart: before any request, /metrics has every series
@@ -89,15 +65,15 @@ func TestMetricsFromStart(t *testing.T) {
 		}
 	}
 	for _, o := range proxy.Outcomes() {
-		if m := series(mf, "cacheproxy_requests_total", "result", o.Label); m == nil || m.GetCounter().GetValue() != 0 {
+		if m := mf.Series("cacheproxy_requests_total", "result", o.Label); m == nil || m.GetCounter().GetValue() != 0 {
 			t.Errorf("cacheproxy_requests_total{result=%q} = %v, want 0", o.Label, m)
 		}
-		if m := series(mf, "cacheproxy_request_duration_seconds", "result", o.Label); m == nil || m.GetHistogram().GetSampleCount() != 0 {
+		if m := mf.Series("cacheproxy_request_duration_seconds", "result", o.Label); m == nil || m.GetHistogram().GetSampleCount() != 0 {
 			t.Errorf("cacheproxy_request_duration_seconds{result=%q} = %v, want an empty histogram", o.Label, m)
 		}
 	}
 	for _, tier := range proxy.Tiers() {
-		if series(mf, "cacheproxy_served_bytes_total", "tier", tier) == nil {
+		if mf.Series("cacheproxy_served_bytes_total", "tier", tier) == nil {
 			t.Errorf("no cacheproxy_served_bytes_total{tier=%q}", tier)
 		}
 	}
@@ -106,12 +82,12 @@ func TestMetricsFromStart(t *testing.T) {
 	fetch(t, "GET", s.proxyURL+"/a", "")
 	mf = scrapeMetrics(t, s)
 	for label, want := range map[string]uint64{"MISS": 1, "HIT-L1": 1, "PASS": 0} {
-		if m := series(mf, "cacheproxy_request_duration_seconds", "result", label); m.GetHistogram().GetSampleCount() != want {
+		if m := mf.Series("cacheproxy_request_duration_seconds", "result", label); m.GetHistogram().GetSampleCount() != want {
 			t.Errorf("duration of %s: %d samples, want %d", label, m.GetHistogram().GetSampleCount(), want)
 		}
 	}
 	for tier, want := range map[string]float64{"l1": 5, "origin": 5, "l2": 0} {
-		if m := series(mf, "cacheproxy_served_bytes_total", "tier", tier); m.GetCounter().GetValue() != want {
+		if m := mf.Series("cacheproxy_served_bytes_total", "tier", tier); m.GetCounter().GetValue() != want {
 			t.Errorf("bytes served by %s: %v, want %v", tier, m.GetCounter().GetValue(), want)
 		}
 	}
@@ -137,7 +113,7 @@ func TestRedisMetricsFromStart(t *testing.T) {
 	}
 	for _, purpose := range []string{"read", "write", "fleet", "subscribe"} {
 		for _, kind := range []string{"READONLY", "MOVED", "other"} {
-			m := series(mf, "cacheproxy_redis_reply_errors_total", "purpose", purpose)
+			m := mf.Series("cacheproxy_redis_reply_errors_total", "purpose", purpose)
 			found := false
 			for _, x := range mf["cacheproxy_redis_reply_errors_total"].GetMetric() {
 				var p, k string

@@ -21,7 +21,7 @@ func TestOutagePurgeDropsOnlyNamed(t *testing.T) {
 		warm(t, []*server{a}, p, "v1 "+p)
 	}
 	redis.Kill()
-	o.version.Store(2)
+	o.Version.Store(2)
 	gone := map[string]bool{}
 	for _, step := range []struct {
 		query string

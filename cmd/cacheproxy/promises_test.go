@@ -13,20 +13,16 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
 // slowVersionedOrigin serves "v<version>" after delay, cacheable for five
 // minutes.
-func slowVersionedOrigin(t *testing.T, delay time.Duration, version *atomic.Int64) *httptest.Server {
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := version.Load()
-		time.Sleep(delay)
-		w.Header().Set("Cache-Control", "max-age=300")
-		fmt.Fprintf(w, "v%d", v)
-	}))
-	t.Cleanup(o.Close)
-	return o
+func slowVersionedOrigin(t *testing.T, delay time.Duration) *origintest.Origin {
+	return origintest.New(t, origintest.Options{Delay: delay, Body: func(w http.ResponseWriter, r *http.Request, version int64) {
+		fmt.Fprintf(w, "v%d", version)
+	}})
 }
 
 // TestNoStaleAnswerAfterAPurge races reads with purges on a fleet of two,
@@ -35,9 +31,7 @@ func slowVersionedOrigin(t *testing.T, delay time.Duration, version *atomic.Int6
 // from before it.
 func TestNoStaleAnswerAfterAPurge(t *testing.T) {
 	redis := redistest.Start(t)
-	var version atomic.Int64
-	version.Store(1)
-	o := slowVersionedOrigin(t, 100*time.Millisecond, &version)
+	o := slowVersionedOrigin(t, 100*time.Millisecond)
 	fleet := startFleet(t, redis, o.URL, 2)
 	client := &http.Client{Timeout: 10 * time.Second}
 	// purgedAt[v] is when the purge that retired version v answered 200.
@@ -79,7 +73,7 @@ func TestNoStaleAnswerAfterAPurge(t *testing.T) {
 	const rounds = 100
 	for round := range rounds {
 		time.Sleep(time.Duration(20+round%7*15) * time.Millisecond) // land purges at every phase of a fill
-		old := version.Add(1) - 1
+		old := o.Version.Add(1) - 1
 		code, res := purge(t, fleet[round%2], "url=/race")
 		if code != http.StatusOK {
 			t.Fatalf("round %d: purge = %d %+v", round, code, res)
@@ -217,9 +211,7 @@ func TestStaleWhileRevalidateFromRedis(t *testing.T) {
 // TestL1AloneKeepsEntriesPastL1TTL: without -redis an entry lives as long
 // as its freshness allows, not only -l1-ttl.
 func TestL1AloneKeepsEntriesPastL1TTL(t *testing.T) {
-	var version atomic.Int64
-	version.Store(1)
-	o := slowVersionedOrigin(t, 0, &version)
+	o := slowVersionedOrigin(t, 0)
 	s := startServer(t, nil, "-origin", o.URL, "-l1-ttl", "1s")
 	get(t, s, "/long")
 	time.Sleep(2 * time.Second)
@@ -235,7 +227,7 @@ func TestNoJoiningAFillFromBeforeThePurge(t *testing.T) {
 	redis := redistest.Start(t)
 	o := newVersionedOrigin(t)
 	fleet := startFleet(t, redis, o.URL, 2)
-	hold := o.hold("/held")
+	hold := o.Hold("/held")
 	first := make(chan string, 1)
 	go func() {
 		resp, err := http.Get(fleet[0].proxyURL + "/held")
@@ -247,14 +239,12 @@ func TestNoJoiningAFillFromBeforeThePurge(t *testing.T) {
 		resp.Body.Close()
 		first <- string(b)
 	}()
-	<-o.arrived // the fill read v1 and waits
-	o.version.Add(1)
+	<-o.Arrived() // the fill read v1 and waits
+	o.Version.Add(1)
 	if code, res := purge(t, fleet[1], "url=/held"); code != http.StatusOK {
 		t.Fatalf("purge = %d %+v", code, res)
 	}
-	o.mu.Lock()
-	delete(o.holds, "/held") // later fetches answer at once
-	o.mu.Unlock()
+	o.Unhold("/held") // later fetches answer at once
 	second := make(chan string, 2)
 	for _, s := range fleet {
 		go func() {

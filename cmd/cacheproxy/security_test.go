@@ -6,49 +6,28 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
-// echoOrigin answers with what it received: a version the test bumps,
-// method, raw target, Host and headers. Paths under /etag/ carry only an
-// ETag (heuristic freshness); every other response has max-age=300.
-type echoOrigin struct {
-	*httptest.Server
-	version atomic.Int64
-	hits    atomic.Int64
-}
-
-func newEchoOrigin(t *testing.T) *echoOrigin {
-	o := &echoOrigin{}
-	o.version.Store(1)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.hits.Add(1)
+// newEchoOrigin answers with what it received: "v<version> " then the
+// request (origintest.WriteRequest). Paths under /etag/ carry only an ETag
+// (heuristic freshness); every other response has max-age=300.
+func newEchoOrigin(t *testing.T) *origintest.Origin {
+	return origintest.New(t, origintest.Options{Body: func(w http.ResponseWriter, r *http.Request, version int64) {
 		if strings.HasPrefix(r.URL.Path, "/etag/") {
+			w.Header().Del("Cache-Control")
 			w.Header().Set("Etag", `"e"`)
-		} else {
-			w.Header().Set("Cache-Control", "max-age=300")
 		}
-		fmt.Fprintf(w, "v%d %s %s\nHost: %s\n", o.version.Load(), r.Method, r.RequestURI, r.Host)
-		var names []string
-		for k := range r.Header {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header[k], ", "))
-		}
-	}))
-	t.Cleanup(o.Close)
-	return o
+		fmt.Fprintf(w, "v%d ", version)
+		origintest.WriteRequest(w, r)
+	}})
 }
 
 // rawGet sends a GET with exactly the request target given (Go's client
@@ -158,7 +137,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 						return strings.HasPrefix(h.Get("X-Cache"), "HIT")
 					})
 				}
-				v := o.version.Add(1)
+				v := o.Version.Add(1)
 				q := "url=" + url.QueryEscape(tc.spelled)
 				if tc.asTyped {
 					q = "url=" + tc.spelled
@@ -183,7 +162,7 @@ func TestSecurityEndToEnd(t *testing.T) {
 					})
 				}
 			}
-			v := o.version.Add(1)
+			v := o.Version.Add(1)
 			if code, res := purge(t, first, "url="+url.QueryEscape("//host/"+name+"/p")); code != http.StatusOK {
 				t.Fatalf("purge = %d %+v", code, res)
 			}
@@ -209,11 +188,11 @@ func TestHostsFlag(t *testing.T) {
 	if _, h, _ := rawGet(t, s.proxyURL, "/p", "Host", "b.example"); h.Get("X-Cache") != "MISS" {
 		t.Errorf("b.example shares a.example's entry: %s", h.Get("X-Cache"))
 	}
-	before := o.hits.Load()
+	before := o.Total()
 	if code, _, _ := rawGet(t, s.proxyURL, "/p", "Host", "evil.example"); code != http.StatusMisdirectedRequest {
 		t.Errorf("evil.example: %d, want 421", code)
 	}
-	if o.hits.Load() != before {
+	if o.Total() != before {
 		t.Error("a request for an unserved host reached the origin")
 	}
 }

@@ -3,12 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 
 	"github.com/cacheproxy/cacheproxy/admin"
 	"github.com/cacheproxy/cacheproxy/internal/await"
@@ -619,7 +619,7 @@ func repoRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-// --- Chromium, driven through the DevTools protocol on a pipe ---
+// --- Chromium, driven through the DevTools protocol by chromedp ---
 
 // chromiumPath returns the Chromium binary, or skips the test.
 func chromiumPath(t *testing.T) string {
@@ -633,33 +633,18 @@ func chromiumPath(t *testing.T) string {
 }
 
 // chromium is a headless Chromium process in a process group of its own,
-// spoken to with the DevTools protocol over --remote-debugging-pipe: JSON
-// messages ended by a NUL byte, commands on its fd 3, answers and events
-// on its fd 4.
+// driven by chromedp over --remote-debugging-pipe.
 type chromium struct {
-	cmd    *exec.Cmd
-	toBr   *os.File
-	mu     sync.Mutex
-	nextID int
-	calls  map[int]chan cdpMessage
-	errs   []string // exceptions thrown by the pages
-	closed chan struct{}
-}
-
-type cdpMessage struct {
-	ID        int             `json:"id,omitempty"`
-	Method    string          `json:"method,omitempty"`
-	Params    json.RawMessage `json:"params,omitempty"`
-	SessionID string          `json:"sessionId,omitempty"`
-	Result    json.RawMessage `json:"result,omitempty"`
-	Error     *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"error,omitempty"`
+	ctx  context.Context // its first tab (about:blank): the parent of the tabs opened
+	mu   sync.Mutex
+	errs []string // exceptions thrown by the pages
 }
 
 // browserTimeout bounds a Chromium's life: it is killed after it.
 const browserTimeout = 2 * time.Minute
+
+// callTimeout bounds one command to a tab.
+const callTimeout = 20 * time.Second
 
 // startChromium starts headless Chromium. At the end of the test its whole
 // process group is killed, and the test fails if any of its processes
@@ -667,53 +652,41 @@ const browserTimeout = 2 * time.Minute
 func startChromium(t *testing.T, bin string) *chromium {
 	t.Helper()
 	profile := t.TempDir() // removed after the cleanup below has run
-	cmdR, cmdW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var output syncbuf.Buffer
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(profile), chromedp.CombinedOutput(&output),
+		// A group of its own, so that its children (renderer, GPU and
+		// utility processes) are killed with it; killed as well if the
+		// test binary dies.
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		}))
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
-	cmd := exec.CommandContext(ctx, bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--hide-scrollbars", "--window-size=1280,900", "--user-data-dir="+profile,
-		"--remote-debugging-pipe", "about:blank")
-	cmd.ExtraFiles = []*os.File{cmdR, outW} // fds 3 and 4
-	var stderr syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	// A group of its own, so that its children (renderer, GPU and
-	// utility processes) are killed with it; killed as well if the test
-	// binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("starting %s: %v", bin, err)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	first, cancelFirst := chromedp.NewContext(allocCtx)
+	stop := func() { cancelFirst(); cancelAlloc(); cancel() }
+	// The first run starts the browser, bound to first (not to a
+	// shorter-lived context).
+	if err := chromedp.Do(first); err != nil {
+		stop()
+		t.Fatalf("starting %s: %v\n%s", bin, err, output.String())
 	}
-	cmdR.Close()
-	outW.Close()
-	br := &chromium{cmd: cmd, toBr: cmdW, calls: map[int]chan cdpMessage{}, closed: make(chan struct{})}
-	go br.read(outR)
-	pgid := cmd.Process.Pid
+	pgid := chromedp.FromContext(first).Browser.Process().Pid
 	t.Cleanup(func() {
+		stop()
 		syscall.Kill(-pgid, syscall.SIGKILL)
-		cmd.Wait()
-		cancel()
-		cmdW.Close()
-		outR.Close()
 		// Every process of the group, and any that left it, is gone.
 		await.Until(t, 10*time.Second, "every Chromium process to exit", func() bool {
 			return syscall.Kill(-pgid, 0) == syscall.ESRCH && len(processesWith(profile)) == 0
 		})
 		if t.Failed() {
-			t.Logf("chromium output:\n%s", stderr.String())
+			t.Logf("chromium output:\n%s", output.String())
 		}
 	})
-	return br
+	return &chromium{ctx: first}
 }
 
 // processesWith returns the PIDs of the processes whose command line
@@ -732,61 +705,13 @@ func processesWith(s string) []string {
 	return pids
 }
 
-func (br *chromium) read(r io.Reader) {
-	defer close(br.closed)
-	in := bufio.NewReader(r)
-	for {
-		msg, err := in.ReadBytes(0)
-		if err != nil {
-			return
-		}
-		var m cdpMessage
-		if json.Unmarshal(msg[:len(msg)-1], &m) != nil {
-			continue
-		}
+// listen records the exceptions a page throws. It runs on chromedp's
+// reading goroutine: it only appends.
+func (br *chromium) listen(ev any) {
+	if e, ok := ev.(*cdpruntime.EventExceptionThrown); ok {
 		br.mu.Lock()
-		if ch, ok := br.calls[m.ID]; ok && m.ID != 0 {
-			delete(br.calls, m.ID)
-			ch <- m
-		} else if m.Method == "Runtime.exceptionThrown" {
-			br.errs = append(br.errs, string(m.Params))
-		}
+		br.errs = append(br.errs, (&chromedp.ExceptionError{ExceptionDetails: e.ExceptionDetails}).Error())
 		br.mu.Unlock()
-	}
-}
-
-// call sends one command (to a page if session is not empty) and decodes
-// its result into result, if not nil.
-func (br *chromium) call(session, method string, params, result any) error {
-	br.mu.Lock()
-	br.nextID++
-	id := br.nextID
-	ch := make(chan cdpMessage, 1)
-	br.calls[id] = ch
-	br.mu.Unlock()
-	if params == nil {
-		params = struct{}{}
-	}
-	msg, err := json.Marshal(map[string]any{"id": id, "method": method, "params": params, "sessionId": session})
-	if err != nil {
-		return err
-	}
-	if _, err := br.toBr.Write(append(msg, 0)); err != nil {
-		return fmt.Errorf("%s: %w", method, err)
-	}
-	select {
-	case m := <-ch:
-		if m.Error != nil {
-			return fmt.Errorf("%s: %s", method, m.Error.Message)
-		}
-		if result != nil {
-			return json.Unmarshal(m.Result, result)
-		}
-		return nil
-	case <-br.closed:
-		return fmt.Errorf("%s: chromium exited", method)
-	case <-time.After(20 * time.Second):
-		return fmt.Errorf("%s: no answer in 20s", method)
 	}
 }
 
@@ -801,33 +726,24 @@ func (br *chromium) checkNoExceptions(t *testing.T) {
 
 // chromeTab is one page (a tab) of a chromium.
 type chromeTab struct {
-	br      *chromium
-	session string
+	ctx context.Context
 }
 
 // open opens url in a new tab of 1280x900.
 func (br *chromium) open(t *testing.T, url string) *chromeTab {
 	t.Helper()
-	var target struct{ TargetID string }
-	if err := br.call("", "Target.createTarget", map[string]any{"url": "about:blank"}, &target); err != nil {
-		t.Fatal(err)
+	tab, cancel := chromedp.NewContext(br.ctx, chromedp.WithListener(br.listen))
+	t.Cleanup(cancel)
+	// The first run creates the tab, bound to tab; the calls after it
+	// each have a timeout.
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("opening a tab: %v", err)
 	}
-	var att struct{ SessionID string }
-	if err := br.call("", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att); err != nil {
-		t.Fatal(err)
-	}
-	tb := &chromeTab{br: br, session: att.SessionID}
-	for _, c := range []struct {
-		method string
-		params any
-	}{
-		{"Runtime.enable", nil},
-		{"Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}},
-		{"Page.navigate", map[string]any{"url": url}},
-	} {
-		if err := br.call(tb.session, c.method, c.params, nil); err != nil {
-			t.Fatal(err)
-		}
+	tb := &chromeTab{ctx: tab}
+	ctx, cancelCall := context.WithTimeout(tab, callTimeout)
+	defer cancelCall()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url)); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
 	}
 	return tb
 }
@@ -836,18 +752,11 @@ func (br *chromium) open(t *testing.T, url string) *chromeTab {
 // into v, if not nil.
 func (tb *chromeTab) eval(t *testing.T, expr string, v any) {
 	t.Helper()
-	var res struct {
-		Result struct {
-			Value json.RawMessage
-		}
-		ExceptionDetails *struct{ Text string }
-	}
-	err := tb.br.call(tb.session, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}, &res)
-	if err == nil && res.ExceptionDetails != nil {
-		err = errors.New(res.ExceptionDetails.Text)
-	}
+	ctx, cancel := context.WithTimeout(tb.ctx, callTimeout)
+	defer cancel()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 	if err == nil && v != nil {
-		err = json.Unmarshal(res.Result.Value, v)
+		err = json.Unmarshal(raw, v)
 	}
 	if err != nil {
 		t.Fatalf("evaluating %.60q: %v", expr, err)
@@ -871,11 +780,9 @@ func (tb *chromeTab) waitPolls(t *testing.T, n int) {
 // screenshot returns a PNG of the tab's viewport.
 func (tb *chromeTab) screenshot(t *testing.T) []byte {
 	t.Helper()
-	var shot struct{ Data string }
-	if err := tb.br.call(tb.session, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot); err != nil {
-		t.Fatal(err)
-	}
-	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	ctx, cancel := context.WithTimeout(tb.ctx, callTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Fatalf("screenshot: not a PNG (%v)", err)
 	}

@@ -31,11 +31,12 @@ func TestBanLuaMatchesGo(t *testing.T) {
 		"/" + strings.Repeat("a|", tiers.MaxBanValue/2-1)}
 	i := 0
 	for _, kind := range tiers.BanKinds {
-		for _, v := range values {
+		for j, v := range values {
 			i++
-			want := tiers.Ban{Seq: 1_764_633_600_000 + uint64(i), Selector: tiers.Selector{Kind: kind, Value: v},
+			sel := tiers.Selector{Kind: kind, Value: v, Soft: j%2 == 1}
+			want := tiers.Ban{Seq: 1_764_633_600_000 + uint64(i), Selector: sel,
 				At: time.UnixMilli(1_764_633_600_123 + int64(i)), ID: "req" + strings.Repeat("f", i%7) + "@epoch"}
-			res, err := banWireScript.Run(t.Context(), client, nil, want.Seq, kind.String(),
+			res, err := banWireScript.Run(t.Context(), client, nil, want.Seq, sel.WireKind(),
 				want.At.UnixMilli(), want.ID, v, tiers.BanOverhead).Slice()
 			if err != nil {
 				t.Fatal(err)

@@ -68,7 +68,7 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 // and names it is recorded with. args lists them in the script's order,
 // the one place that knows it.
 type purgeCall struct {
-	sel      tiers.Selector // sent as the ban's kind and value (tiers/banwire.go)
+	sel      tiers.Selector // sent as the ban's wire kind (Selector.WireKind) and value
 	request  string         // the ban's request ID (requestID)
 	keep     time.Duration  // the log's retention
 	maxBans  int            // the log's bounds (tiers.Bans.Limits)
@@ -80,7 +80,7 @@ type purgeCall struct {
 }
 
 func (c purgeCall) args() []any {
-	return []any{c.sel.Kind.String(), c.request, c.sel.Value, c.keep.Milliseconds(), c.maxBans, c.maxBytes,
+	return []any{c.sel.WireKind(), c.request, c.sel.Value, c.keep.Milliseconds(), c.maxBans, c.maxBytes,
 		tiers.BanOverhead, c.epoch, c.deadline, c.window.Milliseconds(), c.channel}
 }
 

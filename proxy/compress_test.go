@@ -1,0 +1,332 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func gzipOf(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(s))
+	zw.Close()
+	return b.String()
+}
+
+func gunzipString(t *testing.T, s string) string {
+	t.Helper()
+	zr, err := gzip.NewReader(strings.NewReader(s))
+	if err != nil {
+		t.Fatalf("not gzip: %v", err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// jsonBody returns a compressible JSON document of about n bytes.
+func jsonBody(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"results":[`)
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, `{"id":%d,"name":"player %d","score":%d},`, i, i, i*7%1000)
+	}
+	b.WriteString(`{}]}`)
+	return b.String()
+}
+
+// A compressible identity response is stored once, gzip: a gzip client
+// gets the stored bytes with Vary: Accept-Encoding and a weak ETag; a
+// client without Accept-Encoding gets them decoded, with its length; both
+// hit the one entry, in L1 and L2 alike.
+func TestCompressedOnceServedBothWays(t *testing.T) {
+	body := jsonBody(8 << 10)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Etag", `"v1"`)
+		io.WriteString(w, body)
+	})
+	s := newStack(t, o, nil)
+	z := s.raw(t, "GET", "/api", "Accept-Encoding", "gzip")
+	wantXCache(t, z, "MISS")
+	if z.header.Get("Content-Encoding") != "gzip" || gunzipString(t, z.body) != body {
+		t.Fatalf("gzip client: Content-Encoding %q, %d bytes", z.header.Get("Content-Encoding"), len(z.body))
+	}
+	if z.header.Get("Etag") != `W/"v1"` || !strings.Contains(z.header.Get("Vary"), "Accept-Encoding") {
+		t.Errorf("gzip client: ETag %q, Vary %q; want W/\"v1\" and Accept-Encoding", z.header.Get("Etag"), z.header.Get("Vary"))
+	}
+	if len(z.body) >= len(body)/2 {
+		t.Errorf("stored %d bytes for %d", len(z.body), len(body))
+	}
+	id := s.raw(t, "GET", "/api")
+	wantXCache(t, id, "HIT-L1")
+	if id.header.Get("Content-Encoding") != "" || id.body != body || id.header.Get("Content-Length") != fmt.Sprint(len(body)) {
+		t.Fatalf("identity client: Content-Encoding %q, Content-Length %q, body equal %v",
+			id.header.Get("Content-Encoding"), id.header.Get("Content-Length"), id.body == body)
+	}
+	if id.header.Get("Etag") != `W/"v1"` || !strings.Contains(id.header.Get("Vary"), "Accept-Encoding") {
+		t.Errorf("identity client: ETag %q, Vary %q", id.header.Get("Etag"), id.header.Get("Vary"))
+	}
+	for name, tier := range map[string]*mapTier{"L1": s.local, "L2": s.shared} {
+		e := tier.entry(s.h.Key("/api"))
+		if e == nil || e.Header.Get("Content-Encoding") != "gzip" || len(e.Body) != len(z.body) {
+			t.Errorf("%s does not hold the one gzip copy", name)
+		}
+	}
+	if n := o.hits.Load(); n != 1 {
+		t.Errorf("origin asked %d times, want 1", n)
+	}
+	// From L2 alone, the identity client is still served decoded.
+	s.local.Delete(t.Context(), s.h.Key("/api"))
+	id = s.raw(t, "GET", "/api")
+	wantXCache(t, id, "HIT-L2")
+	if id.body != body || id.header.Get("Content-Encoding") != "" {
+		t.Errorf("identity client from L2: Content-Encoding %q", id.header.Get("Content-Encoding"))
+	}
+}
+
+// Conditional requests and ranges of a compressed entry: the weak ETag
+// validates either form; a range is of the representation sent (RFC 9110
+// §14.1.2: of the encoded bytes for a gzip client, of the decoded for an
+// identity one); If-Range, a strong comparison, never matches a weak
+// ETag, so it gets the whole response.
+func TestCompressedConditionalsAndRanges(t *testing.T) {
+	body := jsonBody(4 << 10)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Etag", `"v1"`)
+		io.WriteString(w, body)
+	})
+	s := newStack(t, o, nil)
+	z := s.raw(t, "GET", "/doc", "Accept-Encoding", "gzip")
+	for _, ae := range []string{"gzip", ""} {
+		hdr := []string{"If-None-Match", `W/"v1"`}
+		if ae != "" {
+			hdr = append(hdr, "Accept-Encoding", ae)
+		}
+		if r := s.raw(t, "GET", "/doc", hdr...); r.status != http.StatusNotModified {
+			t.Errorf("If-None-Match W/\"v1\" (Accept-Encoding %q): %d, want 304", ae, r.status)
+		}
+		if r := s.raw(t, "GET", "/doc", append(hdr[2:], "If-None-Match", `"v2"`)...); r.status != http.StatusOK {
+			t.Errorf("If-None-Match \"v2\" (Accept-Encoding %q): %d, want 200", ae, r.status)
+		}
+	}
+	r := s.raw(t, "GET", "/doc", "Range", "bytes=10-19")
+	if r.status != http.StatusPartialContent || r.body != body[10:20] || r.header.Get("Content-Encoding") != "" {
+		t.Errorf("identity range: %d %q, want 206 %q", r.status, r.body, body[10:20])
+	}
+	r = s.raw(t, "GET", "/doc", "Range", "bytes=10-19", "Accept-Encoding", "gzip")
+	if r.status != http.StatusPartialContent || r.body != z.body[10:20] || r.header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("gzip range: %d, Content-Encoding %q, want 206 of the gzip bytes", r.status, r.header.Get("Content-Encoding"))
+	}
+	r = s.raw(t, "GET", "/doc", "Range", "bytes=10-19", "If-Range", `"v1"`)
+	if r.status != http.StatusOK || r.body != body {
+		t.Errorf("If-Range with the origin's strong ETag: %d, want the whole 200", r.status)
+	}
+}
+
+// What is not compressed: no-transform (stored and served as the origin
+// sent it), a body that gzip does not shrink, a small body, a type that is
+// not textual.
+func TestNotCompressed(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	noise := make([]byte, 4<<10)
+	for i := range noise {
+		noise[i] = byte(rnd.UintN(256))
+	}
+	text := jsonBody(4 << 10)
+	cases := []struct {
+		path, ct, cc, body string
+	}{
+		{"/no-transform", "application/json", "max-age=60, no-transform", text},
+		{"/noise", "application/json", "max-age=60", string(noise)},
+		{"/small", "application/json", "max-age=60", `{"id":1}`},
+		{"/png", "image/png", "max-age=60", text},
+	}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range cases {
+			if c.path == r.URL.Path {
+				w.Header().Set("Cache-Control", c.cc)
+				w.Header().Set("Content-Type", c.ct)
+				w.Header().Set("Etag", `"v1"`)
+				io.WriteString(w, c.body)
+			}
+		}
+	})
+	s := newStack(t, o, nil)
+	for _, c := range cases {
+		r := s.raw(t, "GET", c.path, "Accept-Encoding", "gzip")
+		if r.body != c.body || r.header.Get("Content-Encoding") != "" || r.header.Get("Etag") != `"v1"` {
+			t.Errorf("%s: %d, Content-Encoding %q, ETag %q, body equal %v", c.path, r.status, r.header.Get("Content-Encoding"), r.header.Get("Etag"), r.body == c.body)
+		}
+		if e := s.local.entry(s.h.Key(c.path)); e == nil || string(e.Body) != c.body {
+			t.Errorf("%s: not stored as sent", c.path)
+		}
+	}
+}
+
+// The spellings of one bucket make one variant: an origin that varies on
+// Accept-Encoding is asked once for "gzip, deflate, br" and
+// "gzip, deflate, br, zstd", and is sent the bucket ("br").
+func TestAcceptEncodingBuckets(t *testing.T) {
+	var sent []string
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		sent = append(sent, r.Header.Get("Accept-Encoding"))
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Encoding")
+		io.WriteString(w, "hello")
+	})
+	s := newStack(t, o, nil)
+	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "gzip, deflate, br"), "MISS")
+	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "gzip, deflate, br, zstd"), "HIT-L1")
+	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "br;q=1.0, gzip;q=0.8, *;q=0.1"), "HIT-L1")
+	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "gzip"), "MISS")
+	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "x-gzip, deflate"), "HIT-L1")
+	wantXCache(t, s.raw(t, "GET", "/v"), "MISS")
+	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "identity"), "HIT-L1")
+	if want := []string{"br", "gzip", "identity"}; fmt.Sprint(sent) != fmt.Sprint(want) {
+		t.Errorf("origin was sent Accept-Encoding %q, want %q", sent, want)
+	}
+}
+
+// An origin that compresses but forgets Vary: Accept-Encoding. Its gzip
+// body is decoded for a client that did not accept gzip; its brotli body,
+// which the proxy cannot decode, never reaches such a client: the entry
+// does not answer it, and the origin is asked again with the client's
+// bucket.
+func TestForgottenVaryNeverSendsAnUnacceptedCoding(t *testing.T) {
+	body := "plain text the origin compresses"
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Path == "/nt" {
+			w.Header().Set("Cache-Control", "max-age=60, no-transform")
+		}
+		switch ae := r.Header.Get("Accept-Encoding"); {
+		case strings.Contains(ae, "br") && strings.HasPrefix(r.URL.Path, "/br"):
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, "\x0b\x0f\x80brotli bytes")
+		case strings.Contains(ae, "gzip"):
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, gzipOf(t, body))
+		default:
+			io.WriteString(w, body)
+		}
+	})
+	s := newStack(t, o, nil)
+	wantXCache(t, s.raw(t, "GET", "/gz", "Accept-Encoding", "gzip"), "MISS")
+	r := s.raw(t, "GET", "/gz")
+	wantXCache(t, r, "HIT-L1")
+	if r.header.Get("Content-Encoding") != "" || r.body != body {
+		t.Errorf("identity client got Content-Encoding %q, %q", r.header.Get("Content-Encoding"), r.body)
+	}
+	// gzip, but no-transform: the proxy may not decode it.
+	wantXCache(t, s.raw(t, "GET", "/nt", "Accept-Encoding", "gzip"), "MISS")
+	r = s.raw(t, "GET", "/nt")
+	wantXCache(t, r, "MISS") // fetched as identity, not decoded
+	if r.header.Get("Content-Encoding") != "" || r.body != body {
+		t.Errorf("no-transform: identity client got Content-Encoding %q (X-Cache %s)", r.header.Get("Content-Encoding"), r.header.Get("X-Cache"))
+	}
+	wantXCache(t, s.raw(t, "GET", "/br", "Accept-Encoding", "gzip, deflate, br"), "MISS")
+	r = s.raw(t, "GET", "/br")
+	if r.header.Get("Content-Encoding") != "" || r.body != body {
+		t.Errorf("identity client got Content-Encoding %q (X-Cache %s)", r.header.Get("Content-Encoding"), r.header.Get("X-Cache"))
+	}
+	r = s.raw(t, "GET", "/br", "Accept-Encoding", "gzip")
+	if r.header.Get("Content-Encoding") == "br" {
+		t.Errorf("gzip client got br (X-Cache %s)", r.header.Get("X-Cache"))
+	}
+	// The same from L2 alone.
+	wantXCache(t, s.raw(t, "GET", "/br2", "Accept-Encoding", "br"), "MISS")
+	s.local.Delete(t.Context(), s.h.Key("/br2"))
+	if e := s.shared.entry(s.h.Key("/br2")); e == nil || e.Header.Get("Content-Encoding") != "br" {
+		t.Fatal("L2 does not hold the br entry")
+	}
+	if r := s.raw(t, "GET", "/br2"); r.header.Get("Content-Encoding") != "" || r.body != body {
+		t.Errorf("identity client from L2 got Content-Encoding %q (X-Cache %s)", r.header.Get("Content-Encoding"), r.header.Get("X-Cache"))
+	}
+}
+
+// A compressed entry revalidated by the origin's 304 stays what it is: a
+// gzip body, with its weak ETag, whatever validator the 304 repeats.
+func TestCompressedEntryRevalidated(t *testing.T) {
+	body := jsonBody(4 << 10)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Etag", `"v1"`)
+		if inm := r.Header.Get("If-None-Match"); inm == `"v1"` || inm == `W/"v1"` {
+			w.Header().Set("Vary", "Origin") // knows nothing of the proxy's gzip
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, body)
+	})
+	s := newStack(t, o, nil)
+	wantXCache(t, s.raw(t, "GET", "/r", "Accept-Encoding", "gzip"), "MISS")
+	s.clock.Advance(20 * time.Second)
+	for _, ae := range []string{"gzip", "identity"} {
+		r := s.raw(t, "GET", "/r", "Accept-Encoding", ae)
+		got := r.body
+		if ae == "gzip" {
+			if r.header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("after revalidation, gzip client: Content-Encoding %q (X-Cache %s)", r.header.Get("Content-Encoding"), r.header.Get("X-Cache"))
+			}
+			got = gunzipString(t, r.body)
+		}
+		if !strings.Contains(r.header.Get("Vary"), "Accept-Encoding") {
+			t.Errorf("after revalidation, %s client: Vary %q", ae, r.header.Get("Vary"))
+		}
+		if got != body || r.header.Get("Etag") != `W/"v1"` {
+			t.Errorf("after revalidation, %s client: ETag %q, body equal %v (X-Cache %s)", ae, r.header.Get("Etag"), got == body, r.header.Get("X-Cache"))
+		}
+	}
+	if n := o.hits.Load(); n != 2 {
+		t.Errorf("origin asked %d times, want 2 (the fill, the revalidation)", n)
+	}
+}
+
+// A stored gzip body is decoded within the memory of one buffered body
+// (MaxObjectBytes): an origin's gzip that expands past it is streamed to
+// the client, whole, without a length and without ranges; one that does
+// not decode is a 502 that carries none of the entry's headers.
+func TestDecodingBounded(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB, compresses a thousandfold
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Encoding", "gzip")
+		if r.URL.Path == "/corrupt" {
+			io.WriteString(w, "\x1f\x8b\x08\x00 not gzip at all")
+			return
+		}
+		io.WriteString(w, gzipOf(t, big))
+	})
+	s := newStack(t, o, func(o *Options) { o.MaxObjectBytes = 64 << 10 })
+	wantXCache(t, s.raw(t, "GET", "/bomb", "Accept-Encoding", "gzip"), "MISS")
+	for _, hdr := range [][]string{nil, {"Range", "bytes=0-9"}} {
+		r := s.raw(t, "GET", "/bomb", hdr...)
+		wantXCache(t, r, "HIT-L1")
+		if r.status != http.StatusOK || r.body != big || r.header.Get("Content-Length") != "" || r.header.Get("Content-Encoding") != "" {
+			t.Errorf("%q: %d, %d bytes, Content-Length %q, Content-Encoding %q; want the whole 200 streamed",
+				hdr, r.status, len(r.body), r.header.Get("Content-Length"), r.header.Get("Content-Encoding"))
+		}
+	}
+	wantXCache(t, s.raw(t, "GET", "/corrupt", "Accept-Encoding", "gzip"), "MISS")
+	r := s.raw(t, "GET", "/corrupt")
+	if r.status != http.StatusBadGateway || r.header.Get("Content-Encoding") != "" {
+		t.Errorf("corrupt gzip: %d, Content-Encoding %q; want 502 without it", r.status, r.header.Get("Content-Encoding"))
+	}
+}

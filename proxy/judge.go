@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
+)
+
+// The judge: whether an entry read from a tier may answer the exchange's
+// request, decided in one place for every path that reads one: the
+// lookup in L1 and L2 (chain.go), the entry the fleet's fill lease finds
+// stored (lease.go), another request's fill joined (collapse.go), and a
+// stale copy served instead of a fetch (after the lock timeout, in the
+// origin's backoff, when the origin failed). It applies, in order: the
+// purges (a hard ban kills, a soft ban makes stale), the request's own
+// terms (usability: Authorization, its content codings, its cache
+// directives), and the entry's freshness.
+
+// judge returns what e may do for the exchange's request at now, and the
+// entry to use: e itself, or for an entry a soft purge named while it was
+// fresh, a copy that is stale from now and may be served while it is
+// revalidated (softPurged).
+func (x *exchange) judge(e *tiers.Entry, now time.Time) (*tiers.Entry, use) {
+	bans := x.h.o.Bans
+	if bans.Dead(e) {
+		return nil, purged
+	}
+	u := usability(e, x.r, x.cc, x.ae, now)
+	if u == forbidden {
+		return nil, forbidden
+	}
+	if e.Remaining(now) > 0 && bans.Stale(e) {
+		return softPurged(e, now), stored
+	}
+	return e, u
+}
+
+// verdict is judge's verdict on e for the exchange's request, now.
+func (x *exchange) verdict(e *tiers.Entry) use {
+	_, u := x.judge(e, x.h.o.Now())
+	return u
+}
+
+// softPurged returns a copy of e, which a soft purge named while it was
+// fresh: stale from now, and servable while it is revalidated (see
+// staleWhileRevalidate) unless it forbids being served stale. Its own
+// stale-if-error applies from now.
+func softPurged(e *tiers.Entry, now time.Time) *tiers.Entry {
+	c := *e
+	c.Lifetime = e.Age(now)
+	c.SoftPurged = true
+	return &c
+}
+
+// servesStale reports whether stale, the exchange's stale copy, may be
+// served instead of a fetch now: it is not purged, and stale-if-error or
+// stale-while-revalidate allows it.
+func (x *exchange) servesStale(stale *tiers.Entry, now time.Time) bool {
+	return stale != nil && !x.h.o.Bans.Dead(stale) && (staleIfError(stale, x.cc, now) || staleWhileRevalidate(stale, now))
+}
+
+// servesStaleOnError reports whether stale may be served because the
+// origin failed: it is not purged, and stale-if-error allows it.
+func (x *exchange) servesStaleOnError(stale *tiers.Entry, now time.Time) bool {
+	return stale != nil && !x.h.o.Bans.Dead(stale) && staleIfError(stale, x.cc, now)
+}
