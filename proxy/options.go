@@ -232,8 +232,8 @@ type Options struct {
 	// ClientBanBytes bounds the bans that the invalidations after one
 	// client's unsafe requests (RFC 9111 §4.4) may record: a token bucket
 	// of this many bytes (each ban counting tiers.BanCost of its URL) per
-	// client address, refilled at as many per ban retention (MaxTTL +
-	// FillTimeout + 1m), so that over any retention one client records
+	// client address, refilled at as many per ban retention
+	// (Options.BanRetention: 25h by default), so that over any retention one client records
 	// at most twice it. Past it, an invalidation deletes the URL's keys
 	// from the shared tier and this instance's L1 instead of recording a
 	// ban. An invalidation of a URL that nothing holds records no ban and

@@ -84,9 +84,9 @@ func New(opts Options) (*Handler, error) {
 // withDefaults returns o with every zero field that has a default set to
 // it.
 func (o Options) withDefaults() Options {
-	setDefault(&o.MaxTTL, 24*time.Hour)
+	setDefault(&o.MaxTTL, tiers.DefaultMaxTTL)
 	setDefault(&o.L1TTL, 30*time.Second)
-	setDefault(&o.FillTimeout, 30*time.Second)
+	setDefault(&o.FillTimeout, tiers.DefaultFillTimeout)
 	setDefault(&o.LockTimeout, 5*time.Second)
 	setDefault(&o.OriginBackoff, time.Second)
 	setDefault(&o.OriginBackoffMax, 30*time.Second)

@@ -174,3 +174,22 @@ type PurgeResult struct {
 	// are over.
 	MissingUntil map[string]time.Time
 }
+
+// The settings that bound an entry's life, at their defaults: the
+// proxy's MaxTTL and FillTimeout (proxy.Options).
+const (
+	DefaultMaxTTL      = 24 * time.Hour
+	DefaultFillTimeout = 30 * time.Second
+)
+
+// BanRetention is how long a purge must be remembered, alone or in a
+// fleet: no entry filled before it can be alive after that. An entry is
+// kept at most maxTTL in any tier after the fill that made it, and a fill
+// lasts at most fillTimeout; a minute more covers the stores in flight
+// and the clocks, and the margin is at least an hour (25 h at the
+// defaults, as docs/consistency.md states). The ban table (Bans.Apply),
+// the fleet's log in Redis and the per-client ban budget all use this
+// one value.
+func BanRetention(maxTTL, fillTimeout time.Duration) time.Duration {
+	return maxTTL + max(time.Hour, fillTimeout+time.Minute)
+}

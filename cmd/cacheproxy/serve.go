@@ -87,7 +87,9 @@ func newStack(cfg config, logger *slog.Logger) (_ *stack, err error) {
 	if cfg.Redis != "" {
 		s.bans = &tiers.Bans{MaxBans: cfg.MaxBans}
 		if s.shared, err = shared.New(shared.Options{URL: cfg.Redis, Mode: cfg.RedisMode, TLSConfig: cfg.RedisTLS,
-			Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans, Timeout: cfg.RedisTimeout}); err != nil {
+			Prefix: cfg.KeyPrefix, Logger: logger, Bans: s.bans, Timeout: cfg.RedisTimeout,
+			// As long as the proxy remembers a purge alone: one definition.
+			BanKeep: popts.BanRetention()}); err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
 		s.fleet, err = shared.NewFleet(shared.FleetOptions{

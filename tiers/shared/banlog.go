@@ -30,7 +30,7 @@ import (
 //     key (KEYS[3]) is raised to the newest trimmed one's Seq. An instance
 //     catching up from below the floor has missed bans the log no longer
 //     holds: it applies an all-ban at the floor, which kills every entry
-//     they killed (see Tier.loadPage).
+//     they killed (see purgeLog.loadPage).
 //
 // KEYS[4] holds the log's byte count; it is reset whenever the log is
 // down to the one new ban, so a count thrown off (by an older instance's
@@ -88,19 +88,19 @@ return out
 
 // seqKey holds the fleet's purge sequence number: the Seq of the last ban
 // recorded.
-func (t *Tier) seqKey() string { return t.seq }
+func (l *purgeLog) seqKey() string { return l.seq }
 
 // bansKey is a sorted set of the recorded bans (tiers.Ban.String), scored
 // by Seq.
-func (t *Tier) bansKey() string { return t.metaKey("purge:bans") }
+func (l *purgeLog) bansKey() string { return metaKeyOf(l.prefix, "purge:bans") }
 
 // floorKey holds the floor of the ban log: the Seq of the newest ban
 // trimmed from it to keep it within its bounds (see purgeScript).
-func (t *Tier) floorKey() string { return t.metaKey("purge:floor") }
+func (l *purgeLog) floorKey() string { return metaKeyOf(l.prefix, "purge:floor") }
 
 // bytesKey holds what the bans in the log are counted to cost (see
 // purgeScript).
-func (t *Tier) bytesKey() string { return t.metaKey("purge:bytes") }
+func (l *purgeLog) bytesKey() string { return metaKeyOf(l.prefix, "purge:bytes") }
 
 // Bans are loaded from Redis a page at a time: at most banPage bans and,
 // but for the first, banPageBytes bytes of them.
@@ -123,8 +123,8 @@ var errBansLoading = errors.New("purge bans still loading")
 // and not at all when more than a page is missing (a new instance, or one
 // back from an outage): the loading goes on in the background, and the
 // entry is a miss meanwhile.
-func (t *Tier) catchUp(ctx context.Context, have uint64, seq, epoch any) error {
-	if t.renewing() {
+func (l *purgeLog) catchUp(ctx context.Context, have uint64, seq, epoch any) error {
+	if l.renewing() {
 		return errRenewing
 	}
 	s, _ := seq.(string)
@@ -136,61 +136,61 @@ func (t *Tier) catchUp(ctx context.Context, have uint64, seq, epoch any) error {
 			return fmt.Errorf("purge sequence %q: %w", s, err)
 		}
 	}
-	if !t.sameHistory(e, n, have) {
-		t.markRenew(fmt.Sprintf("read epoch %q, sequence %d; had %d", e, n, have))
+	if !l.sameHistory(e, n, have) {
+		l.markRenew(fmt.Sprintf("read epoch %q, sequence %d; had %d", e, n, have))
 		return errRenewing
 	}
-	have = t.bans.Applied()
+	have = l.bans.Applied()
 	if n <= have {
 		return nil
 	}
 	if n-have > banPage {
-		t.syncs.DoChan("sync", t.loadBans)
+		l.syncs.DoChan("sync", l.loadBans)
 		return fmt.Errorf("%w: have %d of %d", errBansLoading, have, n)
 	}
-	return t.loadUpTo(ctx, n)
+	return l.loadUpTo(ctx, n)
 }
 
 // loadUpTo waits, until ctx ends, for Bans to have applied every ban up
 // to n. The loading itself (loadBans) runs on its own, shared by every
 // caller: one that gives up leaves it going for the next, and what it has
 // applied stays applied.
-func (t *Tier) loadUpTo(ctx context.Context, n uint64) error {
+func (l *purgeLog) loadUpTo(ctx context.Context, n uint64) error {
 	// A load already under way may end before the ban numbered n was
 	// recorded: then load again.
 	for range 3 {
-		if n <= t.bans.Applied() {
+		if n <= l.bans.Applied() {
 			return nil
 		}
 		select {
-		case r := <-t.syncs.DoChan("sync", t.loadBans):
+		case r := <-l.syncs.DoChan("sync", l.loadBans):
 			if r.Err != nil {
 				return r.Err
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("%w: have %d of %d: %w", errBansLoading, t.bans.Applied(), n, ctx.Err())
+			return fmt.Errorf("%w: have %d of %d: %w", errBansLoading, l.bans.Applied(), n, ctx.Err())
 		}
 	}
-	if n <= t.bans.Applied() {
+	if n <= l.bans.Applied() {
 		return nil
 	}
-	return fmt.Errorf("purge bans up to %d not found (have %d)", n, t.bans.Applied())
+	return fmt.Errorf("purge bans up to %d not found (have %d)", n, l.bans.Applied())
 }
 
 // loadBans applies the bans recorded in Redis after Bans.Applied, a page
 // at a time, until the end of the log. Each page has its own timeout, the
 // larger of Timeout and a second, and is applied before the next is read.
-func (t *Tier) loadBans() (any, error) {
-	start, from := time.Now(), t.bans.Applied()
+func (l *purgeLog) loadBans() (any, error) {
+	start, from := time.Now(), l.bans.Applied()
 	pages := 0
 	for {
 		select {
-		case <-t.stop:
+		case <-l.stop:
 			return nil, redis.ErrClosed
 		default:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(t.timeout, time.Second))
-		more, err := t.loadPage(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), max(l.timeout, time.Second))
+		more, err := l.loadPage(ctx)
 		cancel()
 		pages++
 		if err != nil {
@@ -201,8 +201,8 @@ func (t *Tier) loadBans() (any, error) {
 		}
 	}
 	if pages > 1 {
-		t.log.Info("purge bans loaded", "from", from, "to", t.bans.Applied(), "pages", pages,
-			"held", t.bans.Len(), "took", time.Since(start).Round(time.Millisecond))
+		l.log.Info("purge bans loaded", "from", from, "to", l.bans.Applied(), "pages", pages,
+			"held", l.bans.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil, nil
 }
@@ -239,9 +239,9 @@ end
 // applies an all-ban at the floor instead, which kills every entry they
 // killed, and flushes the local tier (a Fleet's Flush). A page of another
 // epoch than the table's is not applied: the tier starts renewing.
-func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
-	from := t.bans.Applied()
-	res, err := pageScript.Run(ctx, t.client, []string{t.bansKey(), t.floorKey(), t.epochKey()},
+func (l *purgeLog) loadPage(ctx context.Context) (more bool, err error) {
+	from := l.bans.Applied()
+	res, err := pageScript.Run(ctx, l.client, []string{l.bansKey(), l.floorKey(), l.epochKey()},
 		from, banPage, banPageBytes).StringSlice()
 	if err != nil {
 		return false, err
@@ -249,8 +249,8 @@ func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
 	if len(res) < 3 {
 		return false, fmt.Errorf("ban page: %d values", len(res))
 	}
-	if known, ok := t.knownEpoch(); ok && res[2] != known {
-		t.markRenew(fmt.Sprintf("loading purges: epoch %q, had %q", res[2], known))
+	if known, ok := l.knownEpoch(); ok && res[2] != known {
+		l.markRenew(fmt.Sprintf("loading purges: epoch %q, had %q", res[2], known))
 		return false, errRenewing
 	}
 	floor, err := strconv.ParseUint(res[0], 10, 64)
@@ -265,22 +265,22 @@ func (t *Tier) loadPage(ctx context.Context) (more bool, err error) {
 	for _, m := range res[3:] {
 		b, err := tiers.ParseBan(m)
 		if err != nil {
-			t.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
+			l.log.Warn("ignoring malformed ban in redis", "ban", m, "err", err)
 			continue
 		}
 		bans = append(bans, b)
 	}
-	t.bans.Apply(now, t.banKeep, bans...)
+	l.bans.Apply(now, l.banKeep, bans...)
 	if floor > from {
-		t.recent.note(bans[1:]...) // not the floor's own all-ban
+		l.recent.note(bans[1:]...) // not the floor's own all-ban
 	} else {
-		t.recent.note(bans...)
+		l.recent.note(bans...)
 	}
-	if floor > from && t.bans.Applied() >= floor {
-		t.floors.Add(1)
-		t.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",
+	if floor > from && l.bans.Applied() >= floor {
+		l.floors.Add(1)
+		l.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",
 			"had", from, "floor", floor)
-		if f := t.onFloor.Load(); f != nil {
+		if f := l.onFloor.Load(); f != nil {
 			(*f)()
 		}
 	}

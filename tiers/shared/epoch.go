@@ -14,7 +14,7 @@ package shared
 // resync, each page of bans) reads the epoch with it. An instance that
 // sees another epoch than its bans belong to, or a sequence below what it
 // has applied, has found Redis with another history: it stops using L1
-// and L2 (Tier.renewing), adopts the epoch (Fleet.adopt), flushes L1, and
+// and L2 (purgeLog.renewing), adopts the epoch (Fleet.adoptLocked), flushes L1, and
 // only then uses them and confirms purges again.
 //
 // An epoch's sequence starts at the Redis clock in milliseconds (and
@@ -31,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -39,7 +38,7 @@ import (
 )
 
 // epochKey holds the name of the purge log's epoch.
-func (t *Tier) epochKey() string { return t.metaKey("purge:epoch") }
+func (l *purgeLog) epochKey() string { return metaKeyOf(l.prefix, "purge:epoch") }
 
 // errRenewing is the read path's answer while the instance adopts a new
 // epoch of the purge log: a miss.
@@ -81,19 +80,19 @@ return {e, redis.call('GET', KEYS[2])}
 // epochKeys are the keys ensure_epoch takes, in its order; its channel,
 // purgeChannel, is an argument (a channel is no key: in a Cluster it has
 // no slot to share with them).
-func (t *Tier) epochKeys() []string {
-	return []string{t.epochKey(), t.seqKey(), t.bansKey(), t.bytesKey()}
+func (l *purgeLog) epochKeys() []string {
+	return []string{l.epochKey(), l.seqKey(), l.bansKey(), l.bytesKey()}
 }
 
 // purgeChannel is the channel bans are published on.
-func (t *Tier) purgeChannel() string { return t.prefix + ":purge" }
+func (l *purgeLog) purgeChannel() string { return l.prefix + ":purge" }
 
 // readState returns Redis's purge epoch and sequence, starting an epoch
 // if there is none. If replace is the current epoch, another is started,
 // its sequence above minSeq.
-func (t *Tier) readState(ctx context.Context, replace string, minSeq uint64) (epoch string, seq uint64, err error) {
-	res, err := stateScript.Run(ctx, t.client, t.epochKeys(), randomID(), replace,
-		minSeq, tiers.BanOverhead, t.purgeChannel()).StringSlice()
+func (l *purgeLog) readState(ctx context.Context, replace string, minSeq uint64) (epoch string, seq uint64, err error) {
+	res, err := stateScript.Run(ctx, l.client, l.epochKeys(), randomID(), replace,
+		minSeq, tiers.BanOverhead, l.purgeChannel()).StringSlice()
 	if err != nil {
 		return "", 0, err
 	}
@@ -112,74 +111,6 @@ func banEpoch(id string) string {
 	_, e, _ := strings.Cut(id, "@")
 	return e
 }
-
-// knownEpoch returns the epoch the ban table belongs to, or "" and false
-// before a Fleet first synced it (a tier without a fleet never checks).
-func (t *Tier) knownEpoch() (string, bool) {
-	if p := t.epoch.Load(); p != nil {
-		return *p, true
-	}
-	return "", false
-}
-
-// sameHistory reports whether Redis, found at epoch with sequence seq,
-// still holds the history the ban table was built from. have is what the
-// table had applied before seq was read (a ban applied since may be newer
-// than seq).
-func (t *Tier) sameHistory(epoch string, seq, have uint64) bool {
-	known, ok := t.knownEpoch()
-	return !ok || (epoch == known && seq >= have)
-}
-
-// markRenew records that Redis holds another history than the ban table:
-// L2 reads miss and the local tier is unused until a Fleet has adopted it.
-func (t *Tier) markRenew(why string) {
-	t.renewGen.Add(1)
-	if !t.renew.Swap(true) {
-		t.log.Warn("redis lost purges (restarted empty, flushed or restored): L1 and L2 unused until the new purge log is adopted",
-			"reason", why)
-	}
-	if f := t.onRenew.Load(); f != nil {
-		(*f)()
-	}
-}
-
-// renewing reports whether an adoption is pending.
-func (t *Tier) renewing() bool { return t.renew.Load() }
-
-// The Fleet's side of the epoch (fleet.go): it adopts a new history and
-// hooks itself to the findings.
-
-// setEpoch records the epoch the ban table now belongs to.
-func (t *Tier) setEpoch(epoch string) { t.epoch.Store(&epoch) }
-
-// renewals counts the times Redis was found with another history; an
-// adoption that began at one count is complete only if it is unchanged.
-func (t *Tier) renewals() int64 { return t.renewGen.Load() }
-
-// renewed clears the pending adoption: the ban table is Redis's history.
-func (t *Tier) renewed() { t.renew.Store(false) }
-
-// setOnRenew sets (or, with nil, clears) the hook markRenew calls.
-func (t *Tier) setOnRenew(fn *func()) { t.onRenew.Store(fn) }
-
-// renewHook returns the hook markRenew calls, or nil.
-func (t *Tier) renewHook() *func() { return t.onRenew.Load() }
-
-// applyBans applies published or loaded bans to the ban table, noting
-// their IDs for appliedAs.
-func (t *Tier) applyBans(now time.Time, bans ...tiers.Ban) {
-	t.bans.Apply(now, t.banKeep, bans...)
-	t.recent.note(bans...)
-}
-
-// appliedAs returns the ID of the ban applied with sequence number seq,
-// if it is among the last ones applied.
-func (t *Tier) appliedAs(seq uint64) (string, bool) { return t.recent.lookup(seq) }
-
-// retention is how long a ban is kept: no entry filled before it can be
-// alive after that.
-func (t *Tier) retention() time.Duration { return t.banKeep }
 
 // recentBans remembers the IDs of the last bans applied, by sequence
 // number, so that a published ban numbered at or below the table's
@@ -209,8 +140,3 @@ func (r *recentBans) lookup(seq uint64) (string, bool) {
 	e := r.ids[seq%uint64(len(r.ids))]
 	return e.id, e.seq == seq && e.id != ""
 }
-
-// setPeers records the number of live instances of the fleet, this one
-// included, as the last heartbeat counted them (0: unknown): with one,
-// the fill lease is skipped (lease.go).
-func (t *Tier) setPeers(n int64) { t.peers.Store(n) }

@@ -86,17 +86,17 @@ type Fleet struct {
 	log         *slog.Logger
 
 	started time.Time // also the base of the monotonic nanos below
+	// gate is the purge log's l1Gate (l1state.go), which this fleet
+	// drives: every change of whether the ban table is complete is an
+	// event given to it. nil in a Fleet not made by NewFleet.
+	gate *l1Gate
+	// adopt is signalled when Redis is found with another purge history
+	// (by the gate, or by a heartbeat after an adoption gave up).
+	adopt chan struct{}
 	// syncMu serialises what changes the ban table from the fleet's
 	// side: resync, adoption, applying a published ban.
 	syncMu     sync.Mutex
-	synced     atomic.Bool  // the ban table is complete since the last (re)subscription
-	pubsubOK   atomic.Int64 // mono nanos of the last sign of life of the subscription
-	leaseFrom  atomic.Int64 // mono nanos: sending of the last heartbeat Redis answered in sync (heartbeat.go)
-	cutOff     atomic.Bool  // Redis did not answer the last heartbeat or probe
-	hbOK       atomic.Bool  // the last heartbeat succeeded, and hbSeq is what it read
-	hbSeq      atomic.Uint64
 	clock      atomic.Pointer[clockOffset]
-	usable     atomic.Bool // cached LocalUsable, refreshed by the watchdog
 	adopting   atomic.Bool // an adoption goroutine is running
 	kick       chan struct{}
 	ps         atomic.Pointer[redis.PubSub] // the purge subscription, replaced when refused or deaf
@@ -133,6 +133,7 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		waiters: make(map[string]chan string),
 		started: time.Now(),
 		kick:    make(chan struct{}, 1),
+		adopt:   make(chan struct{}, 1),
 	}
 	if f.id == "" {
 		host, _ := os.Hostname()
@@ -151,12 +152,15 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		f.l1TTL = 30 * time.Second
 	}
 	if f.fillTimeout == 0 {
-		f.fillTimeout = 30 * time.Second
+		f.fillTimeout = tiers.DefaultFillTimeout
 	}
 	if f.flush == nil {
 		f.flush = func() {}
 	}
-	opts.Tier.onFloor.Store(&f.flush)
+	pl := opts.Tier.purgeLog
+	pl.onFloor.Store(&f.flush)
+	f.gate = &pl.gate
+	f.gate.configure(f.started, f.hb, f.l1TTL, f.adopt)
 	return f, nil
 }
 
@@ -187,11 +191,17 @@ func (f *Fleet) ID() string { return f.id }
 // reach Redis but has lost its subscription, found a gap, or found a new
 // purge log stops at once, until it has resynchronised. It is one atomic
 // load.
-func (f *Fleet) LocalUsable() bool { return f.usable.Load() }
+func (f *Fleet) LocalUsable() bool { return f.gate.usableNow() }
 
-func (f *Fleet) purgeChannel() string { return f.t.purgeChannel() }
-func (f *Fleet) ackChannel() string   { return f.t.ackChannel() }
-func (f *Fleet) replyChannel() string { return f.t.replyChannel(f.id) }
+// plog is the purge log this fleet keeps complete: the Tier's.
+func (f *Fleet) plog() *purgeLog { return f.t.purgeLog }
+
+// on gives ev to the gate (l1state.go).
+func (f *Fleet) on(ev l1Event) (before, after l1State) { return f.gate.on(ev) }
+
+func (f *Fleet) purgeChannel() string { return f.plog().purgeChannel() }
+func (f *Fleet) ackChannel() string   { return f.plog().ackChannel() }
+func (f *Fleet) replyChannel() string { return f.plog().replyChannel(f.id) }
 
 // subscribe makes the fleet's subscription: the purges, this instance's
 // own reply channel (the confirmations of its purges, its heartbeat's
@@ -212,24 +222,31 @@ func (f *Fleet) memberKey(id string) string {
 // again.
 func (f *Fleet) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	renew := func() {
-		f.usable.Store(false)
-		f.startAdoption(ctx, &wg)
-	}
-	f.t.setOnRenew(&renew)
-	defer f.t.setOnRenew(nil)
 	f.ps.Store(f.subscribe(ctx))
 	defer func() { f.ps.Load().Close() }()
 	done := make(chan struct{})
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		f.beat(ctx, done)
 	}()
+	go func() {
+		// Adopt Redis's new purge log whenever one is found (on the
+		// read path, by the heartbeat, by a published ban).
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-f.adopt:
+				f.startAdoption(ctx, &wg)
+			}
+		}
+	}()
 	f.receive(ctx)
 	close(done)
 	wg.Wait()
-	f.usable.Store(false)
+	f.on(l1Event{kind: evStopped})
 	f.t.setPeers(0)
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
 	defer cancel()
@@ -265,8 +282,7 @@ func (f *Fleet) receive(ctx context.Context) {
 			}
 			if kind := replyKind(err); kind != "" {
 				f.t.fail(ctx, purposeSubscribe, "subscribe", err)
-				f.fence()
-				f.refreshUsable()
+				f.on(l1Event{kind: evFenced})
 				f.log.Debug("purge subscription refused; subscribing again", "in", refusedBackoff.String(), "err", err)
 				select {
 				case <-ctx.Done():
@@ -281,24 +297,19 @@ func (f *Fleet) receive(ctx context.Context) {
 			// The connection broke: purges may be lost until go-redis
 			// resubscribes, on the next receive. If Redis is down, not
 			// just this connection, the instance is cut off and keeps
-			// its local tier for a while (see LocalUsable).
-			// cutOff is known before synced is cleared, so that no
-			// request in between finds the instance neither in sync nor
-			// cut off, and bypasses an L1 it may still use. Meanwhile
+			// its local tier for a while (see LocalUsable); the ping
+			// that tells is made only if the table was in sync. Meanwhile
 			// (one ping) it confirms no purge, which a purge's 202
 			// accounts for.
-			if f.synced.Load() {
-				f.cutOff.Store(f.t.ping(ctx, f.timeout) != nil)
-			}
-			if f.synced.Swap(false) {
-				if f.cutOff.Load() {
+			cut := f.gate.state().synced && f.t.ping(ctx, f.timeout) != nil
+			if before, after := f.on(l1Event{kind: evLost, cutOff: cut}); before.synced {
+				if after.cutOff {
 					f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
 						"lease", f.l1TTL.String(), "err", err)
 				} else {
 					f.log.Warn("purge subscription lost: local tier bypassed until resubscribed", "err", err)
 				}
 			}
-			f.refreshUsable()
 			select {
 			case <-ctx.Done():
 				return
@@ -308,7 +319,7 @@ func (f *Fleet) receive(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		f.pubsubOK.Store(f.mono())
+		f.on(l1Event{kind: evHeard, at: f.mono()})
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == f.purgeChannel() {
@@ -333,7 +344,6 @@ func (f *Fleet) receive(ctx context.Context) {
 				f.onAck(m.Payload) // a protocol 1 instance's confirmation
 			}
 		}
-		f.refreshUsable()
 	}
 }
 
@@ -342,22 +352,17 @@ func (f *Fleet) receive(ctx context.Context) {
 const maxSubscribeBackoff = 2 * time.Second
 
 // fence stops the use of the local tier until the ban table is complete
-// again.
-func (f *Fleet) fence() {
-	f.synced.Store(false)
-	// The L1 lease is earned again by a heartbeat in sync after the
-	// resync, which also puts this instance back among the members that
-	// purges wait for (Redis may be new, and not know it).
-	f.leaseFrom.Store(0)
-	f.usable.Store(false)
-}
+// again. The L1 lease is earned again by a heartbeat in sync after the
+// resync, which also puts this instance back among the members that
+// purges wait for (Redis may be new, and not know it).
+func (f *Fleet) fence() { f.on(l1Event{kind: evFenced}) }
 
 // unfence ends a resync or adoption: the local tier is flushed, then may
 // be used again (after the next heartbeat in sync; one is asked for now).
 func (f *Fleet) unfence() {
 	f.flush()
 	f.flushes.Add(1)
-	f.synced.Store(true)
+	f.on(l1Event{kind: evSynced})
 	select {
 	case f.kick <- struct{}{}:
 	default:
@@ -371,9 +376,10 @@ func (f *Fleet) unfence() {
 // adopted instead. syncMu is held.
 //
 // Loading the bans takes as long as it takes: it is paged, each page with
-// its own timeout (see Tier.loadBans), and a retry goes on from the last
+// its own timeout (see purgeLog.loadBans), and a retry goes on from the last
 // page applied.
 func (f *Fleet) resyncLocked(ctx context.Context, why string) {
+	pl := f.plog()
 	f.fence()
 	if why != "subscribed" || f.reconnects.Add(1) > 1 {
 		f.log.Info("resynchronising purges", "reason", why)
@@ -381,20 +387,20 @@ func (f *Fleet) resyncLocked(ctx context.Context, why string) {
 	for ctx.Err() == nil {
 		have := f.bans.Applied()
 		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-		epoch, seq, err := f.t.readState(cctx, "", 0)
+		epoch, seq, err := pl.readState(cctx, "", 0)
 		cancel()
 		if err == nil {
-			if _, ok := f.t.knownEpoch(); !ok {
-				f.t.setEpoch(epoch) // the first sync takes the epoch it finds
+			if _, ok := pl.knownEpoch(); !ok {
+				pl.setEpoch(epoch) // the first sync takes the epoch it finds
 			}
-			if !f.t.sameHistory(epoch, seq, have) {
-				f.t.markRenew(fmt.Sprintf("resync: epoch %q, sequence %d; had %d", epoch, seq, have))
+			if !pl.sameHistory(epoch, seq, have) {
+				pl.markRenew(fmt.Sprintf("resync: epoch %q, sequence %d; had %d", epoch, seq, have))
 			}
-			if f.t.renewing() {
+			if pl.renewing() {
 				f.adoptLocked(ctx, false)
 				return
 			}
-			err = f.t.loadUpTo(ctx, seq)
+			err = pl.loadUpTo(ctx, seq)
 		}
 		if err == nil {
 			break
@@ -429,7 +435,7 @@ func (f *Fleet) startAdoption(ctx context.Context, wg *sync.WaitGroup) {
 		defer f.adopting.Store(false)
 		f.syncMu.Lock()
 		defer f.syncMu.Unlock()
-		if f.t.renewing() {
+		if f.plog().renewing() {
 			f.adoptLocked(ctx, false)
 		}
 	}()
@@ -446,30 +452,34 @@ func (f *Fleet) startAdoption(ctx context.Context, wg *sync.WaitGroup) {
 // table's own but its history changed (restored from a snapshot): another
 // epoch is started, so that every instance adopts it. syncMu is held.
 func (f *Fleet) adoptLocked(ctx context.Context, replace bool) {
+	pl := f.plog()
 	f.fence()
 	f.adoptions.Add(1)
 	for ctx.Err() == nil {
-		gen := f.t.renewals()
+		gen := pl.gate.state().gen
 		have := f.bans.Applied()
 		var rep string
 		if replace {
-			rep, _ = f.t.knownEpoch()
+			rep, _ = pl.knownEpoch()
 		}
 		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-		epoch, seq, err := f.t.readState(cctx, rep, have+1)
+		epoch, seq, err := pl.readState(cctx, rep, have+1)
 		cancel()
 		if err == nil {
-			f.t.setEpoch(epoch)
+			pl.setEpoch(epoch)
 			replace = seq < have // the epoch starts below the table: start another
 			if !replace {
-				err = f.t.loadUpTo(ctx, seq)
+				err = pl.loadUpTo(ctx, seq)
 			}
 		}
-		if err == nil && !replace && f.t.renewals() == gen {
-			f.log.Info("adopted the new purge log", "epoch", epoch, "seq", f.bans.Applied())
-			f.t.renewed()
-			f.unfence()
-			return
+		// Adopted only if Redis was not found with yet another history
+		// meanwhile (the gate compares the generation).
+		if err == nil && !replace {
+			if _, after := f.on(l1Event{kind: evAdopted, gen: gen}); !after.renewing {
+				f.log.Info("adopted the new purge log", "epoch", epoch, "seq", f.bans.Applied())
+				f.unfence()
+				return
+			}
 		}
 		if err != nil && !errors.Is(err, errRenewing) {
 			f.log.Warn("adopting redis's new purge log failed; retrying", "err", err)
@@ -492,13 +502,14 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 		return
 	}
 	f.received.Add(1)
+	pl := f.plog()
 	f.syncMu.Lock()
 	epoch := banEpoch(b.ID)
-	known, ok := f.t.knownEpoch()
+	known, ok := pl.knownEpoch()
 	switch applied := f.bans.Applied(); {
 	case !ok:
 		// Not synced yet: the resync under way loads it.
-	case f.t.renewing():
+	case pl.renewing():
 		f.adoptLocked(ctx, false)
 	case epoch != known:
 		// Redis moved to another epoch, or this is a late message of
@@ -507,25 +518,26 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	case b.Seq <= applied:
 		// Applied by a catch-up on the read path, or a ban of another
 		// history numbered like one applied.
-		if id, ok := f.t.appliedAs(b.Seq); ok && id != b.ID {
-			f.t.markRenew(fmt.Sprintf("ban %d published as %q, applied as %q", b.Seq, b.ID, id))
+		if id, ok := pl.appliedAs(b.Seq); ok && id != b.ID {
+			pl.markRenew(fmt.Sprintf("ban %d published as %q, applied as %q", b.Seq, b.ID, id))
 			f.adoptLocked(ctx, true)
 		} else if !ok {
 			f.checkLocked(ctx, false)
 		}
 	case b.Seq == applied+1:
-		f.t.applyBans(time.Now(), b)
+		pl.applyBans(time.Now(), b)
 	default:
 		f.resyncLocked(ctx, fmt.Sprintf("gap in purge sequence: have %d, got %d", applied, b.Seq))
 	}
-	known, _ = f.t.knownEpoch()
-	confirm := known == epoch && f.bans.Applied() >= b.Seq && f.synced.Load() && !f.t.renewing()
+	known, _ = pl.knownEpoch()
+	st := f.gate.state()
+	confirm := known == epoch && f.bans.Applied() >= b.Seq && st.synced && !st.renewing
 	f.syncMu.Unlock()
 	if !confirm {
 		f.log.Debug("purge not confirmed: not applied in its epoch", "ban", b.String())
 		return
 	}
-	ch, ok := f.t.confirmChannel(b.ID)
+	ch, ok := pl.confirmChannel(b.ID)
 	if !ok {
 		return // an epoch's opening ban: nobody waits for it
 	}
@@ -539,15 +551,16 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 // checkLocked reads Redis's purge epoch and sequence and adopts its log
 // if it is not the table's. syncMu is held.
 func (f *Fleet) checkLocked(ctx context.Context, replace bool) {
+	pl := f.plog()
 	have := f.bans.Applied()
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	epoch, seq, err := f.t.readState(cctx, "", 0)
+	epoch, seq, err := pl.readState(cctx, "", 0)
 	cancel()
 	if err != nil {
 		return // unconfirmed; the next heartbeat checks again
 	}
-	if !f.t.sameHistory(epoch, seq, have) {
-		f.t.markRenew(fmt.Sprintf("epoch %q, sequence %d; had %d", epoch, seq, have))
+	if !pl.sameHistory(epoch, seq, have) {
+		pl.markRenew(fmt.Sprintf("epoch %q, sequence %d; had %d", epoch, seq, have))
 		f.adoptLocked(ctx, replace)
 	}
 }

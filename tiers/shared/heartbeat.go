@@ -71,7 +71,7 @@ func (f *Fleet) beat(ctx context.Context, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-watch.C:
-			f.refreshUsable()
+			f.gate.refresh() // the lease ends, the subscription goes quiet
 		case <-f.kick:
 			f.heartbeatOnce(ctx)
 		case <-tick.C:
@@ -83,27 +83,21 @@ func (f *Fleet) beat(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
-// inSync reports whether the ban table is complete and current now: the
-// subscription is alive, resynchronised since it last dropped, and no new
-// purge log is waiting to be adopted.
-func (f *Fleet) inSync(now int64) bool {
-	return f.synced.Load() && !f.t.renewing() && now-f.pubsubOK.Load() < int64(3*f.hb)
-}
-
 func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	var info []byte
 	if f.info != nil {
 		info, _ = json.Marshal(f.info())
 	}
+	pl := f.plog()
 	send, sendWall := f.mono(), time.Now()
 	have := f.bans.Applied()
-	// In sync, and caught up with what the previous heartbeat read.
-	inSync := f.inSync(send) && f.hbOK.Load() && have >= f.hbSeq.Load()
+	// Whether this heartbeat, if answered, earns the L1 lease.
+	earn := f.gate.state().canEarn(send, have, f.hb)
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	defer cancel()
 	live := strconv.FormatInt((5 * f.hb).Milliseconds(), 10)
 	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
-	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, f.t.epochKeys()...)
+	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, pl.epochKeys()...)
 	res, err := heartbeatScript.Run(cctx, f.client, keys,
 		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel(),
 		f.replyChannel(), f.echoPayload()).Slice()
@@ -111,21 +105,18 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 		err = errBadReply
 	}
 	if err != nil {
-		f.hbOK.Store(false)
 		if replyKind(err) != "" {
 			f.t.fail(ctx, purposeFleet, "heartbeat", err)
 		}
-		if ctx.Err() == nil && unreachable(err) && !f.cutOff.Swap(true) && f.leaseFrom.Load() > 0 {
+		cut := ctx.Err() == nil && unreachable(err)
+		if before, after := f.on(l1Event{kind: evBeatFailed, cutOff: cut}); cut && !before.cutOff && after.leaseFrom > 0 {
 			f.log.Warn("cut off from redis: L1 used until the outage lease ends, then bypassed until resynchronised",
-				"lease_ends", sendWall.Add(time.Duration(f.leaseFrom.Load()+int64(f.l1TTL)-send)).Format(time.RFC3339), "err", err)
+				"lease_ends", sendWall.Add(time.Duration(after.leaseFrom+int64(f.l1TTL)-send)).Format(time.RFC3339), "err", err)
 		}
-		f.refreshUsable()
 		return
 	}
 	recv := time.Now()
 	f.t.okFor(purposeFleet)
-	f.cutOff.Store(false)
-	f.checkEcho()
 	n, _ := res[0].(int64)
 	epoch, _ := res[1].(string)
 	seqStr, _ := res[2].(string)
@@ -133,13 +124,12 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	seq, _ := strconv.ParseUint(seqStr, 10, 64)
 	mid := sendWall.Add(recv.Sub(sendWall) / 2)
 	f.clock.Store(&clockOffset{offset: time.UnixMilli(redisMs).Sub(mid), uncertainty: recv.Sub(sendWall)/2 + time.Millisecond})
-	if !f.t.sameHistory(epoch, seq, have) {
-		f.t.markRenew("heartbeat: epoch " + strconv.Quote(epoch) + ", sequence " + seqStr + "; had " + strconv.FormatUint(have, 10))
-	} else if inSync {
-		f.leaseFrom.Store(send)
+	if !pl.sameHistory(epoch, seq, have) {
+		pl.markRenew("heartbeat: epoch " + strconv.Quote(epoch) + ", sequence " + seqStr + "; had " + strconv.FormatUint(have, 10))
+		earn = false
 	}
-	f.hbSeq.Store(seq)
-	f.hbOK.Store(true)
+	f.on(l1Event{kind: evBeat, at: send, seq: seq, earn: earn})
+	f.checkEcho()
 	// Instances started together see only themselves on their first
 	// heartbeats: claim to be alone only once every instance started
 	// with this one has had time to announce itself.
@@ -147,12 +137,12 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 		n = 0
 	}
 	f.t.setPeers(n)
-	if f.t.renewing() && !f.adopting.Load() {
-		if fn := f.t.renewHook(); fn != nil {
-			(*fn)() // an adoption that ended without adopting: again
+	if pl.renewing() && !f.adopting.Load() {
+		select {
+		case f.adopt <- struct{}{}: // an adoption that ended without adopting: again
+		default:
 		}
 	}
-	f.refreshUsable()
 }
 
 // echoPayload is what the heartbeat publishes on this instance's reply
@@ -168,26 +158,17 @@ func (f *Fleet) echoPayload() string { return "beat|" + f.id }
 // for good if it never is; a proxy in front of several servers can do the
 // same. Redis's own pings cannot tell.
 func (f *Fleet) checkEcho() {
-	if !f.synced.Load() || f.mono()-f.echo.Load() < int64(echoAfter*f.hb) {
+	if !f.gate.state().synced || f.mono()-f.echo.Load() < int64(echoAfter*f.hb) {
 		return
 	}
 	f.log.Warn("purge subscription hears none of the fleet's messages (left on a former master?): L1 bypassed, subscribing again")
 	f.fence()
-	f.refreshUsable()
 	f.ps.Load().Close() // receive subscribes again
 }
 
 // echoAfter is how many heartbeats a subscription may go without hearing
 // its own before it is made again.
 const echoAfter = 3
-
-// refreshUsable recomputes LocalUsable (see the comment at the top).
-func (f *Fleet) refreshUsable() {
-	now := f.mono()
-	lease := f.leaseFrom.Load()
-	f.usable.Store(lease > 0 && now < lease+int64(f.l1TTL) && !f.t.renewing() &&
-		(f.inSync(now) || f.cutOff.Load()))
-}
 
 // window is how long after it was last heard an instance may still serve
 // what a purge names (see the comment at the top): a purge waits for, or

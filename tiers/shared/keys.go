@@ -75,6 +75,10 @@ func (t *Tier) revalidationKey(key string) string {
 
 // metaKey returns the key of the fleet's metadata named name, under the
 // prefix's hash tag.
-func (t *Tier) metaKey(name string) string {
-	return t.prefix + ":{" + t.prefix + "}:" + name
+func (t *Tier) metaKey(name string) string { return metaKeyOf(t.prefix, name) }
+
+// metaKeyOf returns the key of the fleet's metadata named name under
+// prefix, in the prefix's hash tag: one Cluster slot for all of it.
+func metaKeyOf(prefix, name string) string {
+	return prefix + ":{" + prefix + "}:" + name
 }

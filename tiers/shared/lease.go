@@ -88,7 +88,7 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 	}
 	if t.bans != nil {
 		// As for Get: Redis answered, so this is no sign it is down.
-		if err := t.catchUp(cctx, have, meta[0], meta[1]); err != nil {
+		if err := t.purgeLog.catchUp(cctx, have, meta[0], meta[1]); err != nil {
 			t.errs.Add(1)
 			return nil, false, nil, fmt.Errorf("shared: lease bans: %w", err)
 		}
@@ -228,3 +228,8 @@ func (t *Tier) Holds(ctx context.Context, key string) (bool, error) {
 	t.ok(purposeRead)
 	return n > 0, nil
 }
+
+// setPeers records the number of live instances of the fleet, this one
+// included, as the last heartbeat counted them (0: unknown): with one,
+// the fill lease is skipped.
+func (t *Tier) setPeers(n int64) { t.peers.Store(n) }

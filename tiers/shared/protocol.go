@@ -37,10 +37,10 @@ const Protocol = 2
 
 // replyChannel is the channel only the instance id listens to: the
 // confirmations of its purges and its heartbeat's echo.
-func (t *Tier) replyChannel(id string) string { return t.prefix + ":purge:ack:" + id }
+func (l *purgeLog) replyChannel(id string) string { return l.prefix + ":purge:ack:" + id }
 
 // ackChannel is protocol 1's shared confirmation channel.
-func (t *Tier) ackChannel() string { return t.prefix + ":purge:ack" }
+func (l *purgeLog) ackChannel() string { return l.prefix + ":purge:ack" }
 
 // requestID is the request part of the ID of a ban that instance asker
 // asks for as purge (a hex name: it holds no '/').
@@ -54,15 +54,15 @@ const epochBanPrefix = "epoch-"
 // confirmed: its asker's reply channel, protocol 1's shared channel for
 // a ban that names no asker, and none (false) for an epoch's opening
 // ban, which nobody waits for.
-func (t *Tier) confirmChannel(banID string) (string, bool) {
+func (l *purgeLog) confirmChannel(banID string) (string, bool) {
 	req, _, _ := strings.Cut(banID, "@")
 	if strings.HasPrefix(req, epochBanPrefix) {
 		return "", false
 	}
 	if _, asker, ok := strings.Cut(req, "/"); ok && asker != "" {
-		return t.replyChannel(asker), true
+		return l.replyChannel(asker), true
 	}
-	return t.ackChannel(), true
+	return l.ackChannel(), true
 }
 
 // confirmation is the message by which instance member confirms the ban

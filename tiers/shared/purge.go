@@ -51,40 +51,63 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 		f.mu.Unlock()
 	}()
 
-	keys := []string{f.t.seqKey(), f.t.bansKey(), f.t.floorKey(), f.t.bytesKey(),
-		f.t.epochKey(), f.membersKey()}
-	maxBans, maxBytes := f.bans.Limits()
-	sent := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	raw, err := purgeScript.Run(cctx, f.client, keys, sel.WireKind(), requestID(id, f.id), sel.Value,
-		f.t.retention().Milliseconds(), maxBans, maxBytes, tiers.BanOverhead, randomID(),
-		f.redisDeadline(sent, f.opTimeout()), f.window().Milliseconds(), f.purgeChannel()).Slice()
-	cancel()
-	if err != nil {
-		return tiers.PurgeResult{}, f.t.fail(ctx, purposeFleet, "recording purge", err)
-	}
-	f.t.okFor(purposeFleet)
-	if sel.Kind == tiers.BanURL && baseKey != "" {
+	rec, ran, err := f.record(ctx, sel, requestID(id, f.id))
+	if sel.Kind == tiers.BanURL && baseKey != "" && ran {
 		// Only to free memory: the ban already makes the entry dead. In
 		// its own slot, so not in the script.
 		f.t.Delete(ctx, baseKey)
 	}
-	if len(raw) == 1 && raw[0] == "late" {
-		return tiers.PurgeResult{}, ErrPurgeLate
-	}
-	if len(raw) < 2 || len(raw)%2 != 0 {
-		return tiers.PurgeResult{}, errBadReply
-	}
-	f.purges[sel.Kind].Add(1)
-	s, _ := raw[0].(string)
-	b, err := tiers.ParseBan(s)
 	if err != nil {
 		return tiers.PurgeResult{}, err
 	}
-	res := tiers.PurgeResult{Ban: b}
+	f.purges[sel.Kind].Add(1)
+	return f.awaitConfirmations(ctx, rec, acks)
+}
+
+// purgeCall is one run of purgeScript: what is recorded, and the bounds
+// and names it is recorded with. args lists them in the script's order,
+// the one place that knows it.
+type purgeCall struct {
+	sel      tiers.Selector // sent as the ban's wire kind (Selector.WireKind) and value
+	request  string         // the ban's request ID (requestID)
+	keep     time.Duration  // the log's retention
+	maxBans  int            // the log's bounds (tiers.Bans.Limits)
+	maxBytes int
+	epoch    string        // the name of an epoch started by this call
+	deadline int64         // Redis clock (ms) after which it is refused; 0 none
+	window   time.Duration // members heard within it are returned
+	channel  string        // the purge channel
+}
+
+func (c purgeCall) args() []any {
+	return []any{c.sel.WireKind(), c.request, c.sel.Value, c.keep.Milliseconds(), c.maxBans, c.maxBytes,
+		tiers.BanOverhead, c.epoch, c.deadline, c.window.Milliseconds(), c.channel}
+}
+
+// purgeRecord is purgeScript's answer: the ban recorded, Redis's clock
+// then, and the members heard within the window, with when.
+type purgeRecord struct {
+	ban   tiers.Ban
+	at    time.Time
+	heard map[string]time.Time
+}
+
+// parsePurgeReply reads purgeScript's reply: {'late'}, or the ban, the
+// clock in ms, then pairs of member and score.
+func parsePurgeReply(raw []any) (purgeRecord, error) {
+	if len(raw) == 1 && raw[0] == "late" {
+		return purgeRecord{}, ErrPurgeLate
+	}
+	if len(raw) < 2 || len(raw)%2 != 0 {
+		return purgeRecord{}, errBadReply
+	}
+	s, _ := raw[0].(string)
+	b, err := tiers.ParseBan(s)
+	if err != nil {
+		return purgeRecord{}, err
+	}
 	ms, _ := raw[1].(int64)
-	at := time.UnixMilli(ms)
-	heard := make(map[string]time.Time, len(raw)/2-1)
+	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), heard: make(map[string]time.Time, len(raw)/2-1)}
 	for i := 2; i+1 < len(raw); i += 2 {
 		m, _ := raw[i].(string)
 		score, _ := raw[i+1].(string)
@@ -92,11 +115,38 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 		if m == "" || err != nil {
 			continue
 		}
-		heard[m] = time.UnixMilli(int64(h))
+		rec.heard[m] = time.UnixMilli(int64(h))
 	}
+	return rec, nil
+}
 
-	pending := make(map[string]bool, len(heard))
-	for m := range heard {
+// record runs purgeScript for sel: the ban is recorded and published, or
+// an error says why not; ran is false if the call itself failed.
+func (f *Fleet) record(ctx context.Context, sel tiers.Selector, request string) (rec purgeRecord, ran bool, err error) {
+	pl := f.plog()
+	keys := []string{pl.seqKey(), pl.bansKey(), pl.floorKey(), pl.bytesKey(), pl.epochKey(), f.membersKey()}
+	maxBans, maxBytes := f.bans.Limits()
+	sent := time.Now()
+	call := purgeCall{sel: sel, request: request, keep: pl.retention(), maxBans: maxBans, maxBytes: maxBytes,
+		epoch: randomID(), deadline: f.redisDeadline(sent, f.opTimeout()), window: f.window(), channel: f.purgeChannel()}
+	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
+	raw, err := purgeScript.Run(cctx, f.client, keys, call.args()...).Slice()
+	cancel()
+	if err != nil {
+		return purgeRecord{}, false, f.t.fail(ctx, purposeFleet, "recording purge", err)
+	}
+	f.t.okFor(purposeFleet)
+	rec, err = parsePurgeReply(raw)
+	return rec, true, err
+}
+
+// awaitConfirmations waits up to PurgeWait for every member rec heard to
+// confirm the ban on acks, and reports those that did not with the time
+// until which they may still serve what it names.
+func (f *Fleet) awaitConfirmations(ctx context.Context, rec purgeRecord, acks <-chan string) (tiers.PurgeResult, error) {
+	res := tiers.PurgeResult{Ban: rec.ban}
+	pending := make(map[string]bool, len(rec.heard))
+	for m := range rec.heard {
 		pending[m] = true
 	}
 	timer := time.NewTimer(f.purgeWait)
@@ -112,7 +162,7 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 			res.MissingUntil = make(map[string]time.Time, len(pending))
 			for m := range pending {
 				res.Missing = append(res.Missing, m)
-				res.MissingUntil[m] = f.servesUntil(heard[m], at)
+				res.MissingUntil[m] = f.servesUntil(rec.heard[m], rec.at)
 			}
 			sort.Strings(res.Missing)
 			pending = nil
@@ -206,9 +256,9 @@ func (f *Fleet) Stats() FleetStats {
 		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
 		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
 		BansApplied: f.bans.Applied(), BansHeld: f.bans.Len(),
-		EpochAdoptions: f.adoptions.Load(), CutOff: f.cutOff.Load(),
+		EpochAdoptions: f.adoptions.Load(), CutOff: f.gate.state().cutOff,
 	}
-	s.Epoch, _ = f.t.knownEpoch()
+	s.Epoch, _ = f.plog().knownEpoch()
 	if r := f.reconnects.Load(); r > 0 {
 		s.SubscriptionResyncs = r - 1 // the first subscription is not a reconnect
 	}

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -104,8 +103,9 @@ type Options struct {
 	// the ban log in Redis too. See Fleet.
 	Bans *tiers.Bans
 
-	// BanKeep is how long bans are remembered (see tiers.Bans.Apply).
-	// If zero, 25h.
+	// BanKeep is how long bans are remembered (see tiers.Bans.Apply):
+	// tiers.BanRetention of the proxy's MaxTTL and FillTimeout. If zero,
+	// that of their defaults.
 	BanKeep time.Duration
 }
 
@@ -139,23 +139,10 @@ type Tier struct {
 	errs        atomic.Int64
 	undecodable atomic.Int64
 
-	bans    *tiers.Bans
-	banKeep time.Duration
-	syncs   singleflight.Group     // the one loading of bans (loadBans)
-	floors  atomic.Int64           // all-bans applied at the log's floor
-	onFloor atomic.Pointer[func()] // a Fleet's Flush, called after one
-	seq     string                 // seqKey(), built once: every Get reads it
-	epochK  string                 // epochKey(), likewise
-
-	// The purge log's epoch (epoch.go): the one Bans belongs to, nil
-	// until a Fleet synced it; renew while Redis was found with another
-	// history and a Fleet has not adopted it yet (renewGen counts the
-	// findings); onRenew, the Fleet's hook.
-	epoch    atomic.Pointer[string]
-	renew    atomic.Bool
-	renewGen atomic.Int64
-	onRenew  atomic.Pointer[func()]
-	recent   recentBans
+	// The purge log (purgelog.go): the ban table, its epoch, and whether
+	// the table is complete enough to use L1. Every Get and Lease catch
+	// up with it; a Fleet drives it.
+	*purgeLog
 
 	reads chan *read     // Gets waiting for a pipeline (batch.go)
 	pipes sync.WaitGroup // the pipeline goroutines
@@ -178,14 +165,9 @@ func New(opts Options) (*Tier, error) {
 		log:     opts.Logger,
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-		bans:    opts.Bans,
-		banKeep: opts.BanKeep,
 		reads:   make(chan *read),
 		health:  newHealth(),
 		oneNode: true,
-	}
-	if t.banKeep <= 0 {
-		t.banKeep = 25 * time.Hour
 	}
 	switch {
 	case t.timeout < 0:
@@ -205,8 +187,6 @@ func New(opts Options) (*Tier, error) {
 	if strings.ContainsAny(t.prefix, "{}") {
 		return nil, fmt.Errorf("shared: Options.Prefix %q must not contain '{' or '}' (Redis Cluster hash tags)", t.prefix)
 	}
-	t.seq = t.metaKey("purge:seq")
-	t.epochK = t.epochKey()
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -236,6 +216,11 @@ func New(opts Options) (*Tier, error) {
 		return nil, errors.New("shared: Options.URL or Options.Client is required")
 	}
 	t.rdb = t.client
+	keep := opts.BanKeep
+	if keep <= 0 {
+		keep = tiers.BanRetention(tiers.DefaultMaxTTL, tiers.DefaultFillTimeout)
+	}
+	t.purgeLog = newPurgeLog(t.client, t.prefix, t.timeout, t.log, t.stop, opts.Bans, keep)
 	if c, ok := t.client.(*redis.ClusterClient); ok {
 		t.nodes.cluster = c
 	}
@@ -340,7 +325,7 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	if t.bans != nil {
 		// Bans that cannot be loaded in time make a miss, never an
 		// unreachable Redis: Redis did answer.
-		if err := t.catchUp(cctx, have, rd.seq, rd.epoch); err != nil {
+		if err := t.purgeLog.catchUp(cctx, have, rd.seq, rd.epoch); err != nil {
 			t.errs.Add(1)
 			return nil, false, fmt.Errorf("shared: get bans: %w", err)
 		}
