@@ -142,3 +142,12 @@ func setDefault[T comparable](p *T, def T) {
 		*p = def
 	}
 }
+
+// BanRetention is how long a purge must be remembered with these
+// options, their defaults applied: tiers.BanRetention of MaxTTL and
+// FillTimeout. The fleet's purge log keeps bans as long
+// (shared.Options.BanKeep).
+func (o Options) BanRetention() time.Duration {
+	o = o.withDefaults()
+	return tiers.BanRetention(o.MaxTTL, o.FillTimeout)
+}

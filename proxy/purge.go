@@ -85,15 +85,9 @@ func (h *Handler) purgeLocal(sel tiers.Selector) tiers.Ban {
 
 // banRetention is how long a purge must be remembered: no entry filled
 // before it can be alive after that.
-func (h *Handler) banRetention() time.Duration { return h.o.BanRetention() }
-
-// BanRetention is how long a purge must be remembered with these
-// options, their defaults applied: tiers.BanRetention of MaxTTL and
-// FillTimeout. The fleet's purge log keeps bans as long
-// (shared.Options.BanKeep).
-func (o Options) BanRetention() time.Duration {
-	o = o.withDefaults()
-	return tiers.BanRetention(o.MaxTTL, o.FillTimeout)
+// (h.o has its defaults: see Options.BanRetention.)
+func (h *Handler) banRetention() time.Duration {
+	return tiers.BanRetention(h.o.MaxTTL, h.o.FillTimeout)
 }
 
 // localPurger is a Local tier that can drop what a selector names
