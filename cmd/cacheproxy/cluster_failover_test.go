@@ -72,7 +72,10 @@ func TestClusterMasterKill(t *testing.T) {
 	cluster := redistest.StartClusterWithReplicas(t)
 	o := newVersionedOrigin(t)
 	s := startServer(t, []string{"CACHEPROXY_REDIS=" + cluster.URL(), "CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
-		"-origin", o.URL, "-l1-max-bytes", "0") // every read goes to L2
+		// Every read goes to L2; a loaded machine must not turn a
+		// surviving master's slow answer into a miss (the per-call
+		// deadline is not what this tests).
+		"-origin", o.URL, "-l1-max-bytes", "0", "-redis-timeout", "2s")
 	byNode, meta := clusterPaths(t, cluster, s, 60)
 	var victim *redistest.Server
 	var survivors []string
