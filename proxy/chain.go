@@ -41,29 +41,29 @@ func (c *chain) localTier() Tier {
 
 // get returns the response stored in t for key, the variant r selects if
 // it varies (through a Vary marker no purge killed), or nil and why:
-// "uri-miss", or "vary-miss" when the URL is stored but not the variant.
+// fwdURIMiss, or fwdVaryMiss when the URL is stored but not the variant.
 // A tier that fails is a miss. The response is not judged: see judge.
-func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*tiers.Entry, string) {
+func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*tiers.Entry, fwdReason) {
 	e, ok, err := t.Get(ctx, key)
 	if err != nil {
 		c.tierError(t, err)
-		return nil, "uri-miss"
+		return nil, fwdURIMiss
 	}
 	if !ok || e.Kind == tiers.KindVary && c.bans.Dead(e) {
-		return nil, "uri-miss"
+		return nil, fwdURIMiss
 	}
 	if e.Kind != tiers.KindVary {
-		return e, ""
+		return e, fwdNone
 	}
 	e, ok, err = t.Get(ctx, c.variant(key, e.Vary, r))
 	if err != nil {
 		c.tierError(t, err)
-		return nil, "vary-miss"
+		return nil, fwdVaryMiss
 	}
 	if !ok || e.Kind != tiers.KindResponse {
-		return nil, "vary-miss"
+		return nil, fwdVaryMiss
 	}
-	return e, ""
+	return e, fwdNone
 }
 
 func (c *chain) tierError(t Tier, err error) {
@@ -74,15 +74,15 @@ func (c *chain) tierError(t Tier, err error) {
 }
 
 // tierFailure names a failed call to the shared tier for the report and
-// Cache-Status: "redis-timeout" when it did not answer in time (a
-// transient slowness: one call, the tier still up), else "redis-down"
+// Cache-Status: reasonRedisTimeout when it did not answer in time (a
+// transient slowness: one call, the tier still up), else reasonRedisDown
 // (unreachable, the circuit open, or an error reply).
-func tierFailure(err error) string {
+func tierFailure(err error) Reason {
 	var te interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout() {
-		return "redis-timeout"
+		return reasonRedisTimeout
 	}
-	return "redis-down"
+	return reasonRedisDown
 }
 
 // placement is where and for how long an entry goes in a tier: under key,
@@ -106,15 +106,15 @@ func (c *chain) place(base, key string, e *tiers.Entry) placement {
 
 // store writes e under key (its variant key) in both tiers, L2 first, and
 // its Vary marker under base. It reports whether any tier took it, and
-// what went wrong: "redis-timeout" when L2 did not answer in time,
-// "redis-down" when it failed otherwise (see tierFailure), "expired" when e is
-// stale already and nothing keeps it, "l1-unused" when L1 could not be
-// used and there is no L2.
-func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (stored bool, detail string) {
+// what went wrong: reasonRedisTimeout when L2 did not answer in time,
+// reasonRedisDown when it failed otherwise (see tierFailure), reasonExpired
+// when e is stale already and nothing keeps it, reasonL1Unused when L1
+// could not be used and there is no L2.
+func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (stored bool, detail Reason) {
 	e.Note = c.rep.note(e.URL) // e is the fill's own: nobody else holds it yet
 	p := c.place(base, key, e)
 	if p.ttl <= 0 {
-		return false, "expired"
+		return false, reasonExpired
 	}
 	if c.shared != nil {
 		err := c.shared.Set(ctx, p.key, e, p.ttl)
@@ -130,8 +130,8 @@ func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (st
 	}
 	if c.setLocal(ctx, p, true) {
 		stored = true
-	} else if detail == "" && !stored {
-		detail = "l1-unused"
+	} else if detail == reasonNone && !stored {
+		detail = reasonL1Unused
 	}
 	if stored {
 		c.m.stored.Add(1)
@@ -253,7 +253,7 @@ const (
 // may answer the request now; else, if one is stored but stale, that
 // entry; and the Cache-Status forward reason. Tier errors count as
 // misses.
-func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entry, fwd string) {
+func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entry, fwd fwdReason) {
 	e, fwd := x.h.chain.get(ctx, t, x.key, x.r)
 	if e == nil {
 		return nil, nil, fwd
@@ -261,17 +261,17 @@ func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entr
 	judged, u := x.judge(e, x.now)
 	switch u {
 	case usable:
-		return judged, nil, ""
+		return judged, nil, fwdNone
 	case stored:
-		return nil, judged, "stale"
+		return nil, judged, fwdStale
 	case purged:
 		// As if it were not stored (RFC 9211 §2.2.1).
 		if len(e.Vary) > 0 {
-			return nil, nil, "vary-miss"
+			return nil, nil, fwdVaryMiss
 		}
-		return nil, nil, "uri-miss"
+		return nil, nil, fwdURIMiss
 	}
-	return nil, nil, "miss"
+	return nil, nil, fwdMiss
 }
 
 func firstOf(a, b *tiers.Entry) *tiers.Entry {

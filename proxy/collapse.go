@@ -16,7 +16,7 @@ import (
 // exchange, detached from this request's context.
 func (x *exchange) miss() {
 	use := sharedLeaseOnly // L2 was just read
-	if x.fwd == "request" {
+	if x.fwd == fwdRequest {
 		use = sharedNone
 	}
 	fx := *x
@@ -106,7 +106,7 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 	switch {
 	case res.err != nil:
 		o := errorOutcome(res.err)
-		x.h.count(x.path, x.rt, o, o.detail)
+		x.h.count(x.r, x.path, x.rt, o, reasonNone)
 		x.h.writeError(x.w, x.r, res.err, x.fwd)
 	case res.stream != nil:
 		x.writeStream(res.stream)
@@ -123,20 +123,20 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool) {
 
 // detail is the Cache-Status detail of a forwarded response: why it was
 // not stored (stored), or why the cache could not answer.
-func (x *exchange) detail(stored string) string {
+func (x *exchange) detail(stored Reason) Reason {
 	switch {
-	case stored != "":
+	case stored != reasonNone:
 		return stored
-	case x.fwd == "request":
-		return "request-no-cache"
+	case x.fwd == fwdRequest:
+		return reasonRequestNoCache
 	}
-	return ""
+	return reasonNone
 }
 
 // writeStream copies a response that is not stored to the client: a PASS,
 // with the reason it is not stored.
 func (x *exchange) writeStream(s *streamedResponse) {
-	x.h.count(x.path, x.rt, passed, s.detail)
+	x.h.count(x.r, x.path, x.rt, passed, s.detail)
 	w, r := x.w, x.r
 	defer s.close()
 	stop := context.AfterFunc(r.Context(), s.close)

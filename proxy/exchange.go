@@ -25,18 +25,18 @@ type exchange struct {
 	ae   acceptance   // the codings the request accepts (coding.go)
 	now  time.Time
 
-	// fwd is why the cache could not answer, for Cache-Status: "uri-miss",
-	// "vary-miss", "stale", or "request" (the request asked for the
-	// origin).
-	fwd string
+	// fwd is why the cache could not answer, for Cache-Status:
+	// fwdURIMiss, fwdVaryMiss, fwdStale, or fwdRequest (the request asked
+	// for the origin).
+	fwd fwdReason
 	// stale is a stored copy that may not answer as it is: to revalidate,
 	// or to serve if the origin fails and it allows that.
 	stale *tiers.Entry
 	// why is the Cache-Status detail of the answer, for the report.
-	why string
+	why Reason
 	// policy is how a request for the origin's answer is treated: see
 	// Options.ClientNoCache.
-	policy string
+	policy ClientNoCachePolicy
 }
 
 // ServeHTTP answers r from the tiers or the origin.
@@ -51,7 +51,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		h.passThrough(w, r, "method")
+		h.passThrough(w, r, reasonMethod)
 		return
 	}
 	t, s := requestTarget(r.URL), h.live.Load()
@@ -63,7 +63,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x := exchange{h: h, s: s, w: w, r: r, path: t.path, rt: rd.rt, cc: requestCacheControl(r.Header), ae: acceptedCodings(r)}
 	x.policy = s.clientNoCache(x.rt)
-	if x.policy == "ignore" {
+	if x.policy == NoCacheIgnore {
 		x.cc = noDirectives()
 	}
 	// Not looked up: a bypass route, a path whose readings disagree on
@@ -71,16 +71,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// forbids storing its exchange.
 	switch {
 	case x.rt != nil && x.rt.Bypass:
-		h.passThrough(w, r, "bypass-route")
+		h.passThrough(w, r, reasonBypassRoute)
 		return
 	case rd.ambiguous:
-		h.passThrough(w, r, "ambiguous-path")
+		h.passThrough(w, r, reasonAmbiguousPath)
 		return
 	case t.len() > maxCachedURL:
-		h.passThrough(w, r, "url-too-long")
+		h.passThrough(w, r, reasonURLTooLong)
 		return
 	case x.cc.noStore:
-		h.passThrough(w, r, "request-no-store")
+		h.passThrough(w, r, reasonRequestNoStore)
 		return
 	}
 	if h.hosts == nil {
@@ -113,18 +113,18 @@ func (x *exchange) serve() {
 // not served (RFC 9111 §5.2.1.4).
 func (x *exchange) wantsOrigin() bool { return x.cc.noCache || x.cc.maxAge == 0 }
 
-// cannotRevalidate reports, under the "revalidate" policy, whether the
+// cannotRevalidate reports, under the NoCacheRevalidate policy, whether the
 // entry found has no validator: then the request's no-cache and max-age=0
 // are dropped, and it is answered from the cache as if they were absent.
 func (x *exchange) cannotRevalidate(e *tiers.Entry) bool {
-	if x.policy != "revalidate" || e == nil || hasValidator(e.Header) {
+	if x.policy != NoCacheRevalidate || e == nil || hasValidator(e.Header) {
 		return false
 	}
 	x.cc.noCache = false
 	if x.cc.maxAge == 0 {
 		x.cc.maxAge = -1
 	}
-	x.fwd = "uri-miss"
+	x.fwd = fwdURIMiss
 	return true
 }
 
@@ -132,9 +132,9 @@ func (x *exchange) cannotRevalidate(e *tiers.Entry) bool {
 // one it may serve stale while it is revalidated in the background; else
 // it keeps a stale copy for later steps.
 func (x *exchange) fromLocal() bool {
-	x.fwd = "uri-miss"
+	x.fwd = fwdURIMiss
 	if x.wantsOrigin() {
-		x.fwd = "request"
+		x.fwd = fwdRequest
 	}
 	l := x.h.chain.localTier()
 	if l == nil {
@@ -180,7 +180,7 @@ func (x *exchange) fromShared() bool {
 	}
 	x.stale = stale
 	if !x.wantsOrigin() {
-		x.fwd = "stale" // what the cache holds is stale (RFC 9211 §2.2.1)
+		x.fwd = fwdStale // what the cache holds is stale (RFC 9211 §2.2.1)
 	}
 	return !x.wantsOrigin() && x.serveStaleWhileRevalidating(stale)
 }
@@ -235,8 +235,8 @@ func (x *exchange) onlyIfCached() {
 			return
 		}
 	}
-	x.h.count(x.path, x.rt, missed, "only-if-cached")
+	x.h.count(x.r, x.path, x.rt, missed, reasonOnlyIfCached)
 	x.w.Header()["X-Cache"] = missed.xcache
-	x.w.Header()["Cache-Status"] = missed.forwarded(forward{fwd: "miss", detail: "only-if-cached"})
+	x.w.Header()["Cache-Status"] = missed.forwarded(forward{fwd: fwdMiss, detail: reasonOnlyIfCached})
 	x.w.WriteHeader(http.StatusGatewayTimeout)
 }

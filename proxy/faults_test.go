@@ -226,10 +226,14 @@ func TestClientNoCachePolicy(t *testing.T) {
 		{"revalidate", nil, "REVALIDATED", "HIT-L1"},
 		{"ignore", nil, "HIT-L1", "HIT-L1"},
 		{"", []Route{{Path: "/", TTL: time.Minute, Override: true}}, "HIT-L1", "HIT-L1"},
-		{"ignore", []Route{{Path: "/", ClientNoCache: "honour"}}, "REVALIDATED", "MISS"},
+		{"ignore", []Route{{Path: "/", ClientNoCache: NoCacheHonour}}, "REVALIDATED", "MISS"},
 	}
 	for _, tc := range cases {
-		s := newStack(t, o, func(opts *Options) { opts.ClientNoCache = tc.policy; opts.Routes = tc.routes })
+		policy, err := ParseClientNoCache(tc.policy)
+		if err != nil && tc.policy != "" {
+			t.Fatal(err)
+		}
+		s := newStack(t, o, func(opts *Options) { opts.ClientNoCache = policy; opts.Routes = tc.routes })
 		s.get(t, "/v")
 		s.get(t, "/n")
 		if r := s.get(t, "/v", reload...); r.header.Get("X-Cache") != tc.validator {
@@ -239,7 +243,17 @@ func TestClientNoCachePolicy(t *testing.T) {
 			t.Errorf("%q %v: reload without a validator: %s, want %s", tc.policy, tc.routes, r.header.Get("X-Cache"), tc.none)
 		}
 	}
-	if _, err := New(Options{Origin: &url.URL{Scheme: "http", Host: "o"}, ClientNoCache: "sometimes"}); err == nil {
+	if _, err := New(Options{Origin: &url.URL{Scheme: "http", Host: "o"}, ClientNoCache: numNoCachePolicies}); err == nil {
 		t.Error("a bad ClientNoCache: no error")
+	}
+	for _, s := range []string{"honour", "revalidate", "ignore"} {
+		if p, err := ParseClientNoCache(s); err != nil || p.String() != s {
+			t.Errorf("ParseClientNoCache(%q) = %v, %v; want it back", s, p, err)
+		}
+	}
+	for _, s := range []string{"", "sometimes", "Honour", "honor"} {
+		if _, err := ParseClientNoCache(s); err == nil || err.Error() != "want honour, revalidate or ignore" {
+			t.Errorf("ParseClientNoCache(%q): error %v", s, err)
+		}
 	}
 }

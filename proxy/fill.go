@@ -33,7 +33,7 @@ type fillResult struct {
 	err    error
 	// detail says why a storable entry was not stored, or what went
 	// wrong on the way (Cache-Status detail).
-	detail string
+	detail Reason
 }
 
 // sharedUse says what a fill asks of the shared tier before the origin.
@@ -176,8 +176,8 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	h, resp := x.h, o.resp
 	pol := decide(x.storeRule(o.out), resp.StatusCode, resp.Header)
 	if !pol.storable {
-		h.o.Logger.Debug("not storing", "url", x.r.URL.String(), "reason", pol.reason)
-		if pol.reason == "set-cookie" && x.rt != nil && x.rt.IgnoreCookies {
+		h.o.Logger.Debug("not storing", "url", x.r.URL.String(), "reason", pol.reason.String())
+		if pol.reason == reasonSetCookie && x.rt != nil && x.rt.IgnoreCookies {
 			h.o.Logger.Warn("a route with cookies: ignore answers with Set-Cookie: such responses are never stored",
 				"route", x.rt.Path, "url", x.r.URL.String())
 		}

@@ -154,7 +154,7 @@ func (h *Handler) served(r *http.Request) bool {
 // misdirected answers a request for a host this proxy does not serve
 // (RFC 9110 §15.5.20), without asking the origin.
 func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) {
-	h.count(requestTarget(r.URL).path, nil, wrongHost, "misdirected")
+	h.count(r, requestTarget(r.URL).path, nil, wrongHost, reasonNone)
 	hdr := w.Header()
 	hdr["X-Cache"] = wrongHost.xcache
 	hdr["Cache-Status"] = wrongHost.status
@@ -168,7 +168,7 @@ func (h *Handler) misdirected(w http.ResponseWriter, r *http.Request) {
 // reading (climbsAboveRoot) with 400: joined under the origin's base
 // path, it would name something outside it. The origin is not asked.
 func (h *Handler) aboveRoot(w http.ResponseWriter, r *http.Request) {
-	h.count(requestTarget(r.URL).path, nil, badPath, badPath.detail)
+	h.count(r, requestTarget(r.URL).path, nil, badPath, reasonNone)
 	w.Header()["Cache-Status"] = badPath.status
 	writePlainError(w, badPath.xcache, http.StatusBadRequest, "the path climbs above the root\n")
 }

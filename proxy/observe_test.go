@@ -128,7 +128,7 @@ func TestRedisTimeoutReason(t *testing.T) {
 	if got, want := row.MainReasonText(), "redis-timeout (1%)"; got != want {
 		t.Errorf("MainReasonText %q, want %q", got, want)
 	}
-	if tierFailure(errTierDown) != "redis-down" || tierFailure(fmt.Errorf("x: %w", context.DeadlineExceeded)) != "redis-timeout" {
+	if tierFailure(errTierDown) != reasonRedisDown || tierFailure(fmt.Errorf("x: %w", context.DeadlineExceeded)) != reasonRedisTimeout {
 		t.Error("tierFailure does not tell a timeout from a failure")
 	}
 }

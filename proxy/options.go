@@ -66,10 +66,10 @@ type Route struct {
 	AnyContentType bool
 	// ClientNoCache is how this route treats a client's request for the
 	// origin's answer (Cache-Control: no-cache or max-age=0, Pragma:
-	// no-cache): "honour", "revalidate" or "ignore" (see
-	// Options.ClientNoCache). If empty, the Handler's, but "ignore" on an
-	// Override route (as Django's cache_page does).
-	ClientNoCache string
+	// no-cache): see Options.ClientNoCache. If NoCacheDefault, the
+	// Handler's, but NoCacheIgnore on an Override route (as Django's
+	// cache_page does).
+	ClientNoCache ClientNoCachePolicy
 	// StaleIfError and StaleWhileRevalidate are the stale windows (RFC
 	// 5861) given to this route's stored responses whose Cache-Control
 	// states none of its own: how long past its freshness a response
@@ -127,13 +127,14 @@ type Options struct {
 
 	// ClientNoCache is how a client's request for the origin's answer
 	// (Cache-Control: no-cache or max-age=0, Pragma: no-cache, as a
-	// browser's reload sends) is treated: "honour" (the default, RFC 9111:
-	// a stored entry is revalidated with a conditional request when it
-	// has a validator, else fetched again), "revalidate" (only revalidated:
-	// an entry without a validator is served as if the directive were
-	// absent, so no client can make the proxy fetch it whole at will), or
-	// "ignore" (every request cache directive is ignored).
-	ClientNoCache string
+	// browser's reload sends) is treated: NoCacheHonour (the default, RFC
+	// 9111: a stored entry is revalidated with a conditional request when
+	// it has a validator, else fetched again), NoCacheRevalidate (only
+	// revalidated: an entry without a validator is served as if the
+	// directive were absent, so no client can make the proxy fetch it
+	// whole at will), or NoCacheIgnore (every request cache directive is
+	// ignored). See ClientNoCachePolicy.
+	ClientNoCache ClientNoCachePolicy
 
 	// LockTimeout bounds how long a request waits for another request's
 	// fill of the same key (nginx's proxy_cache_lock_timeout), here or,
@@ -291,7 +292,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("proxy: MaxInflightBytes must not be negative, got %d", o.MaxInflightBytes)
 	case o.PublicHost != "" && len(o.Hosts) > 0:
 		return errors.New("proxy: PublicHost and Hosts exclude each other")
-	case !validClientNoCache(o.ClientNoCache):
+	case !o.ClientNoCache.valid():
 		return fmt.Errorf("proxy: ClientNoCache %q: want honour, revalidate or ignore", o.ClientNoCache)
 	}
 	for name, d := range map[string]time.Duration{"DefaultTTL": o.DefaultTTL, "L1TTL": o.L1TTL, "FillTimeout": o.FillTimeout,

@@ -92,7 +92,7 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 			if r.Context().Err() == nil { // else the client left: not an answer
 				h.countPass(r, errorOutcome(err))
 			}
-			h.writeError(w, r, err, "bypass")
+			h.writeError(w, r, err, fwdBypass)
 		},
 	}
 }
@@ -102,11 +102,12 @@ func (h *Handler) newPassthrough() *httputil.ReverseProxy {
 // under the body timeout, and first buffered if Options.RequestBuffering
 // says so. It is counted once the origin answered (as BYPASS), or failed
 // to (as ERROR), before the client gets anything.
-func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail string) {
+func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail Reason) {
 	t := requestTarget(r.URL)
 	hdr := w.Header()
 	hdr["X-Cache"] = bypassed.xcache
 	hdr["Cache-Status"] = bypassed.forwarded(forward{detail: detail})
+	traceOf(r).answered(bypassed, detail) // until counted: a client gone is not
 	st := &passState{path: t.path, detail: detail}
 	r = r.WithContext(context.WithValue(r.Context(), passKey{}, st))
 	req, held, err := h.bufferRequest(h.withBodyTimeout(w, r))
@@ -134,8 +135,9 @@ func (h *Handler) passThrough(w http.ResponseWriter, r *http.Request, detail str
 // passState is a pass-through request's, carried in its context: what
 // to count it under, and whether it has been.
 type passState struct {
-	path, detail string
-	counted      bool
+	path    string
+	detail  Reason
+	counted bool
 }
 
 type passKey struct{}
@@ -148,11 +150,7 @@ func (h *Handler) countPass(r *http.Request, o *outcome) {
 		return
 	}
 	st.counted = true
-	detail := st.detail
-	if o.detail != "" {
-		detail = o.detail
-	}
-	h.count(st.path, h.live.Load().route(st.path).rt, o, detail)
+	h.count(r, st.path, h.live.Load().route(st.path).rt, o, st.detail)
 }
 
 // errorOutcome is the outcome of an answer to an origin failure: ERROR,
@@ -181,7 +179,7 @@ func errorStatus(err error) int {
 // or 504 (the ERROR outcome; fwd is the request's Cache-Status forward
 // reason). A client that has gone gets nothing and is not logged: it is
 // not the origin's fault.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, fwd string) {
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error, fwd fwdReason) {
 	if r.Context().Err() != nil {
 		return
 	}

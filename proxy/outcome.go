@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -12,12 +13,12 @@ import (
 // its label in the metrics and Stats), and its Cache-Status (RFC 9211)
 // parameters. Adding one is one line.
 type outcome struct {
-	label  string // X-Cache value and metrics label
-	class  Class  // answered from the cache, fetched, passed or failed
-	tier   string // where the body came from: see OutcomeInfo.Tier
-	hit    bool   // Cache-Status "hit"; else "fwd=..."
-	fwd    string // a forwarded outcome's fixed fwd reason; "" takes the request's
-	detail string // Cache-Status detail, if any
+	label  string    // X-Cache value and metrics label
+	class  Class     // answered from the cache, fetched, passed or failed
+	tier   string    // where the body came from: see OutcomeInfo.Tier
+	hit    bool      // Cache-Status "hit"; else "fwd=..."
+	fwd    fwdReason // a forwarded outcome's fixed fwd reason; fwdNone takes the request's
+	detail Reason    // Cache-Status detail, if any
 	// onError: a stale entry served because the origin failed, which
 	// a request that joined the fill may be served too if it allows.
 	onError bool
@@ -41,23 +42,23 @@ const (
 
 // The outcomes.
 var (
-	hitL1             = newOutcome(outcome{label: "HIT-L1", class: ClassHit, tier: tierL1, hit: true, detail: "l1"})
-	hitL2             = newOutcome(outcome{label: "HIT-L2", class: ClassHit, tier: tierL2, hit: true, detail: "l2"})
-	staleRevalidating = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: "stale-while-revalidate"})
-	staleOnError      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, fwd: "stale", detail: "stale-if-error", onError: true})
-	staleBackoff      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: "origin-backoff", onError: true}) // the origin not asked: the key's fetches are failing (backoff.go)
-	revalidated       = newOutcome(outcome{label: "REVALIDATED", class: ClassHit, tier: tierCache, fwd: "stale"})
+	hitL1             = newOutcome(outcome{label: "HIT-L1", class: ClassHit, tier: tierL1, hit: true, detail: reasonL1})
+	hitL2             = newOutcome(outcome{label: "HIT-L2", class: ClassHit, tier: tierL2, hit: true, detail: reasonL2})
+	staleRevalidating = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: reasonStaleWhileRevalidate})
+	staleOnError      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, fwd: fwdStale, detail: reasonStaleIfError, onError: true})
+	staleBackoff      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: reasonOriginBackoff, onError: true}) // the origin not asked: the key's fetches are failing (backoff.go)
+	revalidated       = newOutcome(outcome{label: "REVALIDATED", class: ClassHit, tier: tierCache, fwd: fwdStale})
 	missed            = newOutcome(outcome{label: "MISS", class: ClassMiss, tier: tierOrigin})
 	passed            = newOutcome(outcome{label: "PASS", class: ClassPass, tier: tierOrigin}) // fetched, not storable: detail says why
-	bypassed          = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: "bypass"})
-	wrongHost         = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: "bypass", detail: "misdirected"})
-	badPath           = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierProxy, fwd: "bypass", detail: "path-above-root"})
+	bypassed          = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: fwdBypass})
+	wrongHost         = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: fwdBypass, detail: reasonMisdirected})
+	badPath           = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierProxy, fwd: fwdBypass, detail: reasonPathAboveRoot})
 	// originError is the proxy's 502 or 504 when the origin failed; fwd
 	// is the request's (uri-miss, stale, bypass...).
-	originError = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: "origin-error"})
+	originError = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: reasonOriginError})
 	// originBusy is the proxy's 503 when no origin request slot was free
 	// (Options.MaxOriginConns).
-	originBusy = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: "origin-busy"})
+	originBusy = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: reasonOriginBusy})
 )
 
 // labels are the distinct outcome labels, in the order outcomes were
@@ -81,7 +82,7 @@ func newOutcome(o outcome) *outcome {
 		infos = append(infos, OutcomeInfo{Label: o.label, Class: o.class, Tier: o.tier})
 	}
 	o.xcache = []string{o.label}
-	if o.hit || o.fwd != "" {
+	if o.hit || o.fwd != fwdNone {
 		o.status = []string{o.cacheStatus(forward{})}
 	}
 	return &o
@@ -93,11 +94,11 @@ func newOutcome(o outcome) *outcome {
 // request's fill, and the detail (if its outcome has none of its own):
 // why it was not stored, or not served from the cache.
 type forward struct {
-	fwd       string
+	fwd       fwdReason
 	status    int
 	stored    bool
 	collapsed bool
-	detail    string
+	detail    Reason
 }
 
 // cacheStatus returns the Cache-Status value of o for a forwarded
@@ -109,11 +110,11 @@ func (o *outcome) cacheStatus(f forward) string {
 	if o.hit {
 		b.WriteString("; hit")
 	} else {
-		if o.fwd != "" {
+		if o.fwd != fwdNone {
 			fwd = o.fwd
 		}
 		b.WriteString("; fwd=")
-		b.WriteString(fwd)
+		b.WriteString(fwd.String())
 		if status != 0 {
 			b.WriteString("; fwd-status=")
 			b.WriteString(strconv.Itoa(status))
@@ -125,13 +126,9 @@ func (o *outcome) cacheStatus(f forward) string {
 			b.WriteString("; collapsed")
 		}
 	}
-	detail := o.detail
-	if detail == "" {
-		detail = f.detail
-	}
-	if detail != "" {
+	if detail := o.reason(f.detail); detail != reasonNone {
 		b.WriteString("; detail=")
-		b.WriteString(detail)
+		b.WriteString(detail.String())
 	}
 	return b.String()
 }
@@ -145,12 +142,23 @@ func (o *outcome) forwarded(f forward) []string {
 	return []string{o.cacheStatus(f)}
 }
 
-// count counts one answer: in the metrics, and in the cacheability report
-// under the canonical path's pattern and its route, with the reason it was
-// not stored or not answered from the cache (detail), if any.
-func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
+// reason returns the Cache-Status detail of an answer as o for reason r:
+// o's own if it has one, else r.
+func (o *outcome) reason(r Reason) Reason {
+	if o.detail != reasonNone {
+		return o.detail
+	}
+	return r
+}
+
+// count counts one answer to r, as o for reason (see outcome.reason): in
+// the metrics, in the cacheability report under the canonical path's
+// pattern and its route, and in r's Trace if it has one.
+func (h *Handler) count(r *http.Request, path string, rt *Route, o *outcome, reason Reason) {
+	reason = o.reason(reason)
 	h.m.request(o)
-	h.rep.add(path, h.live.Load().routeCounters(rt), o, detail)
+	h.rep.add(path, h.live.Load().routeCounters(rt), o, reason)
+	traceOf(r).answered(o, reason)
 }
 
 // countEntry is count for an answer from an entry, which may carry the
@@ -158,12 +166,14 @@ func (h *Handler) count(path string, rt *Route, o *outcome, detail string) {
 func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome) {
 	c := h.rep.noted(e.Note)
 	if c == nil {
-		h.count(x.path, x.rt, o, x.why)
+		h.count(x.r, x.path, x.rt, o, x.why)
 		return
 	}
+	reason := o.reason(x.why)
 	h.m.request(o)
-	c.add(o, x.why)
+	c.add(o, reason)
 	if rc := x.s.routeCounters(x.rt); rc != nil {
-		rc.add(o, x.why)
+		rc.add(o, reason)
 	}
+	traceOf(x.r).answered(o, reason)
 }

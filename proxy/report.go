@@ -20,44 +20,23 @@ import (
 
 const reportSlots = 256
 
-// reasons are the Cache-Status details the report counts, one counter
-// each; any other counts as "other".
-var reasons = []string{
-	"no-freshness", "set-cookie", "private", "no-store", "authorization", "cookie-request",
-	"vary-star", "too-large", "inflight-full", "status", "no-cache", "must-understand",
-	"request-no-cache", "request-no-store", "bypass-route", "method", "url-too-long",
-	"redis-down", "redis-timeout", "l1-unused", "expired", "only-if-cached", "misdirected", "origin-error", "origin-busy", "other",
-}
-
-var reasonIndex = func() map[string]int {
-	m := make(map[string]int, len(reasons))
-	for i, r := range reasons {
-		m[r] = i
-	}
-	return m
-}()
-
 // counters are the answers of one pattern or route, by outcome label and
 // by reason.
 type counters struct {
 	byLabel  []atomic.Int64 // indexed like labels
-	byReason []atomic.Int64 // indexed like reasons
+	byReason []atomic.Int64 // indexed by Reason
 }
 
 func newCounters() counters {
-	return counters{byLabel: make([]atomic.Int64, len(labels)), byReason: make([]atomic.Int64, len(reasons))}
+	return counters{byLabel: make([]atomic.Int64, len(labels)), byReason: make([]atomic.Int64, numReasons)}
 }
 
-func (c *counters) add(o *outcome, detail string) {
+func (c *counters) add(o *outcome, reason Reason) {
 	c.byLabel[o.idx].Add(1)
-	if detail == "" || o.class == ClassHit {
+	if reason == reasonNone || o.class == ClassHit {
 		return // the report's reasons are those of answers not from the cache
 	}
-	i, ok := reasonIndex[detail]
-	if !ok {
-		i = len(reasons) - 1
-	}
-	c.byReason[i].Add(1)
+	c.byReason[reason].Add(1)
 }
 
 // slot is one pattern of the report.
@@ -92,21 +71,21 @@ func newReport() *report {
 	return r
 }
 
-// add counts one answer, o with detail, to a request for the canonical
+// add counts one answer, o for reason, to a request for the canonical
 // path p, and to its route's counters if not nil (their route rules are
 // held by the Handler's settings: see settings.counts).
-func (r *report) add(p string, route *counters, o *outcome, detail string) {
+func (r *report) add(p string, route *counters, o *outcome, reason Reason) {
 	if route != nil {
-		route.add(o, detail)
+		route.add(o, reason)
 	}
 	raw := rawHash(p)
 	rs := &r.recent[raw%uint64(len(r.recent))]
 	if cur := rs.Load(); cur != nil && cur.raw == raw {
-		cur.c.add(o, detail)
+		cur.c.add(o, reason)
 		return
 	}
 	c := r.find(p)
-	c.add(o, detail)
+	c.add(o, reason)
 	rs.Store(&recentSlot{raw: raw, c: c})
 }
 
@@ -309,7 +288,7 @@ func (h *Handler) Report(top int) Report {
 	s := h.live.Load()
 	for i, rt := range s.routes {
 		r := row(rt.Path, s.counts[i])
-		if n := s.counts[i].byReason[reasonIndex["set-cookie"]].Load(); rt.IgnoreCookies && n > 0 {
+		if n := s.counts[i].byReason[reasonSetCookie].Load(); rt.IgnoreCookies && n > 0 {
 			r.Warning = fmt.Sprintf("cookies: ignore, but %d responses set a cookie and were not stored: "+
 				"a response that sets a cookie is never stored; stop setting it on this route, or remove cookies: ignore", n)
 		}
@@ -328,28 +307,27 @@ func row(pattern string, c *counters) ReportRow {
 	}
 	r.HitRatio, _, _ = HitRatios(r.Answers)
 	var best int64
-	for i, reason := range reasons {
-		n := c.byReason[i].Load()
+	main := reasonNone
+	for reason := range numReasons {
+		n := c.byReason[reason].Load()
 		if n == 0 {
 			continue
 		}
 		if r.Reasons == nil {
 			r.Reasons = map[string]int64{}
 		}
-		r.Reasons[reason] = n
-		if n > best || n == best && reason < r.MainReason {
-			best, r.MainReason = n, reason
+		label := reason.String()
+		r.Reasons[label] = n
+		if n > best || n == best && label < r.MainReason {
+			best, r.MainReason, main = n, label, reason
 		}
 	}
 	if r.Requests > 0 {
 		r.MainReasonShare = float64(best) / float64(r.Requests)
 	}
-	r.Advice = advice(r.MainReason, pattern)
+	r.Advice = main.Advice(pattern) // a pattern is a route glob
 	return r
 }
-
-// applyRoutes says how a changed routes list takes effect.
-const applyRoutes = "and reload it (`kill -HUP <pid>` or `cacheproxy reload`)"
 
 // MainReasonText is the main reason with its share of the row's
 // requests, "redis-timeout (2%)"; "" when there is none.
@@ -362,43 +340,4 @@ func (r ReportRow) MainReasonText() string {
 		return fmt.Sprintf("%s (<1%%)", r.MainReason)
 	}
 	return fmt.Sprintf("%s (%.0f%%)", r.MainReason, pct)
-}
-
-// advice says what to do about the reason requests for pattern were not
-// answered from the cache.
-func advice(reason, pattern string) string {
-	route := pattern // a pattern is a route glob
-	switch reason {
-	case "no-freshness":
-		return "the origin sends no Cache-Control max-age, Expires nor validator: send `Cache-Control: max-age=N` (or an ETag), or add `{path: " + route + ", ttl: 30s}` to `routes:` in the -config file " + applyRoutes
-	case "set-cookie":
-		return "the origin sets a cookie on these responses, which are never stored: stop setting it on public pages (a session touched by a middleware, a CSRF cookie)"
-	case "private", "no-store":
-		return "the origin says " + reason + ": right for per-user answers; if every user gets the same, send `Cache-Control: public, max-age=N`"
-	case "authorization":
-		return "requests carry Authorization: if the answer is the same for every user, send `Cache-Control: public` or `s-maxage=N`"
-	case "cookie-request":
-		return "requests carry a Cookie and the answer has no explicit freshness: send `Cache-Control: max-age=N` (or `Vary: Cookie` if it depends on it), or set `cookies: ignore` on a route for " + route + " under `routes:` in the -config file " + applyRoutes
-	case "vary-star":
-		return "`Vary: *` is never stored: vary on the request headers that change the answer"
-	case "too-large":
-		return "the answers are larger than -max-object-bytes: raise it if they should be cached"
-	case "inflight-full":
-		return "fills exceeded -max-inflight-bytes: raise it, or make fewer large cold requests at once"
-	case "status":
-		return "the status is not cacheable without explicit freshness: send `Cache-Control: max-age=N` with it"
-	case "no-cache", "must-understand":
-		return "the origin says " + reason + " without a validator: send an ETag or Last-Modified so answers can be revalidated"
-	case "request-no-cache":
-		return "clients ask for the origin's answer (a browser reload, Cache-Control: no-cache): see -client-no-cache"
-	case "bypass-route":
-		return "a bypass route: never cached, as configured"
-	case "method":
-		return "not GET or HEAD: passed through, and a success invalidates the URL"
-	case "redis-down", "l1-unused":
-		return "the shared tier (Redis) failed: see /readyz and the log"
-	case "redis-timeout":
-		return "some writes to Redis took longer than its call timeout and were not stored there (a transient slowness, not an outage: see cacheproxy_redis_errors_total); if the share grows, look at Redis's latency"
-	}
-	return ""
 }

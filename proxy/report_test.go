@@ -80,7 +80,7 @@ func TestReport(t *testing.T) {
 func TestReportBounded(t *testing.T) {
 	r := newReport()
 	for i := range 5000 {
-		r.add(fmt.Sprintf("/p%c%c/x", 'a'+i%26, 'a'+i/26%26), nil, missed, "")
+		r.add(fmt.Sprintf("/p%c%c/x", 'a'+i%26, 'a'+i/26%26), nil, missed, reasonNone)
 	}
 	n := 0
 	for i := range r.slots {

@@ -110,7 +110,7 @@ func (rt Route) Validate() error {
 	if err := ValidateStatusTTL(rt.StatusTTL); err != nil {
 		return fmt.Errorf("StatusTTL: %w", err)
 	}
-	if !validClientNoCache(rt.ClientNoCache) {
+	if !rt.ClientNoCache.valid() {
 		return fmt.Errorf("ClientNoCache %q: want honour, revalidate or ignore", rt.ClientNoCache)
 	}
 	for _, name := range rt.Credentials {
@@ -136,21 +136,17 @@ func ValidateStatusTTL(m map[int]time.Duration) error {
 	return nil
 }
 
-func validClientNoCache(v string) bool {
-	return v == "" || v == "honour" || v == "revalidate" || v == "ignore"
-}
-
 // clientNoCache returns the policy for a client's no-cache on route rt.
-func (s *settings) clientNoCache(rt *Route) string {
+func (s *settings) clientNoCache(rt *Route) ClientNoCachePolicy {
 	switch {
-	case rt != nil && rt.ClientNoCache != "":
+	case rt != nil && rt.ClientNoCache != NoCacheDefault:
 		return rt.ClientNoCache
 	case rt != nil && rt.Override:
-		return "ignore"
-	case s.noCachePolicy != "":
+		return NoCacheIgnore
+	case s.noCachePolicy != NoCacheDefault:
 		return s.noCachePolicy
 	}
-	return "honour"
+	return NoCacheHonour
 }
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }

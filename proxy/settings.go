@@ -20,8 +20,8 @@ type settings struct {
 	// routes; a route kept by a reload (same rule) keeps its counters.
 	counts        []*counters
 	defaultTTL    time.Duration
-	noCachePolicy string   // Options.ClientNoCache
-	strip         []string // canonical names, see Options.StripHeaders
+	noCachePolicy ClientNoCachePolicy // Options.ClientNoCache
+	strip         []string            // canonical names, see Options.StripHeaders
 	stripSet      map[string]bool
 	tagHeaders    []string // canonical names, see Options.TagHeaders
 	maxObject     int64

@@ -72,23 +72,23 @@ func requestCredentials(out *http.Request, rt *Route, h http.Header) credentials
 }
 
 // shareRefusal returns why a response r to a request with credentials c
-// may not be stored for others, or "" if it may. It reads only what the
-// origin said, never the route.
-func shareRefusal(c credentials, r responseHead) string {
+// may not be stored for others, or reasonNone if it may. It reads only
+// what the origin said, never the route.
+func shareRefusal(c credentials, r responseHead) Reason {
 	if !c.any() {
-		return ""
+		return reasonNone
 	}
 	permitted := originSharesExplicitly(r)
 	if c.authorization && (!permitted || !authorizationShareable(r.cc)) {
-		return "authorization"
+		return reasonAuthorization
 	}
 	switch {
 	case permitted:
-		return ""
+		return reasonNone
 	case c.other == "Cookie":
-		return "cookie-request"
+		return reasonCookieRequest
 	}
-	return "credential-request"
+	return reasonCredentialRequest
 }
 
 // originSharesExplicitly reports whether the origin gave r an explicit

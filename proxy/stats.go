@@ -135,8 +135,45 @@ func HitRatios(requests map[string]int64) (cacheable, all float64, ok bool) {
 // Trace collects, for one request, what an access log needs from inside
 // the proxy. Attach one with WithTrace; the Handler fills it in.
 type Trace struct {
-	mu     sync.Mutex
-	origin time.Duration
+	mu      sync.Mutex
+	origin  time.Duration
+	outcome *outcome // how the request was answered; nil before
+	reason  Reason   // the answer's Cache-Status detail
+}
+
+// answered records that the request was answered as o for reason (see
+// outcome.reason). A nil Trace records nothing.
+func (t *Trace) answered(o *outcome, reason Reason) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.outcome, t.reason = o, reason
+	t.mu.Unlock()
+}
+
+// Outcome returns how the request was answered, as the outcome table
+// describes it; ok is false if it was not (yet) answered.
+func (t *Trace) Outcome() (info OutcomeInfo, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.outcome == nil {
+		return OutcomeInfo{}, false
+	}
+	return infos[t.outcome.idx], true
+}
+
+// Reason returns the Cache-Status detail of a forwarded answer: why the
+// request was not answered from the cache, or why its answer was not
+// stored; "" for an answer from the cache, with no reason, or not (yet)
+// made.
+func (t *Trace) Reason() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.outcome == nil || t.outcome.hit {
+		return ""
+	}
+	return t.reason.String()
 }
 
 // OriginDuration returns the time the request's own fills spent waiting

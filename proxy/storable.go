@@ -39,7 +39,7 @@ func understoodStatus(code int) bool {
 // response.
 type policy struct {
 	storable bool
-	reason   string // why not storable, for logs and tests
+	reason   Reason // why not storable
 	lifetime time.Duration
 }
 
@@ -84,13 +84,13 @@ func decide(s storeRule, status int, h http.Header) policy {
 	cc, targeted := responseCacheControl(h)
 	r := responseHead{status: status, h: h, cc: cc, targeted: targeted}
 	var p policy
-	if p.reason = s.refusal(r); p.reason != "" {
+	if p.reason = s.refusal(r); p.reason != reasonNone {
 		return p
 	}
 	if s.rt != nil && s.rt.Override {
 		return s.overridden(r, p)
 	}
-	if p.reason = refusedByResponse(r); p.reason != "" {
+	if p.reason = refusedByResponse(r); p.reason != reasonNone {
 		return p
 	}
 	if cc.noCache {
@@ -105,24 +105,24 @@ func decide(s storeRule, status int, h http.Header) policy {
 // the request's method or directives, a cookie set, Vary: *, credentials
 // the origin did not allow to share (sharing.go), or a type its route
 // does not expect.
-func (s storeRule) refusal(r responseHead) string {
+func (s storeRule) refusal(r responseHead) Reason {
 	switch {
 	case s.req.Method != http.MethodGet && s.req.Method != http.MethodHead:
-		return "method"
+		return reasonMethod
 	case s.cc.noStore:
-		return "request-no-store"
+		return reasonRequestNoStore
 	case len(r.h["Set-Cookie"]) > 0:
-		return "set-cookie"
+		return reasonSetCookie
 	case varyStar(r.h):
-		return "vary-star"
+		return reasonVaryStar
 	}
-	if why := shareRefusal(requestCredentials(s.req, s.rt, r.h), r); why != "" {
+	if why := shareRefusal(requestCredentials(s.req, s.rt, r.h), r); why != reasonNone {
 		return why
 	}
 	if s.rt != nil && !s.rt.expectsType(r.h.Get("Content-Type")) {
-		return "content-type"
+		return reasonContentType
 	}
-	return ""
+	return reasonNone
 }
 
 // overridden applies an override route: its TTL replaces the origin's
@@ -131,11 +131,11 @@ func (s storeRule) overridden(r responseHead, p policy) policy {
 	ttl, listed := s.statusLifetime(r.status)
 	switch {
 	case r.status != http.StatusOK && !listed:
-		p.reason = "status"
+		p.reason = reasonStatus
 	case r.cc.noStore && !r.cc.mustUnderstand:
-		p.reason = "no-store"
+		p.reason = reasonNoStore
 	case r.cc.private:
-		p.reason = "private"
+		p.reason = reasonPrivate
 	case listed:
 		p.lifetime, p.storable = ttl, true
 	default:
@@ -143,7 +143,7 @@ func (s storeRule) overridden(r responseHead, p policy) policy {
 			p.lifetime = s.defaultTTL
 		}
 		if p.storable = p.lifetime > 0; !p.storable {
-			p.reason = "no-freshness"
+			p.reason = reasonNoFreshness
 		}
 	}
 	return p
@@ -151,24 +151,24 @@ func (s storeRule) overridden(r responseHead, p policy) policy {
 
 // refusedByResponse returns why the response's own status or directives
 // forbid storing it.
-func refusedByResponse(r responseHead) string {
+func refusedByResponse(r responseHead) Reason {
 	cc := r.cc
 	switch {
 	case !understoodStatus(r.status):
-		return "status"
+		return reasonStatus
 	case cc.mustUnderstand && !mustUnderstandStatus(r.status):
-		return "must-understand"
+		return reasonMustUnderstand
 	case cc.noStore && !cc.mustUnderstand:
 		// must-understand, with a status understood, overrides no-store
 		// (RFC 9111 §5.2.2.3).
-		return "no-store"
+		return reasonNoStore
 	case cc.private:
-		return "private"
+		return reasonPrivate
 	case cc.noCache && (cc.noCacheFields || !hasValidator(r.h)):
 		// Stored, it would need a full fetch on every request anyway.
-		return "no-cache"
+		return reasonNoCache
 	}
-	return ""
+	return reasonNone
 }
 
 // fresh gives a storable response its freshness lifetime: explicit, else
@@ -182,7 +182,7 @@ func (s storeRule) fresh(r responseHead, p policy) policy {
 		lifetime = ttl // the operator's rule for this status
 	case !explicit:
 		if !heuristicStatus(r.status) && !r.cc.public {
-			p.reason = "status"
+			p.reason = reasonStatus
 			return p
 		}
 		if s.rt != nil && s.rt.TTL > 0 {
@@ -195,7 +195,7 @@ func (s storeRule) fresh(r responseHead, p policy) policy {
 		// Already stale, but cheap to revalidate if it has a validator.
 		p.storable = hasValidator(r.h)
 		if !p.storable {
-			p.reason = "no-freshness"
+			p.reason = reasonNoFreshness
 		}
 		return p
 	}

@@ -30,10 +30,10 @@ func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *s
 	maxObject := h.live.Load().maxObject
 	if n := resp.ContentLength; n >= 0 {
 		if n > maxObject {
-			return nil, 0, h.newStream(resp, nil, 0).why("too-large"), nil
+			return nil, 0, h.newStream(resp, nil, 0).why(reasonTooLarge), nil
 		}
 		if !h.inflight.take(n) {
-			return nil, 0, h.newStream(resp, nil, 0).why("inflight-full"), nil
+			return nil, 0, h.newStream(resp, nil, 0).why(reasonInflightFull), nil
 		}
 		body = make([]byte, n)
 		if _, err := io.ReadFull(resp.Body, body); err != nil {
@@ -45,12 +45,12 @@ func (h *Handler) bufferBody(resp *http.Response) (body []byte, held int64, s *s
 	for {
 		if len(body) == cap(body) {
 			if int64(len(body)) > maxObject {
-				return nil, 0, h.newStream(resp, body, held).why("too-large"), nil
+				return nil, 0, h.newStream(resp, body, held).why(reasonTooLarge), nil
 			}
 			step := max(int64(cap(body)), firstStep)
 			step = min(step, maxObject+1-int64(len(body)))
 			if !h.inflight.take(step) {
-				return nil, 0, h.newStream(resp, body, held).why("inflight-full"), nil
+				return nil, 0, h.newStream(resp, body, held).why(reasonInflightFull), nil
 			}
 			held += step
 			grown := make([]byte, len(body), int64(cap(body))+step)
@@ -86,7 +86,7 @@ func (h *Handler) newStream(resp *http.Response, prefix []byte, held int64) *str
 }
 
 // why sets the reason s is streamed rather than stored, and returns s.
-func (s *streamedResponse) why(detail string) *streamedResponse {
+func (s *streamedResponse) why(detail Reason) *streamedResponse {
 	s.detail = detail
 	return s
 }
@@ -187,7 +187,7 @@ type streamedResponse struct {
 	release     func() // gives back the budget prefix holds; nil if none
 	releaseOnce sync.Once
 
-	detail string // why it is not stored, for Cache-Status
+	detail Reason // why it is not stored, for Cache-Status
 }
 
 func (s *streamedResponse) close() {

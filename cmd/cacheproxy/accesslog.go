@@ -42,7 +42,7 @@ type served struct {
 	Proto      string    `json:"proto"`
 	Status     int       `json:"status"`
 	XCache     string    `json:"x_cache"`
-	Reason     string    `json:"reason"` // the Cache-Status detail of a forwarded answer
+	Reason     string    `json:"reason"` // the Cache-Status detail of a forwarded answer (proxy.Trace.Reason)
 	Tier       string    `json:"tier"`   // where the body came from (proxy.OutcomeInfo.Tier)
 	Bytes      int64     `json:"bytes"`
 	DurationMS float64   `json:"duration_ms"`
@@ -84,10 +84,13 @@ func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handle
 		if !logged && !watched {
 			return
 		}
+		// The outcome and reason as the proxy decided them, not read back
+		// from the headers it wrote.
+		answer, _ := trace.Outcome()
 		rec := served{
 			Time: start, ID: id, Remote: r.RemoteAddr, Host: r.Host, Method: r.Method, Path: r.URL.RequestURI(),
-			Proto: r.Proto, Status: cw.status, XCache: xcache, Reason: detailOf(hdr.Get("Cache-Status")),
-			Tier: tierOf(xcache), Bytes: cw.bytes, DurationMS: float64(took.Microseconds()) / 1000,
+			Proto: r.Proto, Status: cw.status, XCache: xcache, Reason: trace.Reason(),
+			Tier: answer.Tier, Bytes: cw.bytes, DurationMS: float64(took.Microseconds()) / 1000,
 			OriginMS:  float64(trace.OriginDuration().Microseconds()) / 1000,
 			UserAgent: r.Header.Get("User-Agent"), Referer: r.Header.Get("Referer"),
 		}
@@ -272,27 +275,6 @@ func requestID(v string) string {
 	var b [8]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// detailOf returns the reason a response was not stored or not answered
-// from the cache: the detail of a forwarded Cache-Status ("" for a hit).
-func detailOf(cs string) string {
-	if !strings.Contains(cs, "; fwd=") {
-		return ""
-	}
-	_, d, ok := strings.Cut(cs, "detail=")
-	if !ok {
-		return ""
-	}
-	d, _, _ = strings.Cut(d, ";")
-	return strings.TrimSpace(d)
-}
-
-// tierOf names the tier that answered, from X-Cache (the outcome
-// table's Tier); "" for a response the proxy did not label.
-func tierOf(xcache string) string {
-	o, _ := proxy.OutcomeOf(xcache)
-	return o.Tier
 }
 
 // countingWriter records the status and body bytes of a response. It

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 const checkSynopsis = `Usage:
@@ -98,8 +100,8 @@ func printConfig(w io.Writer, cfg config) {
 		if rt.AnyContentType {
 			rule = append(rule, "any-content-type")
 		}
-		if rt.ClientNoCache != "" {
-			rule = append(rule, "client-no-cache: "+rt.ClientNoCache)
+		if rt.ClientNoCache != proxy.NoCacheDefault {
+			rule = append(rule, "client-no-cache: "+rt.ClientNoCache.String())
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", i, rt.Path, ttl, strings.Join(rule, ", "))
 	}

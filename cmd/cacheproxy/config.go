@@ -52,7 +52,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	Drain           time.Duration
 	LockTimeout     time.Duration
-	ClientNoCache   string
+	ClientNoCache   proxy.ClientNoCachePolicy
 	// StaleIfError, StaleWhileRevalidate, StatusTTL,
 	// OriginBackoff, OriginBackoffMax: proxy.Options'.
 	StaleIfError         time.Duration
@@ -237,14 +237,7 @@ var settings = []setting{
 	{name: "purge-wait", def: "2s", usage: "how long a purge waits for every live instance to confirm before answering 202",
 		parse: func(c *config, v string) (err error) { c.PurgeWait, err = parseDuration(v, true); return err }},
 	{name: "client-no-cache", live: true, def: "honour", usage: "how a client's no-cache (a browser reload: Cache-Control no-cache or max-age=0, Pragma no-cache) is treated: honour (RFC 9111: revalidate with the origin, or fetch again without a validator), revalidate (only revalidate: an entry without a validator is served from the cache), ignore (request cache directives are ignored); routes may set their own",
-		parse: func(c *config, v string) error {
-			switch v {
-			case "honour", "revalidate", "ignore":
-				c.ClientNoCache = v
-				return nil
-			}
-			return errors.New("want honour, revalidate or ignore")
-		}},
+		parse: func(c *config, v string) (err error) { c.ClientNoCache, err = proxy.ParseClientNoCache(v); return err }},
 	{name: "tag-headers", live: true, def: strings.Join(proxy.DefaultTagHeaders, ","), usage: "comma-separated response headers naming an entry's tags for purges by tag; removed before responses reach clients",
 		parse: func(c *config, v string) error {
 			c.TagHeaders = []string{}

@@ -54,7 +54,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		LockTimeout:      5 * time.Second,
 		OriginBackoff:    time.Second,
 		OriginBackoffMax: 30 * time.Second,
-		ClientNoCache:    "honour",
+		ClientNoCache:    proxy.NoCacheHonour,
 		TagHeaders:       proxy.DefaultTagHeaders,
 		HeaderTimeout:    10 * time.Second,
 		IdleTimeout:      2 * time.Minute,

@@ -180,12 +180,11 @@ func parseRoutes(file string, n *yaml.Node) ([]proxy.Route, error) {
 					r.StaleWhileRevalidate = d
 				}
 			case "client-no-cache":
-				switch s {
-				case "honour", "revalidate", "ignore":
-					r.ClientNoCache = s
-				default:
-					return nil, fmt.Errorf("invalid %s: %q: want honour, revalidate or ignore", at.describe(name), s)
+				p, err := proxy.ParseClientNoCache(s)
+				if err != nil {
+					return nil, fmt.Errorf("invalid %s: %q: %w", at.describe(name), s, err)
 				}
+				r.ClientNoCache = p
 			case "cookies":
 				switch s {
 				case "ignore":
