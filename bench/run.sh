@@ -7,7 +7,7 @@
 # 127.0.0.1 ports, runs the scenarios and writes a Markdown report with an
 # SVG chart under bench/results/<date>-<mode>/.
 #
-# Usage: bash bench/run.sh [--quick] [--scenarios hot,shared,zipf,stampede,purge,scale,faults]
+# Usage: bash bench/run.sh [--quick] [--scenarios hot,shared,zipf,stampede,purge,scale,faults,storage]
 #                          [--duration 6s] [--rounds 3] [--zipf-rate 5000] [--redis single|cluster|both]
 #                          [--no-pin] [--out DIR]
 #
@@ -38,7 +38,7 @@ cd "$(dirname "$0")/.."
 
 orig="$*"
 quick=""
-scenarios="hot,shared,zipf,stampede,purge,scale,faults"
+scenarios="hot,shared,zipf,stampede,purge,scale,faults,storage"
 args=()
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -86,7 +86,7 @@ trap cleanup EXIT
 # starting their system services.
 uses() { [[ ",$scenarios," == *",$1,"* ]]; }
 missing=()
-if uses hot || uses zipf || uses stampede || uses scale; then
+if uses hot || uses zipf || uses stampede || uses scale || uses storage; then
 	command -v nginx >/dev/null || missing+=(nginx)
 	command -v varnishd >/dev/null || missing+=(varnish)
 fi

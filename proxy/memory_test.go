@@ -1,6 +1,8 @@
 package proxy_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cacheproxy/cacheproxy/internal/jsoncorpus"
 	"github.com/cacheproxy/cacheproxy/proxy"
 	"github.com/cacheproxy/cacheproxy/tiers/local"
 )
@@ -76,4 +79,109 @@ func TestVaryFillKeepsL1MemoryBound(t *testing.T) {
 		t.Errorf("live heap grew %d bytes filling an L1 of %d: more than twice its bound", grew, bound)
 	}
 	runtime.KeepAlive(h)
+}
+
+// TestL1BytesPerEntry fills an 8 MiB L1 through the proxy with four
+// times its bound of distinct URLs and reports what it holds: entries,
+// the bytes each costs as counted (Entry.MemSize, ristretto's record
+// included) and as the live heap grew. Two kinds of response: random
+// 1 KiB bodies (stored as sent) and DRF-style JSON pages of 1–16 KiB
+// (stored gzip), the latter also as an origin that compresses itself and
+// sends Vary: Accept-Encoding (half the entries are then Vary markers).
+// The count must be truthful (the heap grows by at most the bound and an
+// eighth) and no larger than measured after the shared common header
+// values and the 192-byte Entry (issue 21 asks for 1,250 B for a random
+// 1 KiB body: not met, see docs/storage.md).
+func TestL1BytesPerEntry(t *testing.T) {
+	const bound = 8 << 20
+	rnd := rand.New(rand.NewPCG(3, 4))
+	random := make([]byte, 1024)
+	for i := range random {
+		random[i] = byte(rnd.UintN(256))
+	}
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		maxEach int // bytes counted per entry, at most
+	}{
+		{"random-1KiB", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Write(random)
+		}, 1560},
+		{"json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(jsonPage(r))
+		}, 2350},
+		{"json-origin-gzip-vary", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Vary", "Accept-Encoding")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gzipped(jsonPage(r)))
+		}, 620},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := httptest.NewServer(tc.handler)
+			defer o.Close()
+			l1, err := local.New(local.Options{MaxBytes: bound, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l1.Close()
+			u, _ := url.Parse(o.URL)
+			h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := liveHeap()
+			var fed int
+			for i := 0; fed < 4*bound; i++ {
+				req := httptest.NewRequest(http.MethodGet, "/api/items/?page="+strconv.Itoa(i), nil)
+				req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+				w := &discardWriter{h: make(http.Header)}
+				h.ServeHTTP(w, req)
+				if w.status != http.StatusOK {
+					t.Fatalf("page %d: status %d", i, w.status)
+				}
+				fed += w.n
+				if i%64 == 0 {
+					l1.Wait() // let evictions keep up, as live traffic would
+				}
+			}
+			l1.Wait()
+			after := liveHeap()
+			grew := int64(after) - int64(before)
+			n := l1.Len()
+			each := l1.Bytes() / max(n, 1)
+			t.Logf("L1 %d B: %d entries, %d B each counted, live heap grew %d B (%d B each)",
+				bound, n, each, grew, grew/max(n, 1))
+			if l1.Bytes() > bound {
+				t.Errorf("L1 counts %d bytes, over its bound %d", l1.Bytes(), bound)
+			}
+			if grew > bound+bound/8 {
+				t.Errorf("live heap grew %d bytes for an L1 of %d: the count is not truthful", grew, bound)
+			}
+			if each > int64(tc.maxEach) {
+				t.Errorf("%d B counted per entry, want at most %d", each, tc.maxEach)
+			}
+			runtime.KeepAlive(h)
+		})
+	}
+}
+
+// jsonPage returns the corpus page for the page= query of u.
+func jsonPage(r *http.Request) []byte {
+	id, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	return jsoncorpus.Page(id)
+}
+
+// gzipped returns b compressed by gzip -6.
+func gzipped(b []byte) []byte {
+	var z bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&z, 6)
+	w.Write(b)
+	w.Close()
+	return z.Bytes()
 }

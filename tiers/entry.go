@@ -9,6 +9,7 @@ package tiers
 import (
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // Kind says what an Entry holds.
@@ -34,6 +35,12 @@ type Entry struct {
 	// split says the body and the strings are two allocations (Packed
 	// chose it to waste less to size-class rounding), not one.
 	split bool
+	// SoftPurged marks a copy the proxy made of an entry a soft purge
+	// named (Bans.Stale) while it was still fresh: stale from the time
+	// it was judged, servable while it is revalidated. It is never set
+	// on an entry stored in a tier, and never encoded. (It sits beside
+	// Kind and split, in what would be padding: see entryBytes.)
+	SoftPurged bool
 	// Note is the holder's own tag on this copy, kept in memory only:
 	// never encoded, and no part of the entry's meaning. (The proxy notes
 	// there where its cacheability report counts the entry's URL.) It
@@ -61,11 +68,6 @@ type Entry struct {
 	// Recorded on the entry, they are the same for every instance that
 	// reads it, whatever its configuration.
 	StaleIfError, StaleWhileRevalidate time.Duration
-	// SoftPurged marks a copy the proxy made of an entry a soft purge
-	// named (Bans.Stale) while it was still fresh: stale from the time
-	// it was judged, servable while it is revalidated. It is never set
-	// on an entry stored in a tier, and never encoded.
-	SoftPurged bool
 
 	// Vary lists the canonical names of the request headers the
 	// response varies on. For a KindVary marker it is the list that
@@ -117,11 +119,7 @@ func (e *Entry) Size() int {
 // entries, whose strings may be separate allocations, it is a lower
 // bound. It is the cost of e in a memory-bounded in-process tier.
 func (e *Entry) MemSize() int {
-	// The Entry struct (192-byte size class) plus what ristretto keeps
-	// per item: its store map slot and the admission policy's cost
-	// record, measured by TestMemSizeMatchesHeap in tiers/local.
-	const fixed = 192 + 148
-	n := fixed + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
+	n := entryBytes + tierRecordBytes + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
 	strs := e.stringBytes()
 	if e.split {
 		return n + allocSize(len(e.Body)) + allocSize(strs)
@@ -129,11 +127,23 @@ func (e *Entry) MemSize() int {
 	return n + allocSize(len(e.Body)+strs)
 }
 
+// entryBytes is what the allocator sets aside for an Entry struct: 192
+// bytes, a size class of its own (TestEntryBytes). A field added past it
+// moves every entry to the 208-byte class.
+var entryBytes = allocSize(int(unsafe.Sizeof(Entry{})))
+
+// tierRecordBytes is what ristretto keeps per item beside the Entry: its
+// store map slot (a 48-byte record, the map's control byte and free
+// slots), the admission policy's cost record and the TTL bucket's slot,
+// as the live heap shows it (TestMemSizeMatchesHeap and
+// TestL1BytesPerEntry in proxy).
+const tierRecordBytes = 148
+
 // stringBytes returns the length of the strings that a packed e holds
 // in its own memory: its URL, Vary, Tags, header values and the header
 // names that are not shared copies (see Packed).
 func (e *Entry) stringBytes() int {
-	n := len(e.URL) + e.Header.ownNameBytes() + e.Header.valueBytes()
+	n := len(e.URL) + e.Header.ownNameBytes() + e.Header.ownValueBytes()
 	for _, s := range e.Vary {
 		n += len(s)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -144,30 +146,70 @@ func (h Header) Clone() http.Header {
 // rather than copy them into the entry: on a 1 KiB response with four
 // headers they were 43 of the 1,732 bytes an entry took, and pushed the
 // body's allocation into the next size class (see MemSize).
-var commonNames = func() map[string]string {
-	names := []string{
-		"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
-		"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
-		"Access-Control-Max-Age", "Cache-Control", "Cache-Tag", "Content-Disposition",
-		"Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
-		"Content-Range", "Content-Security-Policy", "Content-Type", "Cross-Origin-Opener-Policy",
-		"Cross-Origin-Resource-Policy", "Date", "Etag", "Expires", "Last-Modified", "Link",
-		"Location", "Permissions-Policy", "Pragma", "Referrer-Policy", "Server",
-		"Strict-Transport-Security", "Surrogate-Control", "Surrogate-Key", "Vary", "Via",
-		"Warning", "X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Request-Id",
-		"X-Xss-Protection",
+var commonNames = sharedCopies([]string{
+	"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
+	"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
+	"Access-Control-Max-Age", "Cache-Control", "Cache-Tag", "Content-Disposition",
+	"Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
+	"Content-Range", "Content-Security-Policy", "Content-Type", "Cross-Origin-Opener-Policy",
+	"Cross-Origin-Resource-Policy", "Date", "Etag", "Expires", "Last-Modified", "Link",
+	"Location", "Permissions-Policy", "Pragma", "Referrer-Policy", "Server",
+	"Strict-Transport-Security", "Surrogate-Control", "Surrogate-Key", "Vary", "Via",
+	"Warning", "X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Request-Id",
+	"X-Xss-Protection",
+})
+
+// commonValues maps common header values (content types and codings,
+// Vary lists, usual Cache-Control lifetimes, security headers' usual
+// settings) to one shared copy of each, as commonNames does for names:
+// a stored JSON response's Content-Type, Content-Encoding, Vary and
+// Cache-Control values are otherwise some 60 bytes of every entry. The
+// set is fixed: it grows with nothing an origin sends, so what it holds
+// is no entry's to count.
+var commonValues = sharedCopies(func() []string {
+	vs := []string{
+		"application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
+		"application/problem+json", "application/ld+json", "application/vnd.api+json",
+		"application/javascript", "application/javascript; charset=utf-8", "text/javascript",
+		"text/javascript; charset=utf-8", "application/xml", "text/xml", "text/xml; charset=utf-8",
+		"application/octet-stream", "text/plain", "text/plain; charset=utf-8", "text/html",
+		"text/html; charset=utf-8", "text/html; charset=UTF-8", "text/css", "text/css; charset=utf-8",
+		"text/csv", "image/svg+xml", "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
+		"font/woff2", "application/pdf", "application/wasm",
+		"gzip", "br", "zstd", "deflate", "identity", "bytes", "none",
+		"Accept-Encoding", "Accept-Encoding, Origin", "Origin, Accept-Encoding", "Origin",
+		"Accept", "Accept, Accept-Encoding", "Accept-Encoding, Accept", "Cookie", "Accept-Language",
+		"Accept, Origin", "Accept, Accept-Language, Origin", "Accept-Encoding, Accept-Language",
+		"Authorization", "Accept-Encoding, Authorization", "Accept-Encoding, Cookie",
+		"no-cache", "no-store", "private", "public", "must-revalidate", "no-cache, no-store, must-revalidate",
+		"nosniff", "DENY", "SAMEORIGIN", "*", "true", "1; mode=block", "0",
+		"same-origin", "same-site", "cross-origin", "strict-origin-when-cross-origin", "no-referrer",
+		"max-age=31536000", "max-age=31536000; includeSubDomains", "max-age=63072000; includeSubDomains; preload",
+		"nginx", "Apache", "cloudflare", "WSGIServer/0.2 CPython/3.12", "gunicorn", "uvicorn", "Express", "PHP",
 	}
-	m := make(map[string]string, len(names))
-	for _, n := range names {
-		m[n] = n
+	for _, n := range []int{0, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 600, 900, 1200, 1800,
+		3600, 7200, 10800, 14400, 21600, 43200, 86400, 172800, 604800, 2592000, 31536000} {
+		a := "max-age=" + strconv.Itoa(n)
+		vs = append(vs, a, "public, "+a, "private, "+a, a+", public", a+", private", "s-maxage="+strconv.Itoa(n),
+			"public, "+a+", immutable", a+", must-revalidate", "public, "+a+", must-revalidate")
+	}
+	return vs
+}())
+
+// sharedCopies maps each of ss to one copy of its own, which the entries
+// that hold an equal string share.
+func sharedCopies(ss []string) map[string]string {
+	m := make(map[string]string, len(ss))
+	for _, s := range ss {
+		m[s] = strings.Clone(s)
 	}
 	return m
-}()
+}
 
-// isSharedName reports whether s is the shared copy of a common name, which
-// costs an entry nothing.
-func isSharedName(s string) bool {
-	c, ok := commonNames[s]
+// isShared reports whether s is the shared copy of a string in common,
+// which costs an entry nothing.
+func isShared(common map[string]string, s string) bool {
+	c, ok := common[s]
 	return ok && unsafe.StringData(c) == unsafe.StringData(s)
 }
 
@@ -177,7 +219,7 @@ func isSharedName(s string) bool {
 func (h Header) ownNameBytes() int {
 	n := 0
 	for i := 0; i < len(h.kv); i += 2 {
-		if (i >= 2 && h.kv[i] == h.kv[i-2]) || isSharedName(h.kv[i]) {
+		if (i >= 2 && h.kv[i] == h.kv[i-2]) || isShared(commonNames, h.kv[i]) {
 			continue
 		}
 		n += len(h.kv[i])
@@ -185,11 +227,14 @@ func (h Header) ownNameBytes() int {
 	return n
 }
 
-// valueBytes returns the total length of h's values.
-func (h Header) valueBytes() int {
+// ownValueBytes returns the length of the values that an entry's packed
+// bytes hold: all but the shared common values.
+func (h Header) ownValueBytes() int {
 	n := 0
 	for i := 1; i < len(h.kv); i += 2 {
-		n += len(h.kv[i])
+		if !isShared(commonValues, h.kv[i]) {
+			n += len(h.kv[i])
+		}
 	}
 	return n
 }
@@ -222,17 +267,20 @@ func (a *arena) strs(ss []string) []string {
 }
 
 // Packed returns a copy of e in the smallest form to hold in memory for
-// long: its body and strings (URL, Vary, Tags, the header's values and
-// uncommon names) in one allocation, or in two (body, strings) where the
+// long: its body and strings (URL, Vary, Tags, the header's uncommon
+// values and names) in one allocation, or in two (body, strings) where the
 // allocator's size classes make two smaller, as for a body of exactly
 // 16 KiB; its common header names shared copies (commonNames); its header
 // slice exactly its length. e itself is unchanged.
 func (e *Entry) Packed() *Entry {
 	kv := e.Header.kv
-	strs := len(e.URL) + e.Header.valueBytes()
+	strs := len(e.URL)
 	for i := 0; i < len(kv); i += 2 {
 		if _, common := commonNames[kv[i]]; !common && (i == 0 || kv[i] != kv[i-2]) {
 			strs += len(kv[i])
+		}
+		if _, common := commonValues[kv[i+1]]; !common {
+			strs += len(kv[i+1])
 		}
 	}
 	for _, s := range e.Vary {
@@ -271,7 +319,11 @@ func (e *Entry) Packed() *Entry {
 			default:
 				pkv[i] = a.str(kv[i])
 			}
-			pkv[i+1] = a.str(kv[i+1])
+			if c, common := commonValues[kv[i+1]]; common {
+				pkv[i+1] = c
+			} else {
+				pkv[i+1] = a.str(kv[i+1])
+			}
 		}
 		p.Header = Header{kv: pkv}
 	}

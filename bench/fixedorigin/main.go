@@ -30,8 +30,13 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"strings"
+
 	"flag"
 	"fmt"
+	"github.com/cacheproxy/cacheproxy/internal/jsoncorpus"
 	"log"
 	"net"
 	"net/http"
@@ -48,10 +53,12 @@ func main() {
 	versioned := flag.Bool("versions", false, "version every blob: bodies begin with \"v<version> \", POST /__bump?id= increments")
 	base := flag.Int64("version-base", 0, "-versions: the version of a blob never bumped (a restarted origin continues above the versions it gave out)")
 	cacheControl := flag.String("cache-control", "max-age=300", "the blobs' Cache-Control")
+	gzipVary := flag.Bool("json-gzip-vary", false, "/api/pages/: compress for clients that accept gzip, with Vary: Accept-Encoding, as nginx or Django's GZipMiddleware do")
 	flag.Parse()
 
 	o := newOrigin(*maxSize, *latency)
 	o.cacheControl = *cacheControl
+	o.gzipVary = *gzipVary
 	if *versioned {
 		o.versions = &versions{base: *base, bumps: map[string]int64{}}
 	}
@@ -74,6 +81,9 @@ type origin struct {
 	// nanoseconds, is when /__fail's 500s end.
 	cacheControl string
 	failUntil    atomic.Int64
+	// gzipVary: the JSON pages are compressed for clients that accept
+	// gzip, with Vary: Accept-Encoding.
+	gzipVary bool
 }
 
 // versions is the version of every blob: base plus its bumps. Safe for
@@ -113,6 +123,7 @@ func newOrigin(maxSize int, latency time.Duration) *origin {
 func (o *origin) mux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /blob/{id}", o.blob)
+	m.HandleFunc("GET /api/pages/{id}", o.page)
 	m.HandleFunc("POST /__fail", func(w http.ResponseWriter, r *http.Request) {
 		d, err := time.ParseDuration(r.URL.Query().Get("for"))
 		if err != nil || d < 0 {
@@ -177,5 +188,35 @@ func (o *origin) blob(w http.ResponseWriter, r *http.Request) {
 	body := make([]byte, size)
 	n := copy(body, fmt.Sprintf("v%d ", v))
 	copy(body[n:], o.body[n:size])
+	w.Write(body)
+}
+
+// page serves the JSON corpus page of id (internal/jsoncorpus), as a
+// Django REST framework list view would: application/json, the blobs'
+// Cache-Control, and with -json-gzip-vary compressed (gzip -6) for a
+// client that accepts gzip, with Vary: Accept-Encoding.
+func (o *origin) page(w http.ResponseWriter, r *http.Request) {
+	o.served.Add(1)
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id < 0 {
+		http.Error(w, "bad id", http.StatusBadRequest)
+		return
+	}
+	body := jsoncorpus.Page(id)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", o.cacheControl)
+	if o.gzipVary {
+		h.Set("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			var z bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&z, 6)
+			zw.Write(body)
+			zw.Close()
+			body = z.Bytes()
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.Write(body)
 }

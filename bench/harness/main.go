@@ -57,13 +57,14 @@ var allScenarios = []scenario{
 	{"purge", "Purge storm", (*harness).purge},
 	{"scale", "Scale: the fleet's cost by size (1 to 100 instances on one Redis), and scale-out behind a load balancer", (*harness).scale},
 	{"faults", "Faults: Redis and origin failures under load and purges", (*harness).faults},
+	{"storage", "Storage: JSON responses held per 64 MiB, and the Zipf hit ratio on them", (*harness).storage},
 }
 
 func main() {
 	var opt options
 	var scen string
 	flag.BoolVar(&opt.quick, "quick", false, "short runs: a smoke test in under 3 minutes")
-	flag.StringVar(&scen, "scenarios", "hot,shared,zipf,stampede,purge,scale,faults", "comma-separated scenarios to run")
+	flag.StringVar(&scen, "scenarios", "hot,shared,zipf,stampede,purge,scale,faults,storage", "comma-separated scenarios to run")
 	flag.DurationVar(&opt.duration, "duration", 0, "length of one measured run of hot and shared (default 6s, 2s with -quick)")
 	flag.IntVar(&opt.rounds, "rounds", 0, "measured runs of each hot and shared load, the median reported (default 3, 1 with -quick)")
 	flag.Float64Var(&opt.zipfRate, "zipf-rate", 0, "open-loop requests/s of the zipf scenario; purge runs at half (default 3000, 2000 with -quick)")

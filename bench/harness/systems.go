@@ -420,6 +420,12 @@ sub vcl_deliver {
 // mem of malloc storage (varnishd syntax: 64M). -j none keeps it from
 // switching users, so that it can use our temp directory.
 func (h *harness) startVarnish(origin *server, mem string) (*server, error) {
+	return h.startVarnishVCL(origin, mem, varnishVCL)
+}
+
+// startVarnishVCL is startVarnish with its own VCL, a format taking the
+// origin's port.
+func (h *harness) startVarnishVCL(origin *server, mem, vclFormat string) (*server, error) {
 	addr, _, err := h.listen()
 	if err != nil {
 		return nil, err
@@ -430,7 +436,7 @@ func (h *harness) startVarnish(origin *server, mem string) (*server, error) {
 	}
 	_, port, _ := net.SplitHostPort(origin.addr)
 	vcl := filepath.Join(dir, "bench.vcl")
-	if err := os.WriteFile(vcl, fmt.Appendf(nil, varnishVCL, port), 0o644); err != nil {
+	if err := os.WriteFile(vcl, fmt.Appendf(nil, vclFormat, port), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := h.launch("varnish", []string{"varnishd", "-F", "-j", "none", "-n", filepath.Join(dir, "n"),
