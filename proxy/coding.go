@@ -253,6 +253,26 @@ func deliveryOf(e *tiers.Entry, a acceptance) delivery {
 		return asStored
 	case c == gzipCoding && !parseCacheControl(e.Header).noTransform:
 		return decoded
+	case c == otherCoding && !registeredCoding(e.Header.Canonical("Content-Encoding")):
+		// A label no registry knows (an origin's own): the proxy cannot
+		// judge who may read it, and serves it as the origin sent it,
+		// as a cache reuses what it stored (RFC 9111 §3; the
+		// conformance suite's headers-store-Content-Encoding).
+		return asStored
 	}
 	return refused
+}
+
+// registeredCoding reports whether a Content-Encoding value names, alone
+// or in a list, a coding of the IANA registry that the proxy does not
+// decode (deflate, compress, exi, pack200-gzip, aes128gcm, dcb, dcz):
+// one a client may be unable to read, refused unless it accepts it.
+func registeredCoding(ce string) bool {
+	for c := range strings.SplitSeq(ce, ",") {
+		switch strings.ToLower(strings.TrimSpace(c)) {
+		case "deflate", "compress", "x-compress", "exi", "pack200-gzip", "aes128gcm", "dcb", "dcz":
+			return true
+		}
+	}
+	return strings.Contains(ce, ",") // a stack of codings
 }

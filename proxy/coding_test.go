@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 func TestParseAcceptEncoding(t *testing.T) {
@@ -89,4 +91,41 @@ func FuzzAcceptEncoding(f *testing.F) {
 			t.Fatalf("%q: bucket %v sent on gives bucket %v", ae, a.bucket, back.bucket)
 		}
 	})
+}
+
+// TestDeliveryOf: what a stored entry's coding lets it answer, per
+// request: identity always; gzip as stored to a gzip client, decoded for
+// the others (not with no-transform); a registered coding the proxy does
+// not decode only to a client that accepts it, never otherwise; an
+// unregistered label (an origin's own) as the origin sent it.
+func TestDeliveryOf(t *testing.T) {
+	entry := func(kv ...string) *tiers.Entry {
+		h := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return &tiers.Entry{Header: tiers.MakeHeader(h)}
+	}
+	gzipClient := parseAcceptEncoding([]string{"gzip, deflate, br"})
+	plain := parseAcceptEncoding(nil)
+	for _, tc := range []struct {
+		name string
+		e    *tiers.Entry
+		a    acceptance
+		want delivery
+	}{
+		{"identity, plain client", entry(), plain, asStored},
+		{"gzip, gzip client", entry("Content-Encoding", "gzip"), gzipClient, asStored},
+		{"gzip, plain client", entry("Content-Encoding", "gzip"), plain, decoded},
+		{"gzip no-transform, plain client", entry("Content-Encoding", "gzip", "Cache-Control", "no-transform"), plain, refused},
+		{"br, plain client", entry("Content-Encoding", "br"), plain, refused},
+		{"br, br client", entry("Content-Encoding", "br"), gzipClient, asStored},
+		{"deflate, plain client", entry("Content-Encoding", "deflate"), plain, refused},
+		{"a stack, plain client", entry("Content-Encoding", "gzip, br"), plain, refused},
+		{"an origin's own label", entry("Content-Encoding", "x-mine"), plain, asStored},
+	} {
+		if got := deliveryOf(tc.e, tc.a); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
