@@ -4,52 +4,38 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 )
 
-// softOrigin answers "v<version> <path>", fresh for 5 minutes, tagged
-// "t:<first segment>", and counts the requests for each path. While
-// failing, it answers 500.
+// softOrigin is the tests' fake origin (internal/origintest) answering
+// "v<version> <path>", tagged "t:<first segment>", with cacheControl;
+// while failing is set, it answers 500.
 type softOrigin struct {
-	*httptest.Server
-	version atomic.Int64
+	*origintest.Origin
 	failing atomic.Bool
-	mu      sync.Mutex
-	hits    map[string]int
 }
 
 func newSoftOrigin(t *testing.T, cacheControl string) *softOrigin {
-	o := &softOrigin{hits: map[string]int{}}
-	o.version.Store(1)
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		o.mu.Lock()
-		o.hits[r.URL.Path]++
-		o.mu.Unlock()
-		if o.failing.Load() {
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		w.Header().Set("Cache-Control", cacheControl)
-		w.Header().Set("Cache-Tag", "t:"+seg)
-		fmt.Fprintf(w, "v%d %s", o.version.Load(), r.URL.Path)
-	}))
-	t.Cleanup(o.Close)
+	o := &softOrigin{}
+	o.Origin = origintest.New(t, origintest.Options{CacheControl: cacheControl,
+		Body: func(w http.ResponseWriter, r *http.Request, version int64) {
+			if o.failing.Load() {
+				w.Header().Del("Cache-Control")
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+			w.Header().Set("Cache-Tag", "t:"+seg)
+			origintest.Versioned(w, r, version)
+		}})
 	return o
-}
-
-func (o *softOrigin) hitsOf(path string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.hits[path]
 }
 
 // getRaw fetches path from s and returns X-Cache and the body.
@@ -84,8 +70,8 @@ func checkSoftPurges(t *testing.T, o *softOrigin, fleet []*server) {
 				return strings.HasPrefix(x, "HIT") && body == v
 			})
 		}
-		before := o.hitsOf(tc.path)
-		o.version.Add(1)
+		before := o.Requests(tc.path)
+		o.Version.Add(1)
 		code, res := purge(t, fleet[0], tc.query)
 		if code != http.StatusOK || len(res.Confirmed) != len(fleet) {
 			t.Fatalf("soft purge %s = %d %+v", tc.query, code, res)
@@ -103,7 +89,7 @@ func checkSoftPurges(t *testing.T, o *softOrigin, fleet []*server) {
 				return body == next
 			})
 		}
-		if n := o.hitsOf(tc.path) - before; n != 1 {
+		if n := o.Requests(tc.path) - before; n != 1 {
 			t.Errorf("%s: the origin was asked %d times after the soft purge, want once for the fleet", tc.path, n)
 		}
 	}
