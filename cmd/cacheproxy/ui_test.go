@@ -621,14 +621,15 @@ func repoRoot(t *testing.T) string {
 
 // --- Chromium, driven through the DevTools protocol by chromedp ---
 
-// chromiumPath returns the Chromium binary, or skips the test.
+// chromiumPath returns the Chromium binary, or fails the test: a missing
+// binary is a failure, never a skip (.ci/run installs it).
 func chromiumPath(t *testing.T) string {
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
-	t.Skip("chromium not found on PATH: install it (apt-get install chromium) to run the dashboard in a headless browser")
+	t.Fatal("chromium not found on PATH: install it (apt-get install chromium; .ci/run does) to run the dashboard in a headless browser")
 	return ""
 }
 
