@@ -186,3 +186,30 @@ func credNames(cs []credential) []string {
 	}
 	return n
 }
+
+// TestRevalidationWithCredentialsNotShared: a stored entry revalidated for
+// a request with a cookie takes the 304's headers only for that request
+// unless the refreshed response passes the sharing rule: a header the
+// origin added for the victim never reaches the next client.
+func TestRevalidationWithCredentialsNotShared(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Etag", `"v"`)
+		if c := r.Header.Get("Cookie"); c != "" {
+			w.Header().Set("X-Who", c) // the origin's word for this client alone
+		}
+		if r.Header.Get("If-None-Match") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprint(w, "page")
+	})
+	s := newStack(t, o, nil)
+	wantXCache(t, s.get(t, "/p"), "MISS")
+	if r := s.get(t, "/p", "Cookie", "session=VICTIM"); r.header.Get("X-Who") != "session=VICTIM" {
+		t.Fatalf("the victim's revalidation: X-Who %q", r.header.Get("X-Who"))
+	}
+	if r := s.get(t, "/p"); strings.Contains(r.header.Get("X-Who"), "VICTIM") {
+		t.Errorf("the next client got X-Who %q (X-Cache %s)", r.header.Get("X-Who"), r.header.Get("X-Cache"))
+	}
+}
