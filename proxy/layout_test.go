@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"bufio"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"go/types"
+	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -79,6 +82,7 @@ func TestFilesFormADAG(t *testing.T) {
 	if len(calls) < 10 {
 		t.Fatalf("found calls between %d files only: the walk is broken", len(calls))
 	}
+	checkTableOrder(t, calls)
 	if cycle := findCycle(calls); cycle != nil {
 		var steps []string
 		for i := 0; i+1 < len(cycle); i++ {
@@ -156,5 +160,53 @@ func TestFindCycle(t *testing.T) {
 	g["c.go"] = map[string][]string{"a.go": {"h"}}
 	if c := findCycle(g); len(c) != 4 || c[0] != c[3] {
 		t.Fatalf("a -> b -> c -> a: %v", c)
+	}
+}
+
+// checkTableOrder keeps the other half of the promise: architecture.md
+// lists every file of the package in a table ordered so that a file calls
+// only files below it (or in its own row).
+func checkTableOrder(t *testing.T, calls map[string]map[string][]string) {
+	t.Helper()
+	f, err := os.Open("../architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	row := map[string]int{}
+	in, n := false, 0
+	name := regexp.MustCompile("`([a-z0-9_]+\\.go)`")
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "## Files of `proxy`"):
+			in = true
+		case in && strings.HasPrefix(line, "## "):
+			in = false
+		case in && strings.HasPrefix(line, "| `"):
+			n++
+			cell, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+			for _, m := range name.FindAllStringSubmatch(cell, -1) {
+				row[m[1]] = n
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("architecture.md: no table of proxy's files found")
+	}
+	names, _ := filepath.Glob("*.go")
+	for _, file := range names {
+		if !strings.HasSuffix(file, "_test.go") && row[file] == 0 {
+			t.Errorf("architecture.md's table of proxy's files does not list %s", file)
+		}
+	}
+	for from, tos := range calls {
+		for to, fns := range tos {
+			if row[from] != 0 && row[to] != 0 && row[to] < row[from] {
+				t.Errorf("architecture.md lists %s above %s, which calls it (%s): order the table by calls",
+					to, from, strings.Join(fns, ", "))
+			}
+		}
 	}
 }
