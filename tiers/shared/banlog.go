@@ -132,7 +132,7 @@ var errBansLoading = errors.New("purge bans still loading")
 // sequence number as read from Redis (a string, or nil if no purge was
 // ever recorded), is ahead of it. have is Bans.Applied as it was before
 // seq was read, and epoch the epoch read with seq: if they say Redis has
-// another history than the table (see sameHistory), the tier starts
+// another history than the table (see observe), the tier starts
 // renewing and the read is a miss. It waits until ctx ends for the bans,
 // and not at all when more than a page is missing (a new instance, or one
 // back from an outage): the loading goes on in the background, and the
@@ -150,8 +150,7 @@ func (l *purgeLog) catchUp(ctx context.Context, have uint64, seq, epoch any) err
 			return fmt.Errorf("purge sequence %q: %w", s, err)
 		}
 	}
-	if !l.sameHistory(e, n, have) {
-		l.markRenew(fmt.Sprintf("read epoch %q, sequence %d; had %d", e, n, have))
+	if !l.observe("read", e, n, have) {
 		return errRenewing
 	}
 	have = l.bans.Applied()
@@ -294,7 +293,7 @@ func (l *purgeLog) loadPage(ctx context.Context) (more bool, err error) {
 		l.floors.Add(1)
 		l.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",
 			"had", from, "floor", floor)
-		if f := l.onFloor.Load(); f != nil {
+		if f := l.flushLocal.Load(); f != nil {
 			(*f)()
 		}
 	}

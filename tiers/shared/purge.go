@@ -257,9 +257,9 @@ type FleetStats struct {
 func (f *Fleet) Stats() FleetStats {
 	s := FleetStats{
 		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
-		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
+		InvalidationsRecvd: f.received.Load(), L1Flushes: f.plog().flushes.Load(),
 		BansApplied: f.bans.Applied(), BansHeld: f.bans.Len(),
-		EpochAdoptions: f.adoptions.Load(), CutOff: f.gate.state().cutOff,
+		EpochAdoptions: f.plog().adoptions.Load(), CutOff: f.gate.state().cutOff,
 	}
 	s.Epoch, _ = f.plog().knownEpoch()
 	if r := f.reconnects.Load(); r > 0 {
