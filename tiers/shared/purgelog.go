@@ -14,8 +14,9 @@ package shared
 // sequence, a gap resynchronised, a new history adopted, then
 // confirmed); a resynchronisation or adoption is its own (resync,
 // adoptPending). The Fleet only wires it: it hands it what the
-// subscription delivers, retries nothing of it, and gives the gate the
-// events of the subscription and the heartbeat (heard, lost, beat).
+// subscription delivers, asks for a heartbeat when it reports the table
+// complete again, and gives the gate the events of the link (the
+// subscription heard, lost or refused; heartbeats answered or not).
 
 import (
 	"context"
@@ -235,13 +236,11 @@ func (p tablePos) confirms(b tiers.Ban) bool {
 
 // A receipt is what became of a published ban: the step it took, whether
 // that made the table complete again (a resync or adoption: L1 flushed,
-// its lease to be earned again), and whether it was confirmed, on which
-// channel.
+// its lease to be earned again), and whether it is confirmed.
 type receipt struct {
 	step    banStep
 	synced  bool
 	confirm bool
-	channel string // the confirmation's; "" if none is sent
 }
 
 // receive takes a ban published on the purge channel: it does what the
@@ -281,9 +280,7 @@ func (l *purgeLog) receive(ctx context.Context, b tiers.Ban) receipt {
 	defer cancel()
 	if err := l.client.Publish(cctx, ch, confirmation(b.ID, l.self)).Err(); err != nil {
 		l.log.Debug("purge confirmation not sent", "err", err)
-		return r
 	}
-	r.channel = ch
 	return r
 }
 
