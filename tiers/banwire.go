@@ -1,11 +1,16 @@
 package tiers
 
-// The wire form of a ban, the one encoding of a purge that Redis stores
-// and publishes: "seq|kind|unixmilli|id|value". The fleet's scripts write
-// it in Redis, where the sequence number and the time are assigned, and
-// every instance reads it back with ParseBan; BanLua is the Lua side,
-// kept here beside the Go side so that the two are one definition
-// (tiers/shared's TestBanLuaMatchesGo runs both against each other).
+// The wire forms of a purge. A ban, the one encoding of a purge that
+// Redis stores and publishes, is "seq|kind|unixmilli|id|value". The
+// fleet's scripts write it in Redis, where the sequence number and the
+// time are assigned, and every instance reads it back with ParseBan. A
+// selector, what an instance asks the script to record, is the ban's
+// kind and value fields alone: "kind|value" (Selector.Wire). BanLua is
+// the Lua side of both, kept here beside the Go side so that the two are
+// one definition (tiers/shared's TestBanLuaMatchesGo runs both against
+// each other). A field added to Selector is encoded in the kind field
+// (as Soft is, "soft-url": see WireKind), so that neither form, nor the
+// scripts that take a selector, change shape.
 
 import (
 	"fmt"
@@ -30,21 +35,50 @@ func ParseBan(s string) (Ban, error) {
 	if err != nil {
 		return Ban{}, fmt.Errorf("tiers: malformed ban seq %q", parts[0])
 	}
-	kind, soft, ok := parseWireKind(parts[1])
-	if !ok {
-		return Ban{}, fmt.Errorf("tiers: unknown ban kind %q", parts[1])
+	sel, err := wireSelector(parts[1], parts[4])
+	if err != nil {
+		return Ban{}, err
 	}
 	ms, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
 		return Ban{}, fmt.Errorf("tiers: malformed ban time %q", parts[2])
 	}
-	return Ban{Seq: seq, Selector: Selector{Kind: kind, Value: parts[4], Soft: soft}, At: time.UnixMilli(ms), ID: parts[3]}, nil
+	return Ban{Seq: seq, Selector: sel, At: time.UnixMilli(ms), ID: parts[3]}, nil
 }
 
-// BanLua is the wire form in Lua, for the fleet's Redis scripts to
+// Wire is s in its wire form, "kind|value": its ban's kind field
+// (WireKind) and value. It is the one argument by which the fleet's purge
+// script receives a selector (decode_selector in BanLua splits it);
+// ParseSelectorWire reads it back.
+func (s Selector) Wire() string { return s.WireKind() + "|" + s.Value }
+
+// ParseSelectorWire parses the wire form written by Selector.Wire. It
+// does not validate the selector (Selector.Validate).
+func ParseSelectorWire(w string) (Selector, error) {
+	kind, value, ok := strings.Cut(w, "|")
+	if !ok {
+		return Selector{}, fmt.Errorf("tiers: malformed selector %q", w)
+	}
+	return wireSelector(kind, value)
+}
+
+// wireSelector is the selector of the kind and value fields of a ban or
+// selector wire form: the one reading of both.
+func wireSelector(kind, value string) (Selector, error) {
+	k, soft, ok := parseWireKind(kind)
+	if !ok {
+		return Selector{}, fmt.Errorf("tiers: unknown ban kind %q", kind)
+	}
+	return Selector{Kind: k, Value: value, Soft: soft}, nil
+}
+
+// BanLua is the wire forms in Lua, for the fleet's Redis scripts to
 // prepend:
 //
-//   - ban_all is BanAll's name;
+//   - ban_all is BanAll's name, the wire kind of a hard purge of
+//     everything (a soft one's is "soft-all");
+//   - decode_selector(s) splits a selector's wire form (Selector.Wire)
+//     into its wire kind and value, or returns nil if it holds no '|';
 //   - encode_ban(seq, kind, ms, id, value) writes a ban as Ban.String
 //     does (seq and ms numbers or numeric strings, exact up to 2^53, which
 //     millisecond clocks and sequence numbers stay far below);
@@ -52,7 +86,12 @@ func ParseBan(s string) (Ban, error) {
 //     BanCost counts it (its value's length plus overhead, BanOverhead);
 //     a malformed ban is as old as can be and costs its whole length.
 var BanLua = `
-local ban_all = '` + BanAll.String() + `'
+local ban_all = '` + All.WireKind() + `'
+local function decode_selector(s)
+  local p = string.find(s, '|', 1, true)
+  if not p then return nil end
+  return string.sub(s, 1, p - 1), string.sub(s, p + 1)
+end
 local function encode_ban(seq, kind, ms, id, value)
   return string.format('%d|%s|%d|%s|%s', seq, kind, ms, id, value)
 end

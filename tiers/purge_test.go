@@ -53,3 +53,30 @@ func TestSelectorString(t *testing.T) {
 		}
 	}
 }
+
+// A selector's wire form reads back as the selector, for every kind,
+// soft or hard, with values that hold the separator; and it is the kind
+// and value fields of its ban's wire form.
+func TestSelectorWire(t *testing.T) {
+	values := map[BanKind]string{BanURL: "/a?b=1|c", BanPrefix: "/p|", BanTag: "player:42", BanAll: ""}
+	for _, kind := range BanKinds {
+		for _, soft := range []bool{false, true} {
+			sel := Selector{Kind: kind, Value: values[kind], Soft: soft}
+			w := sel.Wire()
+			got, err := ParseSelectorWire(w)
+			if err != nil || got != sel {
+				t.Errorf("ParseSelectorWire(%q) = %+v, %v; want %+v", w, got, err, sel)
+			}
+			b := Ban{Seq: 7, Selector: sel, ID: "r@e"}
+			f := strings.SplitN(b.String(), "|", 5)
+			if f[1]+"|"+f[4] != w {
+				t.Errorf("ban %q: kind and value fields %q|%q, selector wire form %q", b.String(), f[1], f[4], w)
+			}
+		}
+	}
+	for _, w := range []string{"", "url", "nope|/x", "soft-|/x", "9|/x"} {
+		if s, err := ParseSelectorWire(w); err == nil {
+			t.Errorf("ParseSelectorWire(%q) = %+v, want an error", w, s)
+		}
+	}
+}

@@ -17,15 +17,19 @@ import (
 )
 
 // purgeScript records a ban and publishes it, atomically, so that bans
-// are published in sequence order. It keeps the log bounded, a little at
-// each purge and never by a scan:
+// are published in sequence order. Its arguments are named in its first
+// lines, in the order purgeCall.args gives them; the selector is one of
+// them, in its wire form (tiers.Selector.Wire), which the script splits
+// into the ban's kind and value fields and reads nothing else of but
+// whether it is a hard purge of everything. It keeps the log bounded, a
+// little at each purge and never by a scan:
 //
-//   - an all-ban drops every ban recorded before it (it makes them
+//   - a hard all-ban drops every ban recorded before it (it makes them
 //     redundant: it kills whatever they kill);
-//   - up to 16 bans older than the retention (ARGV[4] ms) are pruned,
+//   - up to 16 bans older than the retention (keep, ms) are pruned,
 //     oldest first: no entry filled before them can be alive;
-//   - while the log holds more than ARGV[5] bans or more than ARGV[6]
-//     bytes (each ban counted as its value's length plus ARGV[7], as by
+//   - while the log holds more than maxBans bans or more than maxBytes
+//     bytes (each ban counted as its value's length plus overhead, as by
 //     tiers.BanCost), up to 256 of the oldest are trimmed, and the floor
 //     key (KEYS[3]) is raised to the newest trimmed one's Seq. An instance
 //     catching up from below the floor has missed bans the log no longer
@@ -36,26 +40,36 @@ import (
 // down to the one new ban, so a count thrown off (by an older instance's
 // script, which does not keep it) heals.
 //
-// The ban's ID is the request's (ARGV[2]) and the epoch's, joined by "@";
-// the epoch (KEYS[5]) is started first if there is none (see epochLua,
-// ARGV[8] its name). If ARGV[9] is not 0 and Redis's clock is past it (in
-// ms), nothing is recorded and the script returns {'late'}: the caller has
-// given up by then (see Fleet.Purge). It returns the ban, Redis's clock
-// (ms), and the members of KEYS[6] heard within ARGV[10] ms, each followed
-// by its score. It publishes on ARGV[11]. Every key is the fleet's
-// metadata, in one Cluster slot (see keys.go).
+// The ban's ID is the request's and the epoch's, joined by "@"; the epoch
+// (KEYS[5]) is started first if there is none (see epochLua, cand its
+// name). If deadline is not 0 and Redis's clock is past it (in ms),
+// nothing is recorded and the script returns {'late'}: the caller has
+// given up by then (see Fleet.Purge). It publishes the ban on channel and
+// returns the reply parsePurgeReply reads: the ban, Redis's clock (ms),
+// and the members of KEYS[6] heard within window ms, each followed by its
+// score. Every key is the fleet's metadata, in one Cluster slot (see
+// keys.go).
+//
+// What it stores and publishes, the ban's wire form, is what the script
+// of earlier releases (which took the selector as two of eleven
+// arguments) stores and publishes: instances of both can share a Redis
+// (TestPurgeScriptRecordsAsBefore).
 var purgeScript = redis.NewScript(epochLua + `
-if tonumber(ARGV[9]) > 0 and ms > tonumber(ARGV[9]) then return {'late'} end
-local epoch = ensure_epoch(KEYS[5], KEYS[1], KEYS[2], KEYS[4], ARGV[11], ARGV[8], '', 0, ms, ARGV[7])
+local sel, request, keep, maxBans, maxBytes, overhead, cand, deadline, window, channel =
+  ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
+  ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local kind, value = decode_selector(sel)
+if not kind then return redis.error_reply('malformed selector ' .. sel) end
+if deadline > 0 and ms > deadline then return {'late'} end
+local epoch = ensure_epoch(KEYS[5], KEYS[1], KEYS[2], KEYS[4], channel, cand, '', 0, ms, overhead)
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
-local ban = encode_ban(seq, ARGV[1], ms, ARGV[2] .. '@' .. epoch, ARGV[3])
-local keep, maxBans, maxBytes, overhead = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-if ARGV[1] == ban_all then
+local ban = encode_ban(seq, kind, ms, request .. '@' .. epoch, value)
+if kind == ban_all then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. seq)
   redis.call('SET', KEYS[4], 0)
 end
 redis.call('ZADD', KEYS[2], seq, ban)
-local bytes = redis.call('INCRBY', KEYS[4], #ARGV[3] + overhead)
+local bytes = redis.call('INCRBY', KEYS[4], #value + overhead)
 for i = 1, 16 do
   local first = redis.call('ZRANGE', KEYS[2], 0, 0)
   if first[1] == ban then break end
@@ -77,10 +91,10 @@ end
 if floor and tonumber(floor) > tonumber(redis.call('GET', KEYS[3]) or '0') then
   redis.call('SET', KEYS[3], floor)
 end
-if n == 1 then redis.call('SET', KEYS[4], #ARGV[3] + overhead) end
-redis.call('PUBLISH', ARGV[11], ban)
+if n == 1 then redis.call('SET', KEYS[4], #value + overhead) end
+redis.call('PUBLISH', channel, ban)
 local out = {ban, ms}
-for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], ms - tonumber(ARGV[10]), '+inf', 'WITHSCORES')) do
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], ms - window, '+inf', 'WITHSCORES')) do
   out[#out + 1] = v
 end
 return out
@@ -118,7 +132,7 @@ var errBansLoading = errors.New("purge bans still loading")
 // sequence number as read from Redis (a string, or nil if no purge was
 // ever recorded), is ahead of it. have is Bans.Applied as it was before
 // seq was read, and epoch the epoch read with seq: if they say Redis has
-// another history than the table (see sameHistory), the tier starts
+// another history than the table (see observe), the tier starts
 // renewing and the read is a miss. It waits until ctx ends for the bans,
 // and not at all when more than a page is missing (a new instance, or one
 // back from an outage): the loading goes on in the background, and the
@@ -136,8 +150,7 @@ func (l *purgeLog) catchUp(ctx context.Context, have uint64, seq, epoch any) err
 			return fmt.Errorf("purge sequence %q: %w", s, err)
 		}
 	}
-	if !l.sameHistory(e, n, have) {
-		l.markRenew(fmt.Sprintf("read epoch %q, sequence %d; had %d", e, n, have))
+	if !l.observe("read", e, n, have) {
 		return errRenewing
 	}
 	have = l.bans.Applied()
@@ -280,7 +293,7 @@ func (l *purgeLog) loadPage(ctx context.Context) (more bool, err error) {
 		l.floors.Add(1)
 		l.log.Warn("purge log trimmed past this instance's bans: every entry older than the floor is treated as purged",
 			"had", from, "floor", floor)
-		if f := l.onFloor.Load(); f != nil {
+		if f := l.flushLocal.Load(); f != nil {
 			(*f)()
 		}
 	}

@@ -211,7 +211,7 @@ func TestCatchUpBelowFloor(t *testing.T) {
 	}
 	flushes := 0
 	flush := func() { flushes++ }
-	lone.onFloor.Store(&flush)
+	lone.flushLocal.Store(&flush)
 	purge(6, 100)
 
 	e := entry("x")

@@ -14,7 +14,7 @@ package shared
 // resync, each page of bans) reads the epoch with it. An instance that
 // sees another epoch than its bans belong to, or a sequence below what it
 // has applied, has found Redis with another history: it stops using L1
-// and L2 (purgeLog.renewing), adopts the epoch (Fleet.adoptLocked), flushes L1, and
+// and L2 (purgeLog.renewing), adopts the epoch (purgeLog.adoptLocked), flushes L1, and
 // only then uses them and confirms purges again.
 //
 // An epoch's sequence starts at the Redis clock in milliseconds (and

@@ -61,18 +61,19 @@ type FleetOptions struct {
 }
 
 // Fleet is this instance's membership of the fleet of proxies sharing one
-// Redis under one prefix. It records purges in Redis and publishes them;
-// it applies every instance's purges, in sequence, to the ban table, and
-// confirms each once applied; it knows whether that table is complete and
-// of Redis's current purge epoch, which decides when the local tier may
-// be used (LocalUsable); and it announces the instance with a heartbeat
-// so that a purge knows whom to wait for.
+// Redis under one prefix. It records purges in Redis, publishes them and
+// waits for their confirmations (purge.go); it announces the instance
+// with a heartbeat so that a purge knows whom to wait for, and measures
+// Redis's clock (heartbeat.go); and it keeps the purge subscription,
+// handing each ban it delivers to the Tier's purge log (purgelog.go),
+// which applies and confirms it, and decides whether the local tier may
+// be used (LocalUsable).
 //
 // Create it with NewFleet, then call Run.
 type Fleet struct {
 	t *Tier
-	// The Tier's connection, its call timeout and the ban table the
-	// fleet applies purges to (the Tier reads it on every get).
+	// The Tier's connection, its call timeout and its ban table (which
+	// the purge log fills; the fleet reads its bounds and mark).
 	client      redis.UniversalClient
 	timeout     time.Duration
 	bans        *tiers.Bans
@@ -86,24 +87,19 @@ type Fleet struct {
 	log         *slog.Logger
 
 	started time.Time // also the base of the monotonic nanos below
-	// gate is the purge log's l1Gate (l1state.go), which this fleet
-	// drives: every change of whether the ban table is complete is an
-	// event given to it. nil in a Fleet not made by NewFleet.
+	// gate is the purge log's l1Gate (l1state.go), to which the fleet
+	// gives the events of its subscription and heartbeat (heard, lost,
+	// refused, beat). nil in a Fleet not made by NewFleet.
 	gate *l1Gate
 	// adopt is signalled when Redis is found with another purge history
 	// (by the gate, or by a heartbeat after an adoption gave up).
-	adopt chan struct{}
-	// syncMu serialises what changes the ban table from the fleet's
-	// side: resync, adoption, applying a published ban.
-	syncMu     sync.Mutex
+	adopt      chan struct{}
 	clock      atomic.Pointer[clockOffset]
-	adopting   atomic.Bool // an adoption goroutine is running
-	kick       chan struct{}
+	adopting   atomic.Bool                  // an adoption goroutine is running
+	kick       chan struct{}                // asks for a heartbeat now (after a resync or adoption)
 	ps         atomic.Pointer[redis.PubSub] // the purge subscription, replaced when refused or deaf
 	echo       atomic.Int64                 // mono nanos: this instance's last heartbeat heard, or the last subscription
 	reconnects atomic.Int64
-	flushes    atomic.Int64
-	adoptions  atomic.Int64
 	received   atomic.Int64
 	purges     [5]atomic.Int64 // by tiers.BanKind
 
@@ -158,7 +154,7 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		f.flush = func() {}
 	}
 	pl := opts.Tier.purgeLog
-	pl.onFloor.Store(&f.flush)
+	pl.join(f.id, f.opTimeout(), f.hb/4, f.flush)
 	f.gate = &pl.gate
 	f.gate.configure(f.started, f.hb, f.l1TTL, f.adopt)
 	return f, nil
@@ -326,9 +322,13 @@ func (f *Fleet) receive(ctx context.Context) {
 				refusedBackoff = 50 * time.Millisecond
 				f.t.okFor(purposeSubscribe)
 				f.echo.Store(f.mono())
-				f.syncMu.Lock()
-				f.resyncLocked(ctx, "subscribed")
-				f.syncMu.Unlock()
+				why := "" // the first subscription is no news
+				if f.reconnects.Add(1) > 1 {
+					why = "subscribed"
+				}
+				if f.plog().resync(ctx, why) {
+					f.beatSoon()
+				}
 			}
 		case *redis.Message:
 			switch m.Channel {
@@ -351,75 +351,13 @@ func (f *Fleet) receive(ctx context.Context) {
 // subscription.
 const maxSubscribeBackoff = 2 * time.Second
 
-// fence stops the use of the local tier until the ban table is complete
-// again. The L1 lease is earned again by a heartbeat in sync after the
-// resync, which also puts this instance back among the members that
-// purges wait for (Redis may be new, and not know it).
-func (f *Fleet) fence() { f.on(l1Event{kind: evFenced}) }
-
-// unfence ends a resync or adoption: the local tier is flushed, then may
-// be used again (after the next heartbeat in sync; one is asked for now).
-func (f *Fleet) unfence() {
-	f.flush()
-	f.flushes.Add(1)
-	f.on(l1Event{kind: evSynced})
+// beatSoon asks for a heartbeat now: the table was made complete again
+// (a resync or adoption), and the L1 lease is earned by a heartbeat in
+// sync.
+func (f *Fleet) beatSoon() {
 	select {
 	case f.kick <- struct{}{}:
 	default:
-	}
-}
-
-// resyncLocked makes the ban table complete after a (re)subscription or a
-// gap: every purge published before the subscription was confirmed is in
-// Redis. The local tier is flushed too, and used again only after both.
-// If Redis turns out to hold another purge log than the table's, it is
-// adopted instead. syncMu is held.
-//
-// Loading the bans takes as long as it takes: it is paged, each page with
-// its own timeout (see purgeLog.loadBans), and a retry goes on from the last
-// page applied.
-func (f *Fleet) resyncLocked(ctx context.Context, why string) {
-	pl := f.plog()
-	f.fence()
-	if why != "subscribed" || f.reconnects.Add(1) > 1 {
-		f.log.Info("resynchronising purges", "reason", why)
-	}
-	for ctx.Err() == nil {
-		have := f.bans.Applied()
-		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-		epoch, seq, err := pl.readState(cctx, "", 0)
-		cancel()
-		if err == nil {
-			if _, ok := pl.knownEpoch(); !ok {
-				pl.setEpoch(epoch) // the first sync takes the epoch it finds
-			}
-			if !pl.sameHistory(epoch, seq, have) {
-				pl.markRenew(fmt.Sprintf("resync: epoch %q, sequence %d; had %d", epoch, seq, have))
-			}
-			if pl.renewing() {
-				f.adoptLocked(ctx, false)
-				return
-			}
-			err = pl.loadUpTo(ctx, seq)
-		}
-		if err == nil {
-			break
-		}
-		if errors.Is(err, errRenewing) {
-			continue
-		}
-		if replyKind(err) != "" {
-			f.t.fail(ctx, purposeFleet, "loading purges", err)
-		}
-		f.log.Warn("loading purges from redis failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(f.hb / 4):
-		}
-	}
-	if ctx.Err() == nil {
-		f.unfence()
 	}
 }
 
@@ -433,68 +371,14 @@ func (f *Fleet) startAdoption(ctx context.Context, wg *sync.WaitGroup) {
 	go func() {
 		defer wg.Done()
 		defer f.adopting.Store(false)
-		f.syncMu.Lock()
-		defer f.syncMu.Unlock()
-		if f.plog().renewing() {
-			f.adoptLocked(ctx, false)
+		if f.plog().adoptPending(ctx) {
+			f.beatSoon()
 		}
 	}()
 }
 
-// adoptLocked makes the ban table that of Redis's current purge epoch
-// after Redis was found with another history (see epoch.go): the local
-// tier and L2 reads stay unused meanwhile. The table is not reset: the
-// epoch's sequence starts above every number this instance gave an entry
-// (if it does not, because Redis's clock is behind, another epoch is
-// started above them), so loading its bans from the table's high-water
-// mark applies the epoch's opening all-ban, which kills every entry from
-// before, and every ban since. If replace, the epoch Redis names is the
-// table's own but its history changed (restored from a snapshot): another
-// epoch is started, so that every instance adopts it. syncMu is held.
-func (f *Fleet) adoptLocked(ctx context.Context, replace bool) {
-	pl := f.plog()
-	f.fence()
-	f.adoptions.Add(1)
-	for ctx.Err() == nil {
-		gen := pl.gate.state().gen
-		have := f.bans.Applied()
-		var rep string
-		if replace {
-			rep, _ = pl.knownEpoch()
-		}
-		cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-		epoch, seq, err := pl.readState(cctx, rep, have+1)
-		cancel()
-		if err == nil {
-			pl.setEpoch(epoch)
-			replace = seq < have // the epoch starts below the table: start another
-			if !replace {
-				err = pl.loadUpTo(ctx, seq)
-			}
-		}
-		// Adopted only if Redis was not found with yet another history
-		// meanwhile (the gate compares the generation).
-		if err == nil && !replace {
-			if _, after := f.on(l1Event{kind: evAdopted, gen: gen}); !after.renewing {
-				f.log.Info("adopted the new purge log", "epoch", epoch, "seq", f.bans.Applied())
-				f.unfence()
-				return
-			}
-		}
-		if err != nil && !errors.Is(err, errRenewing) {
-			f.log.Warn("adopting redis's new purge log failed; retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(f.hb / 4):
-		}
-	}
-}
-
-// onPurge applies a published ban, in sequence, and confirms it once it
-// is applied: never for a ban of another epoch than the table's, nor for
-// one the table only seems to have applied.
+// onPurge hands a published ban to the purge log, which applies and
+// confirms it (purgeLog.receive).
 func (f *Fleet) onPurge(ctx context.Context, payload string) {
 	b, err := tiers.ParseBan(payload)
 	if err != nil {
@@ -502,66 +386,8 @@ func (f *Fleet) onPurge(ctx context.Context, payload string) {
 		return
 	}
 	f.received.Add(1)
-	pl := f.plog()
-	f.syncMu.Lock()
-	epoch := banEpoch(b.ID)
-	known, ok := pl.knownEpoch()
-	switch applied := f.bans.Applied(); {
-	case !ok:
-		// Not synced yet: the resync under way loads it.
-	case pl.renewing():
-		f.adoptLocked(ctx, false)
-	case epoch != known:
-		// Redis moved to another epoch, or this is a late message of
-		// an older one: ask Redis which.
-		f.checkLocked(ctx, false)
-	case b.Seq <= applied:
-		// Applied by a catch-up on the read path, or a ban of another
-		// history numbered like one applied.
-		if id, ok := pl.appliedAs(b.Seq); ok && id != b.ID {
-			pl.markRenew(fmt.Sprintf("ban %d published as %q, applied as %q", b.Seq, b.ID, id))
-			f.adoptLocked(ctx, true)
-		} else if !ok {
-			f.checkLocked(ctx, false)
-		}
-	case b.Seq == applied+1:
-		pl.applyBans(time.Now(), b)
-	default:
-		f.resyncLocked(ctx, fmt.Sprintf("gap in purge sequence: have %d, got %d", applied, b.Seq))
-	}
-	known, _ = pl.knownEpoch()
-	st := f.gate.state()
-	confirm := known == epoch && f.bans.Applied() >= b.Seq && st.synced && !st.renewing
-	f.syncMu.Unlock()
-	if !confirm {
-		f.log.Debug("purge not confirmed: not applied in its epoch", "ban", b.String())
-		return
-	}
-	ch, ok := pl.confirmChannel(b.ID)
-	if !ok {
-		return // an epoch's opening ban: nobody waits for it
-	}
-	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	defer cancel()
-	if err := f.client.Publish(cctx, ch, confirmation(b.ID, f.id)).Err(); err != nil {
-		f.log.Debug("purge confirmation not sent", "err", err)
-	}
-}
-
-// checkLocked reads Redis's purge epoch and sequence and adopts its log
-// if it is not the table's. syncMu is held.
-func (f *Fleet) checkLocked(ctx context.Context, replace bool) {
-	pl := f.plog()
-	have := f.bans.Applied()
-	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
-	epoch, seq, err := pl.readState(cctx, "", 0)
-	cancel()
-	if err != nil {
-		return // unconfirmed; the next heartbeat checks again
-	}
-	if !pl.sameHistory(epoch, seq, have) {
-		pl.markRenew(fmt.Sprintf("epoch %q, sequence %d; had %d", epoch, seq, have))
-		f.adoptLocked(ctx, replace)
+	if f.plog().receive(ctx, b).synced {
+		f.beatSoon()
 	}
 }
 

@@ -124,8 +124,7 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	seq, _ := strconv.ParseUint(seqStr, 10, 64)
 	mid := sendWall.Add(recv.Sub(sendWall) / 2)
 	f.clock.Store(&clockOffset{offset: time.UnixMilli(redisMs).Sub(mid), uncertainty: recv.Sub(sendWall)/2 + time.Millisecond})
-	if !pl.sameHistory(epoch, seq, have) {
-		pl.markRenew("heartbeat: epoch " + strconv.Quote(epoch) + ", sequence " + seqStr + "; had " + strconv.FormatUint(have, 10))
+	if !pl.observe("heartbeat", epoch, seq, have) {
 		earn = false
 	}
 	f.on(l1Event{kind: evBeat, at: send, seq: seq, earn: earn})
@@ -162,7 +161,8 @@ func (f *Fleet) checkEcho() {
 		return
 	}
 	f.log.Warn("purge subscription hears none of the fleet's messages (left on a former master?): L1 bypassed, subscribing again")
-	f.fence()
+	// The lease is earned again after the resync that follows.
+	f.on(l1Event{kind: evFenced})
 	f.ps.Load().Close() // receive subscribes again
 }
 

@@ -111,7 +111,7 @@ func TestFleetTrafficIsNotAllToAll(t *testing.T) {
 type v1Instance struct {
 	id     string
 	client *redis.Client
-	tier   *Tier // only for the keys and the purge script's arguments
+	tier   *Tier // only for the keys and the channels
 }
 
 func startV1(t *testing.T, srv *redistest.Server, tier *Tier, id string) *v1Instance {
@@ -160,19 +160,13 @@ func startV1(t *testing.T, srv *redistest.Server, tier *Tier, id string) *v1Inst
 	return v
 }
 
-// purge records a ban as protocol 1 does (its request ID a bare hex name)
+// purge records a ban as protocol 1 does (its request ID a bare hex name,
+// with a script of its own release: the previous one's stands for it)
 // and returns its ID.
 func (v *v1Instance) purge(t *testing.T, value string) string {
 	t.Helper()
-	keys := []string{v.tier.seqKey(), v.tier.bansKey(), v.tier.floorKey(), v.tier.bytesKey(),
-		v.tier.epochKey(), v.tier.metaKey("members")}
-	raw, err := purgeScript.Run(context.Background(), v.client, keys, tiers.BanURL.String(), randomID(), value,
-		v.tier.retention().Milliseconds(), 1000, 1<<20, tiers.BanOverhead, randomID(),
-		0, time.Minute.Milliseconds(), v.tier.purgeChannel()).Slice()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tiers.ParseBan(raw[0].(string))
+	s := previousPurge(t, v.client, v.tier, tiers.Selector{Kind: tiers.BanURL, Value: value}, randomID())
+	b, err := tiers.ParseBan(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,9 +66,10 @@ func (f *Fleet) Purge(ctx context.Context, sel tiers.Selector, baseKey string) (
 
 // purgeCall is one run of purgeScript: what is recorded, and the bounds
 // and names it is recorded with. args lists them in the script's order,
-// the one place that knows it.
+// the one place that knows it; the selector is one argument, its wire
+// form, so that a field added to it changes neither.
 type purgeCall struct {
-	sel      tiers.Selector // sent as the ban's wire kind (Selector.WireKind) and value
+	sel      tiers.Selector // sent in its wire form (Selector.Wire)
 	request  string         // the ban's request ID (requestID)
 	keep     time.Duration  // the log's retention
 	maxBans  int            // the log's bounds (tiers.Bans.Limits)
@@ -80,7 +81,7 @@ type purgeCall struct {
 }
 
 func (c purgeCall) args() []any {
-	return []any{c.sel.WireKind(), c.request, c.sel.Value, c.keep.Milliseconds(), c.maxBans, c.maxBytes,
+	return []any{c.sel.Wire(), c.request, c.keep.Milliseconds(), c.maxBans, c.maxBytes,
 		tiers.BanOverhead, c.epoch, c.deadline, c.window.Milliseconds(), c.channel}
 }
 
@@ -92,8 +93,9 @@ type purgeRecord struct {
 	heard map[string]time.Time
 }
 
-// parsePurgeReply reads purgeScript's reply: {'late'}, or the ban, the
-// clock in ms, then pairs of member and score.
+// parsePurgeReply reads purgeScript's reply, the one place that knows its
+// layout: {'late'}, or the ban, the clock in ms, then pairs of member and
+// score.
 func parsePurgeReply(raw []any) (purgeRecord, error) {
 	if len(raw) == 1 && raw[0] == "late" {
 		return purgeRecord{}, ErrPurgeLate
@@ -101,16 +103,17 @@ func parsePurgeReply(raw []any) (purgeRecord, error) {
 	if len(raw) < 2 || len(raw)%2 != 0 {
 		return purgeRecord{}, errBadReply
 	}
-	s, _ := raw[0].(string)
+	ban, clock, heard := raw[0], raw[1], raw[2:]
+	s, _ := ban.(string)
 	b, err := tiers.ParseBan(s)
 	if err != nil {
 		return purgeRecord{}, err
 	}
-	ms, _ := raw[1].(int64)
-	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), heard: make(map[string]time.Time, len(raw)/2-1)}
-	for i := 2; i+1 < len(raw); i += 2 {
-		m, _ := raw[i].(string)
-		score, _ := raw[i+1].(string)
+	ms, _ := clock.(int64)
+	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), heard: make(map[string]time.Time, len(heard)/2)}
+	for i := 0; i+1 < len(heard); i += 2 {
+		m, _ := heard[i].(string)
+		score, _ := heard[i+1].(string)
 		h, err := strconv.ParseFloat(score, 64)
 		if m == "" || err != nil {
 			continue
@@ -254,9 +257,9 @@ type FleetStats struct {
 func (f *Fleet) Stats() FleetStats {
 	s := FleetStats{
 		ID: f.id, LocalUsable: f.LocalUsable(), Purges: map[string]int64{},
-		InvalidationsRecvd: f.received.Load(), L1Flushes: f.flushes.Load(),
+		InvalidationsRecvd: f.received.Load(), L1Flushes: f.plog().flushes.Load(),
 		BansApplied: f.bans.Applied(), BansHeld: f.bans.Len(),
-		EpochAdoptions: f.adoptions.Load(), CutOff: f.gate.state().cutOff,
+		EpochAdoptions: f.plog().adoptions.Load(), CutOff: f.gate.state().cutOff,
 	}
 	s.Epoch, _ = f.plog().knownEpoch()
 	if r := f.reconnects.Load(); r > 0 {

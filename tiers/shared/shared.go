@@ -220,7 +220,7 @@ func New(opts Options) (*Tier, error) {
 	if keep <= 0 {
 		keep = tiers.BanRetention(tiers.DefaultMaxTTL, tiers.DefaultFillTimeout)
 	}
-	t.purgeLog = newPurgeLog(t.client, t.prefix, t.timeout, t.log, t.stop, opts.Bans, keep)
+	t.purgeLog = newPurgeLog(t.client, t.prefix, t.timeout, t.log, t.stop, opts.Bans, keep, t.fail)
 	if c, ok := t.client.(*redis.ClusterClient); ok {
 		t.nodes.cluster = c
 	}
