@@ -123,11 +123,13 @@ func (h *Handler) Stats() Stats {
 	m.mu.Lock()
 	up, lastErr := m.originUp, m.originErr
 	m.mu.Unlock()
+	counts := make([]int64, len(labels))
 	requests := make(map[string]int64, len(labels))
 	for i, l := range labels {
-		requests[l] = m.requests[i].Load()
+		counts[i] = m.requests[i].Load()
+		requests[l] = counts[i]
 	}
-	cacheable, all, _ := HitRatios(requests)
+	cacheable, all, _ := hitRatiosOf(counts)
 	return Stats{
 		Requests:          requests,
 		HitRatio:          cacheable,
