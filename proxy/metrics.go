@@ -157,7 +157,7 @@ func (h *Handler) Collector() prometheus.Collector {
 
 var (
 	descRequests = prometheus.NewDesc("cacheproxy_requests_total",
-		"Client requests by X-Cache result.", []string{"result"}, nil)
+		"Client requests by X-Cache result, with the result's class (hit, miss, pass, error).", []string{"result", "class"}, nil)
 	descOrigin = prometheus.NewDesc("cacheproxy_origin_requests_total",
 		"Requests sent to the origin.", nil, nil)
 	descOriginErrors = prometheus.NewDesc("cacheproxy_origin_errors_total",
@@ -202,8 +202,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.h.Stats()
-	for result, n := range s.Requests {
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), result)
+	for _, o := range infos {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests[o.Label]), o.Label, string(o.Class))
 	}
 	ch <- prometheus.MustNewConstMetric(descOrigin, prometheus.CounterValue, float64(s.OriginRequests))
 	ch <- prometheus.MustNewConstMetric(descOriginErrors, prometheus.CounterValue, float64(s.OriginErrors))

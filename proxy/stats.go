@@ -10,15 +10,13 @@ import (
 
 // Stats is a snapshot of a Handler's counters since it was created.
 type Stats struct {
-	// Requests counts client requests by X-Cache result: "HIT-L1",
-	// "HIT-L2", "STALE", "REVALIDATED" (answered from the cache), "MISS"
-	// (fetched and stored), "PASS" (fetched, not storable), "BYPASS" (not
-	// looked up), "ERROR" (the proxy's 502 or 504: the origin failed).
-	// Every result of Outcomes is present, zero included.
+	// Requests counts client requests by X-Cache result. Every result of
+	// Outcomes (which says what each means, and its class) is present,
+	// zero included.
 	Requests map[string]int64 `json:"requests"`
 	// HitRatio is the share of the cacheable traffic answered from the
-	// cache: HIT-L1, HIT-L2, STALE and REVALIDATED, of those and MISS.
-	// PASS, BYPASS and ERROR are not counted.
+	// cache: the results of ClassHit, of those and ClassMiss. ClassPass
+	// and ClassError are not counted.
 	HitRatio float64 `json:"hit_ratio"`
 	// HitRatioAll is the share of all requests answered from the cache.
 	HitRatioAll float64 `json:"hit_ratio_all"`
