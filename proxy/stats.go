@@ -71,6 +71,9 @@ const (
 	ClassError Class = "error"
 )
 
+// Classes returns every class, in a fixed order: hit, miss, pass, error.
+func Classes() []Class { return []Class{ClassHit, ClassMiss, ClassPass, ClassError} }
+
 // OutcomeInfo describes one X-Cache result, as declared in the outcome
 // table.
 type OutcomeInfo struct {
