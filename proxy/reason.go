@@ -135,9 +135,9 @@ var reasons = [numReasons]ReasonInfo{
 	reasonInflightFull: {Label: "inflight-full", Meaning: "fills in flight held -max-inflight-bytes: passed on, not stored", Advice: "fills exceeded -max-inflight-bytes: raise it, or make fewer large cold requests at once"},
 
 	reasonExpired:      {Label: "expired", Meaning: "stale already when fetched, and nothing keeps it: not stored"},
-	reasonRedisTimeout: {Label: "redis-timeout", Meaning: "Redis did not answer in time: stored in L1 only, or not looked up in L2", Advice: "some writes to Redis took longer than its call timeout and were not stored there (a transient slowness, not an outage: see cacheproxy_redis_errors_total); if the share grows, look at Redis's latency"},
-	reasonRedisDown:    {Label: "redis-down", Meaning: "Redis failed or is down: stored in L1 only, or not looked up in L2", Advice: "the shared tier (Redis) failed: see /readyz and the log"},
-	reasonL1Unused:     {Label: "l1-unused", Meaning: "L1 could not be used (out of step with the fleet's purges) and there is no L2: not stored", Advice: "the shared tier (Redis) failed: see /readyz and the log"},
+	reasonRedisTimeout: {Label: "redis-timeout", Meaning: "the write to Redis took longer than its call timeout: stored in L1 only", Advice: "some writes to Redis took longer than its call timeout and were not stored there (a transient slowness, not an outage: see cacheproxy_redis_errors_total); if the share grows, look at Redis's latency"},
+	reasonRedisDown:    {Label: "redis-down", Meaning: "the write to Redis failed, or Redis is down: stored in L1 only", Advice: "the shared tier (Redis) failed: see /readyz and the log"},
+	reasonL1Unused:     {Label: "l1-unused", Meaning: "L1 could not take the entry (not usable now) and there is no L2: not stored", Advice: "the shared tier (Redis) failed: see /readyz and the log"},
 
 	reasonOriginError: {Label: "origin-error", Meaning: "the origin failed or timed out: the proxy's own 502 or 504"},
 	reasonOriginBusy:  {Label: "origin-busy", Meaning: "no origin request slot freed in time (-max-origin-conns): the proxy's own 503"},
