@@ -1,8 +1,9 @@
 package proxy
 
 // The admin API's cache routes, for the admin listener to mount: DELETE
-// /cache (PurgeAPI) and GET /cache (InspectAPI). Their arguments name URLs
-// in the same canonical form as keys and routes.
+// /cache (PurgeAPI) and GET /cache (InspectAPI), whose arguments name URLs
+// in the same canonical form as keys and routes; and GET /vocabulary
+// (VocabularyAPI).
 
 import (
 	"errors"
@@ -106,6 +107,16 @@ func (h *Handler) InspectAPI() http.Handler {
 			return
 		}
 		admin.WriteJSON(w, http.StatusOK, in)
+	})
+}
+
+// VocabularyAPI returns the handler of GET /vocabulary: the proxy's
+// vocabulary (Vocab) as JSON, the X-Cache results and Cache-Status
+// details with what each means. The dashboard reads its labels from it.
+func VocabularyAPI() http.Handler {
+	v := Vocab()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		admin.WriteJSON(w, http.StatusOK, v)
 	})
 }
 

@@ -66,7 +66,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 	now := h.o.Now()
 	var in *Inspection
 	var variants []Variant
-	for _, t := range []namedTier{{"l1", h.chain.local}, {"l2", h.chain.shared}} {
+	for _, t := range []namedTier{{tierL1, h.chain.local}, {tierL2, h.chain.shared}} {
 		if t.tier == nil {
 			continue
 		}
@@ -114,7 +114,7 @@ func inspection(e *tiers.Entry, norm string, now time.Time) *Inspection {
 	}
 }
 
-// namedTier is a tier with its name in an Inspection ("l1", "l2").
+// namedTier is a tier with its name in an Inspection (tierL1, tierL2).
 type namedTier struct {
 	name string
 	tier Tier

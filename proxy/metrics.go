@@ -123,11 +123,13 @@ func (h *Handler) Stats() Stats {
 	m.mu.Lock()
 	up, lastErr := m.originUp, m.originErr
 	m.mu.Unlock()
+	counts := make([]int64, len(labels))
 	requests := make(map[string]int64, len(labels))
 	for i, l := range labels {
-		requests[l] = m.requests[i].Load()
+		counts[i] = m.requests[i].Load()
+		requests[l] = counts[i]
 	}
-	cacheable, all, _ := HitRatios(requests)
+	cacheable, all, _ := hitRatiosOf(counts)
 	return Stats{
 		Requests:          requests,
 		HitRatio:          cacheable,
@@ -155,7 +157,7 @@ func (h *Handler) Collector() prometheus.Collector {
 
 var (
 	descRequests = prometheus.NewDesc("cacheproxy_requests_total",
-		"Client requests by X-Cache result.", []string{"result"}, nil)
+		"Client requests by X-Cache result, with the result's class (hit, miss, pass, error).", []string{"result", "class"}, nil)
 	descOrigin = prometheus.NewDesc("cacheproxy_origin_requests_total",
 		"Requests sent to the origin.", nil, nil)
 	descOriginErrors = prometheus.NewDesc("cacheproxy_origin_errors_total",
@@ -200,8 +202,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.h.Stats()
-	for result, n := range s.Requests {
-		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), result)
+	for _, o := range infos {
+		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(s.Requests[o.Label]), o.Label, string(o.Class))
 	}
 	ch <- prometheus.MustNewConstMetric(descOrigin, prometheus.CounterValue, float64(s.OriginRequests))
 	ch <- prometheus.MustNewConstMetric(descOriginErrors, prometheus.CounterValue, float64(s.OriginErrors))

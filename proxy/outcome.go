@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,12 +14,13 @@ import (
 // its label in the metrics and Stats), and its Cache-Status (RFC 9211)
 // parameters. Adding one is one line.
 type outcome struct {
-	label  string    // X-Cache value and metrics label
-	class  Class     // answered from the cache, fetched, passed or failed
-	tier   string    // where the body came from: see OutcomeInfo.Tier
-	hit    bool      // Cache-Status "hit"; else "fwd=..."
-	fwd    fwdReason // a forwarded outcome's fixed fwd reason; fwdNone takes the request's
-	detail Reason    // Cache-Status detail, if any
+	label   string    // X-Cache value and metrics label
+	meaning string    // what the label means: see OutcomeInfo.Meaning
+	class   Class     // answered from the cache, fetched, passed or failed
+	tier    string    // where the body came from: see OutcomeInfo.Tier
+	hit     bool      // Cache-Status "hit"; else "fwd=..."
+	fwd     fwdReason // a forwarded outcome's fixed fwd reason; fwdNone takes the request's
+	detail  Reason    // Cache-Status detail, if any
 	// onError: a stale entry served because the origin failed, which
 	// a request that joined the fill may be served too if it allows.
 	onError bool
@@ -40,22 +42,23 @@ const (
 	tierProxy  = "proxy" // the proxy's own answer
 )
 
-// The outcomes.
+// The outcomes. The first declaration of a label says what it means
+// (OutcomeInfo.Meaning); those after it share its meaning.
 var (
-	hitL1             = newOutcome(outcome{label: "HIT-L1", class: ClassHit, tier: tierL1, hit: true, detail: reasonL1})
-	hitL2             = newOutcome(outcome{label: "HIT-L2", class: ClassHit, tier: tierL2, hit: true, detail: reasonL2})
-	staleRevalidating = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: reasonStaleWhileRevalidate})
+	hitL1             = newOutcome(outcome{label: "HIT-L1", meaning: "fresh in this instance's in-process cache (L1)", class: ClassHit, tier: tierL1, hit: true, detail: reasonL1})
+	hitL2             = newOutcome(outcome{label: "HIT-L2", meaning: "fresh in the shared cache (Redis, L2), then copied into L1", class: ClassHit, tier: tierL2, hit: true, detail: reasonL2})
+	staleRevalidating = newOutcome(outcome{label: "STALE", meaning: "a stale copy, served while one refresh runs, because the origin failed, or because its fetches are failing (the detail says which)", class: ClassHit, tier: tierCache, hit: true, detail: reasonStaleWhileRevalidate})
 	staleOnError      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, fwd: fwdStale, detail: reasonStaleIfError, onError: true})
 	staleBackoff      = newOutcome(outcome{label: "STALE", class: ClassHit, tier: tierCache, hit: true, detail: reasonOriginBackoff, onError: true}) // the origin not asked: the key's fetches are failing (backoff.go)
-	revalidated       = newOutcome(outcome{label: "REVALIDATED", class: ClassHit, tier: tierCache, fwd: fwdStale})
-	missed            = newOutcome(outcome{label: "MISS", class: ClassMiss, tier: tierOrigin})
-	passed            = newOutcome(outcome{label: "PASS", class: ClassPass, tier: tierOrigin}) // fetched, not storable: detail says why
-	bypassed          = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: fwdBypass})
+	revalidated       = newOutcome(outcome{label: "REVALIDATED", meaning: "a stale copy, confirmed by the origin with a 304", class: ClassHit, tier: tierCache, fwd: fwdStale})
+	missed            = newOutcome(outcome{label: "MISS", meaning: "fetched from the origin, and stored unless the detail says why not", class: ClassMiss, tier: tierOrigin})
+	passed            = newOutcome(outcome{label: "PASS", meaning: "fetched from the origin, not storable: the detail says why", class: ClassPass, tier: tierOrigin})
+	bypassed          = newOutcome(outcome{label: "BYPASS", meaning: "not looked up (another method, a bypass route, a request's no-store...): the detail says why", class: ClassPass, tier: tierOrigin, fwd: fwdBypass})
 	wrongHost         = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierOrigin, fwd: fwdBypass, detail: reasonMisdirected})
 	badPath           = newOutcome(outcome{label: "BYPASS", class: ClassPass, tier: tierProxy, fwd: fwdBypass, detail: reasonPathAboveRoot})
 	// originError is the proxy's 502 or 504 when the origin failed; fwd
 	// is the request's (uri-miss, stale, bypass...).
-	originError = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: reasonOriginError})
+	originError = newOutcome(outcome{label: "ERROR", meaning: "the proxy's own answer: 502 or 504 when the origin failed or timed out, 503 when no origin request slot freed in time", class: ClassError, tier: tierProxy, detail: reasonOriginError})
 	// originBusy is the proxy's 503 when no origin request slot was free
 	// (Options.MaxOriginConns).
 	originBusy = newOutcome(outcome{label: "ERROR", class: ClassError, tier: tierProxy, detail: reasonOriginBusy})
@@ -63,28 +66,35 @@ var (
 
 // labels are the distinct outcome labels, in the order outcomes were
 // declared: the keys of Stats.Requests and of the requests metric;
-// infos describes each.
+// infos describes each. declared lists every outcome, in the order of
+// its declaration.
 var (
-	labels []string
-	infos  []OutcomeInfo
+	labels   []string
+	infos    []OutcomeInfo
+	declared []*outcome
 )
 
+// newOutcome declares o. It panics when o shares the label of an outcome
+// declared before it but not its class, or says what the label means a
+// second time: a label is described once, by its first declaration.
 func newOutcome(o outcome) *outcome {
-	o.idx = -1
-	for i, l := range labels {
-		if l == o.label {
-			o.idx = i
+	o.idx = slices.Index(labels, o.label)
+	switch {
+	case o.idx < 0:
+		if o.meaning == "" {
+			panic("outcome " + o.label + ": its first declaration says what it means")
 		}
-	}
-	if o.idx < 0 {
 		o.idx = len(labels)
 		labels = append(labels, o.label)
-		infos = append(infos, OutcomeInfo{Label: o.label, Class: o.class, Tier: o.tier})
+		infos = append(infos, OutcomeInfo{Label: o.label, Meaning: o.meaning, Class: o.class, Tier: o.tier})
+	case o.meaning != "" || infos[o.idx].Class != o.class:
+		panic("outcome " + o.label + ": declared again with a meaning or class of its own")
 	}
 	o.xcache = []string{o.label}
 	if o.hit || o.fwd != fwdNone {
 		o.status = []string{o.cacheStatus(forward{})}
 	}
+	declared = append(declared, &o)
 	return &o
 }
 

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,10 +34,70 @@ func TestReasonTable(t *testing.T) {
 	if a := reasonNoFreshness.Advice("/players/*"); !strings.Contains(a, "{path: /players/*, ttl: 30s}") || strings.Contains(a, routePlaceholder) {
 		t.Errorf("advice %q does not name the route", a)
 	}
-	for _, o := range []*outcome{hitL1, hitL2, staleRevalidating, staleOnError, staleBackoff, revalidated, missed,
-		passed, bypassed, wrongHost, badPath, originError, originBusy} {
+	for _, o := range declared {
 		if o.detail != reasonNone && reasons[o.detail].Hit != (o.class == ClassHit) {
 			t.Errorf("outcome %s: detail %s, hit %v in the reason table", o.label, o.detail, reasons[o.detail].Hit)
+		}
+	}
+}
+
+// TestVocabularyServesEveryDeclaration: GET /vocabulary lists every
+// outcome and every reason declared, each as its table describes it, and
+// every label it lists says what it means. Adding an outcome or a reason
+// without it being served fails here.
+func TestVocabularyServesEveryDeclaration(t *testing.T) {
+	srv := httptest.NewServer(VocabularyAPI())
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v Vocabulary
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /vocabulary: %d, %v", resp.StatusCode, err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+
+	outcomes := map[string]OutcomeInfo{}
+	for _, o := range v.Outcomes {
+		if _, dup := outcomes[o.Label]; dup {
+			t.Errorf("outcome %s served twice", o.Label)
+		}
+		outcomes[o.Label] = o
+		if o.Meaning == "" || !slices.Contains(Classes(), o.Class) || !slices.Contains(Tiers(), o.Tier) {
+			t.Errorf("outcome %+v: want a meaning, one of the classes and one of the tiers", o)
+		}
+	}
+	reasonsServed := map[string]ReasonInfo{}
+	for _, r := range v.Reasons {
+		reasonsServed[r.Label] = r
+		if r.Meaning == "" {
+			t.Errorf("reason %s: no meaning", r.Label)
+		}
+	}
+	if len(declared) < 2 || len(v.Outcomes) != len(labels) {
+		t.Errorf("%d outcomes declared, %d labels, %d served", len(declared), len(labels), len(v.Outcomes))
+	}
+	for _, o := range declared {
+		got, ok := outcomes[o.label]
+		if !ok || got.Class != o.class || got.Label != labels[o.idx] {
+			t.Errorf("outcome %s (%s): served as %+v, %v", o.label, o.class, got, ok)
+		}
+		if o.detail != reasonNone {
+			if r, ok := reasonsServed[o.detail.String()]; !ok || r.Hit != (o.class == ClassHit) {
+				t.Errorf("outcome %s: its detail %s served as %+v, %v", o.label, o.detail, r, ok)
+			}
+		}
+	}
+	if len(v.Reasons) != int(numReasons)-1 {
+		t.Errorf("%d reasons declared, %d served", int(numReasons)-1, len(v.Reasons))
+	}
+	for r := Reason(1); r < numReasons; r++ {
+		if got, ok := reasonsServed[r.String()]; !ok || got != reasons[r] {
+			t.Errorf("reason %s: served as %+v, %v; declared %+v", r, got, ok, reasons[r])
 		}
 	}
 }

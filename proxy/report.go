@@ -299,13 +299,15 @@ func (h *Handler) Report(top int) Report {
 
 func row(pattern string, c *counters) ReportRow {
 	r := ReportRow{Pattern: pattern, Answers: map[string]int64{}}
+	counts := make([]int64, len(labels))
 	for i, l := range labels {
 		if n := c.byLabel[i].Load(); n > 0 {
+			counts[i] = n
 			r.Answers[l] += n
 			r.Requests += n
 		}
 	}
-	r.HitRatio, _, _ = HitRatios(r.Answers)
+	r.HitRatio, _, _ = hitRatiosOf(counts)
 	var best int64
 	main := reasonNone
 	for reason := range numReasons {

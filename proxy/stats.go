@@ -10,15 +10,13 @@ import (
 
 // Stats is a snapshot of a Handler's counters since it was created.
 type Stats struct {
-	// Requests counts client requests by X-Cache result: "HIT-L1",
-	// "HIT-L2", "STALE", "REVALIDATED" (answered from the cache), "MISS"
-	// (fetched and stored), "PASS" (fetched, not storable), "BYPASS" (not
-	// looked up), "ERROR" (the proxy's 502 or 504: the origin failed).
-	// Every result of Outcomes is present, zero included.
+	// Requests counts client requests by X-Cache result. Every result of
+	// Outcomes (which says what each means, and its class) is present,
+	// zero included.
 	Requests map[string]int64 `json:"requests"`
 	// HitRatio is the share of the cacheable traffic answered from the
-	// cache: HIT-L1, HIT-L2, STALE and REVALIDATED, of those and MISS.
-	// PASS, BYPASS and ERROR are not counted.
+	// cache: the results of ClassHit, of those and ClassMiss. ClassPass
+	// and ClassError are not counted.
 	HitRatio float64 `json:"hit_ratio"`
 	// HitRatioAll is the share of all requests answered from the cache.
 	HitRatioAll float64 `json:"hit_ratio_all"`
@@ -73,12 +71,17 @@ const (
 	ClassError Class = "error"
 )
 
+// Classes returns every class, in a fixed order: hit, miss, pass, error.
+func Classes() []Class { return []Class{ClassHit, ClassMiss, ClassPass, ClassError} }
+
 // OutcomeInfo describes one X-Cache result, as declared in the outcome
 // table.
 type OutcomeInfo struct {
 	// Label is the X-Cache value, the key of Stats.Requests and the
 	// "result" label of the metrics.
 	Label string `json:"label"`
+	// Meaning says what the result means, in a line.
+	Meaning string `json:"meaning"`
 	// Class says whether it is a hit, a miss, a pass or an error.
 	Class Class `json:"class"`
 	// Tier is where the body served comes from: "l1", "l2", "cache"
@@ -91,6 +94,20 @@ type OutcomeInfo struct {
 // fixed order (hits first): what the metrics, Stats, the report, the
 // access log, the CLI and the dashboard list.
 func Outcomes() []OutcomeInfo { return slices.Clone(infos) }
+
+// Vocabulary describes the words the proxy answers with, as its tables
+// declare them: the X-Cache results (outcome.go) and the Cache-Status
+// details (reason.go). It is the JSON of the admin API's GET /vocabulary
+// (VocabularyAPI), from which the dashboard takes every label it shows.
+type Vocabulary struct {
+	// Outcomes are the X-Cache results, as Outcomes returns them.
+	Outcomes []OutcomeInfo `json:"outcomes"`
+	// Reasons are the Cache-Status details, as Reasons returns them.
+	Reasons []ReasonInfo `json:"reasons"`
+}
+
+// Vocab returns the proxy's vocabulary.
+func Vocab() Vocabulary { return Vocabulary{Outcomes: Outcomes(), Reasons: Reasons()} }
 
 // OutcomeOf returns the description of the X-Cache result label; ok is
 // false for a label the proxy does not answer with.
@@ -107,27 +124,51 @@ func OutcomeOf(label string) (OutcomeInfo, bool) {
 func Tiers() []string { return []string{tierL1, tierL2, tierCache, tierOrigin, tierProxy} }
 
 // HitRatios returns, for requests counted by X-Cache result as in
-// Stats.Requests, the share of the cacheable traffic (hits and misses)
-// answered from the cache and the share of all traffic; ok is false before
-// the first cacheable request. The classes come from Outcomes; a result it
-// does not know counts only in the total.
+// Stats.Requests (a map read from the admin API, say), the share of the
+// cacheable traffic (hits and misses) answered from the cache and the
+// share of all traffic; ok is false before the first cacheable request.
+// The classes come from Outcomes; a result it does not know counts only in
+// the total.
 func HitRatios(requests map[string]int64) (cacheable, all float64, ok bool) {
-	var hits, misses, total int64
+	var by classCounts
 	for label, n := range requests {
-		total += n
 		o, _ := OutcomeOf(label)
-		switch o.Class {
-		case ClassHit:
-			hits += n
-		case ClassMiss:
-			misses += n
-		}
+		by.add(o.Class, n)
 	}
-	if n := hits + misses; n > 0 {
-		cacheable, ok = float64(hits)/float64(n), true
+	return by.ratios()
+}
+
+// hitRatiosOf is HitRatios for counts indexed like labels, as the
+// Handler's own counters are: each count's class is its outcome's, not
+// looked up by its label.
+func hitRatiosOf(counts []int64) (cacheable, all float64, ok bool) {
+	var by classCounts
+	for i, n := range counts {
+		by.add(infos[i].Class, n)
 	}
-	if total > 0 {
-		all = float64(hits) / float64(total)
+	return by.ratios()
+}
+
+// classCounts sums requests by the class of their outcome.
+type classCounts struct{ hits, misses, total int64 }
+
+func (c *classCounts) add(class Class, n int64) {
+	c.total += n
+	switch class {
+	case ClassHit:
+		c.hits += n
+	case ClassMiss:
+		c.misses += n
+	}
+}
+
+// ratios returns the hit ratios of c: see HitRatios.
+func (c classCounts) ratios() (cacheable, all float64, ok bool) {
+	if n := c.hits + c.misses; n > 0 {
+		cacheable, ok = float64(c.hits)/float64(n), true
+	}
+	if c.total > 0 {
+		all = float64(c.hits) / float64(c.total)
 	}
 	return cacheable, all, ok
 }

@@ -167,3 +167,16 @@ func TestClusterURLAndKinds(t *testing.T) {
 		t.Errorf("recorded %q, want %q", h.commands[0], want)
 	}
 }
+
+// TestTiersShowsEveryValue: the X-Cache counts of a row show every value
+// counted, the most frequent first, those the harness never heard of
+// included (PASS and ERROR were once left out by a list of known values).
+func TestTiersShowsEveryValue(t *testing.T) {
+	got := tiers(map[string]int64{"HIT-L1": 5000, "PASS": 7000, "ERROR": 1, "SOMETHING-NEW": 1})
+	if want := "PASS 7,000, HIT-L1 5,000, ERROR 1, SOMETHING-NEW 1"; got != want {
+		t.Errorf("tiers = %q, want %q", got, want)
+	}
+	if got := tiers(nil); got != "" {
+		t.Errorf("tiers(nil) = %q, want nothing", got)
+	}
+}

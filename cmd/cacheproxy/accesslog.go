@@ -41,9 +41,9 @@ type served struct {
 	Path       string    `json:"path"`
 	Proto      string    `json:"proto"`
 	Status     int       `json:"status"`
-	XCache     string    `json:"x_cache"`
-	Reason     string    `json:"reason"` // the Cache-Status detail of a forwarded answer (proxy.Trace.Reason)
-	Tier       string    `json:"tier"`   // where the body came from (proxy.OutcomeInfo.Tier)
+	XCache     string    `json:"x_cache"` // the outcome's label (proxy.Trace.Outcome)
+	Reason     string    `json:"reason"`  // the Cache-Status detail of a forwarded answer (proxy.Trace.Reason)
+	Tier       string    `json:"tier"`    // where the body came from (proxy.OutcomeInfo.Tier)
 	Bytes      int64     `json:"bytes"`
 	DurationMS float64   `json:"duration_ms"`
 	OriginMS   float64   `json:"origin_ms"` // the time its own fills waited for the origin
@@ -75,9 +75,10 @@ func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handle
 		cw := &countingWriter{ResponseWriter: rw, status: http.StatusOK}
 		next.ServeHTTP(cw, r)
 		took := time.Since(start)
-		hdr := rw.Header()
+		// The metrics take the result from the X-Cache the proxy set (a
+		// request without a Trace has nothing else to tell it).
 		var xcache string
-		if v := hdr["X-Cache"]; len(v) > 0 { // set by the proxy, canonical
+		if v := rw.Header()["X-Cache"]; len(v) > 0 { // set by the proxy, canonical
 			xcache = v[0]
 		}
 		p.Observe(xcache, cw.bytes, took)
@@ -89,7 +90,7 @@ func observe(p *proxy.Handler, al *accessLogger, tail *tailHub, next http.Handle
 		answer, _ := trace.Outcome()
 		rec := served{
 			Time: start, ID: id, Remote: r.RemoteAddr, Host: r.Host, Method: r.Method, Path: r.URL.RequestURI(),
-			Proto: r.Proto, Status: cw.status, XCache: xcache, Reason: trace.Reason(),
+			Proto: r.Proto, Status: cw.status, XCache: answer.Label, Reason: trace.Reason(),
 			Tier: answer.Tier, Bytes: cw.bytes, DurationMS: float64(took.Microseconds()) / 1000,
 			OriginMS:  float64(trace.OriginDuration().Microseconds()) / 1000,
 			UserAgent: r.Header.Get("User-Agent"), Referer: r.Header.Get("Referer"),

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/promtest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 var (
@@ -23,9 +25,16 @@ var (
 	promGrouping = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
 )
 
+// promResult is a query's selection of X-Cache results: result="..." or
+// result=~"a|b".
+var promResult = regexp.MustCompile(`\bresult\s*(=~|=)\s*"([^"]*)"`)
+
 // TestGrafanaDashboard checks that every metric the dashboard's queries
 // name (and every label they select or group by) is in the /metrics of an
-// instance with Redis, after hits, misses, origin requests and a purge.
+// instance with Redis, after hits, misses, origin requests and a purge;
+// that every X-Cache result they name is one the proxy answers with; and
+// that none lists every result of a class (it selects class=... instead,
+// so that a result added to the class is counted).
 func TestGrafanaDashboard(t *testing.T) {
 	var dash struct {
 		Panels     []json.RawMessage `json:"panels"`
@@ -79,6 +88,25 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	if len(exprs) < 10 {
 		t.Fatalf("the dashboard has %d queries", len(exprs))
+	}
+	byClass := map[proxy.Class][]string{}
+	for _, o := range proxy.Outcomes() {
+		byClass[o.Class] = append(byClass[o.Class], o.Label)
+	}
+	for expr, where := range exprs {
+		for _, m := range promResult.FindAllStringSubmatch(strings.ReplaceAll(expr, `\"`, `"`), -1) {
+			named := strings.Split(m[2], "|")
+			for _, l := range named {
+				if _, ok := proxy.OutcomeOf(l); !ok {
+					t.Errorf("%s: selects result %q, which the proxy never answers with\nquery: %s", where, l, expr)
+				}
+			}
+			for class, labels := range byClass {
+				if len(labels) > 1 && !slices.ContainsFunc(labels, func(l string) bool { return !slices.Contains(named, l) }) {
+					t.Errorf("%s: lists every %s result (%s): select class=%q\nquery: %s", where, class, m[2], class, expr)
+				}
+			}
+		}
 	}
 
 	redis := redistest.Start(t)

@@ -17,13 +17,12 @@ import (
 
 // stats is the JSON of GET /stats.
 type stats struct {
+	// Proxy counts requests by X-Cache result; GET /vocabulary
+	// (proxy.Vocab) describes each result.
 	Proxy proxy.Stats `json:"proxy"`
-	// Outcomes describes each key of Proxy.Requests (proxy.Outcomes),
-	// in order: what the dashboard lists and charts.
-	Outcomes []proxy.OutcomeInfo `json:"outcomes"`
-	L1       *l1Stats            `json:"l1,omitempty"`
-	Redis    *redisStats         `json:"redis,omitempty"`
-	Fleet    *fleetStats         `json:"fleet,omitempty"`
+	L1    *l1Stats    `json:"l1,omitempty"`
+	Redis *redisStats `json:"redis,omitempty"`
+	Fleet *fleetStats `json:"fleet,omitempty"`
 }
 
 type fleetStats struct {
@@ -89,7 +88,7 @@ func newAdmin(cfg config, s *stack, draining *atomic.Bool) (*admin.Handler, erro
 }
 
 func (s *stack) stats(cfg config) stats {
-	st := stats{Proxy: s.proxy.Stats(), Outcomes: proxy.Outcomes()}
+	st := stats{Proxy: s.proxy.Stats()}
 	if s.local != nil {
 		st.L1 = &l1Stats{Entries: s.local.Len(), Bytes: s.local.Bytes(), MaxBytes: cfg.L1MaxBytes}
 	}

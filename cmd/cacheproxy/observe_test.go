@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/promtest"
@@ -67,6 +70,8 @@ func TestMetricsFromStart(t *testing.T) {
 	for _, o := range proxy.Outcomes() {
 		if m := mf.Series("cacheproxy_requests_total", "result", o.Label); m == nil || m.GetCounter().GetValue() != 0 {
 			t.Errorf("cacheproxy_requests_total{result=%q} = %v, want 0", o.Label, m)
+		} else if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == "class" && l.GetValue() == string(o.Class) }) {
+			t.Errorf("cacheproxy_requests_total{result=%q} has labels %v, want class=%q", o.Label, m.GetLabel(), o.Class)
 		}
 		if m := mf.Series("cacheproxy_request_duration_seconds", "result", o.Label); m == nil || m.GetHistogram().GetSampleCount() != 0 {
 			t.Errorf("cacheproxy_request_duration_seconds{result=%q} = %v, want an empty histogram", o.Label, m)

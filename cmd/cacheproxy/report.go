@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/cacheproxy/cacheproxy/admin"
@@ -88,15 +89,22 @@ func printReport(w io.Writer, rep proxy.Report) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "%s\tREQUESTS\tHIT RATIO\tHIT\tMISS\tPASS\tERROR\tMAIN REASON\n", part.title)
+		fmt.Fprintf(tw, "%s\tREQUESTS\tHIT RATIO\t", part.title)
+		for _, c := range proxy.Classes() { // a column per class
+			fmt.Fprintf(tw, "%s\t", strings.ToUpper(string(c)))
+		}
+		fmt.Fprintln(tw, "MAIN REASON")
 		for _, r := range part.rows {
 			by := byClass(r.Answers)
 			ratio := "-"
-			if by[proxy.ClassHit]+by[proxy.ClassMiss] > 0 {
+			if _, _, ok := proxy.HitRatios(r.Answers); ok {
 				ratio = fmt.Sprintf("%.1f%%", 100*r.HitRatio)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\t%s\n", r.Pattern, r.Requests, ratio, by[proxy.ClassHit],
-				by[proxy.ClassMiss], by[proxy.ClassPass], by[proxy.ClassError], orDash(r.MainReasonText()))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t", r.Pattern, r.Requests, ratio)
+			for _, c := range proxy.Classes() {
+				fmt.Fprintf(tw, "%d\t", by[c])
+			}
+			fmt.Fprintln(tw, orDash(r.MainReasonText()))
 		}
 		tw.Flush()
 		for _, r := range part.rows {

@@ -51,6 +51,15 @@ func TestReportCommand(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("/static/app.js  %d", 5)) && !strings.Contains(out, "80.0%") {
 		t.Errorf("report without /static/app.js's hit ratio:\n%s", out)
 	}
+	// A column per class of outcome, and the row's counts in them:
+	// /static/app.js was fetched once and answered from the cache after.
+	head := "PATTERN REQUESTS HIT RATIO HIT MISS PASS ERROR MAIN REASON"
+	if first, _, _ := strings.Cut(out, "\n"); strings.Join(strings.Fields(first), " ") != head {
+		t.Errorf("report header %q, want the columns %q", first, head)
+	}
+	if !strings.Contains(strings.Join(strings.Fields(out), " "), "/static/app.js 5 80.0% 4 1 0 0 -") {
+		t.Errorf("report's /static/app.js row is not 5 requests, 80.0%%, 4 hits, 1 miss:\n%s", out)
+	}
 	code, out, _ = runClient(t, []string{"report", "-json", "-top", "2"}, env)
 	if code != 0 || strings.Count(out, `"pattern"`) != 2 {
 		t.Errorf("report -json -top 2: %d\n%s", code, out)

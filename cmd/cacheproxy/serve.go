@@ -282,6 +282,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	adm.Handle("POST /reload", http.HandlerFunc(rl.serveReload))
 	adm.Handle("GET /tail", http.HandlerFunc(s.serveTail))
 	adm.Handle("GET /history", http.HandlerFunc(s.serveHistory))
+	adm.Handle("GET /vocabulary", proxy.VocabularyAPI())
 	// Profiles, behind the admin token like everything but /healthz.
 	adm.Handle("GET /debug/pprof/", http.HandlerFunc(pprof.Index))
 	adm.Handle("GET /debug/pprof/profile", limitSeconds(http.HandlerFunc(pprof.Profile)))

@@ -11,9 +11,10 @@ import (
 
 // The dashboard: GET /ui/ on the admin listener serves a page, a script
 // and a style sheet embedded in the binary (no build step, nothing loaded
-// from elsewhere). The script polls /stats, /readyz, /report, /purges and,
-// for its inspect box, /cache?url= every 2 s, sending the admin token as
-// a bearer token like any other client.
+// from elsewhere). The script reads the labels it shows from /vocabulary
+// once, then polls /stats, /readyz, /report, /purges, /history and, for
+// its inspect box, /cache?url= every 2 s, sending the admin token as a
+// bearer token like any other client.
 //
 // The three files hold no data, so they are served without the token: a
 // browser cannot send an Authorization header when it navigates to a page,

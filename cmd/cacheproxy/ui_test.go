@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,6 +100,34 @@ func TestDashboardFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDashboardSpellsNoVocabulary: the dashboard's files spell no X-Cache
+// result nor Cache-Status detail: it shows those GET /vocabulary lists.
+// Details are looked for as quoted strings; a few are also ordinary words
+// of the script: "l1" and "l2" the tiers the chart groups by, 'status' a
+// field of the inspect box, 'no-store' fetch's cache mode.
+func TestDashboardSpellsNoVocabulary(t *testing.T) {
+	var words []string
+	for _, o := range proxy.Outcomes() {
+		words = append(words, o.Label, "x-"+strings.ToLower(o.Label))
+	}
+	for _, r := range proxy.Reasons() {
+		if !slices.Contains(append(proxy.Tiers(), "status", "no-store"), r.Label) {
+			words = append(words, "'"+r.Label+"'", `"`+r.Label+`"`, "`"+r.Label+"`")
+		}
+	}
+	for _, name := range []string{"ui/dashboard.js", "ui/dashboard.css", "ui/index.html"} {
+		b, err := uiFiles.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range words {
+			if bytes.Contains(b, []byte(w)) {
+				t.Errorf("%s spells %s: take it from GET /vocabulary", name, w)
+			}
+		}
 	}
 }
 
@@ -344,14 +373,17 @@ type dashboardDOM struct {
 	L1Entries   string
 	Redis       string
 	Results     map[string]string
-	Bars        []map[string]string
-	RateSamples int
-	RatePoints  int
-	Fleet       []domRow
-	Report      []domRow
-	Routes      []domRow
-	Purges      []domRow
-	Inspect     struct {
+	// ResultTitles is the title of each result's row: the meaning GET
+	// /vocabulary gives it.
+	ResultTitles map[string]string
+	Bars         []map[string]string
+	RateSamples  int
+	RatePoints   int
+	Fleet        []domRow
+	Report       []domRow
+	Routes       []domRow
+	Purges       []domRow
+	Inspect      struct {
 		State, URL string
 		Fields     map[string]string
 		Variants   []domRow
@@ -359,16 +391,18 @@ type dashboardDOM struct {
 }
 
 type domRow struct {
-	Key   string   // data-id, data-pattern or data-query
-	Extra string   // data-self, data-status
-	Cells []string // the cells' text
+	Key    string   // data-id, data-pattern or data-query
+	Extra  string   // data-self, data-status
+	Cells  []string // the cells' text
+	Titles []string // the cells' titles
 }
 
 const readDashboardJS = `(() => {
 	const $ = (s) => document.querySelector(s);
 	const txt = (s) => $(s).textContent;
 	const rows = (sel, key, extra) => [...document.querySelectorAll(sel + ' tbody tr')].filter((r) => r.dataset[key] !== undefined)
-		.map((r) => ({key: r.dataset[key], extra: r.dataset[extra] || '', cells: [...r.cells].map((c) => c.textContent)}));
+		.map((r) => ({key: r.dataset[key], extra: r.dataset[extra] || '', cells: [...r.cells].map((c) => c.textContent),
+			titles: [...r.cells].map((c) => c.title)}));
 	const line = $('#chart-rates polyline');
 	return {
 		polls: +document.body.dataset.polls,
@@ -379,6 +413,7 @@ const readDashboardJS = `(() => {
 		requests: txt('#requests-total'), origin: txt('#origin-requests'),
 		l1Entries: txt('#l1-entries'), redis: txt('#redis-state'),
 		results: Object.fromEntries(rows('#results', 'kind', '').map((r) => [r.key, r.cells[1]])),
+		resultTitles: Object.fromEntries(rows('#results', 'kind', '').map((r) => [r.key, r.titles[0]])),
 		bars: [...document.querySelectorAll('#chart-tiers g.bar')].map((g) => Object.assign({rects: String(g.querySelectorAll('rect').length)}, g.dataset)),
 		rateSamples: +$('#chart-rates').dataset.samples,
 		ratePoints: line ? line.getAttribute('points').split(' ').length : 0,
@@ -406,6 +441,13 @@ func checkDashboard(t *testing.T, page dashboardDOM, st stats) {
 	for _, k := range dashKinds {
 		if got, want := page.Results[k], formatCount(p.Requests[k]); got != want {
 			t.Errorf("requests %s: page shows %q, /stats says %s", k, got, want)
+		}
+	}
+	// The results are those GET /vocabulary lists, each with its meaning:
+	// a text only that answer holds (neither /stats nor the script).
+	for _, o := range proxy.Outcomes() {
+		if got := page.ResultTitles[o.Label]; got != o.Meaning || got == "" {
+			t.Errorf("result %s: row titled %q, want its meaning from /vocabulary %q", o.Label, got, o.Meaning)
 		}
 	}
 	if got, want := page.Requests, formatCount(sumRequests(p.Requests)); got != want {
@@ -519,11 +561,19 @@ func checkReport(t *testing.T, page dashboardDOM, s *server) {
 			}
 		}
 	}
-	want := map[string]string{"/news": "no-freshness (100%)", "/session": "set-cookie (100%)", "/admin/users": "bypass-route (100%)"}
+	meanings := map[string]string{}
+	for _, r := range proxy.Reasons() {
+		meanings[r.Label] = r.Meaning
+	}
+	want := map[string]string{"/news": "no-freshness", "/session": "set-cookie", "/admin/users": "bypass-route"}
 	for _, r := range page.Report {
 		if reason, ok := want[r.Key]; ok {
-			if r.Cells[3] != reason || r.Cells[4] == "" {
-				t.Errorf("report %s: reason %q, advice %q; want %s with advice", r.Key, r.Cells[3], r.Cells[4], reason)
+			if r.Cells[3] != reason+" (100%)" || r.Cells[4] == "" {
+				t.Errorf("report %s: reason %q, advice %q; want %s (100%%) with advice", r.Key, r.Cells[3], r.Cells[4], reason)
+			}
+			// The reason explained as GET /vocabulary explains it.
+			if r.Titles[3] != meanings[reason] || r.Titles[3] == "" {
+				t.Errorf("report %s: reason titled %q, want its meaning from /vocabulary %q", r.Key, r.Titles[3], meanings[reason])
 			}
 			delete(want, r.Key)
 		}

@@ -1,9 +1,10 @@
 // The cacheproxy dashboard: polls the admin API every 2 s and draws what it
 // answers. Its charts are drawn from the server's own samples of its
 // counters (GET /history), so a tab that opens shows the last minutes at
-// once. The outcomes it lists come from /stats (the server's outcome
-// table), never spelled here. Everything shown comes from the API and is set as text (never as
-// HTML). The admin token is read from the URL fragment (#token=...) or the
+// once. The X-Cache results it lists and the Cache-Status details it
+// explains come from GET /vocabulary (the server's tables, with what each
+// means), never spelled here. Everything shown comes from the API and is
+// set as text (never as HTML). The admin token is read from the URL fragment (#token=...) or the
 // token field and kept in sessionStorage; it is sent with every request as
 // "Authorization: Bearer <token>", and only to this origin.
 'use strict';
@@ -13,17 +14,21 @@
   const HISTORY = 150; // intervals kept: 5 minutes of the server's 2 s samples
   const MIN_SLOTS = 12; // a chart is at least this many intervals wide
   const TOKEN_KEY = 'cacheproxy-admin-token';
-  // The outcomes, as /stats describes them: {label, class, tier}.
+  // The vocabulary, as GET /vocabulary describes it: the outcomes
+  // ({label, meaning, class, tier}, in the server's order) and the reasons
+  // ({label, meaning, hit, advice}) by label. Empty until it is read.
   let OUTCOMES = [];
   let KINDS = [];
-  // The tiers chart stacks these, bottom first: which outcomes each draws.
+  let REASONS = null;
+  // The tiers chart stacks these, bottom first: which outcomes each draws,
+  // by class and tier; mark colours an outcome's row in the results table.
   const SERIES = [
-    { cls: 's-l1', has: (o) => o.class === 'hit' && o.tier === 'l1' },
-    { cls: 's-l2', has: (o) => o.class === 'hit' && o.tier === 'l2' },
-    { cls: 's-stale', has: (o) => o.class === 'hit' && o.tier !== 'l1' && o.tier !== 'l2' },
-    { cls: 's-miss', has: (o) => o.class === 'miss' },
-    { cls: 's-pass', has: (o) => o.class === 'pass' },
-    { cls: 's-error', has: (o) => o.class === 'error' },
+    { cls: 's-l1', mark: 'm-l1', has: (o) => o.class === 'hit' && o.tier === 'l1' },
+    { cls: 's-l2', mark: 'm-l2', has: (o) => o.class === 'hit' && o.tier === 'l2' },
+    { cls: 's-stale', mark: 'm-stale', has: (o) => o.class === 'hit' && o.tier !== 'l1' && o.tier !== 'l2' },
+    { cls: 's-miss', mark: 'm-miss', has: (o) => o.class === 'miss' },
+    { cls: 's-pass', mark: 'm-pass', has: (o) => o.class === 'pass' },
+    { cls: 's-error', mark: 'm-error', has: (o) => o.class === 'error' },
   ];
   const SVG = 'http://www.w3.org/2000/svg';
 
@@ -140,10 +145,11 @@
 
   // --- history ---
 
-  // outcomesFrom takes the outcome table from a /stats answer.
-  function outcomesFrom(st) {
-    if (Array.isArray(st.outcomes) && st.outcomes.length) OUTCOMES = st.outcomes;
+  // vocabularyFrom takes the outcomes and reasons from a /vocabulary answer.
+  function vocabularyFrom(v) {
+    OUTCOMES = Array.isArray(v.outcomes) ? v.outcomes : [];
     KINDS = OUTCOMES.map((o) => o.label);
+    REASONS = new Map((Array.isArray(v.reasons) ? v.reasons : []).map((r) => [r.label, r]));
   }
 
   // record adds the server's new samples (GET /history?since=).
@@ -295,7 +301,12 @@
 
     const tb = $('results').tBodies[0];
     tb.replaceChildren();
-    for (const k of KINDS) row(tb, [el('td', k, 'kind x-' + k.toLowerCase()), num(count(req[k])), num(n ? pct((req[k] || 0) / n) : '–')], { kind: k });
+    for (const o of OUTCOMES) {
+      const k = o.label, s = SERIES.find((s) => s.has(o));
+      const kind = el('td', k, 'kind' + (s ? ' ' + s.mark : ''));
+      kind.title = o.meaning || '';
+      row(tb, [kind, num(count(req[k])), num(n ? pct((req[k] || 0) / n) : '–')], { kind: k });
+    }
     for (const k of Object.keys(req)) if (!KINDS.includes(k)) row(tb, [el('td', k, 'kind'), num(count(req[k])), num(n ? pct(req[k] / n) : '–')], { kind: k });
     row(tb, [el('th', 'total'), num(count(n)), num('')], { kind: 'total' });
 
@@ -333,8 +344,10 @@
         const hr = hitsAndMisses(r.answers) ? pct(r.hit_ratio) : '–';
         const ratio = num(hr);
         if (hr !== '–') ratio.classList.add(r.hit_ratio >= 0.8 ? 'ok-text' : r.hit_ratio >= 0.4 ? 'warn-text' : 'bad-text');
-        const reason = r.main_reason ? `${r.main_reason} (${share(r.main_reason_share)})` : '–';
-        row(tb, [el('td', r.pattern, 'mono'), num(count(r.requests)), ratio, el('td', reason, 'mono'), withCode(el('td', null, 'advice'), r.advice)],
+        const reason = el('td', r.main_reason ? `${r.main_reason} (${share(r.main_reason_share)})` : '–', 'mono');
+        const known = r.main_reason && REASONS && REASONS.get(r.main_reason);
+        if (known) reason.title = known.meaning;
+        row(tb, [el('td', r.pattern, 'mono'), num(count(r.requests)), ratio, reason, withCode(el('td', null, 'advice'), r.advice)],
           { pattern: r.pattern });
       }
       if (!rows.length) row(tb, [el('td', 'no requests yet', 'muted')]);
@@ -439,12 +452,15 @@
   async function poll() {
     try {
       const since = samples.length ? samples[samples.length - 1].t : 0;
-      const [st, ready, rep, pur, hist] = await Promise.all([api('stats'), api('readyz'), api('report?top=10'), api('purges'),
-        api('history?since=' + since)]);
+      // The vocabulary is the server binary's: read once, until a read
+      // succeeds (a result a newer server adds is listed with the others).
+      const [st, ready, rep, pur, hist, vocab] = await Promise.all([api('stats'), api('readyz'), api('report?top=10'), api('purges'),
+        api('history?since=' + since), REASONS ? null : api('vocabulary')]);
+      if (vocab && (vocab.status !== 200 || !vocab.body)) throw new Error('GET /vocabulary answered ' + vocab.status);
+      if (vocab) vocabularyFrom(vocab.body);
       if (st.status !== 200 || !st.body) throw new Error('GET /stats answered ' + st.status);
       showError('');
       showTokenState(false);
-      outcomesFrom(st.body);
       if (hist.status === 200 && hist.body) record(hist.body.samples || []);
       showStats(st.body, ready.body);
       if (rep.status === 200 && rep.body) showReport(rep.body);
