@@ -1,0 +1,53 @@
+package tiers
+
+import (
+	"net/http"
+	"strings"
+)
+
+// VariantSep separates a URL's base key from the suffix of one of its Vary
+// variants: a varying response is stored under base + "#" + suffix, and
+// its Vary marker under base. A base key never holds it (the proxy's keys
+// hold a canonical URL, in which '#' is always percent-encoded).
+const VariantSep = '#'
+
+// SplitKey returns the base key of key and, if key names a Vary variant,
+// the variant's suffix (after the first VariantSep) and true. It is the
+// one place the tiers read a key's structure.
+func SplitKey(key string) (base, suffix string, variant bool) {
+	i := strings.IndexByte(key, VariantSep)
+	if i < 0 {
+		return key, "", false
+	}
+	return key[:i], key[i+1:], true
+}
+
+// VariantField is the header field of a Vary marker that lists its
+// variants' suffixes (see SplitKey), for inspection and for a purge that
+// names the URL; UnlistedField, when set, says some variant stored under
+// the base key is not listed.
+const (
+	VariantField  = "Variant"
+	UnlistedField = "Variant-Unlisted"
+)
+
+// VaryMarker returns the Vary marker of the varying response e: the
+// entry stored under its URL's base key, listing the request headers it
+// varies on (e.Vary) and, in its VariantField, the suffixes of the
+// variants stored (unlisted: some are not listed). Its URL, times,
+// sequence and tags are e's, so a purge that kills e kills it. It is
+// packed (see Packed): it shares no memory with e or with variants, so
+// holding it keeps neither alive.
+func VaryMarker(e *Entry, variants []string, unlisted bool) *Entry {
+	m := Entry{Kind: KindVary, Vary: e.Vary, URL: e.URL, StoredAt: e.StoredAt,
+		InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
+	hdr := make(http.Header, 2)
+	if len(variants) > 0 {
+		hdr[VariantField] = variants
+	}
+	if unlisted {
+		hdr[UnlistedField] = []string{"1"}
+	}
+	m.Header = MakeHeader(hdr)
+	return m.Packed()
+}
