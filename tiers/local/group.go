@@ -97,17 +97,18 @@ func (g *group) with(suffix string, e *tiers.Entry, expires, now, maxCost int64)
 	}
 }
 
-// without returns g without the variant under suffix, nil if none is
-// left, and whether g held it.
-func (g *group) without(suffix string) (*group, bool) {
-	i := slices.IndexFunc(g.vs, func(m member) bool { return m.suffix == suffix })
-	if i < 0 {
+// without returns g without the variant under suffix, and without those
+// whose TTL has ended at now, nil if none is left; and whether g held
+// suffix.
+func (g *group) without(suffix string, now int64) (*group, bool) {
+	if !slices.ContainsFunc(g.vs, func(m member) bool { return m.suffix == suffix }) {
 		return g, false
 	}
-	if len(g.vs) == 1 {
+	vs := slices.DeleteFunc(slices.Clone(g.vs), func(m member) bool { return m.suffix == suffix || now >= m.expires })
+	if len(vs) == 0 {
 		return nil, true
 	}
-	return newGroup(slices.Delete(slices.Clone(g.vs), i, i+1)), true
+	return newGroup(vs), true
 }
 
 // newGroup returns the group of the variants in (oldest first, not

@@ -365,3 +365,29 @@ func TestGroupConcurrent(t *testing.T) {
 	})
 	checkAccounting(t, c)
 }
+
+// TestGroupDeleteLastLive: deleting the one variant of a URL whose TTL
+// has not ended drops the URL, though the group still holds an expired
+// one (a group of expired variants alone would be stored with no TTL
+// left, and refused, the deleted variant kept).
+func TestGroupDeleteLastLive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newCache(t, 1<<20)
+	c.Set(ctx, ae("k", "short"), variantOf("/a", "s", "Accept-Encoding"), time.Second)
+	c.Wait()
+	c.Set(ctx, ae("k", "long"), variantOf("/a", "l", "Accept-Encoding"), time.Hour)
+	c.Wait()
+	await.Until(t, 5*time.Second, "the short variant to expire", func() bool {
+		_, ok, _ := c.Get(ctx, ae("k", "short"))
+		return !ok
+	})
+	c.Delete(ctx, ae("k", "long"))
+	c.Wait()
+	for _, k := range []string{"k", ae("k", "long")} {
+		if _, ok, _ := c.Get(ctx, k); ok {
+			t.Errorf("Get(%q) hit after its last live variant was deleted", k)
+		}
+	}
+	checkAccounting(t, c)
+}

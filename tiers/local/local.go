@@ -261,9 +261,20 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 	now := time.Now()
 	old, _ := c.c.Get(base)
 	if g := old.g.with(suffix, e, now.Add(ttl).UnixNano(), now.UnixNano(), c.max); g != nil {
-		c.store(base, item{e: g.marker, g: g}, time.Duration(g.expires()-now.UnixNano()))
+		c.storeGroup(base, g, now)
 	}
 	return nil
+}
+
+// storeGroup stores g under base until its last variant's TTL ends, or
+// drops base if that was before now (a TTL of zero would be none).
+func (c *Cache) storeGroup(base string, g *group, now time.Time) {
+	ttl := time.Duration(g.expires() - now.UnixNano())
+	if ttl <= 0 {
+		c.c.Del(base)
+		return
+	}
+	c.store(base, item{e: g.marker, g: g}, ttl)
 }
 
 // store hands it to ristretto under base for ttl, counted.
@@ -306,13 +317,14 @@ func (c *Cache) drop(base, suffix string, variant bool) {
 	case it.g == nil:
 		// A response that does not vary: no variant to drop.
 	default:
-		g, held := it.g.without(suffix)
+		now := time.Now()
+		g, held := it.g.without(suffix, now.UnixNano())
 		switch {
 		case !held:
 		case g == nil:
 			c.c.Del(base)
 		default:
-			c.store(base, item{e: g.marker, g: g}, time.Duration(g.expires()-time.Now().UnixNano()))
+			c.storeGroup(base, g, now)
 		}
 	}
 }
