@@ -13,11 +13,11 @@ import (
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
-// writeEntry writes e as the response, counted as o (see count), with the
-// Cache-Status cs, its Age as of x.now. Header values are shared with e,
-// never copied or modified.
-func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
-	x.h.countEntry(e, x, o)
+// writeEntry writes e as the response, counted as o for why (see count),
+// with the Cache-Status cs, its Age as of now. Header values are shared
+// with e, never copied or modified.
+func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string, why Reason, now time.Time) {
+	x.h.countEntry(e, x, o, why)
 	w, r := x.w, x.r
 	hdr := w.Header()
 	body := e.Body
@@ -44,7 +44,7 @@ func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string) {
 	} else {
 		e.Header.CopyTo(hdr)
 	}
-	hdr["Age"] = ageHeader(e.Age(x.now))
+	hdr["Age"] = ageHeader(e.Age(now))
 	hdr["X-Cache"] = o.xcache
 	hdr["Cache-Status"] = cs
 	if e.Status == http.StatusOK && notModified(r, e.Header) {

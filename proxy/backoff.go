@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // Origin backoff: while a key's origin fetch keeps failing (an error, a
@@ -164,24 +162,17 @@ func (b *backoffs) failing(now time.Time) int {
 	return n
 }
 
-// servableInBackoff reports whether stale may be served instead of a fetch
-// held back by the backoff: it may be served because the origin failed
-// (stale-if-error), or while it is revalidated (stale-while-revalidate).
-func (x *exchange) servableInBackoff(stale *tiers.Entry) bool {
-	return x.servesStale(stale, x.now)
-}
-
 // originAllowed reports whether the fill of the exchange's key may go to
-// the origin now (see backoffs.begin and originGate), and whether it must
-// report its outcome to the fleet.
-func (x *exchange) originAllowed(ctx context.Context) (ok, report bool) {
+// the origin at now (see backoffs.begin and originGate), and whether it
+// must report its outcome to the fleet.
+func (x *exchange) originAllowed(ctx context.Context, now time.Time) (ok, report bool) {
 	h := x.h
-	ok, failing := h.backoffs.begin(x.key, x.now, h.o.FillTimeout)
+	ok, failing := h.backoffs.begin(x.key, now, h.o.FillTimeout)
 	if !ok {
 		return false, false
 	}
-	g, isGate := h.o.Shared.(originGate)
-	if !isGate {
+	g := h.chain.originGate()
+	if g == nil {
 		return true, false
 	}
 	ok, fleetFailing, err := g.OriginAttempt(ctx, x.key, h.o.FillTimeout)
@@ -193,7 +184,7 @@ func (x *exchange) originAllowed(ctx context.Context) (ok, report bool) {
 	if !ok {
 		// Another instance's failure, or its probe: ask again in a
 		// while, not on every request.
-		h.backoffs.heldBack(x.key, x.now, x.now.Add(h.o.OriginBackoff), h.o.OriginBackoffMax)
+		h.backoffs.heldBack(x.key, now, now.Add(h.o.OriginBackoff), h.o.OriginBackoffMax)
 	}
 	return ok, failing || fleetFailing
 }
@@ -202,17 +193,17 @@ func (x *exchange) originAllowed(ctx context.Context) (ok, report bool) {
 // reached the origin: failed (an error or a 5xx) or not.
 func (x *exchange) originOutcome(ctx context.Context, failed, report bool) {
 	h := x.h
-	g, isGate := h.o.Shared.(originGate)
+	g := h.chain.originGate()
 	if !failed {
 		if h.backoffs.succeeded(x.key) || report {
-			if isGate {
+			if g != nil {
 				g.OriginRecovered(context.WithoutCancel(ctx), x.key)
 			}
 		}
 		return
 	}
 	var fleet time.Duration
-	if isGate {
+	if g != nil {
 		fleet, _ = g.OriginFailed(context.WithoutCancel(ctx), x.key, h.o.OriginBackoff, h.o.OriginBackoffMax)
 	}
 	h.backoffs.failed(x.key, h.o.Now(), fleet, h.o.OriginBackoff, h.o.OriginBackoffMax)

@@ -251,3 +251,8 @@ func requestCacheControl(hdr http.Header) cacheControl {
 	}
 	return cc
 }
+
+// wantsOrigin reports whether a request's directives ask for the origin's
+// word on what is stored (no-cache, Pragma: no-cache, max-age=0): it is
+// revalidated, not served (RFC 9111 §5.2.1.4).
+func (cc cacheControl) wantsOrigin() bool { return cc.noCache || cc.maxAge == 0 }

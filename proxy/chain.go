@@ -237,34 +237,142 @@ const (
 	unlistedField = tiers.UnlistedField
 )
 
-// lookup finds the entry for the request in t. It returns the entry if it
-// may answer the request now; else, if one is stored but stale, that
-// entry; and the Cache-Status forward reason. Tier errors count as
-// misses.
-func (x *exchange) lookup(ctx context.Context, t Tier) (fresh, stale *tiers.Entry, fwd fwdReason) {
-	e, fwd := x.h.chain.get(ctx, t, x.key, x.r)
-	if e == nil {
-		return nil, nil, fwd
-	}
-	judged, u := x.judge(e, x.now)
-	switch u {
-	case usable:
-		return judged, nil, fwdNone
-	case stored:
-		return nil, judged, fwdStale
-	case purged:
-		// As if it were not stored (RFC 9211 §2.2.1).
-		if len(e.Vary) > 0 {
-			return nil, nil, fwdVaryMiss
-		}
-		return nil, nil, fwdURIMiss
-	}
-	return nil, nil, fwdMiss
+// leaser is implemented by a shared tier that can coordinate fills across
+// instances: one instance fetches a key from the origin while the others
+// wait for the entry it stores.
+type leaser interface {
+	// Lease returns the entry stored under key if there is one; else it
+	// takes the fill lease on key for ttl if nobody holds it (held), and
+	// release ends it.
+	Lease(ctx context.Context, key string, ttl time.Duration) (e *tiers.Entry, held bool, release func(), err error)
+	// LeaseHeld reports whether anybody holds the fill lease on key.
+	LeaseHeld(ctx context.Context, key string) (bool, error)
 }
 
-func firstOf(a, b *tiers.Entry) *tiers.Entry {
-	if a != nil {
-		return a
+// revalidationLeaser is implemented by a shared tier that can give one
+// instance of the fleet the background revalidation of a stale entry.
+type revalidationLeaser interface {
+	// RevalidationLease takes the revalidation lease on key for ttl if
+	// nobody holds it (held), renewed until release is called. An error
+	// means no coordination is possible (alone in the fleet, or Redis
+	// down): the caller revalidates.
+	RevalidationLease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error)
+}
+
+// leaser returns the shared tier as a fill-lease service, or nil if
+// there is none (no L2, or one that cannot coordinate fills).
+func (c *chain) leaser() leaser {
+	l, _ := c.shared.(leaser)
+	return l
+}
+
+// originGate returns the shared tier as the fleet's record of origin
+// failures, or nil.
+func (c *chain) originGate() originGate {
+	g, _ := c.shared.(originGate)
+	return g
+}
+
+// revalidationLease takes the fleet's revalidation lease on key (see
+// revalidationLeaser). Without a shared tier that coordinates, it returns
+// an error: the caller revalidates.
+func (c *chain) revalidationLease(ctx context.Context, key string) (held bool, release func(), err error) {
+	l, ok := c.shared.(revalidationLeaser)
+	if !ok {
+		return false, nil, errNoLease
 	}
-	return b
+	return l.RevalidationLease(ctx, key, leaseTTL)
+}
+
+// The chain's operations on the tiers for purges and invalidations
+// (purge.go, invalidate.go), on L1 whether or not it may be used now.
+
+// holder is implemented by a shared tier that can tell, in one cheap
+// call, whether it holds anything under a key: an entry, a Vary marker,
+// or a fill lease (shared.Tier.Holds).
+type holder interface {
+	Holds(ctx context.Context, key string) (bool, error)
+}
+
+// mayHold reports whether a tier may hold anything under the base key
+// key: an entry in L1; an entry, a Vary marker or a fill lease in L2. A
+// tier that fails or cannot tell counts as holding it.
+func (c *chain) mayHold(ctx context.Context, key string) bool {
+	if c.local != nil {
+		if _, ok, err := c.local.Get(ctx, key); ok || err != nil {
+			return true
+		}
+	}
+	if c.shared == nil {
+		return false
+	}
+	s, ok := c.shared.(holder)
+	if !ok {
+		return true
+	}
+	held, err := s.Holds(ctx, key)
+	return held || err != nil
+}
+
+// drop deletes the entries under the base key key from both tiers (see
+// dropKeys), and reports false if some were left.
+func (c *chain) drop(ctx context.Context, key string) bool {
+	complete := true
+	for _, t := range []Tier{c.shared, c.local} {
+		if t != nil && !dropKeys(ctx, t, key) {
+			complete = false
+		}
+	}
+	return complete
+}
+
+// dropLocal is drop for L1 alone.
+func (c *chain) dropLocal(ctx context.Context, key string) bool {
+	return c.local == nil || dropKeys(ctx, c.local, key)
+}
+
+// localPurger is a Local tier that can drop what a selector names
+// itself (tiers/local): the entries it names that were stored before a
+// time, later stores of them included.
+type localPurger interface {
+	Purge(sel tiers.Selector, storedBefore time.Time)
+}
+
+// purgeLocal has L1 drop what sel names, stored before storedBefore, if
+// it can (localPurger); it reports whether it could.
+func (c *chain) purgeLocal(sel tiers.Selector, storedBefore time.Time) bool {
+	p, ok := c.local.(localPurger)
+	if ok {
+		p.Purge(sel, storedBefore)
+	}
+	return ok
+}
+
+// clearer is a Local tier that can drop every entry.
+type clearer interface{ Clear() }
+
+// clearLocal drops every entry of L1.
+func (c *chain) clearLocal() {
+	if l, ok := c.local.(clearer); ok {
+		l.Clear()
+	}
+}
+
+// dropKeys deletes from t the entry under the base key key, or its Vary
+// marker and the variants it lists. It reports false if it could not, or
+// some variant is not listed.
+func dropKeys(ctx context.Context, t Tier, key string) bool {
+	keys := []string{key}
+	m, ok, err := t.Get(ctx, key)
+	if err != nil {
+		return false
+	}
+	complete := true
+	if ok && m.Kind == tiers.KindVary {
+		complete = m.Header.Get(unlistedField) == ""
+		for _, v := range m.Header.Values(variantField) {
+			keys = append(keys, tiers.VariantKey(key, v))
+		}
+	}
+	return t.Delete(ctx, keys...) == nil && complete
 }

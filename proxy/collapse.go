@@ -6,24 +6,22 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
-	"strings"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
-// miss answers the exchange with a fill, collapsing concurrent misses of
-// its key into one (see flightGroup), which runs on a copy of the
-// exchange, detached from this request's context.
-func (x *exchange) miss() {
+// miss answers the exchange with a fill, given what the lookup found:
+// concurrent misses of its key on this instance are collapsed into one
+// fill (see flightGroup), which runs detached from this request's
+// context; the fill revalidates the stale copy found, if any.
+func (x *exchange) miss(f found) {
 	use := sharedLeaseOnly // L2 was just read
-	if x.fwd == fwdRequest {
+	if x.asksOrigin(f.stale) {
 		use = sharedNone
 	}
-	fx := *x
 	interim := &interimWriter{w: x.w}
-	fx.w = nil // only the leader's client writes, through interim
 	ctx := x.r.Context()
-	if x.h.flights.lockTimeout > 0 && x.staleAfterLockTimeout() != nil {
+	if x.h.flights.lockTimeout > 0 && x.staleAfterLockTimeout(f.stale) != nil {
 		// A stale copy that may be served if the origin hangs: the
 		// leader, like every waiter, waits for the fill at most the lock
 		// timeout, here or for another instance's fill (lease.go).
@@ -34,7 +32,7 @@ func (x *exchange) miss() {
 	res, leader, err := x.h.flights.do(ctx, x.key, x.h.o.FillTimeout, func(ctx context.Context) *fillResult {
 		// Only the leader's own client sees the origin's 1xx responses.
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: interim.write})
-		return fx.fill(ctx, use)
+		return x.fill(ctx, use, f.stale)
 	})
 	interim.close()
 	if err != nil && x.r.Context().Err() == nil && errors.Is(context.Cause(ctx), errLockTimeout) {
@@ -45,31 +43,31 @@ func (x *exchange) miss() {
 		return
 	}
 	if !leader {
-		if res = x.joined(res); res != nil {
+		if res = x.joined(res, f.stale); res != nil {
 			x.h.m.collapsed.Add(1)
-			x.writeResult(res, true)
+			x.writeResult(res, true, f.fwd)
 			return
 		}
 		// The leader's response is not for others, or took too long:
 		// fetch our own, revalidating our stale copy if we have one.
-		x.now = x.h.o.Now()
-		res = x.fill(x.r.Context(), sharedNone)
+		res = x.fill(x.r.Context(), sharedNone, f.stale)
 	}
-	x.writeResult(res, false)
+	x.writeResult(res, false, f.fwd)
 }
 
 // joined returns what a request that joined another request's fill may
 // answer with, or nil if it must fetch its own: the fill's entry if it is
 // for this request and was not purged since the fill started (a request
-// arriving after a purge never gets a response fetched before it); a stale
-// copy where the origin failed, or the fill outlived the lock timeout, and
-// the stale copy may be served so. res is nil after the lock timeout.
-func (x *exchange) joined(res *fillResult) *fillResult {
-	now, stale := x.h.o.Now(), x.stale
+// arriving after a purge never gets a response fetched before it); its
+// stale copy where the origin failed, or the fill outlived the lock
+// timeout, and the stale copy may be served so. res is nil after the lock
+// timeout.
+func (x *exchange) joined(res *fillResult, stale *tiers.Entry) *fillResult {
+	now := x.h.o.Now()
 	switch {
 	case res == nil:
 		// The lock timeout: the fill is slow, the origin likely hung.
-		return x.staleAfterLockTimeout()
+		return x.staleAfterLockTimeout(stale)
 	case res.servedOnError() && res.entry != nil && x.sameVariant(res) && x.servesStaleOnError(res.entry, now):
 		// The origin failed and the leader served its stale copy: so
 		// may every waiter that allows it (nginx's proxy_cache_use_stale).
@@ -97,37 +95,38 @@ func originFailed(res *fillResult) bool {
 // is the variant this request selects.
 func (x *exchange) sameVariant(res *fillResult) bool {
 	e := res.entry
-	return len(e.Vary) == 0 || x.h.variantKey(strings.SplitN(res.key, "#", 2)[0], e.Vary, x.r) == res.key
+	base, _, _ := tiers.SplitKey(res.key)
+	return len(e.Vary) == 0 || x.h.variantKey(base, e.Vary, x.r) == res.key
 }
 
-// writeResult writes a fill's outcome.
-func (x *exchange) writeResult(res *fillResult, collapsed bool) {
-	x.now = x.h.o.Now() // the fill took its time: Age is as of now
+// writeResult writes a fill's outcome; fwd is why the cache could not
+// answer.
+func (x *exchange) writeResult(res *fillResult, collapsed bool, fwd fwdReason) {
+	now := x.h.o.Now() // the fill took its time: Age is as of now
 	switch {
 	case res.err != nil:
 		o := errorOutcome(res.err)
 		x.h.count(x.r, x.path, x.rt, o, reasonNone)
-		x.h.writeError(x.w, x.r, res.err, x.fwd)
+		x.h.writeError(x.w, x.r, res.err, fwd)
 	case res.stream != nil:
-		x.writeStream(res.stream)
+		x.writeStream(res.stream, fwd)
 	case res.as == revalidated:
-		x.why = res.detail
-		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: x.why}))
+		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: res.detail}), res.detail, now)
 	case res.as != nil:
-		x.writeEntry(res.entry, res.as, res.as.status)
+		x.writeEntry(res.entry, res.as, res.as.status, reasonNone, now)
 	default:
-		x.why = x.detail(res.detail)
-		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: x.fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: x.why}))
+		why := detail(res.detail, fwd)
+		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: why}), why, now)
 	}
 }
 
 // detail is the Cache-Status detail of a forwarded response: why it was
-// not stored (stored), or why the cache could not answer.
-func (x *exchange) detail(stored Reason) Reason {
+// not stored (stored), or why the cache could not answer (fwd).
+func detail(stored Reason, fwd fwdReason) Reason {
 	switch {
 	case stored != reasonNone:
 		return stored
-	case x.fwd == fwdRequest:
+	case fwd == fwdRequest:
 		return reasonRequestNoCache
 	}
 	return reasonNone
@@ -135,7 +134,7 @@ func (x *exchange) detail(stored Reason) Reason {
 
 // writeStream copies a response that is not stored to the client: a PASS,
 // with the reason it is not stored.
-func (x *exchange) writeStream(s *streamedResponse) {
+func (x *exchange) writeStream(s *streamedResponse, fwd fwdReason) {
 	x.h.count(x.r, x.path, x.rt, passed, s.detail)
 	w, r := x.w, x.r
 	defer s.close()
@@ -147,7 +146,7 @@ func (x *exchange) writeStream(s *streamedResponse) {
 	}
 	x.h.removeTagHeaders(hdr)
 	hdr["X-Cache"] = passed.xcache
-	hdr["Cache-Status"] = passed.forwarded(forward{fwd: x.fwd, status: s.status, detail: s.detail})
+	hdr["Cache-Status"] = passed.forwarded(forward{fwd: fwd, status: s.status, detail: s.detail})
 	if streamNotModified(r, s) {
 		delete(hdr, "Content-Length")
 		delete(hdr, "Content-Type")

@@ -46,18 +46,19 @@ const (
 )
 
 // fill fetches the entry for the exchange: from the fleet if use says so
-// (lease.go), else from the origin, storing what may be stored. The stale
-// copy, if any, is revalidated rather than fetched again, and served if
-// the origin fails and it allows that. fill runs under ctx, which may
-// outlive the request's own context.
-func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
+// (claim, lease.go), else from the origin, storing what may be stored.
+// The stale copy, if any (the lookup's, or a newer one the fleet holds),
+// is revalidated rather than fetched again, and served if the origin
+// fails and it allows that. fill runs under ctx, which may outlive the
+// request's own context; it reads the exchange, never writes it or its
+// client's response.
+func (x *exchange) fill(ctx context.Context, use sharedUse, stale *tiers.Entry) *fillResult {
 	// Running, for an invalidation of its URL to see (invalidationFor).
 	defer x.h.filling.begin(x.key)()
 	// Every purge applied from here on is newer than what this fill
 	// fetches, and will kill it.
 	seq := x.h.o.Bans.Applied()
-	x.now = x.h.o.Now()
-	res, release := x.fromFleet(ctx, use)
+	res, stale, release := x.claim(ctx, use, stale)
 	if res != nil {
 		return res
 	}
@@ -65,16 +66,16 @@ func (x *exchange) fill(ctx context.Context, use sharedUse) *fillResult {
 		defer release()
 	}
 	var report bool
-	if x.servableInBackoff(x.stale) {
+	if now := x.h.o.Now(); x.servesStale(stale, now) {
 		// The origin may be failing: while it is, one fetch per interval
 		// (backoff.go), and the stale copy for the others.
 		var ok bool
-		if ok, report = x.originAllowed(ctx); !ok {
+		if ok, report = x.originAllowed(ctx, now); !ok {
 			x.h.m.originHeld.Add(1)
-			return &fillResult{entry: x.stale, key: x.key, shareable: true, as: staleBackoff}
+			return &fillResult{entry: stale, key: x.key, shareable: true, as: staleBackoff}
 		}
 	}
-	res = x.fetch(ctx, seq, x.stale, report)
+	res = x.fetch(ctx, seq, stale, report)
 	if res == nil {
 		// A 304 for another representation: fetch it whole.
 		res = x.fetch(ctx, seq, nil, report)

@@ -66,7 +66,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 	now := h.o.Now()
 	var in *Inspection
 	var variants []Variant
-	for _, t := range []namedTier{{"l1", h.o.Local}, {"l2", h.o.Shared}} {
+	for _, t := range []namedTier{{"l1", h.chain.local}, {"l2", h.chain.shared}} {
 		if t.tier == nil {
 			continue
 		}
@@ -131,7 +131,7 @@ func (h *Handler) listVariants(ctx context.Context, nt namedTier, key string, vs
 	now := h.o.Now()
 next:
 	for _, suffix := range m.Header.Values(variantField) {
-		vk := key + "#" + suffix
+		vk := tiers.VariantKey(key, suffix)
 		e, ok, err := t.Get(ctx, vk)
 		if err != nil || !ok || e.Kind != tiers.KindResponse || h.o.Bans.Dead(e) {
 			continue

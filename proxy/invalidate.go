@@ -120,37 +120,17 @@ func (h *Handler) invalidationFor(ctx context.Context, client, u string) invalid
 	return invalidateBan
 }
 
-// holder is implemented by a shared tier that can tell, in one cheap
-// call, whether it holds anything under a key: an entry, a Vary marker,
-// or a fill lease (shared.Tier.Holds).
-type holder interface {
-	Holds(ctx context.Context, key string) (bool, error)
-}
-
 // mayHold reports whether any tier may hold an entry of the canonical URL
 // u, or a fill of it may be running: a fill here, anything under one of
 // its base keys in L1, anything or a fill lease under it in L2. A tier
 // that fails or cannot tell counts as holding it.
 func (h *Handler) mayHold(ctx context.Context, u string) bool {
 	for _, key := range h.baseKeys(u) {
-		if h.filling.has(key) {
+		if h.filling.has(key) || h.chain.mayHold(ctx, key) {
 			return true
 		}
-		if h.o.Local != nil {
-			if _, ok, err := h.o.Local.Get(ctx, key); ok || err != nil {
-				return true
-			}
-		}
-		switch s, ok := h.o.Shared.(holder); {
-		case h.o.Shared == nil && h.o.Fleet != nil:
+		if h.chain.shared == nil && h.o.Fleet != nil {
 			return true // the other instances are out of sight
-		case h.o.Shared == nil:
-		case !ok:
-			return true
-		default:
-			if held, err := s.Holds(ctx, key); held || err != nil {
-				return true
-			}
 		}
 	}
 	return false
@@ -177,11 +157,7 @@ func (h *Handler) baseKeys(u string) []string {
 func (h *Handler) dropURL(ctx context.Context, u string) bool {
 	complete := true
 	for _, key := range h.baseKeys(u) {
-		for _, t := range []Tier{h.o.Shared, h.o.Local} {
-			if t != nil && !dropKeys(ctx, t, key) {
-				complete = false
-			}
-		}
+		complete = h.chain.drop(ctx, key) && complete
 	}
 	return complete
 }

@@ -25,15 +25,40 @@ func (x *exchange) judge(e *tiers.Entry, now time.Time) (*tiers.Entry, use) {
 	if bans.Dead(e) {
 		return nil, purged
 	}
-	u := usability(e, x.r, x.cc, x.ae, now)
+	cc := x.directivesFor(e)
+	u := usability(e, x.r, cc, x.ae, now)
 	if u == forbidden {
 		return nil, forbidden
 	}
 	if e.Remaining(now) > 0 && bans.Stale(e) {
 		return softPurged(e, now), stored
 	}
+	if u == usable && cc.wantsOrigin() {
+		return e, stored // to revalidate, as the request asks
+	}
 	return e, u
 }
+
+// directivesFor returns the request's cache directives as they apply to
+// e. Under the NoCacheRevalidate policy, an entry without a validator
+// cannot be revalidated: the request's no-cache and max-age=0 are dropped
+// for it, and it answers as if they were absent (see Options.ClientNoCache).
+func (x *exchange) directivesFor(e *tiers.Entry) cacheControl {
+	cc := x.cc
+	if x.policy != NoCacheRevalidate || !cc.wantsOrigin() || e == nil || hasValidator(e.Header) {
+		return cc
+	}
+	cc.noCache = false
+	if cc.maxAge == 0 {
+		cc.maxAge = -1
+	}
+	return cc
+}
+
+// asksOrigin reports whether the request asks for the origin's word on e
+// (no-cache, Pragma: no-cache, max-age=0; RFC 9111 §5.2.1.4), as its
+// policy reads it; with e nil, on whatever is stored.
+func (x *exchange) asksOrigin(e *tiers.Entry) bool { return x.directivesFor(e).wantsOrigin() }
 
 // verdict is judge's verdict on e for the exchange's request, now.
 func (x *exchange) verdict(e *tiers.Entry) use {

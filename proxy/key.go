@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"strings"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 // keyVersion is part of every key, so a change of key format never reads
@@ -46,7 +48,7 @@ func variantKey(base string, vary []string, values func(name string) ([]string, 
 	var b strings.Builder
 	b.Grow(len(base) + 32*len(vary))
 	b.WriteString(base)
-	b.WriteString("#")
+	b.WriteString(tiers.VariantSep)
 	for _, name := range vary {
 		b.WriteString(name)
 		vs, ok := values(name)

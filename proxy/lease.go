@@ -14,28 +14,6 @@ import (
 // the lock timeout. Taking the lease re-reads the entry in the same round
 // trip, so none stored meanwhile goes unseen.
 
-// leaser is implemented by a shared tier that can coordinate fills across
-// instances: one instance fetches a key from the origin while the others
-// wait for the entry it stores.
-type leaser interface {
-	// Lease returns the entry stored under key if there is one; else it
-	// takes the fill lease on key for ttl if nobody holds it (held), and
-	// release ends it.
-	Lease(ctx context.Context, key string, ttl time.Duration) (e *tiers.Entry, held bool, release func(), err error)
-	// LeaseHeld reports whether anybody holds the fill lease on key.
-	LeaseHeld(ctx context.Context, key string) (bool, error)
-}
-
-// revalidationLeaser is implemented by a shared tier that can give one
-// instance of the fleet the background revalidation of a stale entry.
-type revalidationLeaser interface {
-	// RevalidationLease takes the revalidation lease on key for ttl if
-	// nobody holds it (held), renewed until release is called. An error
-	// means no coordination is possible (alone in the fleet, or Redis
-	// down): the caller revalidates.
-	RevalidationLease(ctx context.Context, key string, ttl time.Duration) (held bool, release func(), err error)
-}
-
 // leaseTTL is how long a fill lease lasts without renewal: how long the
 // fleet waits for an instance that died while fetching.
 const leaseTTL = 3 * time.Second
@@ -43,70 +21,58 @@ const leaseTTL = 3 * time.Second
 // errNoLease stands for a lease not taken on purpose.
 var errNoLease = errors.New("no fill lease")
 
-// fromFleet returns what the fleet has for a fill about to go to the
-// origin, as use asks: an entry stored in L2 (since the handler read it,
-// or by the instance whose fill it waited for), or the stale copy when
-// another instance's fill outlived the lock timeout; else nil, with the
-// release of the fill lease if this fill took it.
-func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResult, release func()) {
+// claim is a fill's claim on the fleet before it goes to the origin, as
+// use asks: what the tiers hold for it now (an entry stored since the
+// handler read them, here or by the instance whose fill it waited for), or
+// the stale copy when another instance's fill outlived the lock timeout;
+// else nil, with the fill lease's release if this fill took it. It also
+// returns the stale copy the fill is to revalidate: stale, or a newer
+// one found in L2.
+func (x *exchange) claim(ctx context.Context, use sharedUse, stale *tiers.Entry) (res *fillResult, newer *tiers.Entry, release func()) {
 	if use == sharedFull {
-		// A background refresh: another refresh of this key may have
-		// stored a fresh copy in L1 since this one was decided on (the
-		// flight re-checks what the request checked before it).
-		if l := x.h.chain.localTier(); l != nil {
-			if e, _, _ := x.lookup(ctx, l); e != nil {
-				return &fillResult{entry: e, key: x.key, shareable: true, as: hitL1}, nil
-			}
+		// A background refresh: another fill of this key may have
+		// stored a fresh copy since this one was decided on (the flight
+		// re-checks what the request checked before it).
+		f := x.lookup(ctx, false)
+		if f.entry != nil {
+			return &fillResult{entry: f.entry, key: x.key, shareable: true, as: f.as}, stale, nil
+		}
+		if f.stale != nil && (stale == nil || f.stale.StoredAt.After(stale.StoredAt)) {
+			stale = f.stale
 		}
 	}
-	shared := x.h.o.Shared
-	if shared == nil {
-		return nil, nil
-	}
-	l, isLeaser := shared.(leaser)
-	if use == sharedNone {
+	l := x.h.chain.leaser()
+	switch {
+	case l == nil:
+		return nil, stale, nil
+	case use == sharedNone:
 		// The request asked for the origin: nothing stored answers it,
 		// and it waits for nobody. It takes the lease if it is free all
 		// the same, so that an invalidation of its URL on another
 		// instance sees it running (invalidationFor), and others wait
 		// for what it stores.
-		if isLeaser {
-			if _, held, release, err := l.Lease(ctx, x.key, leaseTTL); err == nil && held {
-				return nil, release
-			}
+		if _, held, release, err := l.Lease(ctx, x.key, leaseTTL); err == nil && held {
+			return nil, stale, release
 		}
-		return nil, nil
-	}
-	if use == sharedFull {
-		e, stale, _ := x.lookup(ctx, shared)
-		if e != nil {
-			return x.fromL2(ctx, e), nil
-		}
-		if stale != nil && (x.stale == nil || stale.StoredAt.After(x.stale.StoredAt)) {
-			x.stale = stale
-		}
-	}
-	if !isLeaser {
-		return nil, nil
-	}
-	if x.stale != nil {
+		return nil, stale, nil
+	case stale != nil:
 		// A stale copy is revalidated, cheaply, by each instance.
-		return x.awaitWithStale(ctx, l), nil
+		return x.awaitWithStale(ctx, l, stale), stale, nil
 	}
 	e, held, release, err := x.lease(ctx, l)
 	switch {
 	case e != nil:
-		return x.fromL2(ctx, e), nil // stored since the handler read L2
+		return x.fromL2(ctx, e), nil, nil // stored since the handler read L2
 	case err != nil:
-		return nil, nil // no coordination: fetch ourselves
+		return nil, nil, nil // no coordination: fetch ourselves
 	case held:
-		return nil, release
+		return nil, nil, release
 	}
 	if e, _ := x.awaitFill(ctx, l); e != nil {
 		x.h.m.fleetCollapsed.Add(1)
-		return x.fromL2(ctx, e), nil
+		return x.fromL2(ctx, e), nil, nil
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // awaitWithStale is the fleet's answer to a fill that holds a stale copy:
@@ -115,7 +81,7 @@ func (x *exchange) fromFleet(ctx context.Context, use sharedUse) (res *fillResul
 // is the entry that fill stores, or once the lock timeout has passed
 // (that origin may hang) the stale copy where it may be served so; else
 // nil.
-func (x *exchange) awaitWithStale(ctx context.Context, l leaser) *fillResult {
+func (x *exchange) awaitWithStale(ctx context.Context, l leaser, stale *tiers.Entry) *fillResult {
 	if held, err := l.LeaseHeld(ctx, x.key); err != nil || !held {
 		return nil
 	}
@@ -125,7 +91,7 @@ func (x *exchange) awaitWithStale(ctx context.Context, l leaser) *fillResult {
 		x.h.m.fleetCollapsed.Add(1)
 		return x.fromL2(ctx, e)
 	case timedOut:
-		return x.staleAfterLockTimeout()
+		return x.staleAfterLockTimeout(stale)
 	}
 	return nil
 }
@@ -134,9 +100,8 @@ func (x *exchange) awaitWithStale(ctx context.Context, l leaser) *fillResult {
 // of the key, here or on another instance, outlived the lock timeout, if
 // it may be served so: not purged, and stale-if-error or
 // stale-while-revalidate allows it. Else nil.
-func (x *exchange) staleAfterLockTimeout() *fillResult {
-	stale, now := x.stale, x.h.o.Now()
-	if x.servesStale(stale, now) {
+func (x *exchange) staleAfterLockTimeout(stale *tiers.Entry) *fillResult {
+	if x.servesStale(stale, x.h.o.Now()) {
 		return &fillResult{entry: stale, key: x.key, shareable: true, as: staleOnError}
 	}
 	return nil
@@ -150,8 +115,7 @@ func (x *exchange) lease(ctx context.Context, l leaser) (e *tiers.Entry, held bo
 	case e != nil && e.Kind == tiers.KindVary:
 		// A Vary marker: the variant decides. Read it the usual way; no
 		// lease for varying responses.
-		e, _, _ = x.lookup(ctx, x.h.o.Shared)
-		return e, false, nil, errNoLease
+		return x.fromShared(ctx), false, nil, errNoLease
 	case e != nil && x.verdict(e) != usable:
 		// Stored but not for this request: the script took no lease;
 		// fetch without one.
@@ -187,8 +151,7 @@ func (x *exchange) awaitFill(ctx context.Context, l leaser) (e *tiers.Entry, tim
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 50*time.Millisecond)
-		x.now = x.h.o.Now()
-		if e, _, _ := x.lookup(ctx, x.h.o.Shared); e != nil {
+		if e := x.fromShared(ctx); e != nil {
 			return e, false
 		}
 		held, err := l.LeaseHeld(ctx, x.key)
@@ -203,8 +166,16 @@ func (x *exchange) awaitFill(ctx context.Context, l leaser) (e *tiers.Entry, tim
 		failures = 0
 		if !held {
 			// Released: the entry is there now, or will not be.
-			e, _, _ := x.lookup(ctx, x.h.o.Shared)
-			return e, false
+			return x.fromShared(ctx), false
 		}
 	}
+}
+
+// fromShared returns the entry L2 holds for the exchange's request if it
+// answers it now, else nil: what another instance's fill stored.
+func (x *exchange) fromShared(ctx context.Context) *tiers.Entry {
+	if e, u, _ := x.find(ctx, x.h.chain.shared, x.h.o.Now()); u == usable {
+		return e
+	}
+	return nil
 }

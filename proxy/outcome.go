@@ -163,13 +163,13 @@ func (h *Handler) count(r *http.Request, path string, rt *Route, o *outcome, rea
 
 // countEntry is count for an answer from an entry, which may carry the
 // note of its pattern's counters (see report.note).
-func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome) {
+func (h *Handler) countEntry(e *tiers.Entry, x *exchange, o *outcome, why Reason) {
 	c := h.rep.noted(e.Note)
 	if c == nil {
-		h.count(x.r, x.path, x.rt, o, x.why)
+		h.count(x.r, x.path, x.rt, o, why)
 		return
 	}
-	reason := o.reason(x.why)
+	reason := o.reason(why)
 	h.m.request(o)
 	c.add(o, reason)
 	if rc := x.s.routeCounters(x.rt); rc != nil {

@@ -90,13 +90,6 @@ func (h *Handler) banRetention() time.Duration {
 	return tiers.BanRetention(h.o.MaxTTL, h.o.FillTimeout)
 }
 
-// localPurger is a Local tier that can drop what a selector names
-// itself (tiers/local): the entries it names that were stored before a
-// time, later stores of them included.
-type localPurger interface {
-	Purge(sel tiers.Selector, storedBefore time.Time)
-}
-
 // dropNamed drops from the local tier (L1) what sel names, as this
 // instance alone can: it is what it does with a purge it could not record
 // for the fleet. Without the fleet's sequence number a ban could not be
@@ -105,8 +98,7 @@ type localPurger interface {
 // before now. Another tier drops a URL's keys (dropLocal), or else
 // everything.
 func (h *Handler) dropNamed(ctx context.Context, sel tiers.Selector) {
-	if p, ok := h.o.Local.(localPurger); ok {
-		p.Purge(sel, h.o.Now())
+	if h.chain.purgeLocal(sel, h.o.Now()) {
 		if sel.Kind == tiers.BanURL {
 			// The URL's keys it can name go at once, not when next
 			// read: their memory too.
@@ -115,17 +107,7 @@ func (h *Handler) dropNamed(ctx context.Context, sel tiers.Selector) {
 		return
 	}
 	if sel.Kind != tiers.BanURL || !h.dropLocal(ctx, sel.Value) {
-		h.clearLocal()
-	}
-}
-
-// clearer is a Local tier that can drop every entry.
-type clearer interface{ Clear() }
-
-// clearLocal drops every entry of the local tier (L1).
-func (h *Handler) clearLocal() {
-	if c, ok := h.o.Local.(clearer); ok {
-		c.Clear()
+		h.chain.clearLocal()
 	}
 }
 
@@ -139,27 +121,5 @@ func (h *Handler) dropLocal(ctx context.Context, u string) bool {
 	if key == "" {
 		return false
 	}
-	if h.o.Local == nil {
-		return true
-	}
-	return dropKeys(ctx, h.o.Local, key)
-}
-
-// dropKeys deletes from t the entry under the base key key, or its Vary
-// marker and the variants it lists. It reports false if it could not, or
-// some variant is not listed.
-func dropKeys(ctx context.Context, t Tier, key string) bool {
-	keys := []string{key}
-	m, ok, err := t.Get(ctx, key)
-	if err != nil {
-		return false
-	}
-	complete := true
-	if ok && m.Kind == tiers.KindVary {
-		complete = m.Header.Get(unlistedField) == ""
-		for _, v := range m.Header.Values(variantField) {
-			keys = append(keys, key+"#"+v)
-		}
-	}
-	return t.Delete(ctx, keys...) == nil && complete
+	return h.chain.dropLocal(ctx, key)
 }

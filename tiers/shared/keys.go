@@ -57,7 +57,7 @@ func (t *Tier) redisKey(key string) string {
 	b.WriteString(base)
 	b.WriteByte('}')
 	if variant {
-		b.WriteByte(tiers.VariantSep)
+		b.WriteString(tiers.VariantSep)
 		b.WriteString(suffix)
 	}
 	return b.String()

@@ -1,26 +1,6 @@
 package tiers
 
-import (
-	"net/http"
-	"strings"
-)
-
-// VariantSep separates a URL's base key from the suffix of one of its Vary
-// variants: a varying response is stored under base + "#" + suffix, and
-// its Vary marker under base. A base key never holds it (the proxy's keys
-// hold a canonical URL, in which '#' is always percent-encoded).
-const VariantSep = '#'
-
-// SplitKey returns the base key of key and, if key names a Vary variant,
-// the variant's suffix (after the first VariantSep) and true. It is the
-// one place the tiers read a key's structure.
-func SplitKey(key string) (base, suffix string, variant bool) {
-	i := strings.IndexByte(key, VariantSep)
-	if i < 0 {
-		return key, "", false
-	}
-	return key[:i], key[i+1:], true
-}
+import "net/http"
 
 // VariantField is the header field of a Vary marker that lists its
 // variants' suffixes (see SplitKey), for inspection and for a purge that
