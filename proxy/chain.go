@@ -88,19 +88,16 @@ func tierFailure(err error) Reason {
 // with, if it varies, a Vary marker under base.
 type placement struct {
 	base, key string
-	e, marker *tiers.Entry
+	e         *tiers.Entry
+	varies    bool // key is a variant key of base: a marker goes under base
 	ttl       time.Duration
 }
 
 // place returns the placement of e, stored for a request whose variant key
 // is key: the marker of a varying entry under base.
 func (c *chain) place(base, key string, e *tiers.Entry) placement {
-	p := placement{base: base, key: key, e: e, ttl: min(e.Remaining(e.StoredAt)+retention(e), c.maxTTL)}
-	if key != base {
-		p.marker = &tiers.Entry{Kind: tiers.KindVary, Vary: e.Vary, URL: e.URL,
-			StoredAt: e.StoredAt, InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
-	}
-	return p
+	return placement{base: base, key: key, e: e, varies: key != base,
+		ttl: min(e.Remaining(e.StoredAt)+retention(e), c.maxTTL)}
 }
 
 // store writes e under key (its variant key) in both tiers, L2 first, and
@@ -117,7 +114,7 @@ func (c *chain) store(ctx context.Context, base, key string, e *tiers.Entry) (st
 	}
 	if c.shared != nil {
 		err := c.shared.Set(ctx, p.key, e, p.ttl)
-		if err == nil && p.marker != nil {
+		if err == nil && p.varies {
 			err = c.shared.Set(ctx, p.base, c.withVariants(ctx, c.shared, p), p.ttl)
 		}
 		if err != nil {
@@ -180,7 +177,7 @@ func (c *chain) setLocal(ctx context.Context, p placement, wait bool) bool {
 	if err := l.Set(ctx, p.key, p.e, p.ttl); err != nil {
 		return false
 	}
-	if p.marker != nil {
+	if p.varies {
 		if err := l.Set(ctx, p.base, c.withVariants(ctx, l, p), p.ttl); err != nil {
 			return false
 		}
@@ -225,27 +222,19 @@ func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.En
 			}
 		}
 	}
-	hdr := http.Header{variantField: listed}
-	if unlisted {
-		hdr[unlistedField] = []string{"1"}
-	}
-	m := *p.marker
-	m.Header = tiers.MakeHeader(hdr)
-	// Packed copies the marker's strings into its own allocation: its
-	// URL, Vary and Tags are the variant's, which live in one allocation
-	// with the variant's body, and the listed variants are the old
-	// marker's. Shared, they would keep that body (and the old marker)
-	// alive after the variant is evicted, while the marker is charged
-	// for its own bytes only (see TestVaryFillKeepsL1MemoryBound).
-	return m.Packed()
+	// The marker owns its memory: its URL, Vary and Tags are the
+	// variant's, which live in one allocation with the variant's body,
+	// and the listed variants are the old marker's. Shared, they would
+	// keep that body (and the old marker) alive after the variant is
+	// evicted (see TestVaryFillKeepsL1MemoryBound).
+	return tiers.VaryMarker(p.e, listed, unlisted)
 }
 
-// variantField is the header field of a Vary marker that lists its
-// variants' keys, after the base key and "#"; unlistedField, when set,
-// says some variant stored under it is not listed.
+// variantField and unlistedField are the fields of a Vary marker that
+// list its variants (see tiers.VariantField).
 const (
-	variantField  = "Variant"
-	unlistedField = "Variant-Unlisted"
+	variantField  = tiers.VariantField
+	unlistedField = tiers.UnlistedField
 )
 
 // leaser is implemented by a shared tier that can coordinate fills across

@@ -182,3 +182,84 @@ func gzipped(b []byte) []byte {
 	w.Close()
 	return z.Bytes()
 }
+
+// TestVaryL1HoldsPages fills an L1 past its bound with one pass over
+// DRF-style JSON pages, twice: once from an origin that sends identity
+// (stored gzip by the proxy) and once from an origin that compresses
+// itself and sends Vary: Accept-Encoding (stored as sent, under a Vary
+// marker). Each page then takes about the same bytes, so L1 must answer
+// about as many pages without the origin in both cases (a second pass
+// with only-if-cached), and keep its live heap within twice its bound.
+// L1 used to hold the URL's marker and its variant as two items of
+// ristretto's: the marker, read on the miss and again at store time, won
+// TinyLFU's admission over the variants, never read, and L1 filled with
+// markers whose variants were gone (issue 21: 8,524 pages held against
+// 29,126 in 64 MiB).
+func TestVaryL1HoldsPages(t *testing.T) {
+	const bound = 4 << 20
+	held := map[string]int{}
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"identity", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(jsonPage(r))
+		}},
+		{"origin-gzip-vary", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=3600")
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Vary", "Accept-Encoding")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gzipped(jsonPage(r)))
+		}},
+	} {
+		o := httptest.NewServer(tc.handler)
+		l1, err := local.New(local.Options{MaxBytes: bound, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(o.URL)
+		h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const pages = 6000 // about 3 times what the bound holds
+		before := liveHeap()
+		serve := func(i int, cc string) int {
+			req := httptest.NewRequest(http.MethodGet, "/api/items/?page="+strconv.Itoa(i), nil)
+			req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+			if cc != "" {
+				req.Header.Set("Cache-Control", cc)
+			}
+			w := &discardWriter{h: make(http.Header)}
+			h.ServeHTTP(w, req)
+			return w.status
+		}
+		for i := range pages {
+			if st := serve(i, ""); st != http.StatusOK {
+				t.Fatalf("%s: page %d: status %d", tc.name, i, st)
+			}
+		}
+		l1.Wait()
+		grew := int64(liveHeap()) - int64(before)
+		for i := range pages {
+			if serve(i, "only-if-cached") == http.StatusOK {
+				held[tc.name]++
+			}
+		}
+		t.Logf("%s: %d pages held; L1 %d entries, %d B counted; live heap grew %d B (bound %d)",
+			tc.name, held[tc.name], l1.Len(), l1.Bytes(), grew, bound)
+		if grew > 2*bound {
+			t.Errorf("%s: live heap grew %d bytes for an L1 of %d: more than twice its bound", tc.name, grew, bound)
+		}
+		runtime.KeepAlive(h)
+		l1.Close()
+		o.Close()
+	}
+	if held["identity"] == 0 || held["origin-gzip-vary"]*10 < held["identity"]*8 {
+		t.Errorf("pages held: %d with Vary: Accept-Encoding, %d without: want at least 80%%",
+			held["origin-gzip-vary"], held["identity"])
+	}
+}

@@ -110,16 +110,16 @@ func (e *Entry) Size() int {
 	return encodedSize(e)
 }
 
-// MemSize returns an estimate of the heap bytes e occupies while a tier
-// holds it: its struct and the tier's record of it, the header's slice,
-// the Vary and Tags slices, and the bytes of its body and strings, each
-// allocation rounded up as the allocator rounds it. It is exact, within
-// a few bytes, for an entry as Packed returns it (its body and strings in
-// one or two allocations) or as Decode does (all in one); for other
-// entries, whose strings may be separate allocations, it is a lower
-// bound. It is the cost of e in a memory-bounded in-process tier.
+// MemSize returns an estimate of the heap bytes e occupies: its struct,
+// the header's slice, the Vary and Tags slices, and the bytes of its body
+// and strings, each allocation rounded up as the allocator rounds it. It
+// is exact, within a few bytes, for an entry as Packed returns it (its
+// body and strings in one or two allocations) or as Decode does (all in
+// one); for other entries, whose strings may be separate allocations, it
+// is a lower bound. What a tier spends to hold e (its record of it) is
+// the tier's to add: see tiers/local.
 func (e *Entry) MemSize() int {
-	n := entryBytes + tierRecordBytes + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
+	n := entryBytes + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
 	strs := e.stringBytes()
 	if e.split {
 		return n + allocSize(len(e.Body)) + allocSize(strs)
@@ -131,13 +131,6 @@ func (e *Entry) MemSize() int {
 // bytes, a size class of its own (TestEntryBytes). A field added past it
 // moves every entry to the 208-byte class.
 var entryBytes = allocSize(int(unsafe.Sizeof(Entry{})))
-
-// tierRecordBytes is what ristretto keeps per item beside the Entry: its
-// store map slot (a 48-byte record, the map's control byte and free
-// slots), the admission policy's cost record and the TTL bucket's slot,
-// as the live heap shows it (TestMemSizeMatchesHeap and
-// TestL1BytesPerEntry in proxy).
-const tierRecordBytes = 148
 
 // stringBytes returns the length of the strings that a packed e holds
 // in its own memory: its URL, Vary, Tags, header values and the header
@@ -153,9 +146,13 @@ func (e *Entry) stringBytes() int {
 	return n
 }
 
-// allocSize returns the bytes the Go allocator sets aside for an
+// AllocSize returns the bytes the Go allocator sets aside for an
 // allocation of n bytes: n rounded up to its size class, or to whole
-// pages beyond the largest class.
+// pages beyond the largest class. A tier uses it to count its own
+// records as MemSize counts an entry.
+func AllocSize(n int) int { return allocSize(n) }
+
+// allocSize is AllocSize.
 func allocSize(n int) int {
 	if n == 0 {
 		return 0

@@ -164,7 +164,7 @@ func TestMemSizeCountsAllocations(t *testing.T) {
 	for _, s := range append(slices.Clone(e.Vary), e.Tags...) {
 		bytes += len(s)
 	}
-	lower := int(unsafe.Sizeof(Entry{})) + tierRecordBytes + kv + vt + bytes
+	lower := int(unsafe.Sizeof(Entry{})) + kv + vt + bytes
 	if got := e.MemSize(); got < lower || got > lower+lower/8+3*16 {
 		t.Errorf("MemSize = %d, want within size-class rounding above %d", got, lower)
 	}

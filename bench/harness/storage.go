@@ -127,7 +127,7 @@ func (h *harness) storageSystem(ctx context.Context, name string, gzipVary bool,
 		r.held = held.Load()
 		if st, err := stats(front); err == nil && st.L1 != nil {
 			r.heldBytes = st.L1.Bytes
-			r.note = fmt.Sprintf("L1: %s entries (Vary markers included), %s counted", num(float64(st.L1.Entries)), mib(st.L1.Bytes))
+			r.note = fmt.Sprintf("L1: %s items (a varying URL, its marker and variants, is one), %s counted", num(float64(st.L1.Entries)), mib(st.L1.Bytes))
 		}
 	case front.varnishDir != "":
 		r.held, r.heldBytes = varnishObjects(front)

@@ -11,6 +11,12 @@
 // entries back. (It costs a clock read on a Get of an entry with a TTL,
 // about 20 ns.)
 //
+// A URL whose response varies is one item, under its base key: its
+// variants and the Vary marker L1 makes for them (see group.go). A Get of
+// a variant key (tiers.SplitKey) looks the variant up in its URL's group,
+// a Set of one stores a new group with it, and a Set of a marker stores
+// nothing: L1's marker is its own.
+//
 // Purge drops what a selector names without iterating the cache: a
 // small table of local bans (tiers.Bans, numbered by time) that Get and
 // Set check an entry against, as the fleet's bans are checked.
@@ -24,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math/bits"
 	"sync"
@@ -49,6 +56,15 @@ const (
 	// released: ristretto files expiries in 5-second buckets and cleans
 	// a bucket once the next has begun, checked every half second.
 	ReclaimWithin = 11 * time.Second
+	// recordBytes is what ristretto keeps per item beside the value: its
+	// store map slot (a 56-byte record, the map's control byte and free
+	// slots), the admission policy's cost record and the TTL bucket's
+	// slot, as the live heap shows it (TestMemSizeMatchesHeap here,
+	// TestL1BytesPerEntry in proxy).
+	recordBytes = 164
+	// lockStripes is the number of locks that serialise the changes of
+	// groups, a URL's always under the same one.
+	lockStripes = 64
 )
 
 // Options configures a Cache.
@@ -87,6 +103,12 @@ type Cache struct {
 	maxTTL  atomic.Int64
 	purgeMu sync.Mutex // serialises Purges: each ban numbered above the last
 
+	// groupMu serialises the read-modify-write of a group (a variant
+	// stored or deleted), by a hash of the URL's base key, so that no
+	// change is lost to another made at once; Get takes no lock.
+	groupMu [lockStripes]sync.Mutex
+	seed    maphash.Seed
+
 	// Len and Bytes are tracked with an OnExit callback and two atomic
 	// counters rather than with ristretto's Metrics: Metrics makes every
 	// Get do an atomic add on a counter shared by all goroutines (hit or
@@ -113,7 +135,7 @@ func New(opts Options) (*Cache, error) {
 		return nil, fmt.Errorf("local: Options.NumCounters must be >= 0, got %d", opts.NumCounters)
 	}
 	counters := numCounters(opts)
-	c := &Cache{max: opts.MaxBytes, log: opts.Logger}
+	c := &Cache{max: opts.MaxBytes, log: opts.Logger, seed: maphash.MakeSeed()}
 	c.bans.MaxBans = maxLocalBans
 	if c.log == nil {
 		c.log = slog.Default()
@@ -154,9 +176,20 @@ func numCounters(opts Options) int64 {
 	return 1 << bits.Len64(uint64(n-1))
 }
 
-// item is what ristretto holds under a key.
+// item is what ristretto holds under a base key: a response (e), or a
+// varying URL's group (g) and its marker (e, so a Get of the base key
+// reads e either way).
 type item struct {
 	e *tiers.Entry
+	g *group
+}
+
+// cost returns the memory it holds, ristretto's record included.
+func (it item) cost() int64 {
+	if it.g != nil {
+		return it.g.cost
+	}
+	return int64(recordBytes + it.e.MemSize())
 }
 
 // onExit is called by ristretto whenever a value leaves the cache, and
@@ -166,62 +199,142 @@ func (c *Cache) onExit(it item) {
 		return
 	}
 	c.entries.Add(-1)
-	c.bytes.Add(-int64(it.e.MemSize()))
+	c.bytes.Add(-it.cost())
 }
 
 // Get returns the entry stored under key, if its TTL has not ended and
-// no Purge since it was stored names it. It never returns an error and
-// does not allocate: it is the proxy's hot path.
+// no Purge since it was stored names it: a response, a Vary marker, or
+// the variant a variant key names. It never returns an error and does
+// not allocate: it is the proxy's hot path.
 func (c *Cache) Get(_ context.Context, key string) (*tiers.Entry, bool, error) {
-	it, ok := c.c.Get(key)
+	base, suffix, variant := tiers.SplitKey(key)
+	it, ok := c.c.Get(base)
 	if !ok {
 		return nil, false, nil
 	}
-	if c.purged(it.e) {
-		c.c.Del(key)
+	e := it.e
+	if variant {
+		if e = it.g.lookup(suffix, time.Now().UnixNano()); e == nil {
+			return nil, false, nil
+		}
+	}
+	if c.purged(e) {
+		c.drop(base, suffix, variant)
 		return nil, false, nil
 	}
-	return it.e, true, nil
+	return e, true, nil
 }
 
 // errNilEntry is returned by Set for a nil entry.
 var errNilEntry = errors.New("local: Set of a nil entry")
 
-// Set stores e under key for at most ttl, with a cost of e.MemSize() bytes.
-// If ttl <= 0, or e is larger than MaxBytes, or a Purge since e was
-// stored (e.StoredAt) names it, nothing is stored. The store
-// is asynchronous and may be dropped or refused (see Cache). e must not be
-// modified afterwards. Set returns an error only for a nil e.
+// Set stores e under key for at most ttl: a response under a base key, or
+// a variant under a variant key, with its URL's other variants (at most
+// maxVariants, the oldest dropped; all dropped if they vary on other
+// headers than e). A Vary marker is not stored: L1 makes its own for the
+// variants it holds. An entry costs e.MemSize() bytes plus ristretto's
+// record, a group the sum of its entries and its own bookkeeping. If ttl
+// <= 0, or e (its group) is larger than MaxBytes, or a Purge since e was
+// stored (e.StoredAt) names it, nothing is stored. The store is
+// asynchronous and may be dropped or refused (see Cache); two variants of
+// one URL stored at once may keep one only. e must not be modified
+// afterwards. Set returns an error only for a nil e.
 func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Duration) error {
 	if e == nil {
 		return errNilEntry
 	}
-	if ttl <= 0 {
-		return nil
-	}
-	cost := int64(e.MemSize())
-	if cost > c.max {
+	base, suffix, variant := tiers.SplitKey(key)
+	if ttl <= 0 || e.Kind != tiers.KindResponse {
 		return nil
 	}
 	c.noteTTL(ttl) // before the ban check: see Purge
 	if c.purged(e) {
 		return nil
 	}
-	// Count first: once Set has accepted e, OnExit may run for it on
-	// ristretto's goroutine before Set returns.
-	c.entries.Add(1)
-	c.bytes.Add(cost)
-	if !c.c.SetWithTTL(key, item{e: e}, cost, ttl) {
-		c.entries.Add(-1)
-		c.bytes.Add(-cost)
+	if !variant {
+		c.store(base, item{e: e}, ttl)
+		return nil
+	}
+	mu := c.groupLock(base)
+	mu.Lock()
+	defer mu.Unlock()
+	now := time.Now()
+	old, _ := c.c.Get(base)
+	if g := old.g.with(suffix, e, now.Add(ttl).UnixNano(), now.UnixNano(), c.max); g != nil {
+		c.storeGroup(base, g, now)
 	}
 	return nil
 }
 
-// Delete removes the given keys. It never returns an error.
+// storeGroup stores g under base until its last variant's TTL ends, or
+// drops base if that was before now (a TTL of zero would be none).
+func (c *Cache) storeGroup(base string, g *group, now time.Time) {
+	ttl := time.Duration(g.expires() - now.UnixNano())
+	if ttl <= 0 {
+		c.c.Del(base)
+		return
+	}
+	c.store(base, item{e: g.marker, g: g}, ttl)
+}
+
+// store hands it to ristretto under base for ttl, counted.
+func (c *Cache) store(base string, it item, ttl time.Duration) {
+	cost := it.cost()
+	if cost > c.max {
+		return
+	}
+	// Count first: once Set has accepted it, OnExit may run for it on
+	// ristretto's goroutine before SetWithTTL returns.
+	c.entries.Add(1)
+	c.bytes.Add(cost)
+	if !c.c.SetWithTTL(base, it, cost, ttl) {
+		c.entries.Add(-1)
+		c.bytes.Add(-cost)
+	}
+}
+
+// groupLock returns the lock that serialises the changes of base's group.
+func (c *Cache) groupLock(base string) *sync.Mutex {
+	return &c.groupMu[maphash.String(c.seed, base)%lockStripes]
+}
+
+// drop removes what a key names: under a base key the response or the
+// whole varying URL, under a variant key that variant alone. If base's
+// item is not visible yet (a Set ristretto has yet to apply), the whole
+// URL is dropped: more, never less.
+func (c *Cache) drop(base, suffix string, variant bool) {
+	if !variant {
+		c.c.Del(base)
+		return
+	}
+	mu := c.groupLock(base)
+	mu.Lock()
+	defer mu.Unlock()
+	it, ok := c.c.Get(base)
+	switch {
+	case !ok:
+		c.c.Del(base)
+	case it.g == nil:
+		// A response that does not vary: no variant to drop.
+	default:
+		now := time.Now()
+		g, held := it.g.without(suffix, now.UnixNano())
+		switch {
+		case !held:
+		case g == nil:
+			c.c.Del(base)
+		default:
+			c.storeGroup(base, g, now)
+		}
+	}
+}
+
+// Delete removes the given keys: a base key removes its response or its
+// whole varying URL, a variant key that variant. It never returns an
+// error.
 func (c *Cache) Delete(_ context.Context, keys ...string) error {
 	for _, k := range keys {
-		c.c.Del(k)
+		c.drop(tiers.SplitKey(k))
 	}
 	return nil
 }
@@ -238,14 +351,15 @@ func (c *Cache) Wait() {
 	c.c.Wait()
 }
 
-// Len returns the number of entries held. It is exact after Wait; in
+// Len returns the number of items held: responses, and varying URLs (a
+// URL's variants and marker are one item). It is exact after Wait; in
 // between it may count Sets that ristretto has yet to apply. Entries past
 // their TTL count until ristretto's cleanup removes them (ReclaimWithin).
 func (c *Cache) Len() int64 {
 	return c.entries.Load()
 }
 
-// Bytes returns the total cost (estimated memory) of the entries held,
+// Bytes returns the total cost (estimated memory) of the items held,
 // with the same precision as Len. After Wait it is at most MaxBytes, but
 // for replacements: ristretto replaces an entry in place without evicting
 // for the difference in cost.

@@ -11,7 +11,7 @@ func (c *Cache) Collector() prometheus.Collector {
 
 var (
 	descEntries = prometheus.NewDesc("cacheproxy_l1_entries",
-		"Entries held in the in-process cache (L1).", nil, nil)
+		"Items held in the in-process cache (L1): responses, and varying URLs (a URL's marker and variants are one).", nil, nil)
 	descBytes = prometheus.NewDesc("cacheproxy_l1_bytes",
 		"Encoded bytes held in the in-process cache (L1).", nil, nil)
 	descMaxBytes = prometheus.NewDesc("cacheproxy_l1_max_bytes",

@@ -31,7 +31,7 @@ func TestCollector(t *testing.T) {
 	}
 	want := map[string]float64{
 		"cacheproxy_l1_entries":   1,
-		"cacheproxy_l1_bytes":     float64(entry("v").MemSize()),
+		"cacheproxy_l1_bytes":     float64(costOf(entry("v"))),
 		"cacheproxy_l1_max_bytes": 1 << 20,
 	}
 	if len(got) != len(want) {

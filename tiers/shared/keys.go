@@ -30,20 +30,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
-// redisKey returns the Redis key of the caller's key: its base (the part
-// before the first '#', without the tier's prefix) as the hash tag, then
-// the variant part.
+// redisKey returns the Redis key of the caller's key: its base (see
+// tiers.SplitKey, without the tier's prefix) as the hash tag, then the
+// variant part.
 func (t *Tier) redisKey(key string) string {
 	head, rest := "", key
 	if len(key) > len(t.prefix) && key[len(t.prefix)] == ':' && strings.HasPrefix(key, t.prefix) {
 		head, rest = key[:len(t.prefix)+1], key[len(t.prefix)+1:]
 	}
-	base, variant := rest, ""
-	if i := strings.IndexByte(rest, '#'); i >= 0 {
-		base, variant = rest[:i], rest[i:]
-	}
+	base, suffix, variant := tiers.SplitKey(rest)
 	if base == "" || strings.ContainsAny(base, "{}") {
 		// A brace would end or start the tag where the key says (and
 		// an empty tag is no tag): tag a hash of the base, and keep the
@@ -52,12 +51,15 @@ func (t *Tier) redisKey(key string) string {
 		return head + "{" + hex.EncodeToString(sum[:16]) + "}!" + rest
 	}
 	var b strings.Builder
-	b.Grow(len(head) + len(base) + len(variant) + 2)
+	b.Grow(len(head) + len(base) + len(suffix) + 3)
 	b.WriteString(head)
 	b.WriteByte('{')
 	b.WriteString(base)
 	b.WriteByte('}')
-	b.WriteString(variant)
+	if variant {
+		b.WriteString(tiers.VariantSep)
+		b.WriteString(suffix)
+	}
 	return b.String()
 }
 
