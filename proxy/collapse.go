@@ -29,10 +29,14 @@ func (x *exchange) miss(f found) {
 		ctx, cancel = context.WithTimeoutCause(ctx, x.h.flights.lockTimeout, errLockTimeout)
 		defer cancel()
 	}
+	// The fill may outlive this request: it gets its own copy of the
+	// exchange's facts (which neither changes), so that the exchange
+	// itself stays on the stack of a request answered from the tiers.
+	fx := *x
 	res, leader, err := x.h.flights.do(ctx, x.key, x.h.o.FillTimeout, func(ctx context.Context) *fillResult {
 		// Only the leader's own client sees the origin's 1xx responses.
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: interim.write})
-		return x.fill(ctx, use, f.stale)
+		return fx.fill(ctx, use, f.stale)
 	})
 	interim.close()
 	if err != nil && x.r.Context().Err() == nil && errors.Is(context.Cause(ctx), errLockTimeout) {
