@@ -13,16 +13,17 @@ import (
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
-// writeEntry writes e as the response, counted as o for why (see count),
+// writeEntry writes e as the response, its body as how says (the judge's
+// deliveryOf: as stored, or decoded), counted as o for why (see count),
 // with the Cache-Status cs, its Age as of now. Header values are shared
 // with e, never copied or modified.
-func (x *exchange) writeEntry(e *tiers.Entry, o *outcome, cs []string, why Reason, now time.Time) {
+func (x *exchange) writeEntry(e *tiers.Entry, how delivery, o *outcome, cs []string, why Reason, now time.Time) {
 	x.h.countEntry(e, x, o, why)
 	w, r := x.w, x.r
 	hdr := w.Header()
 	body := e.Body
 	var rest *decoding // the decoding past MaxObjectBytes, streamed
-	if deliveryOf(e, x.ae) == decoded {
+	if how == decoded {
 		d, err := decode(e.Body, x.h.o.MaxObjectBytes)
 		if err != nil {
 			x.h.o.Logger.Warn("stored body does not decode", "url", e.URL, "err", err)

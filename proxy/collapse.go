@@ -107,6 +107,10 @@ func (x *exchange) sameVariant(res *fillResult) bool {
 // answer.
 func (x *exchange) writeResult(res *fillResult, collapsed bool, fwd fwdReason) {
 	now := x.h.o.Now() // the fill took its time: Age is as of now
+	var how delivery
+	if res.entry != nil {
+		how = deliveryOf(res.entry, x.ae)
+	}
 	switch {
 	case res.err != nil:
 		o := errorOutcome(res.err)
@@ -115,12 +119,12 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool, fwd fwdReason) {
 	case res.stream != nil:
 		x.writeStream(res.stream, fwd)
 	case res.as == revalidated:
-		x.writeEntry(res.entry, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: res.detail}), res.detail, now)
+		x.writeEntry(res.entry, how, revalidated, revalidated.forwarded(forward{status: http.StatusNotModified, stored: res.stored, collapsed: collapsed, detail: res.detail}), res.detail, now)
 	case res.as != nil:
-		x.writeEntry(res.entry, res.as, res.as.status, reasonNone, now)
+		x.writeEntry(res.entry, how, res.as, res.as.status, reasonNone, now)
 	default:
 		why := detail(res.detail, fwd)
-		x.writeEntry(res.entry, missed, missed.forwarded(forward{fwd: fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: why}), why, now)
+		x.writeEntry(res.entry, how, missed, missed.forwarded(forward{fwd: fwd, status: res.entry.Status, stored: res.stored, collapsed: collapsed, detail: why}), why, now)
 	}
 }
 

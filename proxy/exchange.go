@@ -89,7 +89,7 @@ func (x *exchange) serve() {
 	f := x.lookup(x.r.Context(), true)
 	switch {
 	case f.entry != nil:
-		x.writeEntry(f.entry, f.as, f.as.status, reasonNone, f.at)
+		x.writeEntry(f.entry, f.how, f.as, f.as.status, reasonNone, f.at)
 		if f.as == staleRevalidating {
 			x.refreshInBackground(f.entry)
 		}

@@ -24,19 +24,13 @@ const (
 	purged               // killed by a purge since its fill (judge)
 )
 
-// usability decides whether e may answer r, which accepts the codings ae,
-// at now: a request with
+// usability decides whether e may answer r at now: a request with
 // Authorization gets only responses that say a shared cache may serve
-// them (RFC 9111 §3.5), and a request gets a body only in a coding it
-// accepts or the proxy can decode for it (deliveryOf); otherwise e must be fresh enough for the
+// them (RFC 9111 §3.5); otherwise e must be fresh enough for the
 // request's directives, or stale within its max-stale (RFC 9111 §4.2.4).
-func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, ae acceptance, now time.Time) use {
+// (Whether its coding suits the request is deliveryOf's word: see judge.)
+func usability(e *tiers.Entry, r *http.Request, reqCC cacheControl, now time.Time) use {
 	if _, auth := r.Header["Authorization"]; auth && !answersAuthorized(e) {
-		return forbidden
-	}
-	if deliveryOf(e, ae) == refused {
-		// A body in a coding the client did not accept, which the
-		// proxy cannot decode for it (coding.go).
 		return forbidden
 	}
 	age := e.Age(now)

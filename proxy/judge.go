@@ -13,30 +13,48 @@ import (
 // stale copy served instead of a fetch (after the lock timeout, in the
 // origin's backoff, when the origin failed). It applies, in order: the
 // purges (a hard ban kills, a soft ban makes stale), the request's own
-// terms (usability: Authorization, its content codings, its cache
-// directives), and the entry's freshness.
+// terms (its content codings: deliveryOf; Authorization and its cache
+// directives: usability), and the entry's freshness. Its judgement says
+// how the entry answers too, so that writing it decides nothing again.
+
+// judgement is the judge's word on an entry for a request: the entry to
+// use, what it may do, and how its body is sent (when it may answer).
+type judgement struct {
+	e   *tiers.Entry
+	use use
+	how delivery
+}
 
 // judge returns what e may do for the exchange's request at now, and the
 // entry to use: e itself, or for an entry a soft purge named while it was
 // fresh, a copy that is stale from now and may be served while it is
 // revalidated (softPurged).
-func (x *exchange) judge(e *tiers.Entry, now time.Time) (*tiers.Entry, use) {
+func (x *exchange) judge(e *tiers.Entry, now time.Time) judgement {
 	bans := x.h.o.Bans
 	if bans.Dead(e) {
-		return nil, purged
+		return judgement{use: purged}
 	}
-	cc := x.directivesFor(e)
-	u := usability(e, x.r, cc, x.ae, now)
-	if u == forbidden {
-		return nil, forbidden
+	how := deliveryOf(e, x.ae)
+	if how == refused {
+		// A body in a coding the client did not accept, which the
+		// proxy cannot decode for it (coding.go).
+		return judgement{use: forbidden}
 	}
-	if e.Remaining(now) > 0 && bans.Stale(e) {
-		return softPurged(e, now), stored
+	cc := &x.cc
+	if cc.wantsOrigin() { // rare: the common case copies nothing
+		d := x.directivesFor(e)
+		cc = &d
 	}
-	if u == usable && cc.wantsOrigin() {
-		return e, stored // to revalidate, as the request asks
+	u := usability(e, x.r, *cc, now)
+	switch {
+	case u == forbidden:
+		return judgement{use: forbidden}
+	case e.Remaining(now) > 0 && bans.Stale(e):
+		return judgement{softPurged(e, now), stored, how}
+	case u == usable && cc.wantsOrigin():
+		return judgement{e, stored, how} // to revalidate, as the request asks
 	}
-	return e, u
+	return judgement{e, u, how}
 }
 
 // directivesFor returns the request's cache directives as they apply to
@@ -58,12 +76,13 @@ func (x *exchange) directivesFor(e *tiers.Entry) cacheControl {
 // asksOrigin reports whether the request asks for the origin's word on e
 // (no-cache, Pragma: no-cache, max-age=0; RFC 9111 §5.2.1.4), as its
 // policy reads it; with e nil, on whatever is stored.
-func (x *exchange) asksOrigin(e *tiers.Entry) bool { return x.directivesFor(e).wantsOrigin() }
+func (x *exchange) asksOrigin(e *tiers.Entry) bool {
+	return x.cc.wantsOrigin() && x.directivesFor(e).wantsOrigin()
+}
 
 // verdict is judge's verdict on e for the exchange's request, now.
 func (x *exchange) verdict(e *tiers.Entry) use {
-	_, u := x.judge(e, x.h.o.Now())
-	return u
+	return x.judge(e, x.h.o.Now()).use
 }
 
 // softPurged returns a copy of e, which a soft purge named while it was

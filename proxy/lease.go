@@ -174,8 +174,8 @@ func (x *exchange) awaitFill(ctx context.Context, l leaser) (e *tiers.Entry, tim
 // fromShared returns the entry L2 holds for the exchange's request if it
 // answers it now, else nil: what another instance's fill stored.
 func (x *exchange) fromShared(ctx context.Context) *tiers.Entry {
-	if e, u, _ := x.find(ctx, x.h.chain.shared, x.h.o.Now()); u == usable {
-		return e
+	if j, _ := x.find(ctx, x.h.chain.shared, x.h.o.Now()); j.use == usable {
+		return j.e
 	}
 	return nil
 }

@@ -18,8 +18,10 @@ import (
 type found struct {
 	// entry answers the request as it is, as as says: hitL1, hitL2, or
 	// staleRevalidating (a stale entry within its
-	// stale-while-revalidate window, served while it is revalidated).
+	// stale-while-revalidate window, served while it is revalidated);
+	// how is how its body is sent, as the judge decided.
 	entry *tiers.Entry
+	how   delivery
 	as    *outcome
 	// stale is the newest stored entry that may not answer as it is: the
 	// fill revalidates it, and serves it where the origin fails and it
@@ -45,71 +47,70 @@ func (x *exchange) lookup(ctx context.Context, swr bool) found {
 		f.fwd = fwdRequest
 	}
 	if l := c.localTier(); l != nil {
-		e, u, fwd := x.find(ctx, l, now)
+		j, fwd := x.find(ctx, l, now)
 		f.fwd = fwd
-		if f.settle(e, u, hitL1, swr, now) {
+		if f.settle(j, hitL1, swr, now) {
 			return f
 		}
 	}
 	if c.shared == nil {
 		return f
 	}
-	e, u, fwd := x.find(ctx, c.shared, now)
-	if u == usable {
-		c.promote(ctx, x.key, x.r, e)
+	j, fwd := x.find(ctx, c.shared, now)
+	if j.use == usable {
+		c.promote(ctx, x.key, x.r, j.e)
 	}
-	if u == stored && f.stale != nil && !e.StoredAt.After(f.stale.StoredAt) {
+	if j.use == stored && f.stale != nil && !j.e.StoredAt.After(f.stale.StoredAt) {
 		return f // L1's stale copy is as new
 	}
-	if u == stored {
+	if j.use == stored {
 		f.fwd = fwd
 	}
-	f.settle(e, u, hitL2, swr, now)
+	f.settle(j, hitL2, swr, now)
 	return f
 }
 
-// settle records in f the entry e read from a tier, judged u: as the
-// answer if it is fresh (as hit) or, with swr, within its
-// stale-while-revalidate window while the request does not ask for the
-// origin; else as the stale copy. It reports whether f now answers the
-// request.
-func (f *found) settle(e *tiers.Entry, u use, hit *outcome, swr bool, now time.Time) bool {
+// settle records in f the entry judged j, read from a tier: as the answer
+// if it is fresh (as hit) or, with swr, within its stale-while-revalidate
+// window while the request does not ask for the origin; else as the
+// stale copy. It reports whether f now answers the request.
+func (f *found) settle(j judgement, hit *outcome, swr bool, now time.Time) bool {
 	switch {
-	case u == usable:
-		f.entry, f.as = e, hit
-	case u != stored:
+	case j.use == usable:
+		f.entry, f.how, f.as = j.e, j.how, hit
+	case j.use != stored:
 		return false
-	case swr && f.fwd != fwdRequest && staleWhileRevalidate(e, now):
-		f.entry, f.as = e, staleRevalidating
+	case swr && f.fwd != fwdRequest && staleWhileRevalidate(j.e, now):
+		f.entry, f.how, f.as = j.e, j.how, staleRevalidating
 	default:
-		f.stale = e
+		f.stale = j.e
 		return false
 	}
 	return true
 }
 
-// find reads the entry for the exchange's request from t and judges it:
-// the entry (a soft-purged one as a stale copy, see judge), the judge's
-// verdict, and the Cache-Status forward reason if it does not answer.
-func (x *exchange) find(ctx context.Context, t Tier, now time.Time) (*tiers.Entry, use, fwdReason) {
+// find reads the entry for the exchange's request from t and judges it
+// (a soft-purged entry is a stale copy, see judge), with the
+// Cache-Status forward reason if it does not answer.
+func (x *exchange) find(ctx context.Context, t Tier, now time.Time) (judgement, fwdReason) {
 	e, fwd := x.h.chain.get(ctx, t, x.key, x.r)
 	if e == nil {
-		return nil, purged, x.forwarded(nil, fwd)
+		return judgement{use: purged}, x.forwarded(nil, fwd)
 	}
-	judged, u := x.judge(e, now)
-	switch u {
+	j := x.judge(e, now)
+	switch j.use {
 	case usable:
-		return judged, usable, fwdNone
+		return j, fwdNone
 	case stored:
-		return judged, stored, x.forwarded(e, fwdStale)
+		return j, x.forwarded(e, fwdStale)
 	case purged:
 		// As if it were not stored (RFC 9211 §2.2.1).
 		if len(e.Vary) > 0 {
 			fwd = fwdVaryMiss
 		}
-		return nil, purged, x.forwarded(nil, fwd)
+		return j, x.forwarded(nil, fwd)
 	}
-	return nil, forbidden, x.forwarded(nil, fwdMiss)
+	return j, x.forwarded(nil, fwdMiss)
 }
 
 // forwarded is fwd, the reason a tier could not answer with e (nil if it
