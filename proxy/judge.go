@@ -49,8 +49,13 @@ func (x *exchange) judge(e *tiers.Entry, now time.Time) judgement {
 	switch {
 	case u == forbidden:
 		return judgement{use: forbidden}
-	case e.Remaining(now) > 0 && bans.Stale(e):
-		return judgement{softPurged(e, now), stored, how}
+	case bans.Stale(e):
+		// Named by a soft purge: stale, whatever the request accepts,
+		// until a fill newer than the purge replaces it.
+		if e.Remaining(now) > 0 {
+			e = softPurged(e, now)
+		}
+		return judgement{e, stored, how}
 	case u == usable && cc.wantsOrigin():
 		return judgement{e, stored, how} // to revalidate, as the request asks
 	}
