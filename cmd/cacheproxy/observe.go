@@ -20,9 +20,12 @@ type stats struct {
 	// Proxy counts requests by X-Cache result; GET /vocabulary
 	// (proxy.Vocab) describes each result.
 	Proxy proxy.Stats `json:"proxy"`
-	L1    *l1Stats    `json:"l1,omitempty"`
-	Redis *redisStats `json:"redis,omitempty"`
-	Fleet *fleetStats `json:"fleet,omitempty"`
+	// Outcomes is the outcomes of GET /vocabulary, kept here for the
+	// readers of /stats that took it from here before /vocabulary was.
+	Outcomes []proxy.OutcomeInfo `json:"outcomes"`
+	L1       *l1Stats            `json:"l1,omitempty"`
+	Redis    *redisStats         `json:"redis,omitempty"`
+	Fleet    *fleetStats         `json:"fleet,omitempty"`
 }
 
 type fleetStats struct {
@@ -88,7 +91,7 @@ func newAdmin(cfg config, s *stack, draining *atomic.Bool) (*admin.Handler, erro
 }
 
 func (s *stack) stats(cfg config) stats {
-	st := stats{Proxy: s.proxy.Stats()}
+	st := stats{Proxy: s.proxy.Stats(), Outcomes: proxy.Outcomes()}
 	if s.local != nil {
 		st.L1 = &l1Stats{Entries: s.local.Len(), Bytes: s.local.Bytes(), MaxBytes: cfg.L1MaxBytes}
 	}
