@@ -26,6 +26,13 @@ type PurgeAnswer struct {
 	// serves nothing older than the purge (its L1 unused or flushed,
 	// its fills in flight over), by Redis's clock.
 	MissingUntil map[string]time.Time `json:"missing_until,omitempty"`
+	// UnknownUntil, if set, is the time (by Redis's clock) until which
+	// an instance the fleet cannot know of may serve what the purge
+	// names: Redis restarted empty or was flushed less than the fleet's
+	// window (-l1-ttl + fill timeout + heartbeats) before the purge, and
+	// lost its record of the instances with its data
+	// (tiers.PurgeResult.UnknownUntil).
+	UnknownUntil time.Time `json:"unknown_until,omitzero"`
 	// Fleet is false for a proxy without Redis: the purge was local.
 	Fleet bool `json:"fleet"`
 }
@@ -50,7 +57,9 @@ type ErrorAnswer struct {
 // a purge (Purge), fleet-wide when there is a Fleet. It answers 200 once
 // every instance that may still serve what it names confirmed; 202 if
 // some did not within the fleet's wait, each named with the time by which
-// it serves nothing older; 503 if the fleet could not record it (not
+// it serves nothing older, or if Redis lost its record of the instances
+// too recently to know them all (with the time until which one it does
+// not know may serve); 503 if the fleet could not record it (not
 // recorded, or recorded before this answer, never after; this instance's
 // L1 is dropped all the same); 400 for a selector that is not valid.
 func (h *Handler) PurgeAPI() http.Handler {
@@ -74,7 +83,7 @@ func (h *Handler) PurgeAPI() http.Handler {
 			return
 		}
 		code := http.StatusOK
-		if len(res.Missing) > 0 {
+		if !res.Complete() {
 			code = http.StatusAccepted
 		}
 		desc := PurgeDesc{Kind: sel.Kind.String(), Value: sel.Value}
@@ -82,7 +91,7 @@ func (h *Handler) PurgeAPI() http.Handler {
 			desc.Seq = res.Ban.Seq
 		}
 		admin.WriteJSON(w, code, PurgeAnswer{Purge: desc, Confirmed: res.Confirmed, Missing: res.Missing,
-			MissingUntil: res.MissingUntil, Fleet: res.Fleet})
+			MissingUntil: res.MissingUntil, UnknownUntil: res.UnknownUntil, Fleet: res.Fleet})
 	})
 }
 

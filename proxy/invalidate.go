@@ -81,8 +81,12 @@ func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
 		switch need {
 		case invalidateBan:
 			res, err := h.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: target})
-			if err == nil && len(res.Missing) > 0 {
+			switch {
+			case err == nil && len(res.Missing) > 0:
 				err = fmt.Errorf("not confirmed by %s", strings.Join(res.Missing, ", "))
+			case err == nil && !res.Complete():
+				err = fmt.Errorf("redis lost its record of the instances (restarted empty or flushed): one it does not know may serve the URL until %s",
+					res.UnknownUntil.UTC().Format(time.RFC3339))
 			}
 			if err != nil {
 				h.o.Logger.Warn("invalidation after unsafe request not confirmed", "url", target, "err", err)

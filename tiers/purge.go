@@ -173,6 +173,20 @@ type PurgeResult struct {
 	// tier is unused or flushed by then, and the fills it had in flight
 	// are over.
 	MissingUntil map[string]time.Time
+	// UnknownUntil, if not zero, is the time (by Redis's clock) until
+	// which an instance the fleet could not know of may still serve
+	// what the purge names: Redis lost its members with its data
+	// (restarted empty, or flushed) too recently for the purge to know
+	// every instance that may serve. Such an instance, cut off from
+	// Redis since, uses its L1 at most until then.
+	UnknownUntil time.Time
+}
+
+// Complete reports whether every instance that may still serve what the
+// purge names is known to have applied it: none is missing, and none may
+// be unknown. It is what a purge's 200 means.
+func (r PurgeResult) Complete() bool {
+	return len(r.Missing) == 0 && r.UnknownUntil.IsZero()
 }
 
 // The settings that bound an entry's life, at their defaults: the

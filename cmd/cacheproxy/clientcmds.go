@@ -68,11 +68,15 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 		printPurge(stdout, a)
 	}
 	if status == http.StatusAccepted {
-		if len(a.Missing) == 0 {
-			return c.fail("the purge is recorded, but not every live instance confirmed it within the server's -purge-wait")
+		switch {
+		case len(a.Missing) > 0:
+			return c.fail("the purge is recorded, but %s did not confirm it within the server's -purge-wait: %s (until then it may serve purged entries from its L1)",
+				instances(len(a.Missing)), strings.Join(a.Missing, ", "))
+		case !a.UnknownUntil.IsZero():
+			return c.fail("the purge is recorded and every instance redis knows confirmed it, but redis lost its record of the instances (restarted empty or flushed) recently: one cut off from it since may serve purged entries from its L1 until %s",
+				a.UnknownUntil.UTC().Format(time.RFC3339))
 		}
-		return c.fail("the purge is recorded, but %s did not confirm it within the server's -purge-wait: %s (until then it may serve purged entries from its L1)",
-			instances(len(a.Missing)), strings.Join(a.Missing, ", "))
+		return c.fail("the purge is recorded, but not every live instance confirmed it within the server's -purge-wait")
 	}
 	return 0
 }

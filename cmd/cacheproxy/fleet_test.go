@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/origintest"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
@@ -57,7 +59,51 @@ func startFleetURL(t *testing.T, redisURL, origin string, n int, args ...string)
 			return st.Fleet != nil && st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == n
 		})
 	}
+	prefix := "cacheproxy"
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-key-prefix" {
+			prefix = args[i+1]
+		}
+	}
+	ageEpoch(t, redisURL, prefix)
 	return fleet
+}
+
+// ageEpoch makes the purge log's current epoch in the Redis at redisURL,
+// under key prefix prefix, look begun an hour ago, as for a fleet that
+// has run on this Redis that long. In a younger epoch Redis cannot know
+// every instance that may serve (it may have restarted empty), so purges
+// answer 202 until the epoch is older than the fleet's window
+// (docs/consistency.md): tests that are not about Redis losing its data
+// start from the steady state. The key and its form ("<epoch> <ms>") are
+// tiers/shared's epochStartKey, recorded by the first purge of an epoch.
+func ageEpoch(t *testing.T, redisURL, prefix string) {
+	t.Helper()
+	var client redis.UniversalClient
+	if strings.Contains(redisURL, "addr=") {
+		o, err := redis.ParseClusterURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client = redis.NewClusterClient(o)
+	} else {
+		o, err := redis.ParseURL(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client = redis.NewClient(o)
+	}
+	defer client.Close()
+	ctx := context.Background()
+	meta := prefix + ":{" + prefix + "}:"
+	epoch, err := client.Get(ctx, meta+"purge:epoch").Result()
+	if err != nil {
+		t.Fatalf("reading the purge epoch: %v", err)
+	}
+	began := time.Now().Add(-time.Hour).UnixMilli()
+	if err := client.Set(ctx, meta+"purge:epoch-start", fmt.Sprintf("%s %d", epoch, began), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func adminStats(t *testing.T, s *server) stats {

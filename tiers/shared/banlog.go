@@ -46,9 +46,10 @@ import (
 // nothing is recorded and the script returns {'late'}: the caller has
 // given up by then (see Fleet.Purge). It publishes the ban on channel and
 // returns the reply parsePurgeReply reads: the ban, Redis's clock (ms),
-// and the members of KEYS[6] heard within window ms, each followed by its
-// score. Every key is the fleet's metadata, in one Cluster slot (see
-// keys.go).
+// when the epoch began (ms, recorded in KEYS[7] before the ban, which may
+// drop the epoch's opening ban: see epoch_start in epochLua), and the
+// members of KEYS[6] heard within window ms, each followed by its score.
+// Every key is the fleet's metadata, in one Cluster slot (see keys.go).
 //
 // What it stores and publishes, the ban's wire form, is what the script
 // of earlier releases (which took the selector as two of eleven
@@ -62,6 +63,7 @@ local kind, value = decode_selector(sel)
 if not kind then return redis.error_reply('malformed selector ' .. sel) end
 if deadline > 0 and ms > deadline then return {'late'} end
 local epoch = ensure_epoch(KEYS[5], KEYS[1], KEYS[2], KEYS[4], channel, cand, '', 0, ms, overhead)
+local start = epoch_start(KEYS[7], KEYS[2], epoch, ms, overhead)
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
 local ban = encode_ban(seq, kind, ms, request .. '@' .. epoch, value)
 if kind == ban_all then
@@ -93,7 +95,7 @@ if floor and tonumber(floor) > tonumber(redis.call('GET', KEYS[3]) or '0') then
 end
 if n == 1 then redis.call('SET', KEYS[4], #value + overhead) end
 redis.call('PUBLISH', channel, ban)
-local out = {ban, ms}
+local out = {ban, ms, start}
 for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], ms - window, '+inf', 'WITHSCORES')) do
   out[#out + 1] = v
 end

@@ -51,6 +51,19 @@ var errRenewing = errors.New("redis has a new purge history; adopting it")
 // largest of the Redis clock in ms, minseq and the old sequence plus one,
 // an all-ban at that number replaces the log, and it is published.
 // Millisecond numbers (13 digits) stay exact in Lua's %.14g conversions.
+//
+// epoch_start returns when (Redis clock, ms) the epoch e began: the
+// moment from which Redis's members set has heard every instance (a
+// Redis that lost its data lost the members with the log; see
+// Fleet.unknownUntil). It is recorded in stk ("<epoch> <ms>", see
+// epochStartKey) by the first purge of the epoch, read from the epoch's
+// opening ban, which is the first in the log until a purge drops or trims
+// it. If stk names another epoch and the opening ban is gone (an epoch
+// started and purged by instances of a release before epoch_start), the
+// epoch is taken to begin now: later than it did, so its purges are
+// taken for younger, never older, than they are. ensure_epoch leaves stk
+// alone, so that the scripts of that release, which do not know it, start
+// epochs as this one does.
 var epochLua = tiers.BanLua + `
 local function ensure_epoch(ek, sk, bk, byk, ch, cand, replace, minseq, ms, overhead)
   local e = redis.call('GET', ek)
@@ -66,6 +79,20 @@ local function ensure_epoch(ek, sk, bk, byk, ch, cand, replace, minseq, ms, over
   redis.call('PUBLISH', ch, ban)
   return cand
 end
+local function epoch_start(stk, bk, e, ms, overhead)
+  local v = redis.call('GET', stk)
+  if v then
+    local name, at = string.match(v, '^(%S+) (%d+)$')
+    if name == e then return tonumber(at) end
+  end
+  local start = ms
+  local first = redis.call('ZRANGE', bk, 0, 0)[1]
+  if first and string.find(first, '|` + epochBanPrefix + `' .. e .. '@' .. e .. '|', 1, true) then
+    start = ban_at_cost(first, overhead)
+  end
+  redis.call('SET', stk, e .. ' ' .. string.format('%d', start))
+  return start
+end
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
@@ -76,6 +103,10 @@ var stateScript = redis.NewScript(epochLua + `
 local e = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ms, ARGV[4])
 return {e, redis.call('GET', KEYS[2])}
 `)
+
+// epochStartKey holds when the current epoch began: "<epoch> <ms>" (see
+// epoch_start in epochLua).
+func (l *purgeLog) epochStartKey() string { return metaKeyOf(l.prefix, "purge:epoch-start") }
 
 // epochKeys are the keys ensure_epoch takes, in its order; its channel,
 // purgeChannel, is an argument (a channel is no key: in a Cluster it has

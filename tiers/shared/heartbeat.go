@@ -189,6 +189,23 @@ func (f *Fleet) servesUntil(heard, p time.Time) time.Time {
 	return base.Add(f.l1TTL + f.fillTimeout + f.hb)
 }
 
+// unknownUntil returns, for a purge recorded at p in an epoch of the
+// purge log begun at epochStart (both by Redis's clock), the time until
+// which an instance the purge cannot know of may still serve what it
+// names, or the zero time if there is none. A Redis restarted empty or
+// flushed lost its members set with the log: an instance last heard
+// before the epoch began, by the Redis before it, and cut off since (so
+// not heard again), may keep using its L1 until the end of the window
+// after it was last heard (servesUntil), so at most until epochStart plus
+// the window. Once the epoch is older than the window, the members set
+// holds every instance a purge must wait for.
+func (f *Fleet) unknownUntil(epochStart, p time.Time) time.Time {
+	if u := epochStart.Add(f.window()); u.After(p) {
+		return u
+	}
+	return time.Time{}
+}
+
 // redisDeadline returns, in Redis's clock (unix ms), a moment before a
 // call sent at sent and abandoned after budget is given up on, or 0 if
 // the clocks have not been compared yet.

@@ -86,31 +86,39 @@ func (c purgeCall) args() []any {
 }
 
 // purgeRecord is purgeScript's answer: the ban recorded, Redis's clock
-// then, and the members heard within the window, with when.
+// then, when the purge log's epoch began (from then on its members set
+// has heard every instance), and the members heard within the window,
+// with when.
 type purgeRecord struct {
-	ban   tiers.Ban
-	at    time.Time
-	heard map[string]time.Time
+	ban        tiers.Ban
+	at         time.Time
+	epochStart time.Time
+	heard      map[string]time.Time
 }
 
 // parsePurgeReply reads purgeScript's reply, the one place that knows its
-// layout: {'late'}, or the ban, the clock in ms, then pairs of member and
-// score.
+// layout: {'late'}, or the ban, the clock in ms, the epoch's start in ms,
+// then pairs of member and score.
 func parsePurgeReply(raw []any) (purgeRecord, error) {
 	if len(raw) == 1 && raw[0] == "late" {
 		return purgeRecord{}, ErrPurgeLate
 	}
-	if len(raw) < 2 || len(raw)%2 != 0 {
+	if len(raw) < 3 || len(raw)%2 != 1 {
 		return purgeRecord{}, errBadReply
 	}
-	ban, clock, heard := raw[0], raw[1], raw[2:]
+	ban, clock, start, heard := raw[0], raw[1], raw[2], raw[3:]
 	s, _ := ban.(string)
 	b, err := tiers.ParseBan(s)
 	if err != nil {
 		return purgeRecord{}, err
 	}
-	ms, _ := clock.(int64)
-	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), heard: make(map[string]time.Time, len(heard)/2)}
+	ms, ok1 := clock.(int64)
+	began, ok2 := start.(int64)
+	if !ok1 || !ok2 {
+		return purgeRecord{}, errBadReply
+	}
+	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), epochStart: time.UnixMilli(began),
+		heard: make(map[string]time.Time, len(heard)/2)}
 	for i := 0; i+1 < len(heard); i += 2 {
 		m, _ := heard[i].(string)
 		score, _ := heard[i+1].(string)
@@ -127,7 +135,8 @@ func parsePurgeReply(raw []any) (purgeRecord, error) {
 // an error says why not; ran is false if the call itself failed.
 func (f *Fleet) record(ctx context.Context, sel tiers.Selector, request string) (rec purgeRecord, ran bool, err error) {
 	pl := f.plog()
-	keys := []string{pl.seqKey(), pl.bansKey(), pl.floorKey(), pl.bytesKey(), pl.epochKey(), f.membersKey()}
+	keys := []string{pl.seqKey(), pl.bansKey(), pl.floorKey(), pl.bytesKey(), pl.epochKey(), f.membersKey(),
+		pl.epochStartKey()}
 	maxBans, maxBytes := f.bans.Limits()
 	sent := time.Now()
 	call := purgeCall{sel: sel, request: request, keep: pl.retention(), maxBans: maxBans, maxBytes: maxBytes,
@@ -145,9 +154,11 @@ func (f *Fleet) record(ctx context.Context, sel tiers.Selector, request string) 
 
 // awaitConfirmations waits up to PurgeWait for every member rec heard to
 // confirm the ban on acks, and reports those that did not with the time
-// until which they may still serve what it names.
+// until which they may still serve what it names, and, if the purge log's
+// epoch is too young for its members set to know every instance that may
+// serve, until when one it does not know may (unknownUntil).
 func (f *Fleet) awaitConfirmations(ctx context.Context, rec purgeRecord, acks <-chan string) (tiers.PurgeResult, error) {
-	res := tiers.PurgeResult{Ban: rec.ban}
+	res := tiers.PurgeResult{Ban: rec.ban, UnknownUntil: f.unknownUntil(rec.epochStart, rec.at)}
 	pending := make(map[string]bool, len(rec.heard))
 	for m := range rec.heard {
 		pending[m] = true
