@@ -117,6 +117,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	defer origin.Close()
 	s := startServer(t, []string{"CACHEPROXY_REDIS=" + redis.URL()}, "-origin", origin.URL, "-key-prefix", "grafana")
 	await.Until(t, 15*time.Second, "ready", func() bool { code, _, _ := fetch(t, "GET", s.adminURL+"/readyz", ""); return code == 200 })
+	ageEpoch(t, redis.Client(), "grafana")
 	for range 3 {
 		fetch(t, "GET", s.proxyURL+"/a", "")
 	}

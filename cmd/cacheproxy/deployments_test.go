@@ -86,6 +86,7 @@ func TestClusterFleet(t *testing.T) {
 	cluster := redistest.StartCluster(t)
 	co := newCountedOrigin(t, 200*time.Millisecond)
 	fleet := startFleetURL(t, cluster.URL(), co.URL, 2)
+	ageEpoch(t, cluster.Client(), "cacheproxy")
 	a, b := fleet[0], fleet[1]
 	checkReadyOK(t, fleet)
 	checkL2Hit(t, a, b, "/hit")
@@ -110,7 +111,9 @@ func TestClusterFleet(t *testing.T) {
 
 	// Purges of every kind, confirmed by both instances.
 	vo := newVersionedOrigin(t)
-	checkPurgeKinds(t, vo, startFleetURL(t, cluster.URL(), vo.URL, 2, "-key-prefix", "kinds"))
+	kinds := startFleetURL(t, cluster.URL(), vo.URL, 2, "-key-prefix", "kinds")
+	ageEpoch(t, cluster.Client(), "kinds")
+	checkPurgeKinds(t, vo, kinds)
 }
 
 // A single seed node of a Cluster named without -redis-mode cluster is
@@ -149,6 +152,7 @@ func TestSentinelFailover(t *testing.T) {
 	sent := redistest.StartSentinels(t)
 	vo := newVersionedOrigin(t)
 	fleet := startFleetURL(t, sent.URL(), vo.URL, 2)
+	ageEpoch(t, sent.Master.Client(), "cacheproxy")
 	a, b := fleet[0], fleet[1]
 	checkReadyOK(t, fleet)
 	direct := startServer(t, []string{"CACHEPROXY_ADMIN_TOKEN=" + fleetToken},
@@ -263,6 +267,7 @@ func TestTLSLeastPrivilege(t *testing.T) {
 	tlsArgs := []string{"-redis-ca", files.CA, "-redis-cert", files.ClientCert, "-redis-key", files.ClientKey, "-redis-timeout", "2s"}
 	vo := newVersionedOrigin(t)
 	fleet := startFleetURL(t, url, vo.URL, 2, tlsArgs...)
+	ageEpoch(t, srv.Client(), "cacheproxy")
 	checkReadyOK(t, fleet)
 	if x, _ := get(t, fleet[0], "/tls"); x != "MISS" {
 		t.Errorf("GET /tls: %s", x)

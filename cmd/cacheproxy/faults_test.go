@@ -11,6 +11,7 @@ import (
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
+	"github.com/cacheproxy/cacheproxy/proxy"
 )
 
 // These tests run a fleet through Redis failures: Redis restarted empty
@@ -42,9 +43,10 @@ func awaitNewEpoch(t *testing.T, fleet []*server, old string) {
 }
 
 // purgeAfterNewRedis warms /k on a fleet of two, lets lose Redis's purge
-// log, bumps the origin's version and purges: the purge answers 200 only
-// once every instance applied it, and no instance serves the old version
-// after it.
+// log, bumps the origin's version and purges: every instance applied the
+// purge, and none serves the old version after it. It answers 202 all the
+// same, naming the time until which an instance Redis no longer knows of
+// may serve (checkUnknownUntil): Redis lost its members with its data.
 func purgeAfterNewRedis(t *testing.T, lose func(*redistest.Server)) {
 	redis := redistest.Start(t)
 	o := newVersionedOrigin(t)
@@ -57,12 +59,14 @@ func purgeAfterNewRedis(t *testing.T, lose func(*redistest.Server)) {
 	}
 	warm(t, fleet, "/k", "v1 /k")
 	old := epochs(t, fleet)[0]
+	lost := time.Now()
 	lose(redis)
 	awaitNewEpoch(t, fleet, old)
 	o.Version.Store(2)
 	code, res := purge(t, fleet[0], "url=/k")
-	if code != http.StatusOK || len(res.Confirmed) != 2 {
-		t.Fatalf("purge after Redis lost its log = %d %+v", code, res)
+	checkUnknownUntil(t, "purge after Redis lost its log", code, res, lost)
+	if len(res.Confirmed) != 2 {
+		t.Fatalf("purge after Redis lost its log = %d %+v, want confirmed by both", code, res)
 	}
 	for round := range 20 {
 		for i, s := range fleet {
@@ -74,13 +78,29 @@ func purgeAfterNewRedis(t *testing.T, lose func(*redistest.Server)) {
 	// And the fleet goes on: later purges are applied and confirmed.
 	o.Version.Store(3)
 	warm(t, fleet, "/k", "v2 /k")
-	if code, res := purge(t, fleet[1], "url=/k"); code != http.StatusOK || len(res.Confirmed) != 2 {
-		t.Fatalf("second purge = %d %+v", code, res)
+	code, res = purge(t, fleet[1], "url=/k")
+	checkUnknownUntil(t, "second purge", code, res, lost)
+	if len(res.Confirmed) != 2 {
+		t.Fatalf("second purge = %d %+v, want confirmed by both", code, res)
 	}
 	for _, s := range fleet {
 		if _, body := get(t, s, "/k"); body != "v3 /k" {
 			t.Fatalf("after the second purge: %q", body)
 		}
+	}
+}
+
+// checkUnknownUntil checks the answer of a purge made soon after Redis
+// lost its data (at lost): 202, no instance missing among those Redis
+// knows, and unknown_until about the new epoch's start plus the window
+// (-l1-ttl 30s + fill timeout 30s + heartbeats, at the defaults).
+func checkUnknownUntil(t *testing.T, what string, code int, res proxy.PurgeAnswer, lost time.Time) {
+	t.Helper()
+	if code != http.StatusAccepted || len(res.Missing) != 0 || res.UnknownUntil.IsZero() {
+		t.Fatalf("%s = %d %+v, want 202 with unknown_until and nobody missing", what, code, res)
+	}
+	if lo, hi := lost.Add(60*time.Second), time.Now().Add(65*time.Second); res.UnknownUntil.Before(lo) || res.UnknownUntil.After(hi) {
+		t.Errorf("%s: unknown_until %v, want the new epoch's start + about 62 s (%v .. %v)", what, res.UnknownUntil, lo, hi)
 	}
 }
 
@@ -259,6 +279,7 @@ func TestFleetPartition(t *testing.T) {
 			return st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == 2
 		})
 	}
+	ageEpoch(t, redis.Client(), "cacheproxy")
 	bID := adminStats(t, b).Fleet.Self.ID
 	warm(t, fleet, "/k", "v1 /k")
 
@@ -299,6 +320,70 @@ func TestFleetPartition(t *testing.T) {
 	for _, s := range fleet {
 		if _, body := get(t, s, "/k"); body != "v3 /k" {
 			t.Errorf("after the last purge: %q", body)
+		}
+	}
+}
+
+// TestFleetPurgeAfterRedisRestartedWithOneCutOff: b is cut off from Redis
+// (its link cut) and keeps serving its L1 under its lease; meanwhile
+// Redis is killed and restarted empty, losing the members with the purge
+// log. A purge from a right after cannot know of b: it must not answer
+// 200, but 202 with the time until which such an instance may serve
+// (unknown_until) — and b does serve the purged version from its L1, as
+// the 202 says it may. Once b is back, it adopts the new log and serves
+// the new version.
+func TestFleetPurgeAfterRedisRestartedWithOneCutOff(t *testing.T) {
+	redis := redistest.Start(t)
+	o := newVersionedOrigin(t)
+	link := newCutter(t, redis.Addr)
+	env := func(url string) []string {
+		return []string{"CACHEPROXY_REDIS=" + url, "CACHEPROXY_ADMIN_TOKEN=" + fleetToken}
+	}
+	a := startServer(t, env(redis.URL()), "-origin", o.URL, "-purge-wait", "500ms")
+	b := startServer(t, env(link.url()), "-origin", o.URL)
+	fleet := []*server{a, b}
+	for _, s := range fleet {
+		await.Until(t, 15*time.Second, "instance usable and fleet complete", func() bool {
+			st := adminStats(t, s)
+			return st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == 2
+		})
+	}
+	ageEpoch(t, redis.Client(), "cacheproxy")
+	if code, res := purge(t, a, "url=/k"); code != http.StatusOK {
+		t.Fatalf("purge before = %d %+v", code, res)
+	}
+	warm(t, fleet, "/k", "v1 /k")
+	old := epochs(t, fleet)[0]
+
+	link.setCut(true)
+	await.Until(t, 15*time.Second, "b cut off", func() bool { return adminStats(t, b).Fleet.Self.CutOff })
+	lost := time.Now()
+	redis.Kill()
+	redis.Restart()
+	await.Until(t, 15*time.Second, "a on the new purge log", func() bool {
+		st := adminStats(t, a)
+		return st.Fleet.Self.Epoch != old && st.Fleet.Self.LocalUsable
+	})
+	o.Version.Store(2)
+	code, res := purge(t, a, "url=/k")
+	checkUnknownUntil(t, "purge with b cut off across the restart", code, res, lost)
+	if _, body := get(t, a, "/k"); body != "v2 /k" {
+		t.Errorf("a after the purge: %q", body)
+	}
+	// b, unknown to the new Redis, still serves its L1, as the 202 said
+	// it might.
+	if x, body := get(t, b, "/k"); x != "HIT-L1" || body != "v1 /k" {
+		t.Errorf("b cut off: %s %q, want its L1 entry", x, body)
+	}
+
+	link.setCut(false)
+	await.Until(t, 15*time.Second, "b back on the new purge log", func() bool {
+		st := adminStats(t, b)
+		return !st.Fleet.Self.CutOff && st.Fleet.Self.LocalUsable && st.Fleet.Self.Epoch != old
+	})
+	for range 10 {
+		if x, body := get(t, b, "/k"); body != "v2 /k" {
+			t.Fatalf("b after reconnecting: %s %q, want v2", x, body)
 		}
 	}
 }

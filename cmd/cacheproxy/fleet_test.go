@@ -38,14 +38,18 @@ func newVersionedOrigin(t *testing.T) *origintest.Origin {
 	}})
 }
 
-// startFleet starts n cacheproxy processes on one Redis, and waits until
-// each has subscribed to purges and sees the others.
+// startFleet starts n cacheproxy processes on one Redis, waits until
+// each has subscribed to purges and sees the others, and ages the purge
+// log's epoch (ageEpoch), as for a fleet that has run on this Redis.
 func startFleet(t *testing.T, redis *redistest.Server, origin string, n int, args ...string) []*server {
 	t.Helper()
-	return startFleetURL(t, redis.URL(), origin, n, args...)
+	fleet := startFleetURL(t, redis.URL(), origin, n, args...)
+	ageEpoch(t, redis.Client(), keyPrefix(args))
+	return fleet
 }
 
-// startFleetURL is startFleet on the Redis of redisURL.
+// startFleetURL is startFleet on the Redis of redisURL, without the
+// ageing: the caller ages the epoch with a client of its own.
 func startFleetURL(t *testing.T, redisURL, origin string, n int, args ...string) []*server {
 	t.Helper()
 	var fleet []*server
@@ -59,17 +63,10 @@ func startFleetURL(t *testing.T, redisURL, origin string, n int, args ...string)
 			return st.Fleet != nil && st.Fleet.Self.LocalUsable && len(st.Fleet.Members) == n
 		})
 	}
-	prefix := "cacheproxy"
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "-key-prefix" {
-			prefix = args[i+1]
-		}
-	}
-	ageEpoch(t, redisURL, prefix)
 	return fleet
 }
 
-// ageEpoch makes the purge log's current epoch in the Redis at redisURL,
+// ageEpoch makes the purge log's current epoch in the Redis of client,
 // under key prefix prefix, look begun an hour ago, as for a fleet that
 // has run on this Redis that long. In a younger epoch Redis cannot know
 // every instance that may serve (it may have restarted empty), so purges
@@ -77,33 +74,29 @@ func startFleetURL(t *testing.T, redisURL, origin string, n int, args ...string)
 // (docs/consistency.md): tests that are not about Redis losing its data
 // start from the steady state. The key and its form ("<epoch> <ms>") are
 // tiers/shared's epochStartKey, recorded by the first purge of an epoch.
-func ageEpoch(t *testing.T, redisURL, prefix string) {
+func ageEpoch(t *testing.T, client redis.UniversalClient, prefix string) {
 	t.Helper()
-	var client redis.UniversalClient
-	if strings.Contains(redisURL, "addr=") {
-		o, err := redis.ParseClusterURL(redisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client = redis.NewClusterClient(o)
-	} else {
-		o, err := redis.ParseURL(redisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		client = redis.NewClient(o)
-	}
-	defer client.Close()
 	ctx := context.Background()
 	meta := prefix + ":{" + prefix + "}:"
 	epoch, err := client.Get(ctx, meta+"purge:epoch").Result()
+	if err == nil {
+		began := time.Now().Add(-time.Hour).UnixMilli()
+		err = client.Set(ctx, meta+"purge:epoch-start", fmt.Sprintf("%s %d", epoch, began), 0).Err()
+	}
 	if err != nil {
-		t.Fatalf("reading the purge epoch: %v", err)
+		t.Fatalf("ageing the purge epoch: %v", err)
 	}
-	began := time.Now().Add(-time.Hour).UnixMilli()
-	if err := client.Set(ctx, meta+"purge:epoch-start", fmt.Sprintf("%s %d", epoch, began), 0).Err(); err != nil {
-		t.Fatal(err)
+}
+
+// keyPrefix returns the -key-prefix that args give, or the default.
+func keyPrefix(args []string) string {
+	prefix := "cacheproxy"
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-key-prefix" {
+			prefix = args[i+1]
+		}
 	}
+	return prefix
 }
 
 func adminStats(t *testing.T, s *server) stats {

@@ -109,7 +109,9 @@ func TestSoftPurgeFleet(t *testing.T) {
 func TestSoftPurgeCluster(t *testing.T) {
 	cluster := redistest.StartCluster(t)
 	o := newSoftOrigin(t, "max-age=300")
-	checkSoftPurges(t, o, startFleetURL(t, cluster.URL(), o.URL, 2))
+	fleet := startFleetURL(t, cluster.URL(), o.URL, 2)
+	ageEpoch(t, cluster.Client(), "cacheproxy")
+	checkSoftPurges(t, o, fleet)
 }
 
 // TestSoftPurgeOriginFailing: after a soft purge, while the origin fails,
