@@ -1,10 +1,16 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
@@ -113,4 +119,53 @@ func FuzzParseSelector(f *testing.F) {
 			t.Fatalf("ParseSelector(%q) = %v; sent again as %q: %v, %v", raw, sel, again, got, err)
 		}
 	})
+}
+
+// fleetAnswer is a Fleet that records nothing and answers res.
+type fleetAnswer tiers.PurgeResult
+
+func (f fleetAnswer) Purge(context.Context, tiers.Selector, string) (tiers.PurgeResult, error) {
+	return tiers.PurgeResult(f), nil
+}
+
+// The purge API answers 200 only for a complete purge: 202 when an
+// instance is missing, and when Redis lost its record of the instances
+// too recently to know them all (unknown_until in the answer).
+func TestPurgeAPIAnswers(t *testing.T) {
+	until := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		res  tiers.PurgeResult
+		code int
+		want []string
+	}{
+		{"complete", tiers.PurgeResult{Confirmed: []string{"a", "b"}}, http.StatusOK, []string{`"confirmed":["a","b"]`}},
+		{"missing", tiers.PurgeResult{Confirmed: []string{"a"}, Missing: []string{"b"},
+			MissingUntil: map[string]time.Time{"b": until}}, http.StatusAccepted, []string{`"missing":["b"]`, `"missing_until":{"b":"2026-12-07T09:00:00Z"}`}},
+		{"membership unknown", tiers.PurgeResult{Confirmed: []string{"a", "b"}, UnknownUntil: until},
+			http.StatusAccepted, []string{`"missing":[]`, `"unknown_until":"2026-12-07T09:00:00Z"`}},
+	}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStack(t, o, func(opts *Options) { opts.Fleet = fleetAnswer(tc.res) })
+			rec := httptest.NewRecorder()
+			s.h.PurgeAPI().ServeHTTP(rec, httptest.NewRequest(http.MethodDelete, "/cache?url=/rank", nil))
+			var body bytes.Buffer
+			if err := json.Compact(&body, rec.Body.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tc.code {
+				t.Errorf("code %d, want %d: %s", rec.Code, tc.code, &body)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(body.String(), w) {
+					t.Errorf("answer %s lacks %s", &body, w)
+				}
+			}
+			if tc.res.UnknownUntil.IsZero() && strings.Contains(body.String(), "unknown_until") {
+				t.Errorf("answer %s names unknown_until", &body)
+			}
+		})
+	}
 }

@@ -37,9 +37,9 @@ func (h *harness) faultsSection(b *strings.Builder) {
 		"%d hot keys (`/blob/{key}?size=1024`, `max-age=300`, warmed into every instance first), "+
 		"%s req/s in an open loop from the harness process (pinned where loadgen runs), keys uniform, rotating over the instances; "+
 		"one URL purge a second (the key's version bumped at the origin, then `DELETE /cache?url=` on the instances' admin listeners in turn). "+
-		"For each fault a fresh stack runs %s before, the fault, and %s after the during phase; "+
+		"For each fault a fresh stack, its purge log aged an hour (as for a fleet in its steady state: a purge log younger than the fleet's window, %s + fill timeout + heartbeats, makes every purge answer 202, as after Redis restarted empty or was flushed), runs %s before, the fault, and %s after the during phase; "+
 		"a process killed or stopped stays so for %s, and the during phase lasts at least %s from the fault's start, so that the instant faults (restart, flush) have a window as long.\n\n",
-		faultL1TTL, faultL1TTL, faultKeys, num(h.faultRate()), before, after, faultHold, faultHold)
+		faultL1TTL, faultL1TTL, faultKeys, num(h.faultRate()), faultL1TTL, before, after, faultHold, faultHold)
 	b.WriteString("- **failed**: requests without a response or with a status other than 2xx, by scheduled time, before / during / after; goal 0.\n" +
 		"- **stale**: 200 answers to a read that *started* after a purge of its URL was answered 200, whose body (`v<version> …`) is older than the version the origin served once that purge's bump was done; goal 0. Purges answered 202 or 503 make no read stale.\n" +
 		"- **origin req/s**: from the origin's `/__count`, read every 200 ms (summed over a restart of the origin); goal for a Redis fault: during ≤ 1.5× before; for a failing origin with hot keys (`origin-*-hot`): during ≤ 2× before, counting the instances' own origin attempts too (a refused connection reaches no count of the origin's).\n" +

@@ -178,6 +178,9 @@ func (h *harness) startFaultStack(f faultKind) (*faultStack, error) {
 	if err := probePurge(st.fronts[0]); err != nil {
 		return nil, err
 	}
+	if err := st.ageEpoch(); err != nil {
+		return nil, err
+	}
 	for k := range st.keys {
 		for _, f := range st.fronts {
 			b, err := get(fmt.Sprintf("%s/blob/%d?size=1024", f.url, k))
@@ -333,6 +336,28 @@ func (st *faultStack) killRedisPurging(h *harness, ctx context.Context) error {
 	close(stop)
 	<-done
 	return err
+}
+
+// ageEpoch makes the fleet's purge log look an hour old, as for a fleet
+// that has run on this Redis that long: in a younger epoch Redis cannot
+// know every instance that may serve (it may have restarted empty), and
+// purges answer 202 until the epoch is older than the fleet's window
+// (docs/consistency.md, point 6), which would cover the whole run. The
+// faults then start from the steady state. The key and its form
+// ("<epoch> <ms>") are tiers/shared's epochStartKey; the probe purge has
+// started the epoch.
+func (st *faultStack) ageEpoch() error {
+	c := redis.NewClient(&redis.Options{Addr: st.redisAddr, DialTimeout: 2 * time.Second})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const meta = benchKeyPrefix + ":{" + benchKeyPrefix + "}:"
+	epoch, err := c.Get(ctx, meta+"purge:epoch").Result()
+	if err != nil {
+		return fmt.Errorf("reading the purge epoch: %w", err)
+	}
+	began := time.Now().Add(-time.Hour).UnixMilli()
+	return c.Set(ctx, meta+"purge:epoch-start", fmt.Sprintf("%s %d", epoch, began), 0).Err()
 }
 
 // flushRedis sends FLUSHALL.
