@@ -163,7 +163,11 @@ curl -sS -o /dev/null -X POST -H 'Content-Type: application/json' --data '{"play
 show GET /rank
 echo "    Still the cached ranking (up to 30s old). Purge what is tagged \"rank\":"
 echo "    \$ cacheproxy purge -tag rank -admin http://$admin"
-"$cacheproxy" purge -tag rank -admin "http://$admin" | sed 's/^/    /'
+# On a Redis younger than the fleet's window (about a minute) a purge
+# answers 202 (exit 1): Redis cannot tell a new fleet from one it lost
+# track of when it restarted empty (docs/consistency.md, point 6).
+{ "$cacheproxy" purge -tag rank -admin "http://$admin" ||
+	echo "(202, as on any Redis younger than a minute: every instance it knows applied the purge)"; } 2>&1 | sed 's/^/    /'
 show GET /rank
 sleep 0.2
 show GET /rank

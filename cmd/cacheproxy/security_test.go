@@ -73,6 +73,7 @@ func securityDeployments(t *testing.T, origin string) map[string][]*server {
 		code, _, _ := fetch(t, "GET", l2.adminURL+"/readyz", fleetToken)
 		return code == 200
 	})
+	ageEpoch(t, redis2.Client(), "cacheproxy")
 	return map[string][]*server{
 		"l1":    {startServer(t, tokenEnv, "-origin", origin)},
 		"l2":    {l2},
