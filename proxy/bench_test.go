@@ -10,7 +10,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/proxy"
@@ -47,7 +50,7 @@ func benchOrigin(b *testing.B, body []byte) *url.URL {
 	return u
 }
 
-func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(), hdr ...string) {
+func benchHit(b *testing.B, opts proxy.Options, wantXCache string, redisCPU func() time.Duration, evictL1 func(), hdr ...string) {
 	h, err := proxy.New(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -67,6 +70,7 @@ func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(
 		b.Fatalf("X-Cache = %q, want %q", got, wantXCache)
 	}
 	b.ReportAllocs()
+	cpu := meterCPU(b, redisCPU)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		w.reset()
@@ -76,6 +80,7 @@ func benchHit(b *testing.B, opts proxy.Options, wantXCache string, evictL1 func(
 		}
 	}
 	b.StopTimer()
+	cpu()
 	if w.status != http.StatusOK || w.n == 0 {
 		b.Fatalf("status %d, %d bytes", w.status, w.n)
 	}
@@ -123,7 +128,7 @@ func BenchmarkL1Hit(b *testing.B) {
 			if c.ae != "" {
 				hdr = []string{"Accept-Encoding", c.ae}
 			}
-			benchHit(b, proxy.Options{Origin: origin, Local: l1, Logger: quiet}, "HIT-L1", nil, hdr...)
+			benchHit(b, proxy.Options{Origin: origin, Local: l1, Logger: quiet}, "HIT-L1", nil, nil, hdr...)
 		})
 	}
 }
@@ -140,7 +145,7 @@ func BenchmarkL2Hit(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			l2 := benchShared(b, srv, c.name)
 			origin := benchOrigin(b, c.body)
-			benchHit(b, proxy.Options{Origin: origin, Shared: l2, KeyPrefix: c.name, Logger: quiet}, "HIT-L2", nil)
+			benchHit(b, proxy.Options{Origin: origin, Shared: l2, KeyPrefix: c.name, Logger: quiet}, "HIT-L2", serverCPU(b, srv), nil)
 		})
 	}
 }
@@ -164,6 +169,8 @@ func BenchmarkL2HitParallel(b *testing.B) {
 			h.ServeHTTP(&discardWriter{h: make(http.Header)}, fill)
 			b.ReportAllocs()
 			b.SetParallelism(8)
+			cpu := meterCPU(b, serverCPU(b, srv))
+			defer cpu()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				req := httptest.NewRequest(http.MethodGet, "/players/42?page=1", nil)
@@ -212,6 +219,58 @@ func l2Cases() []benchCase {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// meterCPU starts counting the CPU time this process uses, and, if
+// redisCPU is not nil, that of a redis-server; the function it returns
+// reports both per op, as cpu-ns/op and redis-cpu-ns/op. On a busy
+// shared machine the wall time per op of a benchmark that waits for
+// Redis varies by half from one run to the next; the CPU an op costs,
+// which is what bounds the throughput of a loaded server, much less.
+func meterCPU(b *testing.B, redisCPU func() time.Duration) func() {
+	self := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var r0 time.Duration
+	if redisCPU != nil {
+		r0 = redisCPU()
+	}
+	s0 := self()
+	return func() {
+		if b.N == 0 {
+			return
+		}
+		b.ReportMetric(float64(self()-s0)/float64(b.N), "cpu-ns/op")
+		if redisCPU != nil {
+			b.ReportMetric(float64(redisCPU()-r0)/float64(b.N), "redis-cpu-ns/op")
+		}
+	}
+}
+
+// serverCPU returns a function that reads the CPU time srv has used, as
+// its INFO says.
+func serverCPU(b *testing.B, srv *redistest.Server) func() time.Duration {
+	return func() time.Duration {
+		info, err := srv.Client().Info(context.Background(), "cpu").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var total float64
+		for _, f := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			_, rest, _ := strings.Cut(info, f)
+			v, _, _ := strings.Cut(rest, "\r\n")
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("redis INFO cpu %s %q", f, v)
+			}
+			total += x
+		}
+		return time.Duration(total * float64(time.Second))
+	}
+}
 
 // BenchmarkL1HitWhileBanning is an L1 hit while purges of other URLs
 // arrive (100,000 of them, one every few microseconds on another
