@@ -135,11 +135,12 @@ var errBansLoading = errors.New("purge bans still loading")
 // ever recorded), is ahead of it. have is Bans.Applied as it was before
 // seq was read, and epoch the epoch read with seq: if they say Redis has
 // another history than the table (see observe), the tier starts
-// renewing and the read is a miss. It waits until ctx ends for the bans,
-// and not at all when more than a page is missing (a new instance, or one
-// back from an outage): the loading goes on in the background, and the
-// entry is a miss meanwhile.
-func (l *purgeLog) catchUp(ctx context.Context, have uint64, seq, epoch any) error {
+// renewing and the read is a miss. It waits for the bans until ctx ends
+// or, if deadline is not zero, until deadline, and not at all when more
+// than a page is missing (a new instance, or one back from an outage):
+// the loading goes on in the background, and the entry is a miss
+// meanwhile.
+func (l *purgeLog) catchUp(ctx context.Context, deadline time.Time, have uint64, seq, epoch any) error {
 	if l.renewing() {
 		return errRenewing
 	}
@@ -162,6 +163,11 @@ func (l *purgeLog) catchUp(ctx context.Context, have uint64, seq, epoch any) err
 	if n-have > banPage {
 		l.syncs.DoChan("sync", l.loadBans)
 		return fmt.Errorf("%w: have %d of %d", errBansLoading, have, n)
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	return l.loadUpTo(ctx, n)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -44,9 +45,16 @@ type read struct {
 	found      bool
 	seq, epoch any // the purge sequence and epoch, as MGET returns them
 	err        error
+	// timer ends the reader's wait at its deadline. It is stopped
+	// whenever the read is idle in readPool, and reused with it.
+	timer *time.Timer
 }
 
-var readPool = sync.Pool{New: func() any { return &read{done: make(chan struct{}, 1)} }}
+var readPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &read{done: make(chan struct{}, 1), timer: t}
+}}
 
 // readResult is what a read found.
 type readResult struct {
@@ -56,25 +64,33 @@ type readResult struct {
 }
 
 // batchGet reads key (and the purge sequence and epoch) in the next
-// pipeline. It returns ctx's error if ctx ends first: Get's one Timeout
-// covers the wait for the batch in flight and the read's own.
-func (t *Tier) batchGet(ctx context.Context, key string) (readResult, error) {
+// pipeline. It returns ctx's error if ctx ends first, and
+// context.DeadlineExceeded at deadline: Get's one Timeout covers the wait
+// for the batch in flight and the read's own.
+func (t *Tier) batchGet(ctx context.Context, key string, deadline time.Time) (readResult, error) {
 	if err := ctx.Err(); err != nil {
 		return readResult{}, err
 	}
 	rd := readPool.Get().(*read)
 	rd.key = key
+	rd.timer.Reset(time.Until(deadline))
 	select {
 	case t.reads <- rd:
 	case <-ctx.Done():
+		rd.timer.Stop()
 		readPool.Put(rd)
 		return readResult{}, ctx.Err()
+	case <-rd.timer.C:
+		readPool.Put(rd)
+		return readResult{}, context.DeadlineExceeded
 	case <-t.stop:
+		rd.timer.Stop()
 		readPool.Put(rd)
 		return readResult{}, redis.ErrClosed
 	}
 	select {
 	case <-rd.done:
+		rd.timer.Stop()
 		res, err := readResult{entry: rd.entry, found: rd.found, seq: rd.seq, epoch: rd.epoch}, rd.err
 		rd.entry, rd.found, rd.seq, rd.epoch, rd.err = "", false, nil, nil, nil
 		readPool.Put(rd)
@@ -82,7 +98,10 @@ func (t *Tier) batchGet(ctx context.Context, key string) (readResult, error) {
 	case <-ctx.Done():
 		// The pipeline goroutine still owns rd: leave it to the
 		// collector rather than to the pool.
+		rd.timer.Stop()
 		return readResult{}, ctx.Err()
+	case <-rd.timer.C:
+		return readResult{}, context.DeadlineExceeded
 	}
 }
 
@@ -121,16 +140,18 @@ func (t *Tier) pipeline() {
 	}
 }
 
-// batchCmds are the commands of one batch. On one node (oneNode) each
-// read is one MGET of its key, the purge sequence and epoch (or of its
-// key alone if the tier keeps no bans): the entry and the sequence read
-// together. In a Cluster the entry and the fleet's metadata live in
-// different slots, so each read is a GET of its key, sent to its node,
-// and the batch reads the sequence and epoch once, with one MGET sent to
-// theirs: go-redis sends each node its part of the pipeline. Either way
-// the sequence is read after every read of the batch was asked for, which
-// is what the purge guarantee needs: a purge that answered before a Get
-// began is recorded before the sequence the Get sees was read.
+// batchCmds are the commands of one batch. Each read is a GET of its key
+// and the batch reads the purge sequence and epoch once, after them, with
+// one MGET (none if the tier keeps no bans). In a Cluster the entries and
+// the fleet's metadata live in different slots: go-redis sends each node
+// its part of the pipeline. A batch of one read on one node (oneNode) is
+// a single MGET of its key, the sequence and epoch (or of its key alone),
+// without a pipeline. Either way the sequence is read after every read of
+// the batch was asked for, which is what the purge guarantee needs: a
+// purge that answered before a Get began is recorded before the sequence
+// the Get sees was read. (One MGET per read, as before, made Redis look up
+// and send the sequence and epoch, and go-redis parse them, once per read
+// instead of once per batch.)
 type batchCmds struct {
 	mgets []*redis.SliceCmd
 	gets  []*redis.StringCmd
@@ -180,18 +201,13 @@ func (b *batchCmds) result(i int, rd *read) {
 func (t *Tier) sendBatch(batch []*read, b *batchCmds) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 	defer cancel()
-	if t.oneNode {
-		if len(batch) == 1 {
-			// No pipeline for one command: the same round trip, less work.
-			b.mgets = append(b.mgets, t.mget(ctx, t.rdb, batch[0].key))
-			return
+	if t.oneNode && len(batch) == 1 {
+		// No pipeline for one command: the same round trip, less work.
+		if t.bans == nil {
+			b.mgets = append(b.mgets, t.rdb.MGet(ctx, batch[0].key))
+		} else {
+			b.mgets = append(b.mgets, t.rdb.MGet(ctx, batch[0].key, t.seq, t.epochK))
 		}
-		p := t.client.Pipeline()
-		for _, rd := range batch {
-			b.mgets = append(b.mgets, t.mget(ctx, p, rd.key))
-		}
-		// Exec's error is also each failed command's.
-		p.Exec(ctx)
 		return
 	}
 	p := t.client.Pipeline()
@@ -201,16 +217,6 @@ func (t *Tier) sendBatch(batch []*read, b *batchCmds) {
 	if t.bans != nil {
 		b.meta = p.MGet(ctx, t.seq, t.epochK)
 	}
+	// Exec's error is also each failed command's.
 	p.Exec(ctx)
-}
-
-// mget reads key and, if the tier keeps bans, the purge sequence and
-// epoch.
-func (t *Tier) mget(ctx context.Context, c interface {
-	MGet(ctx context.Context, keys ...string) *redis.SliceCmd
-}, key string) *redis.SliceCmd {
-	if t.bans == nil {
-		return c.MGet(ctx, key)
-	}
-	return c.MGet(ctx, key, t.seq, t.epochK)
 }

@@ -88,7 +88,7 @@ func (t *Tier) Lease(ctx context.Context, key string, ttl time.Duration) (e *tie
 	}
 	if t.bans != nil {
 		// As for Get: Redis answered, so this is no sign it is down.
-		if err := t.purgeLog.catchUp(cctx, have, meta[0], meta[1]); err != nil {
+		if err := t.purgeLog.catchUp(cctx, time.Time{}, have, meta[0], meta[1]); err != nil {
 			t.errs.Add(1)
 			return nil, false, nil, fmt.Errorf("shared: lease bans: %w", err)
 		}

@@ -309,15 +309,19 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 		t.errs.Add(1)
 		return nil, false, ErrUnavailable
 	}
-	cctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
+	// One Timeout bounds the whole call. It is kept as a deadline, not
+	// as a context derived from ctx: context.WithTimeout (a timer, and
+	// the registration with the request's context and its removal) cost
+	// about 7% of the proxy's CPU on an L2 hit. batchGet waits on a
+	// reused timer; a context is made only if bans must be loaded.
+	deadline := time.Now().Add(t.timeout)
 	var have uint64
 	if t.bans != nil {
 		have = t.bans.Applied() // before the sequence is read
 	}
 	// The entry and the fleet's purge sequence and epoch in one round
 	// trip.
-	rd, err := t.batchGet(cctx, rk)
+	rd, err := t.batchGet(ctx, rk, deadline)
 	if err != nil {
 		return nil, false, t.fail(ctx, purposeRead, "get", err)
 	}
@@ -325,7 +329,7 @@ func (t *Tier) Get(ctx context.Context, key string) (*tiers.Entry, bool, error) 
 	if t.bans != nil {
 		// Bans that cannot be loaded in time make a miss, never an
 		// unreachable Redis: Redis did answer.
-		if err := t.purgeLog.catchUp(cctx, have, rd.seq, rd.epoch); err != nil {
+		if err := t.purgeLog.catchUp(ctx, deadline, have, rd.seq, rd.epoch); err != nil {
 			t.errs.Add(1)
 			return nil, false, fmt.Errorf("shared: get bans: %w", err)
 		}

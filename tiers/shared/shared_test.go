@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cacheproxy/cacheproxy/internal/await"
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -477,8 +479,8 @@ func TestConcurrentGets(t *testing.T) {
 
 // One pipeline answers each read of a batch with its own key's value,
 // a missing key as not found, and the purge sequence and epoch with
-// each: as one MGET per read on one node, and as a GET per read and one
-// MGET of the metadata per batch, as in a Cluster.
+// each: as a GET per read and one MGET of the metadata per batch, on one
+// node as in a Cluster, and as one MGET for a batch of one on one node.
 func TestSendBatch(t *testing.T) {
 	srv := redistest.Start(t)
 	tier, _ := newTier(t, Options{URL: srv.URL(), Bans: new(tiers.Bans)})
@@ -518,6 +520,79 @@ func TestSendBatch(t *testing.T) {
 			if b.result(i, rd); rd.err == nil {
 				t.Errorf("oneNode %v, read %d with Redis killed: no error", oneNode, i)
 			}
+		}
+	}
+}
+
+// TestBatchReadsSequenceOnce: on one node, a batch of three reads costs
+// Redis three GETs and one MGET of the purge sequence and epoch, not an
+// MGET of them per read; a batch of one, one MGET.
+func TestBatchReadsSequenceOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	tier, _ := newTier(t, Options{URL: srv.URL(), Bans: new(tiers.Bans)})
+	ctx := context.Background()
+	cl := srv.Client()
+	calls := func(cmd string) int {
+		info, err := cl.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(info, "cmdstat_"+cmd+":calls=")
+		if !ok {
+			return 0
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatalf("commandstats %s: %q", cmd, n)
+		}
+		return v
+	}
+	for _, c := range []struct{ reads, gets, mgets int }{{3, 3, 1}, {1, 0, 1}} {
+		if err := cl.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		batch := []*read{{key: "a"}, {key: "b"}, {key: "c"}}[:c.reads]
+		var b batchCmds
+		tier.sendBatch(batch, &b)
+		if g, m := calls("get"), calls("mget"); g != c.gets || m != c.mgets {
+			t.Errorf("a batch of %d: %d GET and %d MGET; want %d and %d", c.reads, g, m, c.gets, c.mgets)
+		}
+	}
+}
+
+// TestGetBoundedWithoutContextTimeouts: Timeout bounds every Get, the
+// wait for the batch in flight included, even with a given client whose
+// reads obey only its own ReadTimeout (no ContextTimeoutEnabled): each
+// reader stops waiting at its own deadline, whatever the pipeline is
+// stuck in.
+func TestGetBoundedWithoutContextTimeouts(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	tier, _ := newTier(t, Options{Client: rdb, Timeout: time.Second, Bans: new(tiers.Bans)})
+	ctx := context.Background()
+	if _, _, err := tier.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	defer srv.Resume() // before the tier's Close, which waits for the pipeline
+	const gets = 3
+	var wg sync.WaitGroup
+	errs, took := make([]error, gets), make([]time.Duration, gets)
+	for i := range gets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, _, errs[i] = tier.Get(ctx, "k"+strconv.Itoa(i))
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for i := range gets {
+		if !errors.Is(errs[i], context.DeadlineExceeded) || took[i] > 10*time.Second {
+			t.Errorf("Get %d with Redis paused: %v after %v; want a deadline error after about 1s", i, errs[i], took[i])
 		}
 	}
 }
