@@ -85,7 +85,7 @@ func (h *Handler) invalidateAfterUnsafe(resp *http.Response) {
 			case err == nil && len(res.Missing) > 0:
 				err = fmt.Errorf("not confirmed by %s", strings.Join(res.Missing, ", "))
 			case err == nil && !res.Complete():
-				err = fmt.Errorf("redis's record of the instances is too young to be complete (a new redis, or one restarted empty or flushed): one it has not heard from may serve the URL until %s",
+				err = fmt.Errorf("redis lost its record of the instances (restarted empty or flushed) recently: one cut off from it since may serve the URL until %s",
 					res.UnknownUntil.UTC().Format(time.RFC3339))
 			}
 			if err != nil {

@@ -177,7 +177,7 @@ func TestPurgeCommand(t *testing.T) {
 				`{"purge":{"kind":"url","value":"/rank","seq":12},"confirmed":["a","b"],"missing":[],"unknown_until":"2026-11-25T16:01:02Z","fleet":true}`),
 			wantCode:   1,
 			wantStdout: "purged url /rank (seq 12): confirmed by 2 instances: a, b\n",
-			wantStderr: []string{"cacheproxy purge: ", "record of the instances is too young", "until 2026-11-25T16:01:02Z"}},
+			wantStderr: []string{"cacheproxy purge: ", "lost its record of the instances", "until 2026-11-25T16:01:02Z"}},
 		{name: "token flag wins over env", args: []string{"purge", "-token", testToken, "-url", "/rank"}, env: []string{"CACHEPROXY_ADMIN_TOKEN=wrong"},
 			call: purgeCall("url", "/rank", 200, fleetOK), wantStdout: "purged url /rank (seq 12): confirmed by 3 instances: a, b, c\n"},
 		{name: "no token", args: []string{"purge", "-url", "/rank"}, env: []string{"CACHEPROXY_ADMIN_TOKEN="},

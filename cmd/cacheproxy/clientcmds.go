@@ -73,7 +73,7 @@ func runPurge(ctx context.Context, args []string, getenv func(string) string, st
 			return c.fail("the purge is recorded, but %s did not confirm it within the server's -purge-wait: %s (until then it may serve purged entries from its L1)",
 				instances(len(a.Missing)), strings.Join(a.Missing, ", "))
 		case !a.UnknownUntil.IsZero():
-			return c.fail("the purge is recorded and every instance redis knows confirmed it, but redis's record of the instances is too young to be complete (a new redis, or one restarted empty or flushed): an instance it has not heard from since may serve purged entries from its L1 until %s",
+			return c.fail("the purge is recorded and every instance redis knows confirmed it, but redis lost its record of the instances (restarted empty or flushed) recently: an instance cut off from it since may serve purged entries from its L1 until %s",
 				a.UnknownUntil.UTC().Format(time.RFC3339))
 		}
 		return c.fail("the purge is recorded, but not every live instance confirmed it within the server's -purge-wait")

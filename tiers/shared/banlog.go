@@ -47,7 +47,9 @@ import (
 // given up by then (see Fleet.Purge). It publishes the ban on channel and
 // returns the reply parsePurgeReply reads: the ban, Redis's clock (ms),
 // when the epoch began (ms, recorded in KEYS[7] before the ban, which may
-// drop the epoch's opening ban: see epoch_start in epochLua), and the
+// drop the epoch's opening ban: see epoch_start in epochLua) if it began
+// when Redis lost its history with instances running (KEYS[8], see
+// lostKey; prior is the epoch the asking instance knew), else 0, and the
 // members of KEYS[6] heard within window ms, each followed by its score.
 // Every key is the fleet's metadata, in one Cluster slot (see keys.go).
 //
@@ -56,14 +58,16 @@ import (
 // arguments) stores and publishes: instances of both can share a Redis
 // (TestPurgeScriptRecordsAsBefore).
 var purgeScript = redis.NewScript(epochLua + `
-local sel, request, keep, maxBans, maxBytes, overhead, cand, deadline, window, channel =
+local sel, request, keep, maxBans, maxBytes, overhead, cand, deadline, window, channel, prior =
   ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
-  ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+  ARGV[7], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10], ARGV[11] or ''
 local kind, value = decode_selector(sel)
 if not kind then return redis.error_reply('malformed selector ' .. sel) end
 if deadline > 0 and ms > deadline then return {'late'} end
 local epoch = ensure_epoch(KEYS[5], KEYS[1], KEYS[2], KEYS[4], channel, cand, '', 0, ms, overhead)
 local start = epoch_start(KEYS[7], KEYS[2], epoch, ms, overhead)
+note_lost(KEYS[8], epoch, prior)
+if redis.call('GET', KEYS[8]) ~= epoch then start = 0 end
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
 local ban = encode_ban(seq, kind, ms, request .. '@' .. epoch, value)
 if kind == ban_all then

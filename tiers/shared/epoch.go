@@ -52,6 +52,9 @@ var errRenewing = errors.New("redis has a new purge history; adopting it")
 // an all-ban at that number replaces the log, and it is published.
 // Millisecond numbers (13 digits) stay exact in Lua's %.14g conversions.
 //
+// note_lost records in lk that an instance that knew the epoch prior
+// reached Redis in epoch e, another (see lostKey).
+//
 // epoch_start returns when (Redis clock, ms) the epoch e began: the
 // moment from which Redis's members set has heard every instance (a
 // Redis that lost its data lost the members with the log; see
@@ -93,20 +96,34 @@ local function epoch_start(stk, bk, e, ms, overhead)
   redis.call('SET', stk, e .. ' ' .. string.format('%d', start))
   return start
 end
+local function note_lost(lk, e, prior)
+  if prior ~= '' and prior ~= e then redis.call('SET', lk, e) end
+end
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // stateScript returns the epoch (starting one if there is none, or if it
-// is ARGV[2]: see epochLua, ARGV[5] the channel) and the purge sequence.
+// is ARGV[2]: see epochLua, ARGV[5] the channel) and the purge sequence;
+// ARGV[6] is the epoch the instance knew (see lostKey, KEYS[5]).
 var stateScript = redis.NewScript(epochLua + `
 local e = ensure_epoch(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ms, ARGV[4])
+note_lost(KEYS[5], e, ARGV[6] or '')
 return {e, redis.call('GET', KEYS[2])}
 `)
 
 // epochStartKey holds when the current epoch began: "<epoch> <ms>" (see
 // epoch_start in epochLua).
 func (l *purgeLog) epochStartKey() string { return metaKeyOf(l.prefix, "purge:epoch-start") }
+
+// lostKey names the epoch in which an instance that knew another epoch
+// reached Redis (note_lost in epochLua): Redis lost its history, and its
+// members set with it, while instances were running. A new fleet on an
+// empty Redis has no such instance, and its members set knows everyone
+// from the start: only an epoch named here makes a purge's membership
+// incomplete while it is young (Fleet.unknownUntil). Each heartbeat and
+// purge tells the scripts the epoch its instance knew (knownEpoch).
+func (l *purgeLog) lostKey() string { return metaKeyOf(l.prefix, "purge:epoch-lost") }
 
 // epochKeys are the keys ensure_epoch takes, in its order; its channel,
 // purgeChannel, is an argument (a channel is no key: in a Cluster it has
@@ -122,8 +139,9 @@ func (l *purgeLog) purgeChannel() string { return l.prefix + ":purge" }
 // if there is none. If replace is the current epoch, another is started,
 // its sequence above minSeq.
 func (l *purgeLog) readState(ctx context.Context, replace string, minSeq uint64) (epoch string, seq uint64, err error) {
-	res, err := stateScript.Run(ctx, l.client, l.epochKeys(), randomID(), replace,
-		minSeq, tiers.BanOverhead, l.purgeChannel()).StringSlice()
+	prior, _ := l.knownEpoch()
+	res, err := stateScript.Run(ctx, l.client, append(l.epochKeys(), l.lostKey()), randomID(), replace,
+		minSeq, tiers.BanOverhead, l.purgeChannel(), prior).StringSlice()
 	if err != nil {
 		return "", 0, err
 	}

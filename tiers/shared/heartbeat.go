@@ -43,9 +43,12 @@ import (
 // ARGV[4] ms, the purge epoch (started if there is none, published on
 // ARGV[8]), the purge sequence and Redis's clock. It publishes ARGV[10]
 // on ARGV[9] (the instance's own reply channel), for the instance to hear
-// on its subscription (see checkEcho).
+// on its subscription (see checkEcho). ARGV[11] is the epoch the instance
+// knew: one other than Redis's marks the epoch as one in which Redis lost
+// its history (KEYS[7], see lostKey).
 var heartbeatScript = redis.NewScript(epochLua + `
 local e = ensure_epoch(KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[8], ARGV[6], '', 0, ms, ARGV[7])
+note_lost(KEYS[7], e, ARGV[11] or '')
 redis.call('ZADD', KEYS[1], ms, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[5]))
@@ -97,10 +100,11 @@ func (f *Fleet) heartbeatOnce(ctx context.Context) {
 	defer cancel()
 	live := strconv.FormatInt((5 * f.hb).Milliseconds(), 10)
 	keep := strconv.FormatInt(max(time.Minute, f.window()+5*time.Second).Milliseconds(), 10)
-	keys := append([]string{f.membersKey(), f.memberKey(f.id)}, pl.epochKeys()...)
+	keys := append(append([]string{f.membersKey(), f.memberKey(f.id)}, pl.epochKeys()...), pl.lostKey())
+	prior, _ := pl.knownEpoch()
 	res, err := heartbeatScript.Run(cctx, f.client, keys,
 		f.id, string(info), live, live, keep, randomID(), tiers.BanOverhead, f.purgeChannel(),
-		f.replyChannel(), f.echoPayload()).Slice()
+		f.replyChannel(), f.echoPayload(), prior).Slice()
 	if err == nil && len(res) != 4 {
 		err = errBadReply
 	}
@@ -198,8 +202,14 @@ func (f *Fleet) servesUntil(heard, p time.Time) time.Time {
 // not heard again), may keep using its L1 until the end of the window
 // after it was last heard (servesUntil), so at most until epochStart plus
 // the window. Once the epoch is older than the window, the members set
-// holds every instance a purge must wait for.
+// holds every instance a purge must wait for. An epoch in which no
+// instance that knew another has reached Redis (a new fleet on an empty
+// Redis: see lostKey) comes with a zero epochStart: no instance can be
+// unknown.
 func (f *Fleet) unknownUntil(epochStart, p time.Time) time.Time {
+	if epochStart.IsZero() {
+		return time.Time{}
+	}
 	if u := epochStart.Add(f.window()); u.After(p) {
 		return u
 	}

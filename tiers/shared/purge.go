@@ -78,11 +78,12 @@ type purgeCall struct {
 	deadline int64         // Redis clock (ms) after which it is refused; 0 none
 	window   time.Duration // members heard within it are returned
 	channel  string        // the purge channel
+	prior    string        // the epoch this instance knew ("": none; see lostKey)
 }
 
 func (c purgeCall) args() []any {
 	return []any{c.sel.Wire(), c.request, c.keep.Milliseconds(), c.maxBans, c.maxBytes,
-		tiers.BanOverhead, c.epoch, c.deadline, c.window.Milliseconds(), c.channel}
+		tiers.BanOverhead, c.epoch, c.deadline, c.window.Milliseconds(), c.channel, c.prior}
 }
 
 // purgeRecord is purgeScript's answer: the ban recorded, Redis's clock
@@ -117,8 +118,10 @@ func parsePurgeReply(raw []any) (purgeRecord, error) {
 	if !ok1 || !ok2 {
 		return purgeRecord{}, errBadReply
 	}
-	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), epochStart: time.UnixMilli(began),
-		heard: make(map[string]time.Time, len(heard)/2)}
+	rec := purgeRecord{ban: b, at: time.UnixMilli(ms), heard: make(map[string]time.Time, len(heard)/2)}
+	if began > 0 { // 0: no history lost in this epoch (see lostKey)
+		rec.epochStart = time.UnixMilli(began)
+	}
 	for i := 0; i+1 < len(heard); i += 2 {
 		m, _ := heard[i].(string)
 		score, _ := heard[i+1].(string)
@@ -136,10 +139,11 @@ func parsePurgeReply(raw []any) (purgeRecord, error) {
 func (f *Fleet) record(ctx context.Context, sel tiers.Selector, request string) (rec purgeRecord, ran bool, err error) {
 	pl := f.plog()
 	keys := []string{pl.seqKey(), pl.bansKey(), pl.floorKey(), pl.bytesKey(), pl.epochKey(), f.membersKey(),
-		pl.epochStartKey()}
+		pl.epochStartKey(), pl.lostKey()}
 	maxBans, maxBytes := f.bans.Limits()
 	sent := time.Now()
-	call := purgeCall{sel: sel, request: request, keep: pl.retention(), maxBans: maxBans, maxBytes: maxBytes,
+	prior, _ := pl.knownEpoch()
+	call := purgeCall{sel: sel, request: request, keep: pl.retention(), maxBans: maxBans, maxBytes: maxBytes, prior: prior,
 		epoch: randomID(), deadline: f.redisDeadline(sent, f.opTimeout()), window: f.window(), channel: f.purgeChannel()}
 	cctx, cancel := context.WithTimeout(ctx, f.opTimeout())
 	raw, err := purgeScript.Run(cctx, f.client, keys, call.args()...).Slice()

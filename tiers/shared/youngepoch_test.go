@@ -113,6 +113,15 @@ func TestEpochStartOfAnEpochThePreviousReleaseStarted(t *testing.T) {
 	c := srv.Client()
 	pl := a.fleet.plog()
 
+	// An epoch in which Redis lost its history (only then is its start
+	// returned: see lostKey).
+	epoch, err := c.Get(ctx, pl.epochKey()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, pl.lostKey(), epoch, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	// The opening ban is in the log: its time.
 	if err := c.Del(ctx, pl.epochStartKey()).Err(); err != nil {
 		t.Fatal(err)
@@ -131,6 +140,9 @@ func TestEpochStartOfAnEpochThePreviousReleaseStarted(t *testing.T) {
 	if err := c.Set(ctx, pl.epochStartKey(), "older 1", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	if e, _ := c.Get(ctx, pl.epochKey()).Result(); e != "" {
+		c.Set(ctx, pl.lostKey(), e, 0) // the same epoch, or the one the all-ban kept
+	}
 	before := time.Now()
 	rec, _, err = a.fleet.record(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/y"}, "req/a")
 	if err != nil {
@@ -146,5 +158,26 @@ func TestEpochStartOfAnEpochThePreviousReleaseStarted(t *testing.T) {
 	next, _, err := a.fleet.record(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/z"}, "req/a")
 	if err != nil || !next.epochStart.Equal(rec.epochStart) {
 		t.Errorf("next purge: epoch start %v (%v), want %v", next.epochStart, err, rec.epochStart)
+	}
+}
+
+// A new fleet on an empty Redis has lost nothing: no instance it does not
+// know can be serving, and its first purge is complete (200) once every
+// member confirmed, young as its epoch is. Each instance told the scripts
+// it knew no other epoch (lostKey).
+func TestPurgeOnANewFleetIsComplete(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newMemberWith(t, srv.URL(), "a", shortWindow)
+	newMemberWith(t, srv.URL(), "b", shortWindow)
+	ctx := context.Background()
+	await.Until(t, 10*time.Second, "both members confirming", func() bool {
+		res, err := a.fleet.Purge(ctx, tiers.Selector{Kind: tiers.BanURL, Value: "/new"}, "")
+		if err != nil || !res.UnknownUntil.IsZero() {
+			t.Fatalf("purge on a new fleet: %+v, %v: want no unknown instance", res, err)
+		}
+		return res.Complete() && len(res.Confirmed) == 2
+	})
+	if n, _ := srv.Client().Exists(ctx, a.fleet.plog().lostKey()).Result(); n != 0 {
+		t.Errorf("a new fleet marked its epoch as one in which Redis lost its history")
 	}
 }
