@@ -188,5 +188,3 @@ func (x *exchange) writeStream(s *streamedResponse, fwd fwdReason) {
 	}
 	x.h.copyStream(w, r, s, 0, -1)
 }
-
-var _ = tiers.KindResponse

@@ -210,3 +210,34 @@ func checkTableOrder(t *testing.T, calls map[string]map[string][]string) {
 		}
 	}
 }
+
+// TestOnlyTheChainTouchesTheTiers keeps architecture.md's "the chain is
+// the only door to the tiers": outside options.go (which declares them)
+// and proxy.go (which hands them to the chain), no file of the package
+// reads Options.Local or Options.Shared.
+func TestOnlyTheChainTouchesTheTiers(t *testing.T) {
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") || name == "options.go" || name == "proxy.go" {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok || sel.Sel.Name != "Local" && sel.Sel.Name != "Shared" {
+				return true
+			}
+			if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "o" {
+				t.Errorf("%s: reads o.%s: go through the chain (chain.go)", fset.Position(sel.Pos()), sel.Sel.Name)
+			}
+			return true
+		})
+	}
+}
