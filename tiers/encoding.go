@@ -63,25 +63,16 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = appendStrings(dst, e.Tags)
 	// Per name: the name, then its values (a Header's fields are sorted
 	// by name).
-	kv := e.Header.kv
 	names := 0
-	for i := 0; i < len(kv); i += 2 {
-		if i == 0 || kv[i] != kv[i-2] {
-			names++
-		}
-	}
+	e.Header.runs(func(string, int, int) { names++ })
 	dst = binary.AppendUvarint(dst, uint64(names))
-	for i := 0; i < len(kv); {
-		j := i
-		for j < len(kv) && kv[j] == kv[i] {
-			j += 2
+	e.Header.runs(func(name string, i, n int) {
+		dst = appendString(dst, name)
+		dst = binary.AppendUvarint(dst, uint64(n))
+		for _, v := range e.Header.s[1+i : 1+i+n] {
+			dst = appendString(dst, v)
 		}
-		dst = appendString(dst, kv[i])
-		dst = binary.AppendUvarint(dst, uint64((j-i)/2))
-		for ; i < j; i += 2 {
-			dst = appendString(dst, kv[i+1])
-		}
-	}
+	})
 	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
 	return append(dst, e.Body...)
 }
@@ -125,28 +116,11 @@ func decode(data string) (*Entry, error) {
 	e.URL = d.string()
 	e.Vary = d.strings()
 	e.Tags = d.strings()
-	n := d.count()
-	var kv []string
-	prev := ""
-	for i := 0; i < n && d.err == nil; i++ {
-		k := d.string()
-		if k < prev {
-			// Header lookups search the names: they must be sorted.
-			return nil, fmt.Errorf("%w: header names out of order", ErrCorrupt)
-		}
-		prev = k
-		m := d.count()
-		if kv == nil {
-			// Most names have one value.
-			kv = make([]string, 0, 2*max(n, m))
-		}
-		for j := 0; j < m && d.err == nil; j++ {
-			kv = append(kv, k, d.string())
-		}
+	h, err := d.header()
+	if err != nil {
+		return nil, err
 	}
-	if len(kv) > 0 {
-		e.Header = Header{kv: kv}
-	}
+	e.Header = h
 	if body := d.string(); len(body) > 0 {
 		e.Body = unsafe.Slice(unsafe.StringData(body), len(body))
 	}
@@ -171,8 +145,9 @@ func encodedSize(e *Entry) int {
 		n += len(s) + binary.MaxVarintLen32
 	}
 	n += 3 * binary.MaxVarintLen32
-	for i := 0; i < len(e.Header.kv); i += 2 {
-		n += len(e.Header.kv[i]) + len(e.Header.kv[i+1]) + 3*binary.MaxVarintLen32
+	for i := range e.Header.Len() {
+		name, value := e.Header.Field(i)
+		n += len(name) + len(value) + 3*binary.MaxVarintLen32
 	}
 	return n + binary.MaxVarintLen64 + len(e.Body)
 }
@@ -261,6 +236,48 @@ func (d *decoder) string() string {
 	s := d.b[:n]
 	d.b = d.b[n:]
 	return s
+}
+
+// header reads a header: a count of names, then per name the name, a
+// count of values and the values. It reads the fields twice, once to
+// count them and once to build the Header, so the Header takes one slice
+// and one string of codes; its strings are substrings of the input.
+func (d *decoder) header() (Header, error) {
+	var b headerBuilder
+	for pass := 0; pass < 2; pass++ {
+		r := *d
+		n := r.count()
+		prev := ""
+		for i := 0; i < n && r.err == nil; i++ {
+			k := r.string()
+			if i > 0 && k <= prev {
+				// Lookups find a name's values together: names must be
+				// sorted, each once.
+				return Header{}, fmt.Errorf("%w: header names out of order", ErrCorrupt)
+			}
+			prev = k
+			m := r.count()
+			if pass == 0 {
+				b.count(k, m)
+				for j := 0; j < m && r.err == nil; j++ {
+					r.string()
+				}
+				continue
+			}
+			for j := 0; j < m && r.err == nil; j++ {
+				b.add(k, r.string())
+			}
+		}
+		if r.err != nil {
+			return Header{}, r.err
+		}
+		if pass == 0 {
+			b.start()
+		} else {
+			*d = r
+		}
+	}
+	return b.header(), nil
 }
 
 func (d *decoder) strings() []string {

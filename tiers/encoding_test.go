@@ -64,8 +64,8 @@ func equalEntries(a, b *Entry) string {
 		return fmt.Sprintf("Tags %q != %q", a.Tags, b.Tags)
 	case !bytes.Equal(a.Body, b.Body):
 		return fmt.Sprintf("Body %q != %q", a.Body, b.Body)
-	case !slices.Equal(a.Header.kv, b.Header.kv):
-		return fmt.Sprintf("Header %q != %q", a.Header.kv, b.Header.kv)
+	case !slices.Equal(a.Header.s, b.Header.s):
+		return fmt.Sprintf("Header %q != %q", a.Header.s, b.Header.s)
 	}
 	return ""
 }

@@ -119,7 +119,7 @@ func (e *Entry) Size() int {
 // is a lower bound. What a tier spends to hold e (its record of it) is
 // the tier's to add: see tiers/local.
 func (e *Entry) MemSize() int {
-	n := entryBytes + allocSize(16*len(e.Header.kv)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
+	n := entryBytes + allocSize(16*len(e.Header.s)) + allocSize(16*len(e.Vary)) + allocSize(16*len(e.Tags))
 	strs := e.stringBytes()
 	if e.split {
 		return n + allocSize(len(e.Body)) + allocSize(strs)

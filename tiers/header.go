@@ -3,6 +3,7 @@ package tiers
 import (
 	"bytes"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,17 +11,25 @@ import (
 )
 
 // Header holds the header fields of a stored response in a compact,
-// read-only form: one slice of alternating names and values, sorted by
-// name, a name repeated for each of its values. It costs 16 bytes a name
-// and a value where an http.Header costs a map slot, a slice per name and
-// the map's own overhead, about three times as much, and writing it into a
-// response walks a slice rather than a map.
+// read-only form, sorted by name, a name repeated for each of its values.
+// It is one slice of strings: first a string of one byte a field, the code
+// of its name in nameTable (or uncommonName), then the fields' values in
+// order, then the names of the fields whose name is not in nameTable, one
+// per such field. A field costs its value's 16 bytes and one byte; an
+// http.Header costs a map slot, a slice per name and the map's own
+// overhead, about five times as much, and a slice of name and value pairs
+// (this type until issue 21) twice as much. The values of one name are
+// contiguous, so a response's header map can share them (CopyTo) and
+// writing a Header into a response walks a slice rather than a map.
 //
 // The zero value is an empty Header. Like an Entry, a Header must never
 // be modified once built.
 type Header struct {
-	kv []string
+	s []string
 }
+
+// uncommonName is the code of a field whose name is not in nameTable.
+const uncommonName = 0xFF
 
 // MakeHeader returns h as a Header. The strings are shared, not copied.
 func MakeHeader(h http.Header) Header {
@@ -28,136 +37,218 @@ func MakeHeader(h http.Header) Header {
 		return Header{}
 	}
 	names := make([]string, 0, len(h))
-	n := 0
 	for k, vs := range h {
 		if len(vs) > 0 {
 			names = append(names, k)
-			n += len(vs)
 		}
 	}
 	sort.Strings(names)
-	kv := make([]string, 0, 2*n)
+	var b headerBuilder
+	for _, k := range names {
+		b.count(k, len(h[k]))
+	}
+	b.start()
 	for _, k := range names {
 		for _, v := range h[k] {
-			kv = append(kv, k, v)
+			b.add(k, v)
 		}
 	}
-	return Header{kv: kv}
+	return b.header()
+}
+
+// headerBuilder builds a Header from its fields, given in order, in two
+// passes: count every name's values, then add every field.
+type headerBuilder struct {
+	fields, uncommon int
+	codes            []byte
+	s                []string
+	i, u             int // the next field's index and the next uncommon name's
+}
+
+func (b *headerBuilder) count(name string, values int) {
+	b.fields += values
+	if _, ok := nameCode[name]; !ok {
+		b.uncommon += values
+	}
+}
+
+func (b *headerBuilder) start() {
+	if b.fields == 0 {
+		return
+	}
+	b.codes = make([]byte, b.fields)
+	b.s = make([]string, 1+b.fields+b.uncommon)
+	b.u = 1 + b.fields
+}
+
+func (b *headerBuilder) add(name, value string) {
+	code, ok := nameCode[name]
+	if !ok {
+		code = uncommonName
+		b.s[b.u] = name
+		b.u++
+	}
+	b.codes[b.i] = code
+	b.s[1+b.i] = value
+	b.i++
+}
+
+func (b *headerBuilder) header() Header {
+	if b.fields == 0 {
+		return Header{}
+	}
+	b.s[0] = unsafe.String(&b.codes[0], len(b.codes))
+	return Header{s: b.s}
 }
 
 // Len returns the number of fields (name and value pairs).
-func (h Header) Len() int { return len(h.kv) / 2 }
+func (h Header) Len() int {
+	if len(h.s) == 0 {
+		return 0
+	}
+	return len(h.s[0])
+}
 
 // Field returns the name and value of the i'th field, 0 <= i < Len.
-func (h Header) Field(i int) (name, value string) { return h.kv[2*i], h.kv[2*i+1] }
+func (h Header) Field(i int) (name, value string) { return h.name(i), h.s[1+i] }
 
-// find returns the index in kv of the first field named name, or -1.
-func (h Header) find(name string) int {
-	lo, hi := 0, len(h.kv)/2
+// name returns the name of the i'th field.
+func (h Header) name(i int) string {
+	codes := h.s[0]
+	if c := codes[i]; c != uncommonName {
+		return nameTable[c]
+	}
+	return h.s[1+len(codes)+strings.Count(codes[:i], "\xff")]
+}
+
+// find returns the index of the first field named name and the number of
+// fields of that name, or -1. It searches the sorted names, as a lookup
+// by code would first hash the name: on the hit path, with a handful of
+// fields, the search is the cheaper.
+func (h Header) find(name string) (int, int) {
+	lo, hi := 0, h.Len()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if h.kv[2*m] < name {
+		if h.name(m) < name {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	if 2*lo < len(h.kv) && h.kv[2*lo] == name {
-		return 2 * lo
+	if lo == h.Len() || h.name(lo) != name {
+		return -1, 0
 	}
-	return -1
+	_, n := h.run(lo)
+	return lo, n
 }
 
 // Get returns the first value of the field named name (in canonical
 // form, as http.Header.Get would look it up), or "".
 func (h Header) Get(name string) string {
-	i := h.find(http.CanonicalHeaderKey(name))
-	if i < 0 {
-		return ""
-	}
-	return h.kv[i+1]
+	return h.Canonical(http.CanonicalHeaderKey(name))
 }
 
 // Canonical returns the first value of the field named name, which must
 // be in canonical form already (as "Content-Encoding" is), or "". It is
 // Get without the cost of canonicalising the name, for the hot path.
 func (h Header) Canonical(name string) string {
-	i := h.find(name)
+	i, _ := h.find(name)
 	if i < 0 {
 		return ""
 	}
-	return h.kv[i+1]
+	return h.s[1+i]
 }
 
 // Values returns the values of the field named name (canonical form), or
-// nil. The result must not be modified.
+// nil. The result shares h's memory, capped so that an append copies: it
+// must not be written.
 func (h Header) Values(name string) []string {
-	i := h.find(http.CanonicalHeaderKey(name))
+	i, n := h.find(http.CanonicalHeaderKey(name))
 	if i < 0 {
 		return nil
 	}
-	return h.values(i)
-}
-
-// values returns the values of the field whose first pair starts at kv[i].
-// A single value is returned as a slice of kv itself, capped so that an
-// append copies; several are gathered into a new slice.
-func (h Header) values(i int) []string {
-	name := h.kv[i]
-	if i+2 >= len(h.kv) || h.kv[i+2] != name {
-		return h.kv[i+1 : i+2 : i+2]
-	}
-	var vs []string
-	for ; i < len(h.kv) && h.kv[i] == name; i += 2 {
-		vs = append(vs, h.kv[i+1])
-	}
-	return vs
+	return h.s[1+i : 1+i+n : 1+i+n]
 }
 
 // Has reports whether a field named name (canonical form) is present.
 func (h Header) Has(name string) bool {
-	return h.find(http.CanonicalHeaderKey(name)) >= 0
+	i, _ := h.find(http.CanonicalHeaderKey(name))
+	return i >= 0
+}
+
+// run returns the name of the field at i and the number of fields from
+// i on that have it.
+func (h Header) run(i int) (string, int) {
+	codes := h.s[0]
+	name, c := h.name(i), codes[i]
+	n := 1
+	for i+n < len(codes) && codes[i+n] == c && (c != uncommonName || h.name(i+n) == name) {
+		n++
+	}
+	return name, n
+}
+
+// runs calls f with each name of h and the index and number of its
+// fields, in order.
+func (h Header) runs(f func(name string, i, n int)) {
+	for i := 0; i < h.Len(); {
+		name, n := h.run(i)
+		f(name, i, n)
+		i += n
+	}
 }
 
 // CopyTo sets every field of h in dst, replacing what dst had under those
-// names. The value slices it sets share h's memory (see values): dst's
-// user may replace or append to them, never write into them. A field with
-// one value, the usual case, costs no allocation.
+// names. The value slices it sets share h's memory, capped: dst's user
+// may replace or append to them, never write into them. It allocates
+// nothing.
 func (h Header) CopyTo(dst http.Header) {
-	for i := 0; i < len(h.kv); {
-		name := h.kv[i]
-		vs := h.values(i)
-		dst[name] = vs
-		i += 2 * len(vs)
+	for i := 0; i < h.Len(); {
+		name, n := h.run(i)
+		dst[name] = h.s[1+i : 1+i+n : 1+i+n]
+		i += n
 	}
 }
 
 // Clone returns h as a new http.Header that may be modified.
 func (h Header) Clone() http.Header {
-	out := make(http.Header, len(h.kv)/2)
-	for i := 0; i < len(h.kv); i += 2 {
-		out[h.kv[i]] = append(out[h.kv[i]], h.kv[i+1])
-	}
+	out := make(http.Header, h.Len())
+	h.runs(func(name string, i, n int) {
+		out[name] = slices.Clone(h.s[1+i : 1+i+n])
+	})
 	return out
 }
 
-// commonNames maps the canonical names of common response header fields
-// to one shared copy of each. Packed points an entry's names at these
-// rather than copy them into the entry: on a 1 KiB response with four
-// headers they were 43 of the 1,732 bytes an entry took, and pushed the
-// body's allocation into the next size class (see MemSize).
-var commonNames = sharedCopies([]string{
+// nameTable lists the canonical names of common response header fields, a
+// Header's name codes (nameCode maps them back). A field of one of these
+// names stores no name, only its code: on a 1 KiB response with four
+// headers the names were 43 of the 1,732 bytes an entry took, and their
+// strings 64 more. The table is fixed and in memory only (the encoding
+// writes names): a code never leaves the process.
+var nameTable = []string{
 	"Accept-Ranges", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
 	"Access-Control-Allow-Methods", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers",
-	"Access-Control-Max-Age", "Cache-Control", "Cache-Tag", "Content-Disposition",
+	"Access-Control-Max-Age", "Age", "Allow", "Cache-Control", "Cache-Tag", "Content-Disposition",
 	"Content-Encoding", "Content-Language", "Content-Length", "Content-Location",
-	"Content-Range", "Content-Security-Policy", "Content-Type", "Cross-Origin-Opener-Policy",
-	"Cross-Origin-Resource-Policy", "Date", "Etag", "Expires", "Last-Modified", "Link",
-	"Location", "Permissions-Policy", "Pragma", "Referrer-Policy", "Server",
-	"Strict-Transport-Security", "Surrogate-Control", "Surrogate-Key", "Vary", "Via",
-	"Warning", "X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Request-Id",
-	"X-Xss-Protection",
-})
+	"Content-Range", "Content-Security-Policy", "Content-Type", "Cross-Origin-Embedder-Policy",
+	"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Date", "Etag", "Expires",
+	"Last-Modified", "Link", "Location", "Permissions-Policy", "Pragma", "Referrer-Policy",
+	"Server", "Server-Timing", "Strict-Transport-Security", "Surrogate-Control", "Surrogate-Key",
+	"Timing-Allow-Origin", "Vary", "Via", "Warning", "X-Content-Type-Options", "X-Frame-Options",
+	"X-Powered-By", "X-Request-Id", "X-Xss-Protection",
+}
+
+// nameCode maps each name of nameTable to its code, its index there.
+var nameCode = func() map[string]byte {
+	if len(nameTable) >= uncommonName {
+		panic("tiers: nameTable too long for one-byte codes")
+	}
+	m := make(map[string]byte, len(nameTable))
+	for i, n := range nameTable {
+		m[n] = byte(i)
+	}
+	return m
+}()
 
 // commonValues maps common header values (content types and codings,
 // Vary lists, usual Cache-Control lifetimes, security headers' usual
@@ -213,17 +304,19 @@ func isShared(common map[string]string, s string) bool {
 	return ok && unsafe.StringData(c) == unsafe.StringData(s)
 }
 
-// ownNameBytes returns the length of the names that an entry's packed
-// bytes hold: each name once per run of fields (a name repeats for each
-// of its values), and none of the shared common names.
+// ownNameBytes returns the length of the strings that an entry's packed
+// bytes hold for h's names: its codes, and each uncommon name once per
+// run of fields (a name repeats for each of its values).
 func (h Header) ownNameBytes() int {
-	n := 0
-	for i := 0; i < len(h.kv); i += 2 {
-		if (i >= 2 && h.kv[i] == h.kv[i-2]) || isShared(commonNames, h.kv[i]) {
-			continue
-		}
-		n += len(h.kv[i])
+	if h.Len() == 0 {
+		return 0
 	}
+	n := h.Len()
+	h.runs(func(name string, i, k int) {
+		if h.s[0][i] == uncommonName {
+			n += len(name)
+		}
+	})
 	return n
 }
 
@@ -231,9 +324,9 @@ func (h Header) ownNameBytes() int {
 // bytes hold: all but the shared common values.
 func (h Header) ownValueBytes() int {
 	n := 0
-	for i := 1; i < len(h.kv); i += 2 {
-		if !isShared(commonValues, h.kv[i]) {
-			n += len(h.kv[i])
+	for _, v := range h.s[1 : 1+h.Len()] {
+		if !isShared(commonValues, v) {
+			n += len(v)
 		}
 	}
 	return n
@@ -273,14 +366,11 @@ func (a *arena) strs(ss []string) []string {
 // 16 KiB; its common header names shared copies (commonNames); its header
 // slice exactly its length. e itself is unchanged.
 func (e *Entry) Packed() *Entry {
-	kv := e.Header.kv
-	strs := len(e.URL)
-	for i := 0; i < len(kv); i += 2 {
-		if _, common := commonNames[kv[i]]; !common && (i == 0 || kv[i] != kv[i-2]) {
-			strs += len(kv[i])
-		}
-		if _, common := commonValues[kv[i+1]]; !common {
-			strs += len(kv[i+1])
+	h := e.Header
+	strs := len(e.URL) + h.ownNameBytes()
+	for i := range h.Len() {
+		if _, common := commonValues[h.s[1+i]]; !common {
+			strs += len(h.s[1+i])
 		}
 	}
 	for _, s := range e.Vary {
@@ -306,26 +396,38 @@ func (e *Entry) Packed() *Entry {
 	p.URL = a.str(e.URL)
 	p.Vary = a.strs(e.Vary)
 	p.Tags = a.strs(e.Tags)
-	if len(kv) > 0 {
-		pkv := make([]string, len(kv))
-		for i := 0; i < len(kv); i += 2 {
-			c, common := commonNames[kv[i]]
-			switch {
-			case common:
-				pkv[i] = c
-			case i >= 2 && kv[i] == kv[i-2]:
-				// Names repeat for each value: share one copy.
-				pkv[i] = pkv[i-2]
-			default:
-				pkv[i] = a.str(kv[i])
-			}
-			if c, common := commonValues[kv[i+1]]; common {
-				pkv[i+1] = c
-			} else {
-				pkv[i+1] = a.str(kv[i+1])
-			}
-		}
-		p.Header = Header{kv: pkv}
-	}
+	p.Header = h.packed(&a)
 	return &p
+}
+
+// packed returns a copy of h whose codes, uncommon names (one copy a
+// run) and uncommon values are in a, its common values the shared copies
+// (commonValues), its slice exactly its length.
+func (h Header) packed(a *arena) Header {
+	if h.Len() == 0 {
+		return Header{}
+	}
+	n := h.Len()
+	s := make([]string, len(h.s))
+	s[0] = a.str(h.s[0])
+	for i, v := range h.s[1 : 1+n] {
+		if c, common := commonValues[v]; common {
+			s[1+i] = c
+		} else {
+			s[1+i] = a.str(v)
+		}
+	}
+	u := 1 + n
+	h.runs(func(name string, i, k int) {
+		if h.s[0][i] != uncommonName {
+			return
+		}
+		// Names repeat for each value: share one copy.
+		c := a.str(name)
+		for range k {
+			s[u] = c
+			u++
+		}
+	})
+	return Header{s: s}
 }

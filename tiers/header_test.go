@@ -1,8 +1,10 @@
 package tiers
 
 import (
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 	"unsafe"
 )
@@ -57,7 +59,7 @@ func TestHeader(t *testing.T) {
 	dst.Add("Content-Type", "appended")
 	dst.Add("Etag", "appended")
 	if h.Get("Etag") != `"v1"` || h.Values("Vary")[0] != "Accept" {
-		t.Errorf("appending to CopyTo's values changed the Header: %q", h.kv)
+		t.Errorf("appending to CopyTo's values changed the Header: %q", h.s)
 	}
 	if n, v := h.Field(1); n != "Etag" || v != `"v1"` {
 		t.Errorf("field 1 is %s: %q after appends to the copy", n, v)
@@ -115,27 +117,26 @@ func TestPacked(t *testing.T) {
 	for _, s := range append(slices.Clone(p.Vary), p.Tags...) {
 		inside("Vary or tag", s)
 	}
-	// Uncommon values and names are copied in; common ones point at the
-	// one shared copy of each (X-Empty is not common, Vary repeats).
-	uncommon := 0
-	for i, s := range p.Header.kv {
-		switch {
-		case i%2 == 1:
-			if _, common := commonValues[s]; common {
-				if !isShared(commonValues, s) {
-					t.Errorf("common value %q is not the shared copy", s)
-				}
-			} else {
-				inside("header value", s)
+	// The codes, uncommon values and names are copied in; common values
+	// point at the one shared copy of each, common names are codes
+	// (X-Empty is not common, Vary repeats).
+	inside("codes", p.Header.s[0])
+	for i := range p.Header.Len() {
+		v := p.Header.s[1+i]
+		if _, common := commonValues[v]; common {
+			if !isShared(commonValues, v) {
+				t.Errorf("common value %q is not the shared copy", v)
 			}
-		case isShared(commonNames, s):
-		default:
-			uncommon++
-			inside("header name", s)
+		} else {
+			inside("header value", v)
 		}
 	}
-	if uncommon != 1 {
-		t.Errorf("%d packed names are not shared copies, want 1 (X-Empty): %q", uncommon, p.Header.kv)
+	uncommon := p.Header.s[1+p.Header.Len():]
+	for _, s := range uncommon {
+		inside("header name", s)
+	}
+	if len(uncommon) != 1 || uncommon[0] != "X-Empty" {
+		t.Errorf("packed uncommon names %q, want [X-Empty]", uncommon)
 	}
 	if &p.Body[0] == &e.Body[0] {
 		t.Error("Packed shares the body with its receiver")
@@ -149,15 +150,15 @@ func TestPacked(t *testing.T) {
 // fixed per-item overhead) is checked in tiers/local.
 func TestMemSizeCountsAllocations(t *testing.T) {
 	e := benchEntry().Packed()
-	if e.Header.ownNameBytes() != 0 {
-		// Every name of benchEntry is a common one.
-		t.Errorf("a packed benchEntry holds %d bytes of names, want 0", e.Header.ownNameBytes())
+	if e.Header.ownNameBytes() != e.Header.Len() {
+		// Every name of benchEntry is a common one: its codes only.
+		t.Errorf("a packed benchEntry holds %d bytes of names, want %d", e.Header.ownNameBytes(), e.Header.Len())
 	}
-	kv := 16 * len(e.Header.kv)
+	kv := 16 * len(e.Header.s)
 	vt := 16 * (len(e.Vary) + len(e.Tags))
-	bytes := len(e.Body) + len(e.URL)
-	for _, s := range e.Header.kv {
-		if !isShared(commonNames, s) && !isShared(commonValues, s) {
+	bytes := len(e.Body) + len(e.URL) + e.Header.Len()
+	for _, s := range e.Header.s[1:] {
+		if !isShared(commonValues, s) {
 			bytes += len(s)
 		}
 	}
@@ -206,4 +207,76 @@ func TestEntryBytes(t *testing.T) {
 	if size := unsafe.Sizeof(Entry{}); size > 192 || entryBytes != 192 {
 		t.Errorf("Entry is %d bytes (allocated %d), want at most 192", size, entryBytes)
 	}
+}
+
+// FuzzHeader checks a Header against the http.Header it was made of, the
+// model: fields sorted by name, a name's values in order and together,
+// lookups, CopyTo, Clone, Packed and the encoding's round trip agree with
+// it, whatever mix of common names (codes) and uncommon ones (stored
+// after the values), repeated or not.
+func FuzzHeader(f *testing.F) {
+	f.Add("Content-Type", "X-A", "x-b", "Vary", uint8(3), "v")
+	f.Add("Etag", "Etag", "X-Long-Uncommon-Name", "Date", uint8(0), "")
+	f.Add("X-A", "X-B", "X-A", "X-C", uint8(255), "gzip")
+	f.Fuzz(func(t *testing.T, n1, n2, n3, n4 string, counts uint8, value string) {
+		model := http.Header{}
+		for i, n := range []string{n1, n2, n3, n4} {
+			for j := range int(counts>>(2*i)) & 3 {
+				model[n] = append(model[n], value+strconv.Itoa(j))
+			}
+		}
+		h := MakeHeader(model)
+		names := slices.Sorted(maps.Keys(model))
+		fields := 0
+		for _, n := range names {
+			fields += len(model[n])
+		}
+		if h.Len() != fields {
+			t.Fatalf("Len = %d, want %d", h.Len(), fields)
+		}
+		i := 0
+		for _, n := range names {
+			for _, v := range model[n] {
+				if gn, gv := h.Field(i); gn != n || gv != v {
+					t.Fatalf("Field(%d) = %q: %q, want %q: %q", i, gn, gv, n, v)
+				}
+				i++
+			}
+			if got := h.Canonical(n); got != model[n][0] {
+				t.Fatalf("Canonical(%q) = %q, want %q", n, got, model[n][0])
+			}
+			if n == http.CanonicalHeaderKey(n) {
+				if got := h.Values(n); !slices.Equal(got, model[n]) {
+					t.Fatalf("Values(%q) = %q, want %q", n, got, model[n])
+				}
+			}
+		}
+		if h.Canonical("X-Not-There") != "" || h.Canonical("Warning") != "" && model["Warning"] == nil {
+			t.Fatal("a name not in the model is found")
+		}
+		dst := http.Header{}
+		h.CopyTo(dst)
+		if !maps.EqualFunc(dst, h.Clone(), slices.Equal) {
+			t.Fatalf("CopyTo %q and Clone %q differ", dst, h.Clone())
+		}
+		for n, vs := range dst {
+			if !slices.Equal(vs, model[n]) {
+				t.Fatalf("CopyTo: %q = %q, want %q", n, vs, model[n])
+			}
+		}
+		if len(dst) != len(model) {
+			t.Fatalf("CopyTo set %d names, want %d", len(dst), len(model))
+		}
+		e := &Entry{Kind: KindResponse, StoredAt: t0, Header: h}
+		if diff := equalEntries(e, e.Packed()); diff != "" {
+			t.Fatalf("Packed differs: %s", diff)
+		}
+		d, err := Decode(Encode(e))
+		if err != nil {
+			t.Fatalf("Decode: %v", err)
+		}
+		if diff := equalEntries(e, d); diff != "" {
+			t.Fatalf("round trip differs: %s", diff)
+		}
+	})
 }
