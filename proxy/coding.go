@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -261,6 +262,38 @@ func deliveryOf(e *tiers.Entry, a acceptance) delivery {
 		return asStored
 	}
 	return refused
+}
+
+// servesEveryCoding reports whether a stored response with header h
+// answers every client, whatever its Accept-Encoding, in a coding that
+// client accepts: an identity body, or a gzip body decoded for the
+// clients that do not accept gzip (deliveryOf). Its one copy is then each
+// client's variant, so it need not vary on Accept-Encoding in the cache
+// (selectingHeaders), as a response the proxy compressed itself does not.
+// A coding that a client may not accept and the proxy does not decode
+// (br, zstd, deflate, a label of the origin's own) does not.
+func servesEveryCoding(h tiers.Header) bool {
+	c := contentCoding(h)
+	return (c == identity || c == gzipCoding) &&
+		deliveryOf(&tiers.Entry{Header: h}, identityOnly) != refused
+}
+
+// selectingHeaders returns the request headers that select the stored
+// variant of a response that varies on vary (its Vary) and is stored with
+// header h: vary without Accept-Encoding when h's coding serves every
+// client (servesEveryCoding), else vary. So an origin that compresses and
+// sends "Vary: Accept-Encoding", as most do, has its URL stored once, as
+// Varnish stores it, not once a bucket of Accept-Encoding and behind a
+// Vary marker (issue 21: 400 bytes and a second lookup a URL).
+func selectingHeaders(vary []string, h tiers.Header) []string {
+	i := slices.Index(vary, "Accept-Encoding")
+	if i < 0 || !servesEveryCoding(h) {
+		return vary
+	}
+	if len(vary) == 1 {
+		return nil
+	}
+	return slices.Delete(slices.Clone(vary), i, i+1)
 }
 
 // registeredCoding reports whether a Content-Encoding value names, alone

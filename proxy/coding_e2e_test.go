@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cacheproxy/cacheproxy/internal/redistest"
@@ -77,5 +78,52 @@ func TestForgottenVaryAcrossInstances(t *testing.T) {
 		if ae == "" && (ce != "" || body != plain) {
 			t.Errorf("b, identity client: Content-Encoding %q, %q (%s)", ce, body, x)
 		}
+	}
+}
+
+// Two instances sharing Redis, an origin that compresses and says Vary:
+// Accept-Encoding, as nginx and Django's GZipMiddleware do. Its gzip body
+// serves every client (decoded for those that do not accept gzip), so it
+// is stored once, not once a bucket: what a gzip client filled on one
+// instance answers an identity client and a br client of the other, and
+// the origin is asked once.
+func TestVaryAcceptEncodingStoredOnceAcrossInstances(t *testing.T) {
+	redis := redistest.Start(t)
+	const plain = "the origin's plain text, compressed by the origin"
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, plain)
+	zw.Close()
+	var asked atomic.Int32
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gz.Bytes())
+			return
+		}
+		io.WriteString(w, plain)
+	}))
+	t.Cleanup(o.Close)
+	a := newInstance(t, o.URL, redis.URL())
+	b := newInstance(t, o.URL, redis.URL())
+
+	if x, ce, _ := rawGet(t, a.srv.URL+"/p", "gzip"); x != "MISS" || ce != "gzip" {
+		t.Fatalf("a, gzip client: %s, Content-Encoding %q", x, ce)
+	}
+	if x, ce, body := rawGet(t, b.srv.URL+"/p", ""); x != "HIT-L2" || ce != "" || body != plain {
+		t.Errorf("b, identity client: %s, Content-Encoding %q, %q; want HIT-L2 decoded", x, ce, body)
+	}
+	if x, ce, _ := rawGet(t, b.srv.URL+"/p", "br"); !strings.HasPrefix(x, "HIT") || ce != "" {
+		t.Errorf("b, br-only client: %s, Content-Encoding %q; want a hit, decoded", x, ce)
+	}
+	if x, ce, _ := rawGet(t, a.srv.URL+"/p", "gzip, deflate, br"); x != "HIT-L1" || ce != "gzip" {
+		t.Errorf("a, browser: %s, Content-Encoding %q; want HIT-L1 gzip", x, ce)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("origin asked %d times, want once", n)
 	}
 }

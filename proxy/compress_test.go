@@ -7,9 +7,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 func gzipOf(t *testing.T, s string) string {
@@ -183,21 +186,81 @@ func TestNotCompressed(t *testing.T) {
 func TestAcceptEncodingBuckets(t *testing.T) {
 	var sent []string
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		sent = append(sent, r.Header.Get("Accept-Encoding"))
+		ae := r.Header.Get("Accept-Encoding")
+		sent = append(sent, ae)
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Vary", "Accept-Encoding")
-		io.WriteString(w, "hello")
+		switch ae {
+		case "br":
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, "\x0b\x02\x80hello\x03")
+		case "gzip":
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, gzipOf(t, "hello"))
+		default:
+			io.WriteString(w, "hello")
+		}
 	})
 	s := newStack(t, o, nil)
+	// A br body, which the proxy does not decode, is a variant of the br
+	// bucket: browsers with and without zstd share it.
 	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "gzip, deflate, br"), "MISS")
 	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "gzip, deflate, br, zstd"), "HIT-L1")
 	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "br;q=1.0, gzip;q=0.8, *;q=0.1"), "HIT-L1")
 	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "gzip"), "MISS")
+	// A gzip body serves every client (decoded for those that do not
+	// accept gzip): stored once, in place of the variants.
 	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "x-gzip, deflate"), "HIT-L1")
-	wantXCache(t, s.raw(t, "GET", "/v"), "MISS")
+	r := s.raw(t, "GET", "/v")
+	wantXCache(t, r, "HIT-L1")
+	if r.body != "hello" || r.header.Get("Content-Encoding") != "" || r.header.Get("Vary") != "Accept-Encoding" {
+		t.Errorf("identity client got %q, Content-Encoding %q, Vary %q", r.body, r.header.Get("Content-Encoding"), r.header.Get("Vary"))
+	}
 	wantXCache(t, s.raw(t, "GET", "/v", "Accept-Encoding", "identity"), "HIT-L1")
-	if want := []string{"br", "gzip", "identity"}; fmt.Sprint(sent) != fmt.Sprint(want) {
+	r = s.raw(t, "GET", "/v", "Accept-Encoding", "gzip, deflate, br")
+	wantXCache(t, r, "HIT-L1")
+	if r.header.Get("Content-Encoding") != "gzip" {
+		t.Errorf("a br client got Content-Encoding %q, want the stored gzip", r.header.Get("Content-Encoding"))
+	}
+	if want := []string{"br", "gzip"}; fmt.Sprint(sent) != fmt.Sprint(want) {
 		t.Errorf("origin was sent Accept-Encoding %q, want %q", sent, want)
+	}
+}
+
+// selectingHeaders keeps Accept-Encoding among the headers that select a
+// stored variant only where the stored coding does not serve every
+// client: enumerated over codings, no-transform and the other headers.
+func TestSelectingHeaders(t *testing.T) {
+	for _, ce := range []string{"", "identity", "gzip", "br", "zstd", "deflate", "x-mine", "gzip, br"} {
+		for _, cc := range []string{"", "max-age=60", "no-transform"} {
+			for _, vary := range [][]string{nil, {"Accept-Encoding"}, {"Origin"}, {"Accept-Encoding", "Origin"}, {"Origin", "Accept-Encoding"}} {
+				hdr := http.Header{}
+				if ce != "" {
+					hdr.Set("Content-Encoding", ce)
+				}
+				if cc != "" {
+					hdr.Set("Cache-Control", cc)
+				}
+				h := tiers.MakeHeader(hdr)
+				got := selectingHeaders(vary, h)
+				servesAll := ce == "" || ce == "identity" || ce == "gzip" && cc != "no-transform"
+				want := slices.DeleteFunc(slices.Clone(vary), func(n string) bool { return servesAll && n == "Accept-Encoding" })
+				if len(want) == 0 {
+					want = nil
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("Content-Encoding %q, Cache-Control %q, Vary %q: selecting %q, want %q", ce, cc, vary, got, want)
+				}
+				// Whatever it drops, every client is served from the copy.
+				if len(got) < len(vary) {
+					for _, a := range []acceptance{identityOnly, {accepts: 1<<identity | 1<<brCoding, bucket: brCoding}} {
+						if deliveryOf(&tiers.Entry{Header: h}, a) == refused {
+							t.Errorf("Content-Encoding %q, Cache-Control %q: Accept-Encoding dropped but %+v is refused", ce, cc, a)
+						}
+					}
+				}
+			}
+		}
 	}
 }
 

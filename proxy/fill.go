@@ -213,15 +213,16 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 	// Compressed once if it pays (compress.go): every client is served
 	// from the one copy, decoded for those that do not accept gzip.
 	body = compressResponse(o.resp.StatusCode, hdr, body)
+	stored := tiers.MakeHeader(hdr)
 	e := &tiers.Entry{
 		Kind:       tiers.KindResponse,
 		Status:     o.resp.StatusCode,
-		Header:     tiers.MakeHeader(hdr),
+		Header:     stored,
 		Body:       body,
 		StoredAt:   respTime,
 		InitialAge: initialAge(o.resp.Header, o.reqTime, respTime),
 		Lifetime:   lifetime,
-		Vary:       vary,
+		Vary:       selectingHeaders(vary, stored),
 		URL:        requestTarget(x.r.URL).url(),
 		Tags:       x.h.parseTags(o.resp.Header),
 		Seq:        o.seq,
