@@ -302,14 +302,20 @@ func TestGroupMemSizeMatchesHeap(t *testing.T) {
 				URL:      fmt.Sprintf("/api/items/?page=%d", i),
 			}
 			c.Set(context.Background(), ae(fmt.Sprint("1:G:", e.URL), v), e.Packed(), time.Hour)
+			c.Wait() // applied before the group's next Set reads it
 		}
-		c.Wait() // the group's first Set applied before the second reads it
 	}
-	c.Wait()
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	if c.Len() != urls {
 		t.Fatalf("held %d of %d URLs", c.Len(), urls)
+	}
+	for i := range urls {
+		for _, v := range []string{"gzip", "br"}[:variants] {
+			if _, ok, _ := c.Get(context.Background(), ae(fmt.Sprint("1:G:/api/items/?page=", i), v)); !ok {
+				t.Fatalf("URL %d does not hold its %s variant", i, v)
+			}
+		}
 	}
 	grown := int64(ms.HeapAlloc) - int64(before)
 	per, est := float64(grown)/urls, float64(c.Bytes())/urls
