@@ -19,6 +19,20 @@ const (
 // packed (see Packed): it shares no memory with e or with variants, so
 // holding it keeps neither alive.
 func VaryMarker(e *Entry, variants []string, unlisted bool) *Entry {
+	m := SharedVaryMarker(e, variants, unlisted)
+	return m.Packed()
+}
+
+// SharedVaryMarker returns the marker VaryMarker returns, by value and
+// unpacked: its URL, Vary and Tags are e's own, and its VariantField
+// values are the strings of variants, shared, not copied. What it
+// allocates itself is its header's slice alone (the field names are
+// constants). Holding it keeps e's memory (a packed e's body included)
+// and those strings alive: it is for a holder that holds e, and owns the
+// strings, for as long as it holds the marker (tiers/local's group), and
+// counts the marker's memory itself (its MemSize counts e's strings as
+// the marker's).
+func SharedVaryMarker(e *Entry, variants []string, unlisted bool) Entry {
 	m := Entry{Kind: KindVary, Vary: e.Vary, URL: e.URL, StoredAt: e.StoredAt,
 		InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
 	hdr := make(http.Header, 2)
@@ -29,5 +43,5 @@ func VaryMarker(e *Entry, variants []string, unlisted bool) *Entry {
 		hdr[UnlistedField] = []string{"1"}
 	}
 	m.Header = MakeHeader(hdr)
-	return m.Packed()
+	return m
 }

@@ -14,13 +14,25 @@ package local
 //
 // So L1 holds a varying URL as one item under its base key, a group: the
 // variants stored by suffix and the marker L1 makes for them itself
-// (tiers.VaryMarker of the newest, listing every suffix held). A URL is
-// then admitted, read and evicted whole, counted at the memory of all it
-// holds. A group is a value: every change (a variant stored, one deleted)
-// builds a new group and stores it in place of the old.
+// (tiers.SharedVaryMarker of the newest, listing every suffix held). A
+// URL is then admitted, read and evicted whole, counted at the memory of
+// all it holds. A group is a value: every change (a variant stored, one
+// deleted) builds a new group and stores it in place of the old.
+//
+// The marker is the group's own and costs it little: it is a field of
+// the group (no allocation of its own), its URL, Vary and Tags are those
+// of the newest variant, which the group holds exactly as long as its
+// marker, and its header lists suffixes the group copied into one
+// allocation of its own. So it shares memory with nothing outside its
+// group (a request's key, an older group, a variant the group no longer
+// holds), which nothing would count: a marker that shared the variant's
+// allocation kept the body alive after the variant was evicted (issue
+// 21). The group counts what the marker allocates, not its MemSize,
+// which would count the newest variant's strings twice.
 
 import (
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/cacheproxy/cacheproxy/tiers"
@@ -33,17 +45,53 @@ const maxVariants = 32
 
 // group is a varying URL held in L1: its variants and its marker. It is
 // never modified once stored.
+//
+// marker is its first field: ristretto holds a group as a pointer to its
+// marker, which is a pointer to the group (see groupOf).
 type group struct {
-	marker *tiers.Entry
-	vs     []member // oldest first; vs[i].suffix is the marker's i'th variant
+	marker tiers.Entry
+	vs     []member // oldest first; vs[i] is the marker's i'th variant (suffix)
 	cost   int64    // the memory it holds, ristretto's record included
 }
 
-// member is one variant of a group.
+// The marker must be at offset 0 of a group for groupOf: this fails to
+// compile otherwise.
+var _ = [1]struct{}{}[unsafe.Offsetof(group{}.marker)]
+
+// groupOf returns the group whose marker e is, or nil if e is a response
+// (or nil). It rests on what Set ensures: the only Vary markers L1 holds
+// are its groups' own, so a KindVary entry it reads is a group's marker,
+// its first field.
+func groupOf(e *tiers.Entry) *group {
+	if e == nil || e.Kind != tiers.KindVary {
+		return nil
+	}
+	return (*group)(unsafe.Pointer(e))
+}
+
+// member is one variant of a group; its suffix is the marker's (see
+// group.suffix).
 type member struct {
-	suffix  string // in the marker's memory (tiers.VariantField)
 	e       *tiers.Entry
 	expires int64 // end of its TTL, Unix nanoseconds
+}
+
+// suffix returns the suffix of g's i'th variant, as its marker lists it:
+// the marker's header holds the VariantField alone, its values in the
+// order of g.vs.
+func (g *group) suffix(i int) string {
+	_, s := g.marker.Header.Field(i)
+	return s
+}
+
+// index returns the index in g.vs of the variant under suffix, or -1.
+func (g *group) index(suffix string) int {
+	for i := range g.vs {
+		if g.suffix(i) == suffix {
+			return i
+		}
+	}
+	return -1
 }
 
 // lookup returns the variant of g stored under suffix, if its TTL has not
@@ -52,15 +100,17 @@ func (g *group) lookup(suffix string, now int64) *tiers.Entry {
 	if g == nil {
 		return nil
 	}
-	for i := range g.vs {
-		if m := &g.vs[i]; m.suffix == suffix {
-			if now >= m.expires {
-				return nil
-			}
-			return m.e
-		}
+	i := g.index(suffix)
+	if i < 0 || now >= g.vs[i].expires {
+		return nil
 	}
-	return nil
+	return g.vs[i].e
+}
+
+// variant is a member with its suffix, as a new group is built from.
+type variant struct {
+	suffix string
+	member
 }
 
 // with returns the group of g's variants with e stored under suffix until
@@ -71,16 +121,16 @@ func (g *group) lookup(suffix string, now int64) *tiers.Entry {
 // suffixes were selected by other headers. It returns nil if e alone
 // costs more than maxCost. g may be nil.
 func (g *group) with(suffix string, e *tiers.Entry, expires, now, maxCost int64) *group {
-	var vs []member
+	var vs []variant
 	if g != nil && slices.Equal(g.marker.Vary, e.Vary) {
-		vs = make([]member, 0, min(len(g.vs)+1, maxVariants))
-		for _, m := range g.vs {
-			if m.suffix != suffix && now < m.expires {
-				vs = append(vs, m)
+		vs = make([]variant, 0, min(len(g.vs)+1, maxVariants))
+		for i, m := range g.vs {
+			if s := g.suffix(i); s != suffix && now < m.expires {
+				vs = append(vs, variant{s, m})
 			}
 		}
 	}
-	vs = append(vs, member{suffix: suffix, e: e, expires: expires})
+	vs = append(vs, variant{suffix, member{e: e, expires: expires}})
 	for {
 		if len(vs) > maxVariants {
 			vs = vs[1:]
@@ -101,10 +151,15 @@ func (g *group) with(suffix string, e *tiers.Entry, expires, now, maxCost int64)
 // whose TTL has ended at now, nil if none is left; and whether g held
 // suffix.
 func (g *group) without(suffix string, now int64) (*group, bool) {
-	if !slices.ContainsFunc(g.vs, func(m member) bool { return m.suffix == suffix }) {
+	if g.index(suffix) < 0 {
 		return g, false
 	}
-	vs := slices.DeleteFunc(slices.Clone(g.vs), func(m member) bool { return m.suffix == suffix || now >= m.expires })
+	var vs []variant
+	for i, m := range g.vs {
+		if s := g.suffix(i); s != suffix && now < m.expires {
+			vs = append(vs, variant{s, m})
+		}
+	}
 	if len(vs) == 0 {
 		return nil, true
 	}
@@ -112,29 +167,51 @@ func (g *group) without(suffix string, now int64) (*group, bool) {
 }
 
 // newGroup returns the group of the variants in (oldest first, not
-// empty), its marker made from the newest. in is not modified.
-func newGroup(in []member) *group {
-	suffixes := make([]string, len(in))
-	for i, m := range in {
-		suffixes[i] = m.suffix
-	}
-	marker := tiers.VaryMarker(in[len(in)-1].e, suffixes, false)
-	// The members keep the marker's copies of their suffixes: the
-	// caller's (a request's key, the old marker's) are not held.
+// empty), its marker made from the newest. The group copies the suffixes
+// into one allocation of its own: the caller's (a request's key, an older
+// group's) are not held. in is not modified.
+func newGroup(in []variant) *group {
+	suffixes, n := ownCopies(in)
 	vs := make([]member, len(in))
-	for i, s := range marker.Header.Values(tiers.VariantField) {
-		vs[i] = member{suffix: s, e: in[i].e, expires: in[i].expires}
+	for i, v := range in {
+		vs[i] = v.member
 	}
-	g := &group{marker: marker, vs: vs}
-	g.cost = int64(recordBytes + groupBytes + tiers.AllocSize(int(unsafe.Sizeof(member{}))*len(vs)) + marker.MemSize())
+	g := &group{marker: tiers.SharedVaryMarker(vs[len(vs)-1].e, suffixes, false), vs: vs}
+	g.cost = int64(recordBytes + groupBytes + tiers.AllocSize(int(unsafe.Sizeof(member{}))*len(vs)) +
+		tiers.AllocSize(fieldBytes*len(suffixes)) + tiers.AllocSize(n))
 	for _, m := range vs {
 		g.cost += int64(m.e.MemSize())
 	}
 	return g
 }
 
-// groupBytes is what the allocator sets aside for a group struct.
+// ownCopies returns copies of the suffixes of in, all in one new
+// allocation, and its length.
+func ownCopies(in []variant) ([]string, int) {
+	n := 0
+	for _, v := range in {
+		n += len(v.suffix)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, v := range in {
+		b.WriteString(v.suffix)
+	}
+	all := b.String()
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i], all = all[:len(v.suffix)], all[len(v.suffix):]
+	}
+	return out, n
+}
+
+// groupBytes is what the allocator sets aside for a group struct, its
+// marker's Entry included.
 var groupBytes = tiers.AllocSize(int(unsafe.Sizeof(group{})))
+
+// fieldBytes is what a marker's header slice takes a field: a name and a
+// value, 16 bytes each (tiers.Header).
+const fieldBytes = 2 * int(unsafe.Sizeof(""))
 
 // expires returns the end of the latest TTL of g's variants.
 func (g *group) expires() int64 {

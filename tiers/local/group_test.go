@@ -302,18 +302,91 @@ func TestGroupMemSizeMatchesHeap(t *testing.T) {
 				URL:      fmt.Sprintf("/api/items/?page=%d", i),
 			}
 			c.Set(context.Background(), ae(fmt.Sprint("1:G:", e.URL), v), e.Packed(), time.Hour)
+			c.Wait() // applied before the group's next Set reads it
 		}
-		c.Wait() // the group's first Set applied before the second reads it
 	}
-	c.Wait()
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	if c.Len() != urls {
 		t.Fatalf("held %d of %d URLs", c.Len(), urls)
 	}
+	for i := range urls {
+		for _, v := range []string{"gzip", "br"}[:variants] {
+			if _, ok, _ := c.Get(context.Background(), ae(fmt.Sprint("1:G:/api/items/?page=", i), v)); !ok {
+				t.Fatalf("URL %d does not hold its %s variant", i, v)
+			}
+		}
+	}
 	grown := int64(ms.HeapAlloc) - int64(before)
 	per, est := float64(grown)/urls, float64(c.Bytes())/urls
 	t.Logf("%d variants of 1 KiB: heap grew %.0f B per URL, L1 counts %.0f B", variants, per, est)
+	if per > est*1.1 || per < est*0.9 {
+		t.Errorf("heap grew %.0f B per URL, L1 counts %.0f B: off by more than 10%%", per, est)
+	}
+	checkAccounting(t, c)
+}
+
+// TestGroupHoldsNoMemoryOutsideIt: a group's marker shares memory with
+// its own newest variant alone, so the heap L1 keeps is what it counts
+// even after variants are replaced and deleted. A URL takes a large
+// variant that is then replaced, or a large newest variant that is then
+// deleted, under long keys with long suffixes, each key a new string: a
+// marker that kept a replaced or deleted variant's strings (the
+// variant's allocation holds its body), a request key's suffix (the key
+// with it), or an older group's copy of the suffixes would keep memory
+// alive that no group counts.
+func TestGroupHoldsNoMemoryOutsideIt(t *testing.T) {
+	const urls = 2_000
+	ctx := context.Background()
+	c, err := New(Options{MaxBytes: 1 << 40, NumCounters: 10 * urls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pad := strings.Repeat("p", 1024) // in every base key
+	lang := strings.Repeat("l", 512) // in every suffix
+	key := func(i int, v string) string {
+		return fmt.Sprintf("1:G:/items/%d?%s#Accept-Encoding:%s\nAccept-Language:%s\n", i, pad, v, lang)
+	}
+	variant := func(i, size int) *tiers.Entry {
+		e := variantOf(fmt.Sprint("/items/", i), strings.Repeat("b", size), "Accept-Encoding", "Accept-Language")
+		return e.Packed()
+	}
+	set := func(i int, v string, size int) {
+		c.Set(ctx, key(i, v), variant(i, size), time.Hour)
+		c.Wait() // applied before the group's next change reads it
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	for i := range urls {
+		// Half the URLs end with a replacement, half with a deletion:
+		// either leak would last until the URL's next change.
+		if i%2 == 0 {
+			set(i, "gzip", 12_000) // replaced below
+			set(i, "br", 100)
+			set(i, "gzip", 100)
+			continue
+		}
+		set(i, "br", 100)
+		set(i, "gzip", 100)
+		set(i, "zstd", 12_000) // the newest, deleted below
+		c.Delete(ctx, key(i, "zstd"))
+		c.Wait()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	for i := range urls {
+		for v, want := range map[string]bool{"br": true, "gzip": true, "zstd": false} {
+			if e, ok, _ := c.Get(ctx, key(i, v)); ok != want || ok && len(e.Body) != 100 {
+				t.Fatalf("URL %d: Get(%s) = %v (%d B); want %v, 100 B", i, v, ok, len(e.Body), want)
+			}
+		}
+	}
+	grown := int64(ms.HeapAlloc) - int64(before)
+	per, est := float64(grown)/urls, float64(c.Bytes())/urls
+	t.Logf("two 100 B variants under 1.6 KiB keys: heap grew %.0f B per URL, L1 counts %.0f B", per, est)
 	if per > est*1.1 || per < est*0.9 {
 		t.Errorf("heap grew %.0f B per URL, L1 counts %.0f B: off by more than 10%%", per, est)
 	}
@@ -351,14 +424,15 @@ func TestGroupConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	c.Wait()
-	c.c.IterValues(func(it item) bool {
-		if it.g == nil {
+	c.c.IterValues(func(e *tiers.Entry) bool {
+		g := groupOf(e)
+		if g == nil {
 			return false
 		}
-		for _, m := range it.g.vs {
-			if m.e.URL != it.g.marker.URL || !slices.Equal(m.e.Vary, it.g.marker.Vary) {
+		for _, m := range g.vs {
+			if m.e.URL != g.marker.URL || !slices.Equal(m.e.Vary, g.marker.Vary) {
 				t.Errorf("group of %s varying on %v holds a variant of %s varying on %v",
-					it.g.marker.URL, it.g.marker.Vary, m.e.URL, m.e.Vary)
+					g.marker.URL, g.marker.Vary, m.e.URL, m.e.Vary)
 			}
 		}
 		return false

@@ -23,7 +23,9 @@
 //
 // Entries are stored by pointer and never copied: a Get returns the very
 // Entry that was Set, which callers must treat as read-only (see
-// tiers.Entry).
+// tiers.Entry). The marker a Get of a varying URL's base key returns is
+// part of the URL's group: while a caller holds it, it keeps the group's
+// variants alive, as a variant keeps its body.
 package local
 
 import (
@@ -57,10 +59,13 @@ const (
 	// a bucket once the next has begun, checked every half second.
 	ReclaimWithin = 11 * time.Second
 	// recordBytes is what ristretto keeps per item beside the value: its
-	// store map slot (a 56-byte record, the map's control byte and free
-	// slots), the admission policy's cost record and the TTL bucket's
-	// slot, as the live heap shows it (TestMemSizeMatchesHeap here,
-	// TestL1BytesPerEntry in proxy).
+	// store map slot (a 48-byte record, its value one pointer: see
+	// costOf; the map's control byte and free slots), the admission
+	// policy's cost record and the TTL bucket's slot, as the live heap
+	// shows it (TestMemSizeMatchesHeap here: 153-163 B at 20,000 items,
+	// 141-197 B from 7,000 to 60,000 as the map grows by steps;
+	// TestL1BytesPerEntry in proxy). It measured 178 B at 20,000 items
+	// while the value was two pointers.
 	recordBytes = 164
 	// lockStripes is the number of locks that serialise the changes of
 	// groups, a URL's always under the same one.
@@ -91,7 +96,7 @@ type Options struct {
 // may miss, and a Set may be dropped under contention or refused by the
 // admission policy. That is fine for a cache; tests call Wait.
 type Cache struct {
-	c   *ristretto.Cache[string, item]
+	c   *ristretto.Cache[string, *tiers.Entry] // see costOf
 	max int64
 	log *slog.Logger
 
@@ -140,7 +145,7 @@ func New(opts Options) (*Cache, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	rc, err := ristretto.NewCache(&ristretto.Config[string, item]{
+	rc, err := ristretto.NewCache(&ristretto.Config[string, *tiers.Entry]{
 		NumCounters:        counters,
 		MaxCost:            opts.MaxBytes,
 		BufferItems:        bufferItems,
@@ -176,30 +181,32 @@ func numCounters(opts Options) int64 {
 	return 1 << bits.Len64(uint64(n-1))
 }
 
-// item is what ristretto holds under a base key: a response (e), or a
-// varying URL's group (g) and its marker (e, so a Get of the base key
-// reads e either way).
-type item struct {
-	e *tiers.Entry
-	g *group
-}
-
-// cost returns the memory it holds, ristretto's record included.
-func (it item) cost() int64 {
-	if it.g != nil {
-		return it.g.cost
+// costOf returns the memory that e, as ristretto holds it under a base
+// key, holds: ristretto's record included, and for a varying URL's
+// marker its whole group.
+//
+// What ristretto holds under a base key is one pointer, a *tiers.Entry:
+// a response, or a varying URL's marker, which is the first field of its
+// group (groupOf). A Get of the base key reads the entry either way, and
+// a variant's Get reaches the group from it. Holding a response and a
+// group side by side (two pointers) made every item's record 8 bytes
+// larger, about 16 with the map's free slots, on responses that do not
+// vary too; an interface would be two words as well.
+func costOf(e *tiers.Entry) int64 {
+	if g := groupOf(e); g != nil {
+		return g.cost
 	}
-	return int64(recordBytes + it.e.MemSize())
+	return int64(recordBytes + e.MemSize())
 }
 
 // onExit is called by ristretto whenever a value leaves the cache, and
-// with the zero item when a Del finds nothing.
-func (c *Cache) onExit(it item) {
-	if it.e == nil {
+// with nil when a Del finds nothing.
+func (c *Cache) onExit(e *tiers.Entry) {
+	if e == nil {
 		return
 	}
 	c.entries.Add(-1)
-	c.bytes.Add(-it.cost())
+	c.bytes.Add(-costOf(e))
 }
 
 // Get returns the entry stored under key, if its TTL has not ended and
@@ -208,13 +215,12 @@ func (c *Cache) onExit(it item) {
 // not allocate: it is the proxy's hot path.
 func (c *Cache) Get(_ context.Context, key string) (*tiers.Entry, bool, error) {
 	base, suffix, variant := tiers.SplitKey(key)
-	it, ok := c.c.Get(base)
+	e, ok := c.c.Get(base)
 	if !ok {
 		return nil, false, nil
 	}
-	e := it.e
 	if variant {
-		if e = it.g.lookup(suffix, time.Now().UnixNano()); e == nil {
+		if e = groupOf(e).lookup(suffix, time.Now().UnixNano()); e == nil {
 			return nil, false, nil
 		}
 	}
@@ -244,6 +250,8 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 		return errNilEntry
 	}
 	base, suffix, variant := tiers.SplitKey(key)
+	// Responses only: the markers L1 holds are its groups' own, which
+	// groupOf rests on.
 	if ttl <= 0 || e.Kind != tiers.KindResponse {
 		return nil
 	}
@@ -252,7 +260,7 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 		return nil
 	}
 	if !variant {
-		c.store(base, item{e: e}, ttl)
+		c.store(base, e, ttl)
 		return nil
 	}
 	mu := c.groupLock(base)
@@ -260,7 +268,7 @@ func (c *Cache) Set(_ context.Context, key string, e *tiers.Entry, ttl time.Dura
 	defer mu.Unlock()
 	now := time.Now()
 	old, _ := c.c.Get(base)
-	if g := old.g.with(suffix, e, now.Add(ttl).UnixNano(), now.UnixNano(), c.max); g != nil {
+	if g := groupOf(old).with(suffix, e, now.Add(ttl).UnixNano(), now.UnixNano(), c.max); g != nil {
 		c.storeGroup(base, g, now)
 	}
 	return nil
@@ -274,12 +282,13 @@ func (c *Cache) storeGroup(base string, g *group, now time.Time) {
 		c.c.Del(base)
 		return
 	}
-	c.store(base, item{e: g.marker, g: g}, ttl)
+	c.store(base, &g.marker, ttl)
 }
 
-// store hands it to ristretto under base for ttl, counted.
-func (c *Cache) store(base string, it item, ttl time.Duration) {
-	cost := it.cost()
+// store hands e (a response, or a group's marker) to ristretto under
+// base for ttl, counted.
+func (c *Cache) store(base string, e *tiers.Entry, ttl time.Duration) {
+	cost := costOf(e)
 	if cost > c.max {
 		return
 	}
@@ -287,7 +296,7 @@ func (c *Cache) store(base string, it item, ttl time.Duration) {
 	// ristretto's goroutine before SetWithTTL returns.
 	c.entries.Add(1)
 	c.bytes.Add(cost)
-	if !c.c.SetWithTTL(base, it, cost, ttl) {
+	if !c.c.SetWithTTL(base, e, cost, ttl) {
 		c.entries.Add(-1)
 		c.bytes.Add(-cost)
 	}
@@ -310,15 +319,15 @@ func (c *Cache) drop(base, suffix string, variant bool) {
 	mu := c.groupLock(base)
 	mu.Lock()
 	defer mu.Unlock()
-	it, ok := c.c.Get(base)
+	e, ok := c.c.Get(base)
 	switch {
 	case !ok:
 		c.c.Del(base)
-	case it.g == nil:
+	case groupOf(e) == nil:
 		// A response that does not vary: no variant to drop.
 	default:
 		now := time.Now()
-		g, held := it.g.without(suffix, now.UnixNano())
+		g, held := groupOf(e).without(suffix, now.UnixNano())
 		switch {
 		case !held:
 		case g == nil:

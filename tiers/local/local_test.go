@@ -41,9 +41,9 @@ func entry(body string) *tiers.Entry {
 // held returns the number and total size of the entries ristretto really
 // holds, independently of the Cache's counters.
 func held(c *Cache) (n, size int64) {
-	c.c.IterValues(func(it item) bool {
+	c.c.IterValues(func(e *tiers.Entry) bool {
 		n++
-		size += it.cost()
+		size += costOf(e)
 		return false
 	})
 	return n, size
@@ -433,6 +433,3 @@ func TestMemSizeMatchesHeap(t *testing.T) {
 		})
 	}
 }
-
-// costOf returns what L1 counts for the response e held alone.
-func costOf(e *tiers.Entry) int64 { return item{e: e}.cost() }
