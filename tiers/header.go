@@ -101,6 +101,17 @@ func (b *headerBuilder) header() Header {
 	return Header{s: b.s}
 }
 
+// AllocBytes returns the memory MakeHeader allocated for h beside the
+// strings it shares: its slice and its string of codes, as the allocator
+// rounds them. (Packed puts a header's codes in its entry's allocation;
+// MemSize counts a packed entry.)
+func (h Header) AllocBytes() int {
+	if h.Len() == 0 {
+		return 0
+	}
+	return allocSize(16*len(h.s)) + allocSize(h.Len())
+}
+
 // Len returns the number of fields (name and value pairs).
 func (h Header) Len() int {
 	if len(h.s) == 0 {
@@ -234,8 +245,8 @@ var nameTable = []string{
 	"Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Date", "Etag", "Expires",
 	"Last-Modified", "Link", "Location", "Permissions-Policy", "Pragma", "Referrer-Policy",
 	"Server", "Server-Timing", "Strict-Transport-Security", "Surrogate-Control", "Surrogate-Key",
-	"Timing-Allow-Origin", "Vary", "Via", "Warning", "X-Content-Type-Options", "X-Frame-Options",
-	"X-Powered-By", "X-Request-Id", "X-Xss-Protection",
+	"Timing-Allow-Origin", "Variant", "Variant-Unlisted", "Vary", "Via", "Warning",
+	"X-Content-Type-Options", "X-Frame-Options", "X-Powered-By", "X-Request-Id", "X-Xss-Protection",
 }
 
 // nameCode maps each name of nameTable to its code, its index there.

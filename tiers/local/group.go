@@ -178,7 +178,7 @@ func newGroup(in []variant) *group {
 	}
 	g := &group{marker: tiers.SharedVaryMarker(vs[len(vs)-1].e, suffixes, false), vs: vs}
 	g.cost = int64(recordBytes + groupBytes + tiers.AllocSize(int(unsafe.Sizeof(member{}))*len(vs)) +
-		tiers.AllocSize(fieldBytes*len(suffixes)) + tiers.AllocSize(n))
+		g.marker.Header.AllocBytes() + tiers.AllocSize(n))
 	for _, m := range vs {
 		g.cost += int64(m.e.MemSize())
 	}
@@ -208,10 +208,6 @@ func ownCopies(in []variant) ([]string, int) {
 // groupBytes is what the allocator sets aside for a group struct, its
 // marker's Entry included.
 var groupBytes = tiers.AllocSize(int(unsafe.Sizeof(group{})))
-
-// fieldBytes is what a marker's header slice takes a field: a name and a
-// value, 16 bytes each (tiers.Header).
-const fieldBytes = 2 * int(unsafe.Sizeof(""))
 
 // expires returns the end of the latest TTL of g's variants.
 func (g *group) expires() int64 {
