@@ -69,8 +69,8 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	e.Header.runs(func(name string, i, n int) {
 		dst = appendString(dst, name)
 		dst = binary.AppendUvarint(dst, uint64(n))
-		for _, v := range e.Header.s[1+i : 1+i+n] {
-			dst = appendString(dst, v)
+		for j := i; j < i+n; j++ {
+			dst = appendString(dst, e.Header.value(j))
 		}
 	})
 	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
@@ -257,15 +257,12 @@ func (d *decoder) header() (Header, error) {
 			}
 			prev = k
 			m := r.count()
-			if pass == 0 {
-				b.count(k, m)
-				for j := 0; j < m && r.err == nil; j++ {
-					r.string()
-				}
-				continue
-			}
 			for j := 0; j < m && r.err == nil; j++ {
-				b.add(k, r.string())
+				if v := r.string(); pass == 0 {
+					b.count(k, v, m == 1)
+				} else {
+					b.add(k, v, m == 1)
+				}
 			}
 		}
 		if r.err != nil {

@@ -6,21 +6,25 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"unsafe"
 )
 
 // Header holds the header fields of a stored response in a compact,
 // read-only form, sorted by name, a name repeated for each of its values.
-// It is one slice of strings: first a string of one byte a field, the code
-// of its name in nameTable (or uncommonName), then the fields' values in
-// order, then the names of the fields whose name is not in nameTable, one
-// per such field. A field costs its value's 16 bytes and one byte; an
-// http.Header costs a map slot, a slice per name and the map's own
-// overhead, about five times as much, and a slice of name and value pairs
-// (this type until issue 21) twice as much. The values of one name are
-// contiguous, so a response's header map can share them (CopyTo) and
-// writing a Header into a response walks a slice rather than a map.
+// It is one slice of strings. The first is a string of three bytes a
+// field: the code of its name in nameTable (or uncommonName), and the code
+// of its value in valueTable (two bytes, little-endian; ownValue if it
+// is not there, or its name has several values). Then come the values
+// that have no code, in order, then the names that have none, one per such
+// field. A field of a common name and value (Content-Type:
+// application/json, Cache-Control: max-age=3600) costs three bytes; of a
+// value of its own (Date, Content-Length, ETag) 16 more; of a name of its
+// own 16 more again. An http.Header costs a map slot and a slice per name,
+// about ten times as much, and a slice of name and value pairs (this type
+// until issue 21) 32 bytes a field. A name with several values has them
+// all of its own and contiguous, so a response's header map can share
+// them (CopyTo) and writing a Header into a response walks a slice rather
+// than a map.
 //
 // The zero value is an empty Header. Like an Entry, a Header must never
 // be modified once built.
@@ -28,8 +32,18 @@ type Header struct {
 	s []string
 }
 
-// uncommonName is the code of a field whose name is not in nameTable.
-const uncommonName = 0xFF
+const (
+	// uncommonName is the code of a name that is not in nameTable.
+	uncommonName = 0xFF
+	// ownValue is the code of a value that is not in valueTable, or of
+	// one of a name's several values, at or past the 32,767th such value;
+	// ownFlag|k before it, k its index among them (so that a lookup
+	// finds it without counting).
+	ownValue = 0xFFFF
+	ownFlag  = 0x8000
+	// codeBytes is the length of a field's codes.
+	codeBytes = 3
+)
 
 // MakeHeader returns h as a Header. The strings are shared, not copied.
 func MakeHeader(h http.Header) Header {
@@ -45,30 +59,36 @@ func MakeHeader(h http.Header) Header {
 	sort.Strings(names)
 	var b headerBuilder
 	for _, k := range names {
-		b.count(k, len(h[k]))
+		for _, v := range h[k] {
+			b.count(k, v, len(h[k]) == 1)
+		}
 	}
 	b.start()
 	for _, k := range names {
 		for _, v := range h[k] {
-			b.add(k, v)
+			b.add(k, v, len(h[k]) == 1)
 		}
 	}
 	return b.header()
 }
 
 // headerBuilder builds a Header from its fields, given in order, in two
-// passes: count every name's values, then add every field.
+// passes: count every field, then add every field. single says the
+// field's name has this value only.
 type headerBuilder struct {
-	fields, uncommon int
-	codes            []byte
-	s                []string
-	i, u             int // the next field's index and the next uncommon name's
+	fields, own, uncommon int
+	codes                 []byte
+	s                     []string
+	i, v, u               int // the next field, own value and uncommon name
 }
 
-func (b *headerBuilder) count(name string, values int) {
-	b.fields += values
+func (b *headerBuilder) count(name, value string, single bool) {
+	b.fields++
 	if _, ok := nameCode[name]; !ok {
-		b.uncommon += values
+		b.uncommon++
+	}
+	if valueCodeOf(value, single) == ownValue {
+		b.own++
 	}
 }
 
@@ -76,20 +96,29 @@ func (b *headerBuilder) start() {
 	if b.fields == 0 {
 		return
 	}
-	b.codes = make([]byte, b.fields)
-	b.s = make([]string, 1+b.fields+b.uncommon)
-	b.u = 1 + b.fields
+	b.codes = make([]byte, codeBytes*b.fields)
+	b.s = make([]string, 1+b.own+b.uncommon)
+	b.v, b.u = 1, 1+b.own
 }
 
-func (b *headerBuilder) add(name, value string) {
+func (b *headerBuilder) add(name, value string, single bool) {
 	code, ok := nameCode[name]
 	if !ok {
 		code = uncommonName
 		b.s[b.u] = name
 		b.u++
 	}
-	b.codes[b.i] = code
-	b.s[1+b.i] = value
+	vc := valueCodeOf(value, single)
+	if vc == ownValue {
+		if k := b.v - 1; k < ownValue&^ownFlag {
+			vc = ownFlag | uint16(k)
+		}
+		b.s[b.v] = value
+		b.v++
+	}
+	b.codes[codeBytes*b.i] = code
+	b.codes[codeBytes*b.i+1] = byte(vc)
+	b.codes[codeBytes*b.i+2] = byte(vc >> 8)
 	b.i++
 }
 
@@ -101,6 +130,15 @@ func (b *headerBuilder) header() Header {
 	return Header{s: b.s}
 }
 
+// valueCodeOf returns the code of value in valueTable, or ownValue if it
+// is not there or its name has other values (single false).
+func valueCodeOf(value string, single bool) uint16 {
+	if c, ok := valueCode[value]; ok && single && c < ownFlag {
+		return c
+	}
+	return ownValue
+}
+
 // AllocBytes returns the memory MakeHeader allocated for h beside the
 // strings it shares: its slice and its string of codes, as the allocator
 // rounds them. (Packed puts a header's codes in its entry's allocation;
@@ -109,7 +147,7 @@ func (h Header) AllocBytes() int {
 	if h.Len() == 0 {
 		return 0
 	}
-	return allocSize(16*len(h.s)) + allocSize(h.Len())
+	return allocSize(16*len(h.s)) + allocSize(len(h.s[0]))
 }
 
 // Len returns the number of fields (name and value pairs).
@@ -117,19 +155,61 @@ func (h Header) Len() int {
 	if len(h.s) == 0 {
 		return 0
 	}
-	return len(h.s[0])
+	return len(h.s[0]) / codeBytes
+}
+
+// nameCodeAt and valueCodeAt return the codes of the i'th field.
+func (h Header) nameCodeAt(i int) byte { return h.s[0][codeBytes*i] }
+func (h Header) valueCodeAt(i int) uint16 {
+	return uint16(h.s[0][codeBytes*i+1]) | uint16(h.s[0][codeBytes*i+2])<<8
+}
+
+// ownBefore returns the number of fields before the i'th whose value is
+// their own: the index among the own values of the i'th field's, if it is
+// its own too.
+func (h Header) ownBefore(i int) int {
+	n := 0
+	for j := range i {
+		if h.valueCodeAt(j)&ownFlag != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// ownIndex returns the index among the own values of the i'th field's,
+// whose code c says it is its own.
+func (h Header) ownIndex(i int, c uint16) int {
+	if c != ownValue {
+		return int(c &^ ownFlag)
+	}
+	return h.ownBefore(i)
 }
 
 // Field returns the name and value of the i'th field, 0 <= i < Len.
-func (h Header) Field(i int) (name, value string) { return h.name(i), h.s[1+i] }
+func (h Header) Field(i int) (name, value string) { return h.name(i), h.value(i) }
 
 // name returns the name of the i'th field.
 func (h Header) name(i int) string {
-	codes := h.s[0]
-	if c := codes[i]; c != uncommonName {
+	if c := h.nameCodeAt(i); c != uncommonName {
 		return nameTable[c]
 	}
-	return h.s[1+len(codes)+strings.Count(codes[:i], "\xff")]
+	u := 1 + h.ownBefore(h.Len())
+	for j := range i {
+		if h.nameCodeAt(j) == uncommonName {
+			u++
+		}
+	}
+	return h.s[u]
+}
+
+// value returns the value of the i'th field.
+func (h Header) value(i int) string {
+	c := h.valueCodeAt(i)
+	if c&ownFlag == 0 {
+		return valueTable[c]
+	}
+	return h.s[1+h.ownIndex(i, c)]
 }
 
 // find returns the index of the first field named name and the number of
@@ -167,18 +247,30 @@ func (h Header) Canonical(name string) string {
 	if i < 0 {
 		return ""
 	}
-	return h.s[1+i]
+	return h.value(i)
 }
 
 // Values returns the values of the field named name (canonical form), or
-// nil. The result shares h's memory, capped so that an append copies: it
-// must not be written.
+// nil. The result shares memory with h or with every Header, capped so
+// that an append copies: it must not be written.
 func (h Header) Values(name string) []string {
 	i, n := h.find(http.CanonicalHeaderKey(name))
 	if i < 0 {
 		return nil
 	}
-	return h.s[1+i : 1+i+n : 1+i+n]
+	return h.values(i, n)
+}
+
+// values returns the values of the n fields from the i'th on, which have
+// one name: the one slot of valueTable of a coded value, or the run of
+// own values (several values of a name are all its own).
+func (h Header) values(i, n int) []string {
+	c := h.valueCodeAt(i)
+	if c&ownFlag == 0 {
+		return valueTable[c : c+1 : c+1]
+	}
+	o := 1 + h.ownIndex(i, c)
+	return h.s[o : o+n : o+n]
 }
 
 // Has reports whether a field named name (canonical form) is present.
@@ -190,10 +282,9 @@ func (h Header) Has(name string) bool {
 // run returns the name of the field at i and the number of fields from
 // i on that have it.
 func (h Header) run(i int) (string, int) {
-	codes := h.s[0]
-	name, c := h.name(i), codes[i]
+	name, c := h.name(i), h.nameCodeAt(i)
 	n := 1
-	for i+n < len(codes) && codes[i+n] == c && (c != uncommonName || h.name(i+n) == name) {
+	for i+n < h.Len() && h.nameCodeAt(i+n) == c && (c != uncommonName || h.name(i+n) == name) {
 		n++
 	}
 	return name, n
@@ -210,13 +301,13 @@ func (h Header) runs(f func(name string, i, n int)) {
 }
 
 // CopyTo sets every field of h in dst, replacing what dst had under those
-// names. The value slices it sets share h's memory, capped: dst's user
-// may replace or append to them, never write into them. It allocates
-// nothing.
+// names. The value slices it sets share memory with h or with every
+// Header, capped: dst's user may replace or append to them, never write
+// into them. It allocates nothing.
 func (h Header) CopyTo(dst http.Header) {
 	for i := 0; i < h.Len(); {
 		name, n := h.run(i)
-		dst[name] = h.s[1+i : 1+i+n : 1+i+n]
+		dst[name] = h.values(i, n)
 		i += n
 	}
 }
@@ -225,7 +316,7 @@ func (h Header) CopyTo(dst http.Header) {
 func (h Header) Clone() http.Header {
 	out := make(http.Header, h.Len())
 	h.runs(func(name string, i, n int) {
-		out[name] = slices.Clone(h.s[1+i : 1+i+n])
+		out[name] = slices.Clone(h.values(i, n))
 	})
 	return out
 }
@@ -261,14 +352,16 @@ var nameCode = func() map[string]byte {
 	return m
 }()
 
-// commonValues maps common header values (content types and codings,
+// valueTable lists common header values (content types and codings,
 // Vary lists, usual Cache-Control lifetimes, security headers' usual
-// settings) to one shared copy of each, as commonNames does for names:
-// a stored JSON response's Content-Type, Content-Encoding, Vary and
-// Cache-Control values are otherwise some 60 bytes of every entry. The
-// set is fixed: it grows with nothing an origin sends, so what it holds
-// is no entry's to count.
-var commonValues = sharedCopies(func() []string {
+// settings), a Header's value codes (valueCode maps them back): a stored
+// JSON response's Content-Type, Content-Encoding, Vary and Cache-Control
+// values are otherwise some 60 bytes and four slots of 16 of every entry.
+// The table is fixed and in memory only: it grows with nothing an origin
+// sends, so what it holds is no entry's to count. commonValues maps the
+// same values to the table's copies, which Packed shares where a name's
+// several values are common ones.
+var valueTable = func() []string {
 	vs := []string{
 		"application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8",
 		"application/problem+json", "application/ld+json", "application/vnd.api+json",
@@ -296,23 +389,49 @@ var commonValues = sharedCopies(func() []string {
 			"public, "+a+", immutable", a+", must-revalidate", "public, "+a+", must-revalidate")
 	}
 	return vs
-}())
+}()
 
-// sharedCopies maps each of ss to one copy of its own, which the entries
-// that hold an equal string share.
-func sharedCopies(ss []string) map[string]string {
-	m := make(map[string]string, len(ss))
-	for _, s := range ss {
-		m[s] = strings.Clone(s)
+// valueCode maps each value of valueTable to its code, its index there.
+var valueCode = func() map[string]uint16 {
+	if len(valueTable) >= ownFlag {
+		panic("tiers: valueTable too long for its codes")
+	}
+	m := make(map[string]uint16, len(valueTable))
+	for i, v := range valueTable {
+		m[v] = uint16(i)
 	}
 	return m
-}
+}()
+
+// commonValues maps each value of valueTable to the table's copy.
+var commonValues = func() map[string]string {
+	m := make(map[string]string, len(valueTable))
+	for _, v := range valueTable {
+		m[v] = v
+	}
+	return m
+}()
 
 // isShared reports whether s is the shared copy of a string in common,
 // which costs an entry nothing.
 func isShared(common map[string]string, s string) bool {
 	c, ok := common[s]
 	return ok && unsafe.StringData(c) == unsafe.StringData(s)
+}
+
+// ownValues and ownNames return h's values and names that have no code.
+func (h Header) ownValues() []string {
+	if h.Len() == 0 {
+		return nil
+	}
+	return h.s[1 : 1+h.ownBefore(h.Len())]
+}
+
+func (h Header) ownNames() []string {
+	if h.Len() == 0 {
+		return nil
+	}
+	return h.s[1+h.ownBefore(h.Len()):]
 }
 
 // ownNameBytes returns the length of the strings that an entry's packed
@@ -322,9 +441,9 @@ func (h Header) ownNameBytes() int {
 	if h.Len() == 0 {
 		return 0
 	}
-	n := h.Len()
+	n := len(h.s[0])
 	h.runs(func(name string, i, k int) {
-		if h.s[0][i] == uncommonName {
+		if h.nameCodeAt(i) == uncommonName {
 			n += len(name)
 		}
 	})
@@ -332,10 +451,10 @@ func (h Header) ownNameBytes() int {
 }
 
 // ownValueBytes returns the length of the values that an entry's packed
-// bytes hold: all but the shared common values.
+// bytes hold: those without a code but the shared copies of common ones.
 func (h Header) ownValueBytes() int {
 	n := 0
-	for _, v := range h.s[1 : 1+h.Len()] {
+	for _, v := range h.ownValues() {
 		if !isShared(commonValues, v) {
 			n += len(v)
 		}
@@ -371,17 +490,17 @@ func (a *arena) strs(ss []string) []string {
 }
 
 // Packed returns a copy of e in the smallest form to hold in memory for
-// long: its body and strings (URL, Vary, Tags, the header's uncommon
-// values and names) in one allocation, or in two (body, strings) where the
-// allocator's size classes make two smaller, as for a body of exactly
-// 16 KiB; its common header names shared copies (commonNames); its header
-// slice exactly its length. e itself is unchanged.
+// long: its body and strings (URL, Vary, Tags, the header's codes and the
+// values and names without a code) in one allocation, or in two (body,
+// strings) where the allocator's size classes make two smaller, as for a
+// body of exactly 16 KiB; its header slice exactly its length. e itself
+// is unchanged.
 func (e *Entry) Packed() *Entry {
 	h := e.Header
 	strs := len(e.URL) + h.ownNameBytes()
-	for i := range h.Len() {
-		if _, common := commonValues[h.s[1+i]]; !common {
-			strs += len(h.s[1+i])
+	for _, v := range h.ownValues() {
+		if _, common := commonValues[v]; !common {
+			strs += len(v)
 		}
 	}
 	for _, s := range e.Vary {
@@ -411,26 +530,26 @@ func (e *Entry) Packed() *Entry {
 	return &p
 }
 
-// packed returns a copy of h whose codes, uncommon names (one copy a
-// run) and uncommon values are in a, its common values the shared copies
-// (commonValues), its slice exactly its length.
+// packed returns a copy of h whose codes, own values (but the shared
+// copies of common ones) and uncommon names (one copy a run) are in a,
+// its slice exactly its length.
 func (h Header) packed(a *arena) Header {
 	if h.Len() == 0 {
 		return Header{}
 	}
-	n := h.Len()
 	s := make([]string, len(h.s))
 	s[0] = a.str(h.s[0])
-	for i, v := range h.s[1 : 1+n] {
+	own := h.ownValues()
+	for i, v := range own {
 		if c, common := commonValues[v]; common {
 			s[1+i] = c
 		} else {
 			s[1+i] = a.str(v)
 		}
 	}
-	u := 1 + n
+	u := 1 + len(own)
 	h.runs(func(name string, i, k int) {
-		if h.s[0][i] != uncommonName {
+		if h.nameCodeAt(i) != uncommonName {
 			return
 		}
 		// Names repeat for each value: share one copy.

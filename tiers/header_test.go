@@ -117,12 +117,11 @@ func TestPacked(t *testing.T) {
 	for _, s := range append(slices.Clone(p.Vary), p.Tags...) {
 		inside("Vary or tag", s)
 	}
-	// The codes, uncommon values and names are copied in; common values
-	// point at the one shared copy of each, common names are codes
-	// (X-Empty is not common, Vary repeats).
+	// The codes, own values and uncommon names are copied in; common
+	// values have codes, or point at the one shared copy of each among a
+	// name's several values (X-Empty is not common, Vary repeats).
 	inside("codes", p.Header.s[0])
-	for i := range p.Header.Len() {
-		v := p.Header.s[1+i]
+	for _, v := range p.Header.ownValues() {
 		if _, common := commonValues[v]; common {
 			if !isShared(commonValues, v) {
 				t.Errorf("common value %q is not the shared copy", v)
@@ -131,7 +130,12 @@ func TestPacked(t *testing.T) {
 			inside("header value", v)
 		}
 	}
-	uncommon := p.Header.s[1+p.Header.Len():]
+	for i := range p.Header.Len() {
+		if _, v := p.Header.Field(i); p.Header.valueCodeAt(i)&ownFlag == 0 && valueTable[p.Header.valueCodeAt(i)] != v {
+			t.Errorf("field %d: coded value %q", i, v)
+		}
+	}
+	uncommon := p.Header.ownNames()
 	for _, s := range uncommon {
 		inside("header name", s)
 	}
@@ -150,14 +154,14 @@ func TestPacked(t *testing.T) {
 // fixed per-item overhead) is checked in tiers/local.
 func TestMemSizeCountsAllocations(t *testing.T) {
 	e := benchEntry().Packed()
-	if e.Header.ownNameBytes() != e.Header.Len() {
+	if e.Header.ownNameBytes() != codeBytes*e.Header.Len() {
 		// Every name of benchEntry is a common one: its codes only.
-		t.Errorf("a packed benchEntry holds %d bytes of names, want %d", e.Header.ownNameBytes(), e.Header.Len())
+		t.Errorf("a packed benchEntry holds %d bytes of names, want %d", e.Header.ownNameBytes(), codeBytes*e.Header.Len())
 	}
 	kv := 16 * len(e.Header.s)
 	vt := 16 * (len(e.Vary) + len(e.Tags))
-	bytes := len(e.Body) + len(e.URL) + e.Header.Len()
-	for _, s := range e.Header.s[1:] {
+	bytes := len(e.Body) + len(e.URL) + len(e.Header.s[0])
+	for _, s := range e.Header.ownValues() {
 		if !isShared(commonValues, s) {
 			bytes += len(s)
 		}
@@ -215,14 +219,21 @@ func TestEntryBytes(t *testing.T) {
 // it, whatever mix of common names (codes) and uncommon ones (stored
 // after the values), repeated or not.
 func FuzzHeader(f *testing.F) {
-	f.Add("Content-Type", "X-A", "x-b", "Vary", uint8(3), "v")
-	f.Add("Etag", "Etag", "X-Long-Uncommon-Name", "Date", uint8(0), "")
-	f.Add("X-A", "X-B", "X-A", "X-C", uint8(255), "gzip")
-	f.Fuzz(func(t *testing.T, n1, n2, n3, n4 string, counts uint8, value string) {
+	f.Add("Content-Type", "X-A", "x-b", "Vary", uint8(3), "v", uint16(0))
+	f.Add("Etag", "Etag", "X-Long-Uncommon-Name", "Date", uint8(0), "", uint16(7))
+	f.Add("X-A", "X-B", "X-A", "X-C", uint8(255), "gzip", uint16(40))
+	f.Add("Cache-Control", "Content-Type", "X-A", "Vary", uint8(0b01100101), "own", uint16(0xffff))
+	f.Fuzz(func(t *testing.T, n1, n2, n3, n4 string, counts uint8, value string, common uint16) {
+		// A name's first value is a common one (it has a code if it is
+		// the name's only value) where common's bit for it is set.
 		model := http.Header{}
 		for i, n := range []string{n1, n2, n3, n4} {
 			for j := range int(counts>>(2*i)) & 3 {
-				model[n] = append(model[n], value+strconv.Itoa(j))
+				v := value + strconv.Itoa(j)
+				if j == 0 && common&(1<<i) != 0 {
+					v = valueTable[int(common>>4)%len(valueTable)]
+				}
+				model[n] = append(model[n], v)
 			}
 		}
 		h := MakeHeader(model)
@@ -279,4 +290,26 @@ func FuzzHeader(f *testing.F) {
 			t.Fatalf("round trip differs: %s", diff)
 		}
 	})
+}
+
+// A field's own value is found by its index in its code, up to the
+// 32,767th; past it, by counting: both give the value.
+func TestHeaderManyOwnValues(t *testing.T) {
+	model := http.Header{"Date": {"Mon"}}
+	for i := range 33000 {
+		model.Add("X-Many", strconv.Itoa(i))
+	}
+	h := MakeHeader(model)
+	for _, i := range []int{1, 2, 32766, 32767, 32768, 33000} {
+		if _, v := h.Field(i); v != strconv.Itoa(i-1) {
+			t.Errorf("Field(%d) = %q, want %q", i, v, strconv.Itoa(i-1))
+		}
+	}
+	if got := h.Values("X-Many"); len(got) != 33000 || got[32999] != "32999" {
+		t.Errorf("Values(X-Many): %d values, last %q", len(got), got[len(got)-1])
+	}
+	e := &Entry{Kind: KindResponse, StoredAt: t0, Header: h}
+	if diff := equalEntries(e, e.Packed()); diff != "" {
+		t.Fatalf("Packed differs: %s", diff)
+	}
 }
