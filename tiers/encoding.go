@@ -258,11 +258,7 @@ func (d *decoder) header() (Header, error) {
 			prev = k
 			m := r.count()
 			for j := 0; j < m && r.err == nil; j++ {
-				if v := r.string(); pass == 0 {
-					b.count(k, v, m == 1)
-				} else {
-					b.add(k, v, m == 1)
-				}
+				b.field(pass, k, r.string(), j == 0, m == 1)
 			}
 		}
 		if r.err != nil {

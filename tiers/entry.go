@@ -136,7 +136,7 @@ var entryBytes = allocSize(int(unsafe.Sizeof(Entry{})))
 // in its own memory: its URL, Vary, Tags, header values and the header
 // names that are not shared copies (see Packed).
 func (e *Entry) stringBytes() int {
-	n := len(e.URL) + e.Header.ownNameBytes() + e.Header.ownValueBytes()
+	n := len(e.URL) + e.Header.ownBytes()
 	for _, s := range e.Vary {
 		n += len(s)
 	}

@@ -11,20 +11,25 @@ import (
 
 // Header holds the header fields of a stored response in a compact,
 // read-only form, sorted by name, a name repeated for each of its values.
-// It is one slice of strings. The first is a string of three bytes a
-// field: the code of its name in nameTable (or uncommonName), and the code
-// of its value in valueTable (two bytes, little-endian; ownValue if it
-// is not there, or its name has several values). Then come the values
-// that have no code, in order, then the names that have none, one per such
-// field. A field of a common name and value (Content-Type:
-// application/json, Cache-Control: max-age=3600) costs three bytes; of a
-// value of its own (Date, Content-Length, ETag) 16 more; of a name of its
-// own 16 more again. An http.Header costs a map slot and a slice per name,
-// about ten times as much, and a slice of name and value pairs (this type
-// until issue 21) 32 bytes a field. A name with several values has them
-// all of its own and contiguous, so a response's header map can share
-// them (CopyTo) and writing a Header into a response walks a slice rather
-// than a map.
+// It is one slice of strings. The first holds the codes: a byte giving
+// their width w (2, or 4 for a header of more than 32,766 strings of its
+// own), then per field the code of its name and the code of its value, w
+// bytes each, little-endian. A code below the own flag (the top bit) is
+// an index in nameTable or valueTable; with the flag, it is the index in
+// the slice of the field's own string. The own strings follow the codes,
+// in field order: a name not in nameTable once for its run of fields, and
+// every value not in valueTable or of a name with several values (which
+// are then contiguous).
+//
+// So a field of a common name and value (Content-Type: application/json,
+// Cache-Control: max-age=3600) costs four bytes; of a value of its own
+// (Date, Content-Length, ETag) 16 more, a slot of the slice; of a name of
+// its own 16 more again. An http.Header costs a map slot and a slice per
+// name, about ten times as much, and a slice of name and value pairs (this
+// type until issue 21) 32 bytes a field. Every field is found without
+// counting: lookups search the sorted names; a name's values are one
+// slice a response's header map can share (CopyTo); writing a Header into
+// a response walks it rather than a map.
 //
 // The zero value is an empty Header. Like an Entry, a Header must never
 // be modified once built.
@@ -32,17 +37,11 @@ type Header struct {
 	s []string
 }
 
+// narrowOwn is the own flag of two-byte codes; a four-byte code's is
+// wideOwn. Table indices stay below narrowOwn (see valueCode).
 const (
-	// uncommonName is the code of a name that is not in nameTable.
-	uncommonName = 0xFF
-	// ownValue is the code of a value that is not in valueTable, or of
-	// one of a name's several values, at or past the 32,767th such value;
-	// ownFlag|k before it, k its index among them (so that a lookup
-	// finds it without counting).
-	ownValue = 0xFFFF
-	ownFlag  = 0x8000
-	// codeBytes is the length of a field's codes.
-	codeBytes = 3
+	narrowOwn = 0x8000
+	wideOwn   = 0x80000000
 )
 
 // MakeHeader returns h as a Header. The strings are shared, not copied.
@@ -58,37 +57,74 @@ func MakeHeader(h http.Header) Header {
 	}
 	sort.Strings(names)
 	var b headerBuilder
-	for _, k := range names {
-		for _, v := range h[k] {
-			b.count(k, v, len(h[k]) == 1)
+	for pass := range 2 {
+		for _, k := range names {
+			for j, v := range h[k] {
+				b.field(pass, k, v, j == 0, len(h[k]) == 1)
+			}
 		}
-	}
-	b.start()
-	for _, k := range names {
-		for _, v := range h[k] {
-			b.add(k, v, len(h[k]) == 1)
+		if pass == 0 {
+			b.start()
 		}
 	}
 	return b.header()
 }
 
-// headerBuilder builds a Header from its fields, given in order, in two
-// passes: count every field, then add every field. single says the
-// field's name has this value only.
+// headerBuilder builds a Header from its fields, given in order, twice:
+// in pass 0 it counts them, in pass 1 it adds them. first says a field is
+// the first of its name, single that its name has this value only.
 type headerBuilder struct {
-	fields, own, uncommon int
-	codes                 []byte
-	s                     []string
-	i, v, u               int // the next field, own value and uncommon name
+	fields, own int
+	width       int
+	codes       []byte
+	s           []string
+	i           int    // the next field
+	name        uint32 // the code of the current run's name
 }
 
-func (b *headerBuilder) count(name, value string, single bool) {
-	b.fields++
-	if _, ok := nameCode[name]; !ok {
-		b.uncommon++
+func (b *headerBuilder) field(pass int, name, value string, first, single bool) {
+	_, common := nameCode[name]
+	_, coded := valueCodeOf(value, single)
+	if pass == 0 {
+		b.fields++
+		if !common && first {
+			b.own++
+		}
+		if !coded {
+			b.own++
+		}
+		return
 	}
-	if valueCodeOf(value, single) == ownValue {
-		b.own++
+	if first {
+		if c, ok := nameCode[name]; ok {
+			b.name = uint32(c)
+		} else {
+			b.name = b.ownCode(name)
+		}
+	}
+	vc, ok := valueCodeOf(value, single)
+	v := uint32(vc)
+	if !ok {
+		v = b.ownCode(value)
+	}
+	at := 1 + 2*b.width*b.i
+	b.put(at, b.name)
+	b.put(at+b.width, v)
+	b.i++
+}
+
+// ownCode appends s to the own strings and returns its code.
+func (b *headerBuilder) ownCode(s string) uint32 {
+	b.s = append(b.s, s)
+	if b.width == 2 {
+		return narrowOwn | uint32(len(b.s)-1)
+	}
+	return wideOwn | uint32(len(b.s)-1)
+}
+
+func (b *headerBuilder) put(at int, c uint32) {
+	for k := range b.width {
+		b.codes[at+k] = byte(c >> (8 * k))
 	}
 }
 
@@ -96,30 +132,13 @@ func (b *headerBuilder) start() {
 	if b.fields == 0 {
 		return
 	}
-	b.codes = make([]byte, codeBytes*b.fields)
-	b.s = make([]string, 1+b.own+b.uncommon)
-	b.v, b.u = 1, 1+b.own
-}
-
-func (b *headerBuilder) add(name, value string, single bool) {
-	code, ok := nameCode[name]
-	if !ok {
-		code = uncommonName
-		b.s[b.u] = name
-		b.u++
+	b.width = 2
+	if 1+b.own >= narrowOwn {
+		b.width = 4
 	}
-	vc := valueCodeOf(value, single)
-	if vc == ownValue {
-		if k := b.v - 1; k < ownValue&^ownFlag {
-			vc = ownFlag | uint16(k)
-		}
-		b.s[b.v] = value
-		b.v++
-	}
-	b.codes[codeBytes*b.i] = code
-	b.codes[codeBytes*b.i+1] = byte(vc)
-	b.codes[codeBytes*b.i+2] = byte(vc >> 8)
-	b.i++
+	b.codes = make([]byte, 1+2*b.width*b.fields)
+	b.codes[0] = byte(b.width)
+	b.s = make([]string, 1, 1+b.own)
 }
 
 func (b *headerBuilder) header() Header {
@@ -130,13 +149,11 @@ func (b *headerBuilder) header() Header {
 	return Header{s: b.s}
 }
 
-// valueCodeOf returns the code of value in valueTable, or ownValue if it
-// is not there or its name has other values (single false).
-func valueCodeOf(value string, single bool) uint16 {
-	if c, ok := valueCode[value]; ok && single && c < ownFlag {
-		return c
-	}
-	return ownValue
+// valueCodeOf returns the code of value in valueTable, unless it is not
+// there or its name has other values (single false).
+func valueCodeOf(value string, single bool) (uint16, bool) {
+	c, ok := valueCode[value]
+	return c, ok && single
 }
 
 // AllocBytes returns the memory MakeHeader allocated for h beside the
@@ -155,61 +172,48 @@ func (h Header) Len() int {
 	if len(h.s) == 0 {
 		return 0
 	}
-	return len(h.s[0]) / codeBytes
+	return (len(h.s[0]) - 1) >> (h.s[0][0] >> 1) >> 1 // (len-1) / (2*width), width 2 or 4
 }
 
-// nameCodeAt and valueCodeAt return the codes of the i'th field.
-func (h Header) nameCodeAt(i int) byte { return h.s[0][codeBytes*i] }
-func (h Header) valueCodeAt(i int) uint16 {
-	return uint16(h.s[0][codeBytes*i+1]) | uint16(h.s[0][codeBytes*i+2])<<8
-}
-
-// ownBefore returns the number of fields before the i'th whose value is
-// their own: the index among the own values of the i'th field's, if it is
-// its own too.
-func (h Header) ownBefore(i int) int {
-	n := 0
-	for j := range i {
-		if h.valueCodeAt(j)&ownFlag != 0 {
-			n++
-		}
+// code returns the k'th code of h (the i'th field's name is the 2i'th,
+// its value the next), and the own flag of h's codes.
+func (h Header) code(k int) (c, own uint32) {
+	codes := h.s[0]
+	if codes[0] == 2 {
+		at := 1 + 2*k
+		return uint32(codes[at]) | uint32(codes[at+1])<<8, narrowOwn
 	}
-	return n
-}
-
-// ownIndex returns the index among the own values of the i'th field's,
-// whose code c says it is its own.
-func (h Header) ownIndex(i int, c uint16) int {
-	if c != ownValue {
-		return int(c &^ ownFlag)
-	}
-	return h.ownBefore(i)
+	at := 1 + 4*k
+	return uint32(codes[at]) | uint32(codes[at+1])<<8 | uint32(codes[at+2])<<16 | uint32(codes[at+3])<<24, wideOwn
 }
 
 // Field returns the name and value of the i'th field, 0 <= i < Len.
 func (h Header) Field(i int) (name, value string) { return h.name(i), h.value(i) }
 
 // name returns the name of the i'th field.
-func (h Header) name(i int) string {
-	if c := h.nameCodeAt(i); c != uncommonName {
-		return nameTable[c]
-	}
-	u := 1 + h.ownBefore(h.Len())
-	for j := range i {
-		if h.nameCodeAt(j) == uncommonName {
-			u++
-		}
-	}
-	return h.s[u]
-}
+func (h Header) name(i int) string { return h.str(2*i, nameTable) }
 
 // value returns the value of the i'th field.
-func (h Header) value(i int) string {
-	c := h.valueCodeAt(i)
-	if c&ownFlag == 0 {
-		return valueTable[c]
+func (h Header) value(i int) string { return h.str(2*i+1, valueTable) }
+
+// str returns the string the k'th code names: in table, or h's own. The
+// two-byte codes, the usual ones, are read inline: it runs a few dozen
+// times a hit.
+func (h Header) str(k int, table []string) string {
+	codes := h.s[0]
+	if codes[0] == 2 {
+		at := 1 + 2*k
+		c := uint32(codes[at]) | uint32(codes[at+1])<<8
+		if c < narrowOwn {
+			return table[c]
+		}
+		return h.s[c-narrowOwn]
 	}
-	return h.s[1+h.ownIndex(i, c)]
+	c, own := h.code(k)
+	if c < own {
+		return table[c]
+	}
+	return h.s[c&^own]
 }
 
 // find returns the index of the first field named name and the number of
@@ -263,14 +267,14 @@ func (h Header) Values(name string) []string {
 
 // values returns the values of the n fields from the i'th on, which have
 // one name: the one slot of valueTable of a coded value, or the run of
-// own values (several values of a name are all its own).
+// own values (several values of a name are all its own, contiguous).
 func (h Header) values(i, n int) []string {
-	c := h.valueCodeAt(i)
-	if c&ownFlag == 0 {
+	c, own := h.code(2*i + 1)
+	if c < own {
 		return valueTable[c : c+1 : c+1]
 	}
-	o := 1 + h.ownIndex(i, c)
-	return h.s[o : o+n : o+n]
+	k := int(c &^ own)
+	return h.s[k : k+n : k+n]
 }
 
 // Has reports whether a field named name (canonical form) is present.
@@ -280,14 +284,17 @@ func (h Header) Has(name string) bool {
 }
 
 // run returns the name of the field at i and the number of fields from
-// i on that have it.
+// i on that have it: the fields of a name share its code.
 func (h Header) run(i int) (string, int) {
-	name, c := h.name(i), h.nameCodeAt(i)
-	n := 1
-	for i+n < h.Len() && h.nameCodeAt(i+n) == c && (c != uncommonName || h.name(i+n) == name) {
+	c, _ := h.code(2 * i)
+	n, fields := 1, h.Len()
+	for i+n < fields {
+		if d, _ := h.code(2 * (i + n)); d != c {
+			break
+		}
 		n++
 	}
-	return name, n
+	return h.name(i), n
 }
 
 // runs calls f with each name of h and the index and number of its
@@ -305,7 +312,7 @@ func (h Header) runs(f func(name string, i, n int)) {
 // Header, capped: dst's user may replace or append to them, never write
 // into them. It allocates nothing.
 func (h Header) CopyTo(dst http.Header) {
-	for i := 0; i < h.Len(); {
+	for i, fields := 0, h.Len(); i < fields; {
 		name, n := h.run(i)
 		dst[name] = h.values(i, n)
 		i += n
@@ -342,8 +349,8 @@ var nameTable = []string{
 
 // nameCode maps each name of nameTable to its code, its index there.
 var nameCode = func() map[string]byte {
-	if len(nameTable) >= uncommonName {
-		panic("tiers: nameTable too long for one-byte codes")
+	if len(nameTable) >= narrowOwn {
+		panic("tiers: nameTable too long for its codes")
 	}
 	m := make(map[string]byte, len(nameTable))
 	for i, n := range nameTable {
@@ -393,7 +400,7 @@ var valueTable = func() []string {
 
 // valueCode maps each value of valueTable to its code, its index there.
 var valueCode = func() map[string]uint16 {
-	if len(valueTable) >= ownFlag {
+	if len(valueTable) >= narrowOwn {
 		panic("tiers: valueTable too long for its codes")
 	}
 	m := make(map[string]uint16, len(valueTable))
@@ -419,42 +426,15 @@ func isShared(common map[string]string, s string) bool {
 	return ok && unsafe.StringData(c) == unsafe.StringData(s)
 }
 
-// ownValues and ownNames return h's values and names that have no code.
-func (h Header) ownValues() []string {
-	if h.Len() == 0 {
-		return nil
-	}
-	return h.s[1 : 1+h.ownBefore(h.Len())]
-}
-
-func (h Header) ownNames() []string {
-	if h.Len() == 0 {
-		return nil
-	}
-	return h.s[1+h.ownBefore(h.Len()):]
-}
-
-// ownNameBytes returns the length of the strings that an entry's packed
-// bytes hold for h's names: its codes, and each uncommon name once per
-// run of fields (a name repeats for each of its values).
-func (h Header) ownNameBytes() int {
+// ownBytes returns the length of the strings an entry's packed bytes
+// hold for h: its codes, and its own strings but the shared copies of
+// common values.
+func (h Header) ownBytes() int {
 	if h.Len() == 0 {
 		return 0
 	}
 	n := len(h.s[0])
-	h.runs(func(name string, i, k int) {
-		if h.nameCodeAt(i) == uncommonName {
-			n += len(name)
-		}
-	})
-	return n
-}
-
-// ownValueBytes returns the length of the values that an entry's packed
-// bytes hold: those without a code but the shared copies of common ones.
-func (h Header) ownValueBytes() int {
-	n := 0
-	for _, v := range h.ownValues() {
+	for _, v := range h.s[1:] {
 		if !isShared(commonValues, v) {
 			n += len(v)
 		}
@@ -497,10 +477,13 @@ func (a *arena) strs(ss []string) []string {
 // is unchanged.
 func (e *Entry) Packed() *Entry {
 	h := e.Header
-	strs := len(e.URL) + h.ownNameBytes()
-	for _, v := range h.ownValues() {
-		if _, common := commonValues[v]; !common {
-			strs += len(v)
+	strs := len(e.URL)
+	if h.Len() > 0 {
+		strs += len(h.s[0])
+		for _, v := range h.s[1:] {
+			if _, common := commonValues[v]; !common {
+				strs += len(v)
+			}
 		}
 	}
 	for _, s := range e.Vary {
@@ -530,34 +513,21 @@ func (e *Entry) Packed() *Entry {
 	return &p
 }
 
-// packed returns a copy of h whose codes, own values (but the shared
-// copies of common ones) and uncommon names (one copy a run) are in a,
-// its slice exactly its length.
+// packed returns a copy of h whose codes and own strings are in a, but
+// the shared copies of common values (commonValues), its slice exactly
+// its length.
 func (h Header) packed(a *arena) Header {
 	if h.Len() == 0 {
 		return Header{}
 	}
 	s := make([]string, len(h.s))
 	s[0] = a.str(h.s[0])
-	own := h.ownValues()
-	for i, v := range own {
+	for i, v := range h.s[1:] {
 		if c, common := commonValues[v]; common {
 			s[1+i] = c
 		} else {
 			s[1+i] = a.str(v)
 		}
 	}
-	u := 1 + len(own)
-	h.runs(func(name string, i, k int) {
-		if h.nameCodeAt(i) != uncommonName {
-			return
-		}
-		// Names repeat for each value: share one copy.
-		c := a.str(name)
-		for range k {
-			s[u] = c
-			u++
-		}
-	})
 	return Header{s: s}
 }
