@@ -54,7 +54,7 @@ func (c *chain) get(ctx context.Context, t Tier, key string, r *http.Request) (*
 	if e.Kind != tiers.KindVary {
 		return e, fwdNone
 	}
-	e, ok, err = t.Get(ctx, c.variant(key, e.Vary, r))
+	e, ok, err = t.Get(ctx, c.variant(key, e.Vary(), r))
 	if err != nil {
 		c.tierError(t, err)
 		return nil, fwdVaryMiss
@@ -146,8 +146,8 @@ func (c *chain) promote(ctx context.Context, base string, r *http.Request, e *ti
 	e = e.Packed()
 	e.Note = c.rep.note(e.URL)
 	key := base
-	if len(e.Vary) > 0 {
-		key = c.variant(base, e.Vary, r)
+	if len(e.Vary()) > 0 {
+		key = c.variant(base, e.Vary(), r)
 	}
 	p := c.place(base, key, e)
 	p.ttl = min(e.Remaining(c.now())+retention(e), c.maxTTL)
@@ -210,7 +210,7 @@ func (c *chain) withVariants(ctx context.Context, t Tier, p placement) *tiers.En
 	if !unlisted {
 		listed = append(listed, suffix)
 	}
-	if old, ok, err := t.Get(ctx, p.base); err == nil && ok && old.Kind == tiers.KindVary && slices.Equal(old.Vary, p.e.Vary) {
+	if old, ok, err := t.Get(ctx, p.base); err == nil && ok && old.Kind == tiers.KindVary && slices.Equal(old.Vary(), p.e.Vary()) {
 		unlisted = unlisted || old.Header.Get(unlistedField) != ""
 		for _, v := range old.Header.Values(variantField) {
 			switch {

@@ -100,7 +100,7 @@ func originFailed(res *fillResult) bool {
 func (x *exchange) sameVariant(res *fillResult) bool {
 	e := res.entry
 	base, _, _ := tiers.SplitKey(res.key)
-	return len(e.Vary) == 0 || x.h.variantKey(base, e.Vary, x.r) == res.key
+	return len(e.Vary()) == 0 || x.h.variantKey(base, e.Vary(), x.r) == res.key
 }
 
 // writeResult writes a fill's outcome; fwd is why the cache could not

@@ -57,10 +57,12 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, pol
 	e.InitialAge = initialAge(resp.Header, o.reqTime, respTime)
 	e.Lifetime = pol.lifetime
 	// Stored anew: under the configuration of now, as newEntry.
-	e.StaleWhileRevalidate, e.StaleIfError = x.h.configuredStale(x.rt)
+	extra := stale.Extra()
+	extra.StaleWhileRevalidate, extra.StaleIfError = x.h.configuredStale(x.rt)
 	if tags := x.h.parseTags(resp.Header); tags != nil {
-		e.Tags = tags // the 304 names them anew
+		extra.Tags = tags // the 304 names them anew
 	}
+	e.SetExtra(extra)
 	x.h.removeTagHeaders(hdr)
 	e.SoftPurged = false // the origin confirmed it: fresh again
 	e.Seq = o.seq

@@ -157,8 +157,8 @@ func (x *exchange) revalidated(ctx context.Context, o originReply, stale *tiers.
 		return nil
 	}
 	res := &fillResult{entry: e, key: x.key, shareable: pol.storable, as: revalidated}
-	if len(e.Vary) > 0 {
-		res.key = x.h.variantKey(x.key, e.Vary, x.r)
+	if len(e.Vary()) > 0 {
+		res.key = x.h.variantKey(x.key, e.Vary(), x.r)
 	}
 	if !pol.storable {
 		// The 304 answered this request alone (sharing.go): it is
@@ -198,8 +198,8 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 	resp.Body.Close()
 	e := x.newEntry(o, body, pol.lifetime)
 	res := &fillResult{entry: e, key: x.key, shareable: true}
-	if len(e.Vary) > 0 {
-		res.key = h.variantKey(x.key, e.Vary, x.r)
+	if len(e.Vary()) > 0 {
+		res.key = h.variantKey(x.key, e.Vary(), x.r)
 	}
 	res.stored, res.detail = h.chain.store(ctx, x.key, res.key, e)
 	return res
@@ -222,9 +222,7 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 		StoredAt:   respTime,
 		InitialAge: initialAge(o.resp.Header, o.reqTime, respTime),
 		Lifetime:   lifetime,
-		Vary:       selectingHeaders(vary, stored),
 		URL:        requestTarget(x.r.URL).url(),
-		Tags:       x.h.parseTags(o.resp.Header),
 		Seq:        o.seq,
 	}
 	if x.rt != nil && x.rt.Override {
@@ -232,7 +230,9 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 		e.InitialAge = 0
 	}
 	// The configured stale windows go with the entry (staleWindows).
-	e.StaleWhileRevalidate, e.StaleIfError = x.h.configuredStale(x.rt)
+	extra := tiers.Extra{Vary: selectingHeaders(vary, stored), Tags: x.h.parseTags(o.resp.Header)}
+	extra.StaleWhileRevalidate, extra.StaleIfError = x.h.configuredStale(x.rt)
+	e.SetExtra(extra)
 	// The body and every string of the entry into one allocation: it
 	// may be held for long.
 	return e.Packed()

@@ -77,7 +77,7 @@ const revalidateKeep = 10 * time.Minute
 // reads them here.
 func staleWindows(e *tiers.Entry) (swr, sie time.Duration) {
 	cc, _ := responseCacheControl(e.Header)
-	swr, sie = e.StaleWhileRevalidate, e.StaleIfError
+	swr, sie = e.StaleWindows()
 	if cc.staleWhileRevalidate >= 0 {
 		swr = time.Duration(cc.staleWhileRevalidate) * time.Second
 	}

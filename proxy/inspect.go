@@ -78,8 +78,8 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 		if in == nil {
 			in = inspection(e, norm, now)
 			in.Key = key
-			if len(e.Vary) > 0 {
-				in.Key = h.variantKey(key, e.Vary, r)
+			if len(e.Vary()) > 0 {
+				in.Key = h.variantKey(key, e.Vary(), r)
 			}
 		}
 		in.Tiers = append(in.Tiers, t.name)
@@ -107,7 +107,7 @@ func inspection(e *tiers.Entry, norm string, now time.Time) *Inspection {
 		URL: norm, Status: e.Status, StoredAt: e.StoredAt,
 		AgeSeconds:       e.Age(now).Seconds(),
 		RemainingSeconds: e.Remaining(now).Seconds(),
-		Size:             e.Size(), Tags: e.Tags, Vary: e.Vary, Seq: e.Seq, Header: e.Header.Clone(),
+		Size:             e.Size(), Tags: e.Tags(), Vary: e.Vary(), Seq: e.Seq, Header: e.Header.Clone(),
 
 		StaleIfErrorSeconds:         max(sie, 0).Seconds(),
 		StaleWhileRevalidateSeconds: max(swr, 0).Seconds(),

@@ -105,7 +105,7 @@ func (x *exchange) find(ctx context.Context, t Tier, now time.Time) (judgement, 
 		return j, x.forwarded(e, fwdStale)
 	case purged:
 		// As if it were not stored (RFC 9211 §2.2.1).
-		if len(e.Vary) > 0 {
+		if len(e.Vary()) > 0 {
 			fwd = fwdVaryMiss
 		}
 		return j, x.forwarded(nil, fwd)

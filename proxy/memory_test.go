@@ -269,9 +269,13 @@ func TestVaryL1HoldsPages(t *testing.T) {
 		l1.Close()
 		o.Close()
 	}
-	// Stored once, a page of an origin that compresses takes what the
-	// proxy's own compression takes; under a marker, at most a fifth more.
-	for name, want := range map[string]int{"origin-gzip-vary": 90, "origin-gzip-vary-language": 80} {
+	// Stored once, a page of an origin that compresses takes about what
+	// the proxy's own compression takes (the origin's gzip is the
+	// standard library's, a little larger; 93-100% in runs); under a
+	// marker, a little more still (86-88%). What the Vary groups fixed
+	// held 45%. That the URL is stored once is checked exactly by
+	// TestVaryAcceptEncodingStoredOnceAcrossInstances.
+	for name, want := range map[string]int{"origin-gzip-vary": 85, "origin-gzip-vary-language": 80} {
 		if held["identity"] == 0 || held[name]*100 < held["identity"]*want {
 			t.Errorf("pages held: %d by %s, %d by identity: want at least %d%%", held[name], name, held["identity"], want)
 		}

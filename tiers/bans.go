@@ -172,7 +172,7 @@ func (s *banSnapshot) dead(e *Entry, seq uint64) bool {
 		}
 	}
 	if s.tags.n > 0 {
-		for _, tag := range e.Tags {
+		for _, tag := range e.Tags() {
 			if banSeq, ok := s.tags.get(hashName(s.seed, tag), tag); ok && seq < banSeq {
 				return true
 			}

@@ -167,7 +167,7 @@ func TestBansAgainstModel(t *testing.T) {
 				b.Apply(now, 0, batch...)
 				all = append(all, batch...)
 				for range 50 {
-					e := &Entry{URL: name() + name(), Seq: rng.Uint64N(seq + 2), Tags: []string{name()}}
+					e := &Entry{URL: name() + name(), Seq: rng.Uint64N(seq + 2), x: &Extra{Tags: []string{name()}}}
 					want := false
 					for i := range all {
 						if e.Seq < all[i].Seq && all[i].Matches(e) {
@@ -198,7 +198,7 @@ func TestBansConcurrentReaders(t *testing.T) {
 	stop := make(chan struct{})
 	for range 2 {
 		wg.Go(func() {
-			e := &Entry{URL: "/u/7", Seq: 3, Tags: []string{"t"}}
+			e := &Entry{URL: "/u/7", Seq: 3, x: &Extra{Tags: []string{"t"}}}
 			for {
 				select {
 				case <-stop:

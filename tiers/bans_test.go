@@ -9,7 +9,9 @@ import (
 func TestBansDead(t *testing.T) {
 	now := time.Now()
 	e := func(url string, seq uint64, tags ...string) *Entry {
-		return &Entry{URL: url, Seq: seq, Tags: tags}
+		e := &Entry{URL: url, Seq: seq}
+		e.SetExtra(Extra{Tags: tags})
+		return e
 	}
 	cases := []struct {
 		name string
@@ -88,7 +90,7 @@ func BenchmarkBansDead(b *testing.B) {
 			bans = append(bans, Ban{Seq: uint64(i), Selector: Selector{Kind: kind, Value: fmt.Sprintf("/p/%d", i)}, At: now})
 		}
 		t.Apply(now, time.Hour, bans...)
-		e := &Entry{URL: "/players/42?x=1", Seq: 10, Tags: []string{"player:42"}}
+		e := &Entry{URL: "/players/42?x=1", Seq: 10, x: &Extra{Tags: []string{"player:42"}}}
 		b.Run(fmt.Sprintf("%d/stale-seq", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -120,7 +122,7 @@ func BenchmarkBansDead(b *testing.B) {
 func TestSoftBans(t *testing.T) {
 	var b Bans
 	now := time.Now()
-	old := &Entry{URL: "/a", Tags: []string{"t"}, Seq: 0}
+	old := &Entry{URL: "/a", x: &Extra{Tags: []string{"t"}}, Seq: 0}
 	other := &Entry{URL: "/b", Seq: 0}
 	b.Apply(now, time.Hour, Ban{Seq: 1, Selector: Selector{Kind: BanURL, Value: "/a", Soft: true}, At: now})
 	if b.Dead(old) || !b.Stale(old) {

@@ -55,12 +55,13 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = binary.AppendVarint(dst, e.StoredAt.UnixNano())
 	dst = binary.AppendVarint(dst, int64(e.InitialAge))
 	dst = binary.AppendVarint(dst, int64(e.Lifetime))
-	dst = binary.AppendVarint(dst, int64(e.StaleIfError))
-	dst = binary.AppendVarint(dst, int64(e.StaleWhileRevalidate))
+	x := e.Extra()
+	dst = binary.AppendVarint(dst, int64(x.StaleIfError))
+	dst = binary.AppendVarint(dst, int64(x.StaleWhileRevalidate))
 	dst = binary.AppendUvarint(dst, e.Seq)
 	dst = appendString(dst, e.URL)
-	dst = appendStrings(dst, e.Vary)
-	dst = appendStrings(dst, e.Tags)
+	dst = appendStrings(dst, x.Vary)
+	dst = appendStrings(dst, x.Tags)
 	// Per name: the name, then its values (a Header's fields are sorted
 	// by name).
 	names := 0
@@ -103,19 +104,21 @@ func decode(data string) (*Entry, error) {
 	}
 	d := decoder{b: data[2:]}
 	e := &Entry{}
+	var x Extra
 	e.Kind = Kind(d.byte())
 	e.Status = int(d.uvarint())
 	e.StoredAt = time.Unix(0, d.varint())
 	e.InitialAge = time.Duration(d.varint())
 	e.Lifetime = time.Duration(d.varint())
 	if v == version {
-		e.StaleIfError = time.Duration(d.varint())
-		e.StaleWhileRevalidate = time.Duration(d.varint())
+		x.StaleIfError = time.Duration(d.varint())
+		x.StaleWhileRevalidate = time.Duration(d.varint())
 	}
 	e.Seq = d.uvarint()
 	e.URL = d.string()
-	e.Vary = d.strings()
-	e.Tags = d.strings()
+	x.Vary = d.strings()
+	x.Tags = d.strings()
+	e.SetExtra(x)
 	h, err := d.header()
 	if err != nil {
 		return nil, err
@@ -138,10 +141,10 @@ func decode(data string) (*Entry, error) {
 
 func encodedSize(e *Entry) int {
 	n := 3 + 7*binary.MaxVarintLen64 + len(e.URL) + binary.MaxVarintLen64
-	for _, s := range e.Vary {
+	for _, s := range e.Vary() {
 		n += len(s) + binary.MaxVarintLen32
 	}
-	for _, s := range e.Tags {
+	for _, s := range e.Tags() {
 		n += len(s) + binary.MaxVarintLen32
 	}
 	n += 3 * binary.MaxVarintLen32

@@ -25,16 +25,18 @@ func responseEntry() *Entry {
 			"Vary":          {"Accept-Encoding", "Accept-Language"},
 			"X-Empty":       {""},
 		}),
-		Body:                 []byte(`{"player":"ada","score":42}`),
-		StoredAt:             t0,
-		InitialAge:           3 * time.Second,
-		Lifetime:             time.Minute,
-		Vary:                 []string{"Accept-Encoding", "Accept-Language"},
-		StaleIfError:         time.Hour,
-		StaleWhileRevalidate: 30 * time.Second,
-		URL:                  "/players/ada?season=3",
-		Tags:                 []string{"player:ada", "season:3"},
-		Seq:                  1<<40 + 7,
+		Body:       []byte(`{"player":"ada","score":42}`),
+		StoredAt:   t0,
+		InitialAge: 3 * time.Second,
+		Lifetime:   time.Minute,
+		x: &Extra{
+			Vary:                 []string{"Accept-Encoding", "Accept-Language"},
+			StaleIfError:         time.Hour,
+			StaleWhileRevalidate: 30 * time.Second,
+			Tags:                 []string{"player:ada", "season:3"},
+		},
+		URL: "/players/ada?season=3",
+		Seq: 1<<40 + 7,
 	}
 }
 
@@ -52,16 +54,16 @@ func equalEntries(a, b *Entry) string {
 		return fmt.Sprintf("InitialAge %v != %v", a.InitialAge, b.InitialAge)
 	case a.Lifetime != b.Lifetime:
 		return fmt.Sprintf("Lifetime %v != %v", a.Lifetime, b.Lifetime)
-	case a.StaleIfError != b.StaleIfError || a.StaleWhileRevalidate != b.StaleWhileRevalidate:
-		return fmt.Sprintf("stale windows %v/%v != %v/%v", a.StaleIfError, a.StaleWhileRevalidate, b.StaleIfError, b.StaleWhileRevalidate)
+	case a.Extra().StaleIfError != b.Extra().StaleIfError || a.Extra().StaleWhileRevalidate != b.Extra().StaleWhileRevalidate:
+		return fmt.Sprintf("stale windows %+v != %+v", a.Extra(), b.Extra())
 	case a.Seq != b.Seq:
 		return fmt.Sprintf("Seq %d != %d", a.Seq, b.Seq)
 	case a.URL != b.URL:
 		return fmt.Sprintf("URL %q != %q", a.URL, b.URL)
-	case !slices.Equal(a.Vary, b.Vary):
-		return fmt.Sprintf("Vary %q != %q", a.Vary, b.Vary)
-	case !slices.Equal(a.Tags, b.Tags):
-		return fmt.Sprintf("Tags %q != %q", a.Tags, b.Tags)
+	case !slices.Equal(a.Vary(), b.Vary()):
+		return fmt.Sprintf("Vary %q != %q", a.Vary(), b.Vary())
+	case !slices.Equal(a.Tags(), b.Tags()):
+		return fmt.Sprintf("Tags %q != %q", a.Tags(), b.Tags())
 	case !bytes.Equal(a.Body, b.Body):
 		return fmt.Sprintf("Body %q != %q", a.Body, b.Body)
 	case !slices.Equal(a.Header.s, b.Header.s):
@@ -77,8 +79,7 @@ func TestRoundTrip(t *testing.T) {
 	empty.Status = http.StatusNoContent
 	empty.Body = nil
 	empty.Header = Header{}
-	empty.Tags = nil
-	empty.Vary = nil
+	empty.SetExtra(Extra{StaleIfError: time.Hour})
 
 	zeroLength := responseEntry()
 	zeroLength.Body = []byte{}
@@ -87,7 +88,7 @@ func TestRoundTrip(t *testing.T) {
 		Kind:     KindVary,
 		StoredAt: t0,
 		Lifetime: time.Hour,
-		Vary:     []string{"Accept-Encoding"},
+		x:        &Extra{Vary: []string{"Accept-Encoding"}},
 		URL:      "/players/ada",
 	}
 
@@ -185,7 +186,7 @@ func TestDecodeVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := *e
-	want.StaleIfError, want.StaleWhileRevalidate = 0, 0
+	want.SetExtra(Extra{Vary: want.Vary(), Tags: want.Tags()})
 	if diff := equalEntries(got, &want); diff != "" {
 		t.Error(diff)
 	}
@@ -266,7 +267,7 @@ func TestDecodeAliasesInput(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(Encode(responseEntry()))
-	f.Add(Encode(&Entry{Kind: KindVary, StoredAt: t0, Vary: []string{"Accept"}}))
+	f.Add(Encode(&Entry{Kind: KindVary, StoredAt: t0, x: &Extra{Vary: []string{"Accept"}}}))
 	f.Add(Encode(&Entry{Kind: KindResponse, StoredAt: t0}))
 	valid := Encode(responseEntry())
 	f.Add(valid[:len(valid)/2])
@@ -383,9 +384,8 @@ func benchEntry() *Entry {
 		Body:     []byte(strings.Repeat("x", 1024)),
 		StoredAt: t0,
 		Lifetime: time.Minute,
-		Vary:     []string{"Accept-Encoding"},
+		x:        &Extra{Vary: []string{"Accept-Encoding"}, Tags: []string{"player:ada", "leaderboard"}},
 		URL:      "/players/ada?season=3",
-		Tags:     []string{"player:ada", "leaderboard"},
 		Seq:      12345,
 	}
 }

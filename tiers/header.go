@@ -486,10 +486,11 @@ func (e *Entry) Packed() *Entry {
 			}
 		}
 	}
-	for _, s := range e.Vary {
+	x := e.Extra()
+	for _, s := range x.Vary {
 		strs += len(s)
 	}
-	for _, s := range e.Tags {
+	for _, s := range x.Tags {
 		strs += len(s)
 	}
 	p := *e
@@ -507,8 +508,9 @@ func (e *Entry) Packed() *Entry {
 		}
 	}
 	p.URL = a.str(e.URL)
-	p.Vary = a.strs(e.Vary)
-	p.Tags = a.strs(e.Tags)
+	x.Vary = a.strs(x.Vary)
+	x.Tags = a.strs(x.Tags)
+	p.SetExtra(x)
 	p.Header = h.packed(&a)
 	return &p
 }

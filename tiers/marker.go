@@ -20,11 +20,13 @@ const (
 // holding it keeps neither alive.
 func VaryMarker(e *Entry, variants []string, unlisted bool) *Entry {
 	m := SharedVaryMarker(e, variants, unlisted)
+	// Its own Extra, without e's stale windows (a marker has none).
+	m.SetExtra(Extra{Vary: e.Vary(), Tags: e.Tags()})
 	return m.Packed()
 }
 
 // SharedVaryMarker returns the marker VaryMarker returns, by value and
-// unpacked: its URL, Vary and Tags are e's own, and its VariantField
+// unpacked: its URL and its Extra (Vary, Tags) are e's own, and its VariantField
 // values are the strings of variants, shared, not copied. What it
 // allocates itself is its header's slice alone (the field names are
 // constants). Holding it keeps e's memory (a packed e's body included)
@@ -33,8 +35,8 @@ func VaryMarker(e *Entry, variants []string, unlisted bool) *Entry {
 // counts the marker's memory itself (its MemSize counts e's strings as
 // the marker's).
 func SharedVaryMarker(e *Entry, variants []string, unlisted bool) Entry {
-	m := Entry{Kind: KindVary, Vary: e.Vary, URL: e.URL, StoredAt: e.StoredAt,
-		InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, Tags: e.Tags}
+	m := Entry{Kind: KindVary, URL: e.URL, StoredAt: e.StoredAt,
+		InitialAge: e.InitialAge, Lifetime: e.Lifetime, Seq: e.Seq, x: e.x}
 	hdr := make(http.Header, 2)
 	if len(variants) > 0 {
 		hdr[VariantField] = variants

@@ -138,7 +138,7 @@ func (s Selector) Matches(e *Entry) bool {
 	case BanPrefix:
 		return strings.HasPrefix(e.URL, s.Value)
 	case BanTag:
-		for _, t := range e.Tags {
+		for _, t := range e.Tags() {
 			if t == s.Value {
 				return true
 			}

@@ -122,7 +122,7 @@ type variant struct {
 // costs more than maxCost. g may be nil.
 func (g *group) with(suffix string, e *tiers.Entry, expires, now, maxCost int64) *group {
 	var vs []variant
-	if g != nil && slices.Equal(g.marker.Vary, e.Vary) {
+	if g != nil && slices.Equal(g.marker.Vary(), e.Vary()) {
 		vs = make([]variant, 0, min(len(g.vs)+1, maxVariants))
 		for i, m := range g.vs {
 			if s := g.suffix(i); s != suffix && now < m.expires {

@@ -19,8 +19,17 @@ import (
 // variantOf is a response of url varying on vary, with body.
 func variantOf(url, body string, vary ...string) *tiers.Entry {
 	e := entry(body)
-	e.URL, e.Vary = url, vary
+	e.URL = url
+	e.SetExtra(tiers.Extra{Vary: vary})
 	return e
+}
+
+// markerFor is a Vary marker of url, varying on Other, as a caller of
+// Set would store one.
+func markerFor(url string) *tiers.Entry {
+	m := &tiers.Entry{Kind: tiers.KindVary, URL: url, StoredAt: time.Now()}
+	m.SetExtra(tiers.Extra{Vary: []string{"Other"}})
+	return m
 }
 
 // ae is the variant key of base for the Accept-Encoding value v.
@@ -44,18 +53,18 @@ func TestGroupHoldsVariants(t *testing.T) {
 	ctx := context.Background()
 	c := newCache(t, 1<<20)
 	gz, br := variantOf("/a", "gzip body", "Accept-Encoding"), variantOf("/a", "br body", "Accept-Encoding")
-	gz.Tags = []string{"red"}
+	gz.SetExtra(tiers.Extra{Vary: gz.Vary(), Tags: []string{"red"}})
 	c.Set(ctx, ae("k", "gzip"), gz, time.Minute)
 	c.Wait()
 	c.Set(ctx, ae("k", "br"), br, time.Minute)
 	// The caller's marker: L1's own stays.
-	c.Set(ctx, "k", &tiers.Entry{Kind: tiers.KindVary, Vary: []string{"Other"}, URL: "/a", StoredAt: time.Now()}, time.Minute)
-	c.Set(ctx, "alone", &tiers.Entry{Kind: tiers.KindVary, Vary: []string{"Other"}, URL: "/b", StoredAt: time.Now()}, time.Minute)
+	c.Set(ctx, "k", markerFor("/a"), time.Minute)
+	c.Set(ctx, "alone", markerFor("/b"), time.Minute)
 	c.Wait()
 
 	m, listed := markerOf(t, c, "k")
-	if !slices.Equal(m.Vary, []string{"Accept-Encoding"}) || m.URL != "/a" || !m.StoredAt.Equal(br.StoredAt) {
-		t.Errorf("marker = Vary %v, URL %q, StoredAt %v; want the newest variant's", m.Vary, m.URL, m.StoredAt)
+	if !slices.Equal(m.Vary(), []string{"Accept-Encoding"}) || m.URL != "/a" || !m.StoredAt.Equal(br.StoredAt) {
+		t.Errorf("marker = Vary %v, URL %q, StoredAt %v; want the newest variant's", m.Vary(), m.URL, m.StoredAt)
 	}
 	if want := []string{"Accept-Encoding:gzip\n", "Accept-Encoding:br\n"}; !slices.Equal(listed, want) {
 		t.Errorf("marker lists %q, want %q", listed, want)
@@ -111,8 +120,8 @@ func TestGroupReplaced(t *testing.T) {
 	langKey := "k#Accept-Encoding:gzip\nAccept-Language:en\n"
 	c.Set(ctx, langKey, lang, time.Minute)
 	c.Wait()
-	if m, listed := markerOf(t, c, "k"); !slices.Equal(m.Vary, lang.Vary) || len(listed) != 1 {
-		t.Errorf("marker varies on %v and lists %q; want the new Vary alone", m.Vary, listed)
+	if m, listed := markerOf(t, c, "k"); !slices.Equal(m.Vary(), lang.Vary()) || len(listed) != 1 {
+		t.Errorf("marker varies on %v and lists %q; want the new Vary alone", m.Vary(), listed)
 	}
 	if _, ok, _ := c.Get(ctx, ae("k", "gzip")); ok {
 		t.Error("a variant selected by the old Vary survived a new one")
@@ -207,9 +216,11 @@ func TestGroupPurge(t *testing.T) {
 	t0 := time.Now()
 	c := newCache(t, 1<<20)
 	red := variantOf("/a", "red", "Accept-Encoding")
-	red.Tags, red.StoredAt = []string{"red"}, t0
+	red.SetExtra(tiers.Extra{Vary: red.Vary(), Tags: []string{"red"}})
+	red.StoredAt = t0
 	blue := variantOf("/a", "blue", "Accept-Encoding")
-	blue.Tags, blue.StoredAt = []string{"blue"}, t0
+	blue.SetExtra(tiers.Extra{Vary: blue.Vary(), Tags: []string{"blue"}})
+	blue.StoredAt = t0
 	c.Set(ctx, ae("k", "red"), red, time.Minute)
 	c.Wait()
 	c.Set(ctx, ae("k", "blue"), blue, time.Minute)
@@ -298,9 +309,9 @@ func TestGroupMemSizeMatchesHeap(t *testing.T) {
 				Body:     []byte(body),
 				StoredAt: time.Now(),
 				Lifetime: time.Minute,
-				Vary:     []string{"Accept-Encoding"},
 				URL:      fmt.Sprintf("/api/items/?page=%d", i),
 			}
+			e.SetExtra(tiers.Extra{Vary: []string{"Accept-Encoding"}})
 			c.Set(context.Background(), ae(fmt.Sprint("1:G:", e.URL), v), e.Packed(), time.Hour)
 			c.Wait() // applied before the group's next Set reads it
 		}
@@ -413,8 +424,8 @@ func TestGroupConcurrent(t *testing.T) {
 				case 1:
 					c.Delete(ctx, "k"+u)
 				case 2, 3:
-					if e, ok, _ := c.Get(ctx, key); ok && (e.URL != u || !slices.Equal(e.Vary, vary)) {
-						t.Errorf("Get(%q) = a variant of %s varying on %v", key, e.URL, e.Vary)
+					if e, ok, _ := c.Get(ctx, key); ok && (e.URL != u || !slices.Equal(e.Vary(), vary)) {
+						t.Errorf("Get(%q) = a variant of %s varying on %v", key, e.URL, e.Vary())
 					}
 				default:
 					c.Set(ctx, key, variantOf(u, strings.Repeat("b", i%900), vary...), time.Minute)
@@ -430,9 +441,9 @@ func TestGroupConcurrent(t *testing.T) {
 			return false
 		}
 		for _, m := range g.vs {
-			if m.e.URL != g.marker.URL || !slices.Equal(m.e.Vary, g.marker.Vary) {
+			if m.e.URL != g.marker.URL || !slices.Equal(m.e.Vary(), g.marker.Vary()) {
 				t.Errorf("group of %s varying on %v holds a variant of %s varying on %v",
-					g.marker.URL, g.marker.Vary, m.e.URL, m.e.Vary)
+					g.marker.URL, g.marker.Vary(), m.e.URL, m.e.Vary())
 			}
 		}
 		return false

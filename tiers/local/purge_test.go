@@ -12,7 +12,8 @@ import (
 // tagged is an entry for url with tags, stored at storedAt.
 func tagged(url string, storedAt time.Time, tags ...string) *tiers.Entry {
 	e := entry("x")
-	e.URL, e.Tags, e.StoredAt = url, tags, storedAt
+	e.URL, e.StoredAt = url, storedAt
+	e.SetExtra(tiers.Extra{Tags: tags})
 	return e
 }
 

@@ -122,7 +122,9 @@ func TestFleetGapTriggersResync(t *testing.T) {
 		t.Fatal(err)
 	}
 	await.Until(t, 10*time.Second, "b flushed after the gap", func() bool { return b.flushes.Load() > flushes })
-	if !b.bans.Dead(&tiers.Entry{Tags: []string{"hidden"}}) {
+	hidden := &tiers.Entry{}
+	hidden.SetExtra(tiers.Extra{Tags: []string{"hidden"}})
+	if !b.bans.Dead(hidden) {
 		t.Error("hidden ban not loaded on resync")
 	}
 }

@@ -52,7 +52,7 @@ func newTier(t testing.TB, opts Options) (*Tier, *logBuffer) {
 }
 
 func entry(body string) *tiers.Entry {
-	return &tiers.Entry{
+	e := &tiers.Entry{
 		Kind:     tiers.KindResponse,
 		Status:   http.StatusOK,
 		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
@@ -60,8 +60,9 @@ func entry(body string) *tiers.Entry {
 		StoredAt: time.Unix(1_700_000_000, 0),
 		Lifetime: time.Minute,
 		URL:      "/x",
-		Tags:     []string{"t1"},
 	}
+	e.SetExtra(tiers.Extra{Tags: []string{"t1"}})
+	return e
 }
 
 func TestSetGetMiss(t *testing.T) {
@@ -83,7 +84,7 @@ func TestSetGetMiss(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Get = %v, %v; want a hit", ok, err)
 	}
-	if !bytes.Equal(got.Body, e.Body) || got.Status != e.Status || got.Tags[0] != "t1" ||
+	if !bytes.Equal(got.Body, e.Body) || got.Status != e.Status || got.Tags()[0] != "t1" ||
 		!got.StoredAt.Equal(e.StoredAt) {
 		t.Errorf("Get returned %+v, want %+v", got, e)
 	}
