@@ -97,7 +97,7 @@ type placement struct {
 // is key: the marker of a varying entry under base.
 func (c *chain) place(base, key string, e *tiers.Entry) placement {
 	return placement{base: base, key: key, e: e, varies: key != base,
-		ttl: min(e.Remaining(e.StoredAt)+retention(e), c.maxTTL)}
+		ttl: min(e.Remaining(e.StoredAt.Time())+retention(e), c.maxTTL)}
 }
 
 // store writes e under key (its variant key) in both tiers, L2 first, and

@@ -53,7 +53,7 @@ func (x *exchange) freshen(stale *tiers.Entry, o originReply) (*tiers.Entry, pol
 	pol := decide(x.storeRule(o.out), stale.Status, hdr)
 	e := *stale
 	e.Header = tiers.MakeHeader(hdr)
-	e.StoredAt = respTime
+	e.StoredAt = tiers.At(respTime)
 	e.InitialAge = initialAge(resp.Header, o.reqTime, respTime)
 	e.Lifetime = pol.lifetime
 	// Stored anew: under the configuration of now, as newEntry.

@@ -219,7 +219,7 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 		Status:     o.resp.StatusCode,
 		Header:     stored,
 		Body:       body,
-		StoredAt:   respTime,
+		StoredAt:   tiers.At(respTime),
 		InitialAge: initialAge(o.resp.Header, o.reqTime, respTime),
 		Lifetime:   lifetime,
 		URL:        requestTarget(x.r.URL).url(),

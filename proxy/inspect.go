@@ -104,7 +104,7 @@ func (h *Handler) Inspect(ctx context.Context, raw string, hdr http.Header) (*In
 func inspection(e *tiers.Entry, norm string, now time.Time) *Inspection {
 	swr, sie := staleWindows(e)
 	return &Inspection{
-		URL: norm, Status: e.Status, StoredAt: e.StoredAt,
+		URL: norm, Status: e.Status, StoredAt: e.StoredAt.Time(),
 		AgeSeconds:       e.Age(now).Seconds(),
 		RemainingSeconds: e.Remaining(now).Seconds(),
 		Size:             e.Size(), Tags: e.Tags(), Vary: e.Vary(), Seq: e.Seq, Header: e.Header.Clone(),

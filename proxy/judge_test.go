@@ -29,7 +29,7 @@ func TestJudgeInvariants(t *testing.T) {
 			hdr.Set("Content-Encoding", coding)
 		}
 		e := &tiers.Entry{Kind: tiers.KindResponse, Status: 200, Header: tiers.MakeHeader(hdr), Body: []byte("{}"),
-			StoredAt: now.Add(-30 * time.Second), Lifetime: time.Minute, URL: u, Seq: 1}
+			StoredAt: tiers.At(now.Add(-30 * time.Second)), Lifetime: time.Minute, URL: u, Seq: 1}
 		if !fresh {
 			e.Lifetime = 10 * time.Second
 		}

@@ -37,7 +37,7 @@ func (x *exchange) claim(ctx context.Context, use sharedUse, stale *tiers.Entry)
 		if f.entry != nil {
 			return &fillResult{entry: f.entry, key: x.key, shareable: true, as: f.as}, stale, nil
 		}
-		if f.stale != nil && (stale == nil || f.stale.StoredAt.After(stale.StoredAt)) {
+		if f.stale != nil && (stale == nil || f.stale.StoredAt > stale.StoredAt) {
 			stale = f.stale
 		}
 	}

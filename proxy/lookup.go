@@ -60,7 +60,7 @@ func (x *exchange) lookup(ctx context.Context, swr bool) found {
 	if j.use == usable {
 		c.promote(ctx, x.key, x.r, j.e)
 	}
-	if j.use == stored && f.stale != nil && !j.e.StoredAt.After(f.stale.StoredAt) {
+	if j.use == stored && f.stale != nil && j.e.StoredAt <= f.stale.StoredAt {
 		return f // L1's stale copy is as new
 	}
 	if j.use == stored {

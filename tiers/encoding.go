@@ -52,7 +52,7 @@ func Encode(e *Entry) []byte {
 func AppendEncode(dst []byte, e *Entry) []byte {
 	dst = append(dst, magic, version, byte(e.Kind))
 	dst = binary.AppendUvarint(dst, uint64(e.Status))
-	dst = binary.AppendVarint(dst, e.StoredAt.UnixNano())
+	dst = binary.AppendVarint(dst, int64(e.StoredAt))
 	dst = binary.AppendVarint(dst, int64(e.InitialAge))
 	dst = binary.AppendVarint(dst, int64(e.Lifetime))
 	x := e.Extra()
@@ -107,7 +107,7 @@ func decode(data string) (*Entry, error) {
 	var x Extra
 	e.Kind = Kind(d.byte())
 	e.Status = int(d.uvarint())
-	e.StoredAt = time.Unix(0, d.varint())
+	e.StoredAt = Instant(d.varint())
 	e.InitialAge = time.Duration(d.varint())
 	e.Lifetime = time.Duration(d.varint())
 	if v == version {

@@ -26,7 +26,7 @@ func responseEntry() *Entry {
 			"X-Empty":       {""},
 		}),
 		Body:       []byte(`{"player":"ada","score":42}`),
-		StoredAt:   t0,
+		StoredAt:   At(t0),
 		InitialAge: 3 * time.Second,
 		Lifetime:   time.Minute,
 		x: &Extra{
@@ -48,7 +48,7 @@ func equalEntries(a, b *Entry) string {
 		return fmt.Sprintf("Kind %d != %d", a.Kind, b.Kind)
 	case a.Status != b.Status:
 		return fmt.Sprintf("Status %d != %d", a.Status, b.Status)
-	case !a.StoredAt.Equal(b.StoredAt):
+	case a.StoredAt != b.StoredAt:
 		return fmt.Sprintf("StoredAt %v != %v", a.StoredAt, b.StoredAt)
 	case a.InitialAge != b.InitialAge:
 		return fmt.Sprintf("InitialAge %v != %v", a.InitialAge, b.InitialAge)
@@ -86,14 +86,14 @@ func TestRoundTrip(t *testing.T) {
 
 	marker := &Entry{
 		Kind:     KindVary,
-		StoredAt: t0,
+		StoredAt: At(t0),
 		Lifetime: time.Hour,
 		x:        &Extra{Vary: []string{"Accept-Encoding"}},
 		URL:      "/players/ada",
 	}
 
 	negative := responseEntry()
-	negative.StoredAt = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	negative.StoredAt = At(time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC))
 	negative.InitialAge = -time.Second // never produced, but representable
 	negative.Lifetime = -time.Minute
 
@@ -267,8 +267,8 @@ func TestDecodeAliasesInput(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(Encode(responseEntry()))
-	f.Add(Encode(&Entry{Kind: KindVary, StoredAt: t0, x: &Extra{Vary: []string{"Accept"}}}))
-	f.Add(Encode(&Entry{Kind: KindResponse, StoredAt: t0}))
+	f.Add(Encode(&Entry{Kind: KindVary, StoredAt: At(t0), x: &Extra{Vary: []string{"Accept"}}}))
+	f.Add(Encode(&Entry{Kind: KindResponse, StoredAt: At(t0)}))
 	valid := Encode(responseEntry())
 	f.Add(valid[:len(valid)/2])
 	f.Add([]byte{})
@@ -313,42 +313,42 @@ func TestEntryFreshness(t *testing.T) {
 	}{
 		{
 			name:      "new",
-			e:         Entry{StoredAt: now, Lifetime: time.Minute},
+			e:         Entry{StoredAt: At(now), Lifetime: time.Minute},
 			age:       0,
 			remaining: time.Minute,
 			fresh:     true,
 		},
 		{
 			name:      "resident plus initial age",
-			e:         Entry{StoredAt: now.Add(-10 * time.Second), InitialAge: 5 * time.Second, Lifetime: time.Minute},
+			e:         Entry{StoredAt: At(now.Add(-10 * time.Second)), InitialAge: 5 * time.Second, Lifetime: time.Minute},
 			age:       15 * time.Second,
 			remaining: 45 * time.Second,
 			fresh:     true,
 		},
 		{
 			name:      "exactly expired",
-			e:         Entry{StoredAt: now.Add(-time.Minute), Lifetime: time.Minute},
+			e:         Entry{StoredAt: At(now.Add(-time.Minute)), Lifetime: time.Minute},
 			age:       time.Minute,
 			remaining: 0,
 			fresh:     false,
 		},
 		{
 			name:      "stale",
-			e:         Entry{StoredAt: now.Add(-2 * time.Minute), InitialAge: time.Second, Lifetime: time.Minute},
+			e:         Entry{StoredAt: At(now.Add(-2 * time.Minute)), InitialAge: time.Second, Lifetime: time.Minute},
 			age:       2*time.Minute + time.Second,
 			remaining: -time.Minute - time.Second,
 			fresh:     false,
 		},
 		{
 			name:      "stored in the future (clock step) counts no residence",
-			e:         Entry{StoredAt: now.Add(time.Hour), InitialAge: 2 * time.Second, Lifetime: time.Minute},
+			e:         Entry{StoredAt: At(now.Add(time.Hour)), InitialAge: 2 * time.Second, Lifetime: time.Minute},
 			age:       2 * time.Second,
 			remaining: 58 * time.Second,
 			fresh:     true,
 		},
 		{
 			name:      "zero lifetime is never fresh",
-			e:         Entry{StoredAt: now},
+			e:         Entry{StoredAt: At(now)},
 			age:       0,
 			remaining: 0,
 			fresh:     false,
@@ -382,7 +382,7 @@ func benchEntry() *Entry {
 			"X-Request-Id":  {"0f8e2c1a-7d3b-4e59-9a61-2b7c4d8e1f00"},
 		}),
 		Body:     []byte(strings.Repeat("x", 1024)),
-		StoredAt: t0,
+		StoredAt: At(t0),
 		Lifetime: time.Minute,
 		x:        &Extra{Vary: []string{"Accept-Encoding"}, Tags: []string{"player:ada", "leaderboard"}},
 		URL:      "/players/ada?season=3",

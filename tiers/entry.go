@@ -55,7 +55,7 @@ type Entry struct {
 
 	// StoredAt is when the response was received from the origin
 	// (response_time in RFC 9111 §4.2.3).
-	StoredAt time.Time
+	StoredAt Instant
 	// InitialAge is the corrected initial age at StoredAt
 	// (corrected_initial_age in RFC 9111 §4.2.3).
 	InitialAge time.Duration
@@ -72,11 +72,23 @@ type Entry struct {
 	Seq uint64
 }
 
+// Instant is a time as Unix nanoseconds: 8 bytes where a time.Time
+// takes 24 (wall clock, monotonic reading, location), for the time every
+// entry records (StoredAt); with Extra, it keeps an Entry in the 128-byte
+// size class. Times between the years 1678 and 2262 are represented.
+type Instant int64
+
+// At returns t as an Instant.
+func At(t time.Time) Instant { return Instant(t.UnixNano()) }
+
+// Time returns i as a time.Time, in the local time zone.
+func (i Instant) Time() time.Time { return time.Unix(0, int64(i)) }
+
 // Extra is the part of an entry that most responses an API cache stores
 // do not have: a Vary list (an origin's Vary: Accept-Encoding alone is
 // none, see the proxy's selectingHeaders), surrogate keys, stale windows
 // granted by configuration. An Entry holds it behind a pointer, nil when
-// it is all zero, so that the Entry takes 144 bytes where it took 192
+// it is all zero, so that the Entry takes 128 bytes (with Instant) where it took 192
 // with these fields inline: on a 64 MiB L1 of 2 KiB JSON pages, 2% more
 // pages.
 type Extra struct {
@@ -148,7 +160,7 @@ func (e *Entry) StaleWindows() (swr, sie time.Duration) {
 
 // Age returns the current age of e at now (RFC 9111 §4.2.3).
 func (e *Entry) Age(now time.Time) time.Duration {
-	resident := now.Sub(e.StoredAt)
+	resident := now.Sub(e.StoredAt.Time())
 	if resident < 0 {
 		resident = 0
 	}
@@ -192,9 +204,9 @@ func (e *Entry) MemSize() int {
 	return n + allocSize(len(e.Body)+strs)
 }
 
-// entryBytes is what the allocator sets aside for an Entry struct: 144
+// entryBytes is what the allocator sets aside for an Entry struct: 128
 // bytes, a size class of its own (TestEntryBytes). A field added past it
-// moves every entry to the 160-byte class.
+// moves every entry to the 144-byte class.
 var entryBytes = allocSize(int(unsafe.Sizeof(Entry{})))
 
 // extraBytes is what the allocator sets aside for an Extra.

@@ -27,7 +27,7 @@ func variantOf(url, body string, vary ...string) *tiers.Entry {
 // markerFor is a Vary marker of url, varying on Other, as a caller of
 // Set would store one.
 func markerFor(url string) *tiers.Entry {
-	m := &tiers.Entry{Kind: tiers.KindVary, URL: url, StoredAt: time.Now()}
+	m := &tiers.Entry{Kind: tiers.KindVary, URL: url, StoredAt: tiers.At(time.Now())}
 	m.SetExtra(tiers.Extra{Vary: []string{"Other"}})
 	return m
 }
@@ -63,7 +63,7 @@ func TestGroupHoldsVariants(t *testing.T) {
 	c.Wait()
 
 	m, listed := markerOf(t, c, "k")
-	if !slices.Equal(m.Vary(), []string{"Accept-Encoding"}) || m.URL != "/a" || !m.StoredAt.Equal(br.StoredAt) {
+	if !slices.Equal(m.Vary(), []string{"Accept-Encoding"}) || m.URL != "/a" || m.StoredAt != br.StoredAt {
 		t.Errorf("marker = Vary %v, URL %q, StoredAt %v; want the newest variant's", m.Vary(), m.URL, m.StoredAt)
 	}
 	if want := []string{"Accept-Encoding:gzip\n", "Accept-Encoding:br\n"}; !slices.Equal(listed, want) {
@@ -217,10 +217,10 @@ func TestGroupPurge(t *testing.T) {
 	c := newCache(t, 1<<20)
 	red := variantOf("/a", "red", "Accept-Encoding")
 	red.SetExtra(tiers.Extra{Vary: red.Vary(), Tags: []string{"red"}})
-	red.StoredAt = t0
+	red.StoredAt = tiers.At(t0)
 	blue := variantOf("/a", "blue", "Accept-Encoding")
 	blue.SetExtra(tiers.Extra{Vary: blue.Vary(), Tags: []string{"blue"}})
-	blue.StoredAt = t0
+	blue.StoredAt = tiers.At(t0)
 	c.Set(ctx, ae("k", "red"), red, time.Minute)
 	c.Wait()
 	c.Set(ctx, ae("k", "blue"), blue, time.Minute)
@@ -307,7 +307,7 @@ func TestGroupMemSizeMatchesHeap(t *testing.T) {
 					"Date":             {"Wed, 25 Nov 2026 18:00:00 GMT"},
 				}),
 				Body:     []byte(body),
-				StoredAt: time.Now(),
+				StoredAt: tiers.At(time.Now()),
 				Lifetime: time.Minute,
 				URL:      fmt.Sprintf("/api/items/?page=%d", i),
 			}

@@ -32,7 +32,7 @@ func entry(body string) *tiers.Entry {
 		Status:   http.StatusOK,
 		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
 		Body:     []byte(body),
-		StoredAt: time.Now(),
+		StoredAt: tiers.At(time.Now()),
 		Lifetime: time.Minute,
 		URL:      "/x",
 	}
@@ -410,7 +410,7 @@ func TestMemSizeMatchesHeap(t *testing.T) {
 						"Date":           {"Wed, 25 Nov 2026 18:00:00 GMT"},
 					}),
 					Body:     []byte(body),
-					StoredAt: time.Now(),
+					StoredAt: tiers.At(time.Now()),
 					Lifetime: time.Minute,
 					URL:      fmt.Sprintf("/blob/%d?size=%d", i, size),
 				}

@@ -48,7 +48,7 @@ func (c *Cache) Purge(sel tiers.Selector, storedBefore time.Time) {
 // purged reports whether a Purge since e was stored names it. It costs
 // one atomic load while no purge is newer than e.
 func (c *Cache) purged(e *tiers.Entry) bool {
-	return c.bans.DeadAt(e, nanos(e.StoredAt))
+	return c.bans.DeadAt(e, nanos(e.StoredAt.Time()))
 }
 
 // noteTTL raises the longest TTL given to Set to ttl.

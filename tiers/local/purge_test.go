@@ -12,7 +12,7 @@ import (
 // tagged is an entry for url with tags, stored at storedAt.
 func tagged(url string, storedAt time.Time, tags ...string) *tiers.Entry {
 	e := entry("x")
-	e.URL, e.StoredAt = url, storedAt
+	e.URL, e.StoredAt = url, tiers.At(storedAt)
 	e.SetExtra(tiers.Extra{Tags: tags})
 	return e
 }

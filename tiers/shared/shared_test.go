@@ -57,7 +57,7 @@ func entry(body string) *tiers.Entry {
 		Status:   http.StatusOK,
 		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
 		Body:     []byte(body),
-		StoredAt: time.Unix(1_700_000_000, 0),
+		StoredAt: tiers.At(time.Unix(1_700_000_000, 0)),
 		Lifetime: time.Minute,
 		URL:      "/x",
 	}
@@ -85,7 +85,7 @@ func TestSetGetMiss(t *testing.T) {
 		t.Fatalf("Get = %v, %v; want a hit", ok, err)
 	}
 	if !bytes.Equal(got.Body, e.Body) || got.Status != e.Status || got.Tags()[0] != "t1" ||
-		!got.StoredAt.Equal(e.StoredAt) {
+		got.StoredAt != e.StoredAt {
 		t.Errorf("Get returned %+v, want %+v", got, e)
 	}
 	// The key is stored under its hash tag, with the encoded entry as
