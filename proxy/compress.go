@@ -181,7 +181,9 @@ func weakened(etag string) string {
 }
 
 // addVaryAcceptEncoding adds Accept-Encoding to hdr's Vary unless it
-// is there, or Vary is "*".
+// is there, or Vary is "*": to its one line, as Django's
+// patch_vary_headers writes it ("Accept, Cookie, Accept-Encoding"), a
+// value a stored header holds as a code (tiers.Header).
 func addVaryAcceptEncoding(hdr http.Header) {
 	names, star := parseVary(hdr)
 	if star {
@@ -192,5 +194,5 @@ func addVaryAcceptEncoding(hdr http.Header) {
 			return
 		}
 	}
-	hdr["Vary"] = append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept-Encoding")
+	hdr["Vary"] = []string{strings.Join(append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept-Encoding"), ", ")}
 }

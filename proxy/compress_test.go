@@ -393,3 +393,28 @@ func TestDecodingBounded(t *testing.T) {
 		t.Errorf("corrupt gzip: %d, Content-Encoding %q; want 502 without it", r.status, r.header.Get("Content-Encoding"))
 	}
 }
+
+// The proxy's gzip adds Accept-Encoding to the origin's Vary as one line,
+// as Django writes it, so that the stored value is a common one (a code,
+// not a string of the entry's own); "*" and a Vary that names it already
+// are left as they are.
+func TestAddVaryAcceptEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		in, want []string
+	}{
+		{nil, []string{"Accept-Encoding"}},
+		{[]string{"Accept, Cookie"}, []string{"Accept, Cookie, Accept-Encoding"}},
+		{[]string{"Accept", "Cookie"}, []string{"Accept, Cookie, Accept-Encoding"}},
+		{[]string{"Origin, accept-encoding"}, []string{"Origin, accept-encoding"}},
+		{[]string{"*"}, []string{"*"}},
+	} {
+		hdr := http.Header{}
+		if tc.in != nil {
+			hdr["Vary"] = slices.Clone(tc.in)
+		}
+		addVaryAcceptEncoding(hdr)
+		if !slices.Equal(hdr["Vary"], tc.want) {
+			t.Errorf("Vary %q: got %q, want %q", tc.in, hdr["Vary"], tc.want)
+		}
+	}
+}

@@ -348,16 +348,20 @@ var nameTable = []string{
 }
 
 // nameCode maps each name of nameTable to its code, its index there.
-var nameCode = func() map[string]byte {
-	if len(nameTable) >= narrowOwn {
-		panic("tiers: nameTable too long for its codes")
+var nameCode = codesOf[byte](nameTable)
+
+// codesOf maps each string of table to its index there, a code below
+// narrowOwn.
+func codesOf[C byte | uint16](table []string) map[string]C {
+	if len(table) >= narrowOwn {
+		panic("tiers: a table too long for its codes")
 	}
-	m := make(map[string]byte, len(nameTable))
-	for i, n := range nameTable {
-		m[n] = byte(i)
+	m := make(map[string]C, len(table))
+	for i, v := range table {
+		m[v] = C(i)
 	}
 	return m
-}()
+}
 
 // valueTable lists common header values (content types and codings,
 // Vary lists, usual Cache-Control lifetimes, security headers' usual
@@ -383,6 +387,8 @@ var valueTable = func() []string {
 		"Accept", "Accept, Accept-Encoding", "Accept-Encoding, Accept", "Cookie", "Accept-Language",
 		"Accept, Origin", "Accept, Accept-Language, Origin", "Accept-Encoding, Accept-Language",
 		"Authorization", "Accept-Encoding, Authorization", "Accept-Encoding, Cookie",
+		"Accept, Cookie", "Accept, Cookie, Accept-Encoding", "Cookie, Accept-Encoding", "Origin, Cookie",
+		"GET, HEAD, OPTIONS", "GET, POST, HEAD, OPTIONS", "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
 		"no-cache", "no-store", "private", "public", "must-revalidate", "no-cache, no-store, must-revalidate",
 		"nosniff", "DENY", "SAMEORIGIN", "*", "true", "1; mode=block", "0",
 		"same-origin", "same-site", "cross-origin", "strict-origin-when-cross-origin", "no-referrer",
@@ -399,16 +405,7 @@ var valueTable = func() []string {
 }()
 
 // valueCode maps each value of valueTable to its code, its index there.
-var valueCode = func() map[string]uint16 {
-	if len(valueTable) >= narrowOwn {
-		panic("tiers: valueTable too long for its codes")
-	}
-	m := make(map[string]uint16, len(valueTable))
-	for i, v := range valueTable {
-		m[v] = uint16(i)
-	}
-	return m
-}()
+var valueCode = codesOf[uint16](valueTable)
 
 // commonValues maps each value of valueTable to the table's copy.
 var commonValues = func() map[string]string {

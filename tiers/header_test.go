@@ -337,3 +337,25 @@ func TestHeaderWideCodes(t *testing.T) {
 		})
 	}
 }
+
+// A Django REST framework list page, stored gzip by the proxy, keeps as
+// strings of its own only what no table can hold: its Date and
+// Content-Length (and the slice's first slot, its codes).
+func TestHeaderDRFPageIsCodes(t *testing.T) {
+	h := MakeHeader(http.Header{
+		"Allow":                      {"GET, HEAD, OPTIONS"},
+		"Cache-Control":              {"max-age=60"},
+		"Content-Encoding":           {"gzip"},
+		"Content-Length":             {"1742"},
+		"Content-Type":               {"application/json"},
+		"Cross-Origin-Opener-Policy": {"same-origin"},
+		"Date":                       {"Mon, 07 Dec 2026 11:00:00 GMT"},
+		"Referrer-Policy":            {"same-origin"},
+		"Vary":                       {"Accept, Cookie, Accept-Encoding"},
+		"X-Content-Type-Options":     {"nosniff"},
+		"X-Frame-Options":            {"DENY"},
+	})
+	if len(h.s) != 3 || h.Len() != 11 {
+		t.Errorf("%d fields in %d slots %q, want 11 in 3", h.Len(), len(h.s), h.s[1:])
+	}
+}
