@@ -237,3 +237,38 @@ func TestInterimResponsesForwarded(t *testing.T) {
 		t.Errorf("hit: 1xx %v, X-Cache %q", got, resp.Header.Get("X-Cache"))
 	}
 }
+
+// only-if-cached is answered by a stored copy that may be served: one
+// within its stale-while-revalidate window included (RFC 9111 §5.2.1.7,
+// RFC 5861 §3), from L1 and from L2 alike, and a 504 past it; the origin
+// is asked for the refresh the stale answer starts, never for the answer.
+func TestOnlyIfCachedWithinStaleWhileRevalidate(t *testing.T) {
+	for _, tier := range []string{"L1", "L2"} {
+		t.Run(tier, func(t *testing.T) {
+			o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=60")
+				fmt.Fprint(w, "x")
+			})
+			s := newStack(t, o, func(opts *Options) {
+				if tier == "L2" {
+					opts.Local = nil
+				}
+			})
+			s.get(t, "/swr-oic")
+			s.clock.Advance(15 * time.Second)
+			r := s.get(t, "/swr-oic", "Cache-Control", "only-if-cached")
+			if r.status != http.StatusOK || r.body != "x" {
+				t.Errorf("within stale-while-revalidate: %d %q, want the stale copy", r.status, r.body)
+			}
+			// The stale answer started a refresh: once it is stored (a
+			// fresh hit), the clock moves past the window of both copies.
+			await.Until(t, 10*time.Second, "the background refresh stored", func() bool {
+				return strings.HasPrefix(s.get(t, "/swr-oic", "Cache-Control", "only-if-cached").header.Get("X-Cache"), "HIT")
+			})
+			s.clock.Advance(2 * time.Minute)
+			if r := s.get(t, "/swr-oic", "Cache-Control", "only-if-cached"); r.status != http.StatusGatewayTimeout {
+				t.Errorf("past stale-while-revalidate: %d, want 504", r.status)
+			}
+		})
+	}
+}
