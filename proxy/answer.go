@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,19 +22,19 @@ func (x *exchange) writeEntry(e *tiers.Entry, how delivery, o *outcome, cs []str
 	x.h.countEntry(e, x, o, why)
 	w, r := x.w, x.r
 	hdr := w.Header()
-	body := e.Body
-	var rest *decoding // the decoding past MaxObjectBytes, streamed
+	var decodedBody []byte // nil: e's body, as stored
+	var rest *decoding     // the decoding past MaxObjectBytes, streamed
 	if how == decoded {
-		d, err := decode(e.Body, x.h.o.MaxObjectBytes)
+		d, err := decode(e.BodyReader(), x.h.o.MaxObjectBytes)
 		if err != nil {
 			x.h.o.Logger.Warn("stored body does not decode", "url", e.URL, "err", err)
 			writePlainError(w, o.xcache, http.StatusBadGateway, "stored body does not decode\n")
 			return
 		}
 		defer d.release()
-		body = d.buf.Bytes()
+		decodedBody = d.buf.Bytes()
 		e.Header.CopyTo(hdr)
-		asDecoded(hdr, len(body))
+		asDecoded(hdr, len(decodedBody))
 		if d.more {
 			// Longer than any body the proxy buffers: streamed, its
 			// length unknown, no ranges (RFC 9110 §14.2 allows the
@@ -61,18 +62,33 @@ func (x *exchange) writeEntry(e *tiers.Entry, how delivery, o *outcome, cs []str
 		delete(hdr, "Content-Length")
 		// The validators of what is sent (a decoded body's ETag is weak)
 		// decide an If-Range.
-		http.ServeContent(w, rangeDecided(r, hdr, int64(len(body))), "", time.Time{}, bytes.NewReader(body))
+		var body io.ReadSeeker = e.BodyReader()
+		size := int64(e.BodyLen())
+		if how == decoded {
+			body, size = bytes.NewReader(decodedBody), int64(len(decodedBody))
+		}
+		http.ServeContent(w, rangeDecided(r, hdr, size), "", time.Time{}, body)
 		return
 	}
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && bodyAllowed(e.Status) {
 		if rest != nil {
-			w.Write(body)
+			w.Write(decodedBody)
 			rest.copyTo(w)
 			return
 		}
-		conn.Arm(r, len(body))
-		w.Write(body)
+		if how == decoded {
+			conn.Arm(r, len(decodedBody))
+			w.Write(decodedBody)
+			return
+		}
+		// As stored: the head then the tail (if Packed split the body),
+		// two writes into net/http's buffered writer. Arm holds the first
+		// write to the connection, which is the full 4 KiB buffer however
+		// many writes fill it (see conn.Arm), so it is armed for the whole
+		// body.
+		conn.Arm(r, e.BodyLen())
+		e.WriteBody(w)
 	}
 }
 

@@ -20,9 +20,28 @@ import (
 // the cache, and none waits for a next write that never comes.
 func TestCoalescedResponsesArriveWhole(t *testing.T) {
 	sizes := []int{1, 4000, 4095, 4096, 4097, 5000, 8191, 8192, 8193, 16 << 10, 1 << 20}
+	testCoalesced(t, sizes, "", 7*3)
+}
+
+// Bodies stored as a head and a tail (tiers.Entry.Packed), written in
+// two writes, are coalesced as a body written in one is, and arrive
+// whole.
+func TestCoalescedTailedBodies(t *testing.T) {
+	// Stored as sent (octet-stream is not compressed), with a tail:
+	// heads of 4096, 4864 and 8192 bytes.
+	testCoalesced(t, []int{4500, 5000, 9000}, "application/octet-stream", 3*3)
+}
+
+// testCoalesced asks for bodies of sizes, of Content-Type ctype (or
+// sniffed), GET, GET, HEAD and GET on one connection, and checks that
+// they arrive whole and that coalesced responses went out in one write.
+func testCoalesced(t *testing.T, sizes []int, ctype string, coalesced int64) {
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Cache-Control", "max-age=60")
+		if ctype != "" {
+			w.Header().Set("Content-Type", ctype)
+		}
 		w.Write(testBody(n))
 	})
 	s := newStack(t, o, nil)
@@ -67,12 +86,12 @@ func TestCoalescedResponsesArriveWhole(t *testing.T) {
 		t.Errorf("origin served %d requests, want %d (one per size)", hits, len(sizes))
 	}
 	// One connection served them all, and the responses of more than the
-	// buffer (7 sizes, 3 GETs each) went out in one write each.
+	// buffer (3 GETs of each such size) went out in one write each.
 	if len(conns) != 1 {
 		t.Fatalf("%d connections, want 1", len(conns))
 	}
-	if got := conn.Coalesced(<-conns); got != 7*3 {
-		t.Errorf("%d responses coalesced, want 21", got)
+	if got := conn.Coalesced(<-conns); got != coalesced {
+		t.Errorf("%d responses coalesced, want %d", got, coalesced)
 	}
 }
 

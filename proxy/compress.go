@@ -111,13 +111,13 @@ type decoding struct {
 // what a stored body decodes to is bounded by the memory of one buffered
 // body however it was compressed (an origin's gzip may expand a
 // thousandfold), and the rest, if any, is left for copyTo.
-func decode(body []byte, limit int64) (*decoding, error) {
+func decode(body io.Reader, limit int64) (*decoding, error) {
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
-		zr, err = gzip.NewReader(bytes.NewReader(body))
+		zr, err = gzip.NewReader(body)
 	} else {
-		err = zr.Reset(bytes.NewReader(body))
+		err = zr.Reset(body)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decoding a stored gzip body: %w", err)

@@ -218,13 +218,13 @@ func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) 
 		Kind:       tiers.KindResponse,
 		Status:     o.resp.StatusCode,
 		Header:     stored,
-		Body:       body,
 		StoredAt:   tiers.At(respTime),
 		InitialAge: initialAge(o.resp.Header, o.reqTime, respTime),
 		Lifetime:   lifetime,
 		URL:        requestTarget(x.r.URL).url(),
 		Seq:        o.seq,
 	}
+	e.SetBody(body)
 	if x.rt != nil && x.rt.Override {
 		// The origin's freshness does not apply; neither may its age.
 		e.InitialAge = 0

@@ -58,7 +58,7 @@ func TestHitL2PromotesToL1(t *testing.T) {
 	wantXCache(t, s.get(t, "/p"), "HIT-L1")
 	// L1 holds a packed copy, not the entry as the shared tier gave it
 	// (from Redis: the one allocation of its encoding).
-	if l1, l2 := s.local.entry(key), s.shared.entry(key); l1 == l2 || string(l1.Body) != string(l2.Body) {
+	if l1, l2 := s.local.entry(key), s.shared.entry(key); l1 == l2 || string(l1.AppendBody(nil)) != string(l2.AppendBody(nil)) {
 		t.Error("L1 holds the shared tier's entry itself, not a packed copy of it")
 	}
 	if n := o.hits.Load(); n != 1 {

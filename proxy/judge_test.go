@@ -28,8 +28,9 @@ func TestJudgeInvariants(t *testing.T) {
 		if coding != "" {
 			hdr.Set("Content-Encoding", coding)
 		}
-		e := &tiers.Entry{Kind: tiers.KindResponse, Status: 200, Header: tiers.MakeHeader(hdr), Body: []byte("{}"),
+		e := &tiers.Entry{Kind: tiers.KindResponse, Status: 200, Header: tiers.MakeHeader(hdr),
 			StoredAt: tiers.At(now.Add(-30 * time.Second)), Lifetime: time.Minute, URL: u, Seq: 1}
+		e.SetBody([]byte("{}"))
 		if !fresh {
 			e.Lifetime = 10 * time.Second
 		}

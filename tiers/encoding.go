@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 )
 
 // Encoding layout, version 2. Every integer is a varint (unsigned unless
@@ -74,11 +73,11 @@ func AppendEncode(dst []byte, e *Entry) []byte {
 			dst = appendString(dst, e.Header.value(j))
 		}
 	})
-	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
-	return append(dst, e.Body...)
+	dst = binary.AppendUvarint(dst, uint64(e.BodyLen()))
+	return e.AppendBody(dst)
 }
 
-// Decode parses data written by Encode. The returned entry's Body aliases
+// Decode parses data written by Encode. The returned entry's body aliases
 // data, so the caller must not modify data afterwards. Data of another
 // encoding version yields ErrUnknownVersion; anything malformed yields an
 // error wrapping ErrCorrupt.
@@ -88,7 +87,7 @@ func Decode(data []byte) (*Entry, error) {
 
 // DecodeString is Decode for data held in a string, as a Redis client
 // returns it. It copies nothing: every string of the entry is a substring
-// of data and Body points into data's memory, which, like every Entry's,
+// of data and the body points into data's memory, which, like every Entry's,
 // must never be written.
 func DecodeString(data string) (*Entry, error) {
 	return decode(data)
@@ -124,9 +123,7 @@ func decode(data string) (*Entry, error) {
 		return nil, err
 	}
 	e.Header = h
-	if body := d.string(); len(body) > 0 {
-		e.Body = unsafe.Slice(unsafe.StringData(body), len(body))
-	}
+	e.body = d.string() // one piece: no tail
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -152,7 +149,7 @@ func encodedSize(e *Entry) int {
 		name, value := e.Header.Field(i)
 		n += len(name) + len(value) + 3*binary.MaxVarintLen32
 	}
-	return n + binary.MaxVarintLen64 + len(e.Body)
+	return n + binary.MaxVarintLen64 + e.BodyLen()
 }
 
 func appendString(dst []byte, s string) []byte {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
@@ -25,7 +26,7 @@ func responseEntry() *Entry {
 			"Vary":          {"Accept-Encoding", "Accept-Language"},
 			"X-Empty":       {""},
 		}),
-		Body:       []byte(`{"player":"ada","score":42}`),
+		body:       `{"player":"ada","score":42}`,
 		StoredAt:   At(t0),
 		InitialAge: 3 * time.Second,
 		Lifetime:   time.Minute,
@@ -64,8 +65,8 @@ func equalEntries(a, b *Entry) string {
 		return fmt.Sprintf("Vary %q != %q", a.Vary(), b.Vary())
 	case !slices.Equal(a.Tags(), b.Tags()):
 		return fmt.Sprintf("Tags %q != %q", a.Tags(), b.Tags())
-	case !bytes.Equal(a.Body, b.Body):
-		return fmt.Sprintf("Body %q != %q", a.Body, b.Body)
+	case !bytes.Equal(a.AppendBody(nil), b.AppendBody(nil)):
+		return fmt.Sprintf("body %q != %q", a.AppendBody(nil), b.AppendBody(nil))
 	case !slices.Equal(a.Header.s, b.Header.s):
 		return fmt.Sprintf("Header %q != %q", a.Header.s, b.Header.s)
 	}
@@ -77,12 +78,12 @@ func TestRoundTrip(t *testing.T) {
 
 	empty := responseEntry()
 	empty.Status = http.StatusNoContent
-	empty.Body = nil
+	empty.SetBody(nil)
 	empty.Header = Header{}
 	empty.SetExtra(Extra{StaleIfError: time.Hour})
 
 	zeroLength := responseEntry()
-	zeroLength.Body = []byte{}
+	zeroLength.SetBody([]byte{})
 
 	marker := &Entry{
 		Kind:     KindVary,
@@ -98,11 +99,11 @@ func TestRoundTrip(t *testing.T) {
 	negative.Lifetime = -time.Minute
 
 	binary := responseEntry()
-	binary.Body = []byte{0, 0xCA, 1, 0xff, '\r', '\n'}
+	binary.SetBody([]byte{0, 0xCA, 1, 0xff, '\r', '\n'})
 	binary.Header = MakeHeader(http.Header{"X-Unicode": {"héllo wörld", "日本"}})
 
 	large := responseEntry()
-	large.Body = bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
+	large.SetBody(bytes.Repeat([]byte("0123456789abcdef"), 1<<14)) // 256 KiB
 
 	for _, tt := range []struct {
 		name string
@@ -214,7 +215,7 @@ func TestDecodeCorrupt(t *testing.T) {
 	valid := Encode(responseEntry())
 	badKind := slices.Clone(valid)
 	badKind[2] = 9
-	hugeLength := slices.Clone(valid[:len(valid)-len(responseEntry().Body)-1])
+	hugeLength := slices.Clone(valid[:len(valid)-responseEntry().BodyLen()-1])
 	hugeLength = append(hugeLength, 0xff, 0xff, 0xff, 0xff, 0x0f) // body length ~4 GiB
 
 	cases := []struct {
@@ -253,15 +254,16 @@ func TestDecodeCorrupt(t *testing.T) {
 }
 
 func TestDecodeAliasesInput(t *testing.T) {
-	// Documented: Body aliases data. Check it does not reach past the body
-	// (its capacity is capped), so an append cannot overwrite the input.
-	data := Encode(responseEntry())
-	e, err := Decode(data)
+	// Documented (DecodeString): the body aliases data, in one piece (a string: nothing
+	// can append to it).
+	data := string(Encode(responseEntry()))
+	e, err := DecodeString(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cap(e.Body) != len(e.Body) {
-		t.Errorf("cap(Body) = %d, want len(Body) = %d", cap(e.Body), len(e.Body))
+	at := unsafe.StringData(e.body)
+	if e.tail != "" || at != unsafe.StringData(data[len(data)-e.BodyLen():]) {
+		t.Errorf("the decoded body is not the end of data in one piece")
 	}
 }
 
@@ -381,7 +383,7 @@ func benchEntry() *Entry {
 			"Vary":          {"Accept-Encoding"},
 			"X-Request-Id":  {"0f8e2c1a-7d3b-4e59-9a61-2b7c4d8e1f00"},
 		}),
-		Body:     []byte(strings.Repeat("x", 1024)),
+		body:     strings.Repeat("x", 1024),
 		StoredAt: At(t0),
 		Lifetime: time.Minute,
 		x:        &Extra{Vary: []string{"Accept-Encoding"}, Tags: []string{"player:ada", "leaderboard"}},

@@ -28,12 +28,18 @@ const (
 //
 // An Entry is an immutable snapshot: once built and handed to a tier it is
 // never modified, so it may be shared by any number of goroutines and
-// responses. Header values and Body may be served as they are; they must
-// never be written.
+// responses. Header values and the body may be served as they are; they
+// must never be written.
+//
+// The body is read only through the entry (BodyLen, WriteBody,
+// BodyReader, AppendBody) and set only with SetBody: a packed entry may
+// hold it in two pieces (see Packed), and a reader of one piece would
+// read it truncated. The pieces are unexported so that no code can.
 type Entry struct {
 	Kind Kind
-	// split says the body and the strings are two allocations (Packed
-	// chose it to waste less to size-class rounding), not one.
+	// split says the body (its head, if it has a tail) and the strings
+	// are two allocations (Packed chose it to waste less to size-class
+	// rounding), not one.
 	split bool
 	// SoftPurged marks a copy the proxy made of an entry a soft purge
 	// named (Bans.Stale) while it was still fresh: stale from the time
@@ -51,7 +57,11 @@ type Entry struct {
 	// Header holds the stored response headers, without hop-by-hop
 	// headers, Set-Cookie or Age.
 	Header Header
-	Body   []byte
+	// body is the body, or its head when tail is not empty; tail is the
+	// rest, at the start of the strings' allocation (see Packed). Two
+	// strings take 32 bytes where a []byte and a string would take 40:
+	// the Entry keeps its 128-byte size class (TestEntryBytes).
+	body, tail string
 
 	// StoredAt is when the response was received from the origin
 	// (response_time in RFC 9111 §4.2.3).
@@ -187,9 +197,10 @@ func (e *Entry) Size() int {
 // the header's slice, the Vary and Tags slices, and the bytes of its body
 // and strings, each allocation rounded up as the allocator rounds it. It
 // is exact, within a few bytes, for an entry as Packed returns it (its
-// body and strings in one or two allocations) or as Decode does (all in
-// one); for other entries, whose strings may be separate allocations, it
-// is a lower bound. What a tier spends to hold e (its record of it) is
+// body and strings in one or two allocations, the second holding the
+// body's tail if it has one) or as Decode does (all in one); for other
+// entries, whose strings may be separate allocations, it is a lower
+// bound. What a tier spends to hold e (its record of it) is
 // the tier's to add: see tiers/local.
 func (e *Entry) MemSize() int {
 	n := entryBytes + allocSize(16*len(e.Header.s))
@@ -198,9 +209,9 @@ func (e *Entry) MemSize() int {
 	}
 	strs := e.stringBytes()
 	if e.split {
-		return n + allocSize(len(e.Body)) + allocSize(strs)
+		return n + allocSize(len(e.body)) + allocSize(len(e.tail)+strs)
 	}
-	return n + allocSize(len(e.Body)+strs)
+	return n + allocSize(len(e.body)+strs)
 }
 
 // entryBytes is what the allocator sets aside for an Entry struct: 128

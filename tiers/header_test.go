@@ -103,7 +103,7 @@ func TestPacked(t *testing.T) {
 		t.Fatal("Packed changed its receiver")
 	}
 	// Every byte of p lives in one allocation, starting with the body.
-	lo := uintptr(unsafe.Pointer(unsafe.SliceData(p.Body)))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(p.body)))
 	hi := lo + uintptr(e.Size())
 	inside := func(what, s string) {
 		if s == "" {
@@ -138,7 +138,7 @@ func TestPacked(t *testing.T) {
 	if !slices.Equal(names, []string{"X-Empty"}) {
 		t.Errorf("packed names %q, want [X-Empty] once", names)
 	}
-	if &p.Body[0] == &e.Body[0] {
+	if unsafe.StringData(p.body) == unsafe.StringData(e.body) {
 		t.Error("Packed shares the body with its receiver")
 	}
 }
@@ -152,7 +152,7 @@ func TestMemSizeCountsAllocations(t *testing.T) {
 	e := benchEntry().Packed()
 	kv := 16 * len(e.Header.s)
 	vt := extraBytes + 16*(len(e.Vary())+len(e.Tags()))
-	bytes := len(e.Body) + len(e.URL) + len(e.Header.s[0])
+	bytes := e.BodyLen() + len(e.URL) + len(e.Header.s[0])
 	for _, s := range e.Header.s[1:] {
 		if !isShared(commonValues, s) {
 			bytes += len(s)
@@ -170,7 +170,7 @@ func TestMemSizeCountsAllocations(t *testing.T) {
 	// 18 KiB in one allocation. The heap is measured in tiers/local.
 	for _, size := range []int{1 << 10, 4 << 10, 16 << 10} {
 		e := benchEntry()
-		e.Body = make([]byte, size)
+		e.SetBody(make([]byte, size))
 		p := e.Packed()
 		if over := p.MemSize() - size; over > 1000 {
 			t.Errorf("a packed entry of a %d-byte body costs %d bytes more than its body, want at most 1000", size, over)

@@ -65,8 +65,11 @@ func (c *serverConn) Write(p []byte) (int, error) {
 }
 
 // Arm arms the connection of r, if it was accepted by a Listener, for a
-// body of n bytes written in one Write: the header and the body then go
-// out in one writev.
+// body of n bytes: the header and the body then go out in one writev.
+// The body may be written in one Write or several (a stored body's head
+// and tail): net/http's buffer, which holds the header first, fills
+// whatever the writes, so the first write to the connection is that
+// full buffer, and more of the body follows it.
 func Arm(r *http.Request, n int) {
 	if n <= connBufferSize {
 		return

@@ -306,11 +306,11 @@ func TestGroupMemSizeMatchesHeap(t *testing.T) {
 					"Vary":             {"Accept-Encoding"},
 					"Date":             {"Wed, 25 Nov 2026 18:00:00 GMT"},
 				}),
-				Body:     []byte(body),
 				StoredAt: tiers.At(time.Now()),
 				Lifetime: time.Minute,
 				URL:      fmt.Sprintf("/api/items/?page=%d", i),
 			}
+			e.SetBody([]byte(body))
 			e.SetExtra(tiers.Extra{Vary: []string{"Accept-Encoding"}})
 			c.Set(context.Background(), ae(fmt.Sprint("1:G:", e.URL), v), e.Packed(), time.Hour)
 			c.Wait() // applied before the group's next Set reads it
@@ -390,8 +390,8 @@ func TestGroupHoldsNoMemoryOutsideIt(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	for i := range urls {
 		for v, want := range map[string]bool{"br": true, "gzip": true, "zstd": false} {
-			if e, ok, _ := c.Get(ctx, key(i, v)); ok != want || ok && len(e.Body) != 100 {
-				t.Fatalf("URL %d: Get(%s) = %v (%d B); want %v, 100 B", i, v, ok, len(e.Body), want)
+			if e, ok, _ := c.Get(ctx, key(i, v)); ok != want || ok && e.BodyLen() != 100 {
+				t.Fatalf("URL %d: Get(%s) = %v (%d B); want %v, 100 B", i, v, ok, e.BodyLen(), want)
 			}
 		}
 	}

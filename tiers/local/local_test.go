@@ -27,15 +27,16 @@ func newCache(t testing.TB, maxBytes int64) *Cache {
 }
 
 func entry(body string) *tiers.Entry {
-	return &tiers.Entry{
+	e := &tiers.Entry{
 		Kind:     tiers.KindResponse,
 		Status:   http.StatusOK,
 		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
-		Body:     []byte(body),
 		StoredAt: tiers.At(time.Now()),
 		Lifetime: time.Minute,
 		URL:      "/x",
 	}
+	e.SetBody([]byte(body))
+	return e
 }
 
 // held returns the number and total size of the entries ristretto really
@@ -385,7 +386,7 @@ func BenchmarkGet(b *testing.B) {
 // built as the proxy builds them (Packed) and for each body size the
 // proxy commonly stores.
 func TestMemSizeMatchesHeap(t *testing.T) {
-	for _, size := range []int{100, 1024, 16 << 10} {
+	for _, size := range []int{100, 1024, 2500, 5000, 16 << 10} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			const n = 20_000
 			c, err := New(Options{MaxBytes: 1 << 40, NumCounters: 10 * n})
@@ -409,11 +410,11 @@ func TestMemSizeMatchesHeap(t *testing.T) {
 						"Content-Length": {strconv.Itoa(size)},
 						"Date":           {"Wed, 25 Nov 2026 18:00:00 GMT"},
 					}),
-					Body:     []byte(body),
 					StoredAt: tiers.At(time.Now()),
 					Lifetime: time.Minute,
 					URL:      fmt.Sprintf("/blob/%d?size=%d", i, size),
 				}
+				e.SetBody([]byte(body))
 				e = e.Packed()
 				cost += costOf(e)
 				c.Set(context.Background(), fmt.Sprint("k", i), e, time.Hour)

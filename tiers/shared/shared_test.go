@@ -56,11 +56,11 @@ func entry(body string) *tiers.Entry {
 		Kind:     tiers.KindResponse,
 		Status:   http.StatusOK,
 		Header:   tiers.MakeHeader(http.Header{"Content-Type": {"text/plain"}}),
-		Body:     []byte(body),
 		StoredAt: tiers.At(time.Unix(1_700_000_000, 0)),
 		Lifetime: time.Minute,
 		URL:      "/x",
 	}
+	e.SetBody([]byte(body))
 	e.SetExtra(tiers.Extra{Tags: []string{"t1"}})
 	return e
 }
@@ -84,7 +84,7 @@ func TestSetGetMiss(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("Get = %v, %v; want a hit", ok, err)
 	}
-	if !bytes.Equal(got.Body, e.Body) || got.Status != e.Status || got.Tags()[0] != "t1" ||
+	if !bytes.Equal(got.AppendBody(nil), e.AppendBody(nil)) || got.Status != e.Status || got.Tags()[0] != "t1" ||
 		got.StoredAt != e.StoredAt {
 		t.Errorf("Get returned %+v, want %+v", got, e)
 	}
@@ -468,8 +468,8 @@ func TestConcurrentGets(t *testing.T) {
 				case err != nil:
 					t.Errorf("Get(k%d): %v", i, err)
 				case i >= keys && ok:
-					t.Errorf("Get(k%d) hit an absent key: %q", i, e.Body)
-				case i < keys && (!ok || string(e.Body) != "v"+strconv.Itoa(i)):
+					t.Errorf("Get(k%d) hit an absent key: %q", i, e.AppendBody(nil))
+				case i < keys && (!ok || string(e.AppendBody(nil)) != "v"+strconv.Itoa(i)):
 					t.Errorf("Get(k%d) = %v, %v; want v%d", i, e, ok, i)
 				}
 			}
