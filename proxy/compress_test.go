@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -415,6 +416,53 @@ func TestAddVaryAcceptEncoding(t *testing.T) {
 		addVaryAcceptEncoding(hdr)
 		if !slices.Equal(hdr["Vary"], tc.want) {
 			t.Errorf("Vary %q: got %q, want %q", tc.in, hdr["Vary"], tc.want)
+		}
+	}
+}
+
+// A hit's Content-Length is on the wire whatever writes it: net/http for
+// a body under netHTTPBuffers (the header map then stays in Go's small
+// form), the proxy for a larger one and for HEAD; never chunked. For a
+// gzip client as stored, for an identity client decoded, both sizes.
+func TestSmallHitsContentLength(t *testing.T) {
+	small := strings.Repeat(`{"id":1,"name":"ada"},`, 60) // 1.3 KiB, gzip ~100 B
+	large := func() string {                              // ~9 KiB of JSON that gzip takes to ~3 KiB
+		var b strings.Builder
+		rnd := rand.New(rand.NewPCG(5, 6))
+		for b.Len() < 9000 {
+			fmt.Fprintf(&b, `{"id":%d,"score":%d},`, rnd.UintN(1e9), rnd.UintN(1e6))
+		}
+		return b.String()
+	}()
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/large" {
+			io.WriteString(w, large)
+			return
+		}
+		io.WriteString(w, small)
+	})
+	s := newStack(t, o, nil)
+	for _, path := range []string{"/small", "/large"} {
+		s.raw(t, "GET", path, "Accept-Encoding", "gzip")
+		for _, ae := range []string{"gzip", ""} {
+			var hdr []string
+			if ae != "" {
+				hdr = []string{"Accept-Encoding", ae}
+			}
+			r := s.raw(t, "GET", path, hdr...)
+			wantXCache(t, r, "HIT-L1")
+			if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
+				t.Errorf("%s, Accept-Encoding %q: Content-Length %q for %d bytes", path, ae, cl, len(r.body))
+			}
+			if ae == "" && r.body != map[string]string{"/small": small, "/large": large}[path] {
+				t.Errorf("%s, identity client: body differs", path)
+			}
+			head := s.raw(t, "HEAD", path, hdr...)
+			if head.header.Get("Content-Length") != strconv.Itoa(len(r.body)) || head.body != "" {
+				t.Errorf("%s, Accept-Encoding %q: HEAD Content-Length %q, want %d", path, ae, head.header.Get("Content-Length"), len(r.body))
+			}
 		}
 	}
 }
