@@ -46,7 +46,11 @@ func (x *exchange) writeEntry(e *tiers.Entry, how delivery, o *outcome, cs []str
 	} else {
 		e.Header.CopyTo(hdr)
 	}
-	if r.Method == http.MethodGet && rest == nil && (how == decoded && len(decodedBody) < netHTTPBuffers || how != decoded && e.BodyLen() < netHTTPBuffers) {
+	sent := e.BodyLen()
+	if how == decoded {
+		sent = len(decodedBody)
+	}
+	if r.Method == http.MethodGet && rest == nil && sent < netHTTPBuffers {
 		// net/http writes the Content-Length of a body it holds whole
 		// when the handler returns (http.ResponseWriter), so a small
 		// body's is left to it: a hit's header map then holds the

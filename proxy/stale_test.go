@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cacheproxy/cacheproxy/internal/await"
+	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
 func TestRevalidationWith304(t *testing.T) {
@@ -270,5 +271,37 @@ func TestOnlyIfCachedWithinStaleWhileRevalidate(t *testing.T) {
 				t.Errorf("past stale-while-revalidate: %d, want 504", r.status)
 			}
 		})
+	}
+}
+
+// A 304 that refreshes a stored entry keeps its tags, which it holds in
+// its Extra beside Vary and the stale windows: a 304 that names none
+// leaves them, and a tag purge still reaches the refreshed copy.
+func TestRevalidatedEntryKeepsItsTags(t *testing.T) {
+	var full atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		w.Header().Set("Etag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		w.Header().Set("Cache-Tag", "player:42")
+		fmt.Fprint(w, "x")
+	})
+	s := newStack(t, o, nil)
+	s.get(t, "/tagged")
+	s.clock.Advance(15 * time.Second)
+	if r := s.get(t, "/tagged"); r.status != http.StatusOK || r.body != "x" {
+		t.Fatalf("revalidated: %d %q", r.status, r.body)
+	}
+	if n := o.hits.Load(); n != 2 || full.Load() != 1 {
+		t.Fatalf("origin asked %d times, %d full answers; want a fill and a 304", n, full.Load())
+	}
+	wantXCache(t, s.get(t, "/tagged"), "HIT-L1")
+	mustPurge(t, s.h, tiers.Selector{Kind: tiers.BanTag, Value: "player:42"})
+	if r := s.get(t, "/tagged", "Cache-Control", "only-if-cached"); r.status != http.StatusGatewayTimeout {
+		t.Errorf("after a purge of its tag, the revalidated copy answers: %d %s", r.status, r.header.Get("X-Cache"))
 	}
 }

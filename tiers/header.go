@@ -552,24 +552,22 @@ func layout(n, strs int) (head int, split bool) {
 	if n < minTailedBody {
 		return head, split
 	}
-	// Every size class from minTailedBody up to n, the largest first
-	// (the shortest tail wins a tie), and whole pages past the classes.
-	var heads []int
+	// Whole pages past the size classes, then every size class from n
+	// down to minTailedBody: the largest first, so that the shortest
+	// tail wins a tie. A head of n is no tail: the body and strings
+	// apart, above.
+	try := func(c int) {
+		if c < n {
+			if cost := c + allocSize(n-c+strs); cost < best {
+				best, head, split = cost, c, true
+			}
+		}
+	}
 	if p := n &^ 8191; p > sizeClasses[len(sizeClasses)-1] {
-		heads = append(heads, p)
+		try(p)
 	}
 	for i := len(sizeClasses) - 1; i >= 0 && sizeClasses[i] >= minTailedBody; i-- {
-		if sizeClasses[i] <= n {
-			heads = append(heads, sizeClasses[i])
-		}
-	}
-	for _, c := range heads {
-		if c == n {
-			continue // no tail: the body and strings apart, above
-		}
-		if cost := c + allocSize(n-c+strs); cost < best {
-			best, head, split = cost, c, true
-		}
+		try(sizeClasses[i])
 	}
 	return head, split
 }
