@@ -34,31 +34,33 @@ func (x *exchange) writeEntry(e *tiers.Entry, how delivery, o *outcome, cs []str
 		defer d.release()
 		decodedBody = d.buf.Bytes()
 		e.Header.CopyTo(hdr)
-		asDecoded(hdr, len(decodedBody))
+		asDecoded(hdr)
 		if d.more {
 			// Longer than any body the proxy buffers: streamed, its
 			// length unknown, no ranges (RFC 9110 §14.2 allows the
 			// whole response).
 			rest = d
-			delete(hdr, "Content-Length")
 			delete(hdr, "Accept-Ranges")
 		}
 	} else {
 		e.Header.CopyTo(hdr)
 	}
+	// The length sent is the body's, never a stored field (storedHeader;
+	// an entry an older release wrote may hold one). net/http writes the
+	// Content-Length of a body it holds whole when the handler returns
+	// (http.ResponseWriter), so a small GET body's is left to it: a hit's
+	// header map then holds the origin's usual five fields and our three
+	// in eight slots, Go's small map, where a ninth costs three
+	// allocations and ~440 ns a hit. A 304 and a range drop it anyway;
+	// HEAD needs it (no body is written). TestSmallHitsContentLength
+	// checks the wire.
+	delete(hdr, "Content-Length")
 	sent := e.BodyLen()
 	if how == decoded {
 		sent = len(decodedBody)
 	}
-	if r.Method == http.MethodGet && rest == nil && sent < netHTTPBuffers {
-		// net/http writes the Content-Length of a body it holds whole
-		// when the handler returns (http.ResponseWriter), so a small
-		// body's is left to it: a hit's header map then holds the
-		// origin's usual six fields and our three in eight slots, Go's
-		// small map, where a ninth costs three allocations and ~440 ns
-		// a hit. A 304 and a range drop it anyway; HEAD keeps it (no body
-		// is written). TestSmallHitsContentLength checks the wire.
-		delete(hdr, "Content-Length")
+	if rest == nil && bodyAllowed(e.Status) && (r.Method != http.MethodGet || sent >= netHTTPBuffers) {
+		hdr["Content-Length"] = []string{strconv.Itoa(sent)}
 	}
 	hdr["Age"] = ageHeader(e.Age(now))
 	hdr["X-Cache"] = o.xcache
@@ -112,13 +114,12 @@ func (x *exchange) writeEntry(e *tiers.Entry, how delivery, o *outcome, cs []str
 const netHTTPBuffers = 2048
 
 // asDecoded changes the header of a stored gzip response sent decoded
-// (deliveryOf): no Content-Encoding, the decoded length, a weak ETag (the
+// (deliveryOf): no Content-Encoding, a weak ETag (the
 // representation is not the stored one; RFC 9110 §8.8.1), and Vary with
 // Accept-Encoding. The value slices are replaced, never written into:
 // they are the entry's (see tiers.Header.CopyTo).
-func asDecoded(hdr http.Header, n int) {
+func asDecoded(hdr http.Header) {
 	delete(hdr, "Content-Encoding")
-	hdr["Content-Length"] = []string{strconv.Itoa(n)}
 	if etag := hdr.Get("Etag"); etag != "" {
 		hdr["Etag"] = []string{weakened(etag)}
 	}

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	kgzip "github.com/klauspost/compress/gzip"
+
+	"github.com/cacheproxy/cacheproxy/internal/jsoncorpus"
 	"github.com/cacheproxy/cacheproxy/tiers"
 )
 
@@ -463,6 +466,102 @@ func TestSmallHitsContentLength(t *testing.T) {
 			if head.header.Get("Content-Length") != strconv.Itoa(len(r.body)) || head.body != "" {
 				t.Errorf("%s, Accept-Encoding %q: HEAD Content-Length %q, want %d", path, ae, head.header.Get("Content-Length"), len(r.body))
 			}
+		}
+	}
+}
+
+// A stored response's length is its body's: no tier holds a
+// Content-Length field (an entry's bytes are its body's, whatever the
+// proxy did to it), and an entry that holds one, as an older release
+// wrote them to Redis, is sent with its body's length all the same, for
+// GET and HEAD, small and large, and with none for a 204.
+func TestStoredLengthIsTheBodys(t *testing.T) {
+	large := strings.Repeat("x", 5000)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/large":
+			io.WriteString(w, large)
+		default:
+			io.WriteString(w, "small")
+		}
+	})
+	s := newStack(t, o, nil)
+	for _, path := range []string{"/small", "/large", "/empty"} {
+		s.raw(t, "GET", path)
+		for name, tier := range map[string]*mapTier{"L1": s.local, "L2": s.shared} {
+			e := tier.entry(s.h.Key(path))
+			if e == nil {
+				t.Fatalf("%s: %s holds nothing", path, name)
+			}
+			if e.Header.Has("Content-Length") {
+				t.Errorf("%s: %s holds Content-Length %q", path, name, e.Header.Get("Content-Length"))
+			}
+		}
+	}
+	// An entry of an older release: a Content-Length that says 3.
+	for _, path := range []string{"/small", "/large"} {
+		key := s.h.Key(path)
+		old := *s.shared.entry(key)
+		hdr := old.Header.Clone()
+		hdr.Set("Content-Length", "3")
+		old.Header = tiers.MakeHeader(hdr)
+		s.local.Delete(t.Context(), key)
+		s.shared.Set(t.Context(), key, &old, time.Minute)
+		want := map[string]string{"/small": "small", "/large": large}[path]
+		r := s.raw(t, "GET", path)
+		wantXCache(t, r, "HIT-L2")
+		if r.body != want || r.header.Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Errorf("%s: %d bytes, Content-Length %q, want %d", path, len(r.body), r.header.Get("Content-Length"), len(want))
+		}
+		if h := s.raw(t, "HEAD", path); h.header.Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Errorf("%s: HEAD Content-Length %q, want %d", path, h.header.Get("Content-Length"), len(want))
+		}
+	}
+	r := s.raw(t, "GET", "/empty")
+	wantXCache(t, r, "HIT-L1")
+	if r.status != http.StatusNoContent || r.header.Get("Content-Length") != "" {
+		t.Errorf("/empty: %d, Content-Length %q; want 204 without one", r.status, r.header.Get("Content-Length"))
+	}
+}
+
+// The level a body is stored at: gzip's best up to bestUpTo bytes, the
+// default above, each byte for byte what klauspost/compress makes at
+// that level; and level 9 stores fewer bytes than level 6 would on the
+// DRF-style corpus, which is why it is used.
+func TestCompressionLevel(t *testing.T) {
+	sizeAt := func(body []byte, level int) int {
+		var b bytes.Buffer
+		w, _ := kgzip.NewWriterLevel(&b, level)
+		w.Write(body)
+		w.Close()
+		return b.Len()
+	}
+	var corpus6, corpus9, stored int
+	for id := 1; id <= 200; id++ {
+		p := jsoncorpus.Page(id)
+		z, ok := gzipped(p)
+		if !ok {
+			t.Fatalf("page %d does not compress", id)
+		}
+		stored += len(z)
+		corpus6 += sizeAt(p, 6)
+		corpus9 += sizeAt(p, kgzip.BestCompression)
+	}
+	if stored != corpus9 || corpus9 >= corpus6 {
+		t.Errorf("corpus stored in %d bytes; level 9 makes %d, level 6 %d", stored, corpus9, corpus6)
+	}
+	for _, n := range []int{1 << 10, bestUpTo, bestUpTo + 1, 1 << 20} {
+		body := []byte(jsonBody(n))[:n]
+		z, _ := gzipped(body)
+		if want := sizeAt(body, compressLevel(n)); len(z) != want {
+			t.Errorf("%d bytes stored in %d, want %d (level %d)", n, len(z), want, compressLevel(n))
+		}
+		if (n <= bestUpTo) != (compressLevel(n) == kgzip.BestCompression) {
+			t.Errorf("%d bytes at level %d", n, compressLevel(n))
 		}
 	}
 }

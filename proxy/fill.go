@@ -209,7 +209,7 @@ func (x *exchange) storeResponse(ctx context.Context, o originReply) *fillResult
 func (x *exchange) newEntry(o originReply, body []byte, lifetime time.Duration) *tiers.Entry {
 	respTime := x.h.o.Now()
 	vary, _ := parseVary(o.resp.Header)
-	hdr := x.h.storedHeader(o.resp.Header, len(body))
+	hdr := x.h.storedHeader(o.resp.Header)
 	// Compressed once if it pays (compress.go): every client is served
 	// from the one copy, decoded for those that do not accept gzip.
 	body = compressResponse(o.resp.StatusCode, hdr, body)

@@ -46,9 +46,11 @@ func removeHopHeaders(h http.Header) {
 
 // storedHeader returns the headers of an origin response as they are
 // stored: without hop-by-hop headers, tag headers (the entry keeps its
-// tags), Set-Cookie and Age, and with Content-Length set to the stored
-// body's length.
-func (h *Handler) storedHeader(hdr http.Header, bodyLen int) http.Header {
+// tags), Set-Cookie, Age, and Content-Length: a stored response's length
+// is its body's (tiers.Entry.BodyLen), which writeEntry sends, so that
+// no stored field can disagree with the body it describes (the proxy may
+// have compressed it), and no entry pays a slot and its digits for it.
+func (h *Handler) storedHeader(hdr http.Header) http.Header {
 	out := hdr.Clone()
 	if out == nil {
 		out = make(http.Header)
@@ -59,7 +61,7 @@ func (h *Handler) storedHeader(hdr http.Header, bodyLen int) http.Header {
 	out.Del("Age")
 	out.Del("X-Cache")
 	out.Del("Cache-Status")
-	out["Content-Length"] = []string{strconv.Itoa(bodyLen)}
+	out.Del("Content-Length")
 	return out
 }
 
