@@ -22,7 +22,7 @@ import (
 //
 // So a field of a common name and value (Content-Type: application/json,
 // Cache-Control: max-age=3600) costs four bytes; of a value of its own
-// (Date, Content-Length, ETag) 16 more, a slot of the slice; of a name of
+// (Date, ETag) 16 more, a slot of the slice; of a name of
 // its own 16 more again. An http.Header costs a map slot and a slice per
 // name, about ten times as much, and a slice of name and value pairs (this
 // type until issue 21) 32 bytes a field. Every field is found without
