@@ -12,17 +12,25 @@ import (
 // read-only form, sorted by name, a name repeated for each of its values.
 // It is one slice of strings. The first holds the codes: a byte giving
 // their width w (2, or 4 for a header of more than 32,766 strings of its
-// own), then per field the code of its name and the code of its value, w
-// bytes each, little-endian. A code below the own flag (the top bit) is
-// an index in nameTable or valueTable; with the flag, it is the index in
-// the slice of the field's own string. The own strings follow the codes,
-// in field order: a name not in nameTable once for its run of fields, and
-// every value not in valueTable or of a name with several values (which
-// are then contiguous).
+// own) and, above it, the number of dates; then per field the code of its
+// name and the code of its value, w bytes each, little-endian; then the
+// dates, dateBytes each. A code below the date flag (the second bit from
+// the top) is an index in nameTable or valueTable; with the date flag
+// alone, a value's index among the dates; with the own flag (the top
+// bit), the index in the slice of the field's own string. The own strings
+// follow the codes, in field order: a name not in nameTable once for its
+// run of fields, and every value not in valueTable, not a date, or of a
+// name with several values (which are then contiguous).
+//
+// A date is a value in HTTP's preferred form (IMF-fixdate, "Mon, 07 Dec
+// 2026 12:51:10 GMT", as every response's Date is), held as its Unix
+// seconds: five bytes where its string took 29 and a slot of 16. Read, it
+// is formatted once a second of the process's dates (dateValues), so a
+// hit copies it without allocating as it copies a coded value.
 //
 // So a field of a common name and value (Content-Type: application/json,
-// Cache-Control: max-age=3600) costs four bytes; of a value of its own
-// (Date, ETag) 16 more, a slot of the slice; of a name of
+// Cache-Control: max-age=3600) costs four bytes; of a date, nine; of a
+// value of its own (an ETag) 16 more, a slot of the slice; of a name of
 // its own 16 more again. An http.Header costs a map slot and a slice per
 // name, about ten times as much, and a slice of name and value pairs (this
 // type until issue 21) 32 bytes a field. Every field is found without
@@ -36,11 +44,23 @@ type Header struct {
 	s []string
 }
 
-// narrowOwn is the own flag of two-byte codes; a four-byte code's is
-// wideOwn. Table indices stay below narrowOwn (see valueCode).
+// narrowOwn is the own flag of two-byte codes, narrowDate their date
+// flag; a four-byte code's are wideOwn and wideDate. Table indices stay
+// below the date flag (see codesOf). A date's flag is half its code's
+// own flag.
 const (
-	narrowOwn = 0x8000
-	wideOwn   = 0x80000000
+	narrowOwn  = 0x8000
+	narrowDate = narrowOwn >> 1
+	wideOwn    = 0x80000000
+	wideDate   = wideOwn >> 1
+
+	// widthBits are the bits of a Header's first byte that give its
+	// codes' width; the bits above count its dates, at most maxDates.
+	widthBits = 7
+	maxDates  = 8
+	// dateBytes is the length of a date: its Unix seconds, little-endian,
+	// from 1970 to the year 36812.
+	dateBytes = 5
 )
 
 // MakeHeader returns h as a Header. The strings are shared, not copied.
@@ -79,6 +99,17 @@ type headerBuilder struct {
 	s           []string
 	i           int    // the next field
 	name        uint32 // the code of the current run's name
+
+	// dated are the values that look like dates (looksLikeDate), in
+	// order, as pass 0 read them: a date's Unix seconds, or -1 where the
+	// value is its own string after all (not an exact date, or past
+	// maxDates); pass 1 reads them back from nextDated on, without
+	// parsing again. Past len(dated), a value is its own.
+	dated     [2 * maxDates]int64
+	nDated    int
+	nextDated int
+	dates     int // of the dated, those held as dates
+	written   int // of those, the ones pass 1 wrote
 }
 
 func (b *headerBuilder) field(pass int, name, value string, first, single bool) {
@@ -89,7 +120,7 @@ func (b *headerBuilder) field(pass int, name, value string, first, single bool) 
 		if !common && first {
 			b.own++
 		}
-		if !coded {
+		if !coded && !b.countDate(value, single) {
 			b.own++
 		}
 		return
@@ -104,12 +135,61 @@ func (b *headerBuilder) field(pass int, name, value string, first, single bool) 
 	vc, ok := valueCodeOf(value, single)
 	v := uint32(vc)
 	if !ok {
-		v = b.ownCode(value)
+		if secs, date := b.date(value, single); date {
+			v = b.dateCode(secs)
+		} else {
+			v = b.ownCode(value)
+		}
 	}
 	at := 1 + 2*b.width*b.i
 	b.put(at, b.name)
 	b.put(at+b.width, v)
 	b.i++
+}
+
+// countDate reads value in pass 0: whether it is a date the Header holds
+// as one (a value of its name alone, an exact IMF-fixdate, one of the
+// first maxDates, and of the first 2*maxDates values that look like
+// dates).
+func (b *headerBuilder) countDate(value string, single bool) bool {
+	if !single || !looksLikeDate(value) || b.nDated == len(b.dated) {
+		return false
+	}
+	secs, ok := parseDate(value)
+	if !ok || b.dates == maxDates {
+		secs, ok = -1, false
+	}
+	b.dated[b.nDated] = secs
+	b.nDated++
+	if ok {
+		b.dates++
+	}
+	return ok
+}
+
+// date returns, in pass 1, what countDate decided for value: its Unix
+// seconds and true if it is held as a date.
+func (b *headerBuilder) date(value string, single bool) (int64, bool) {
+	if !single || !looksLikeDate(value) || b.nextDated == b.nDated {
+		return 0, false
+	}
+	secs := b.dated[b.nextDated]
+	b.nextDated++
+	return secs, secs >= 0
+}
+
+// dateCode writes secs as the next date and returns its code.
+func (b *headerBuilder) dateCode(secs int64) uint32 {
+	k := b.written
+	b.written++
+	at := len(b.codes) - dateBytes*(b.dates-k)
+	for j := range dateBytes {
+		b.codes[at+j] = byte(secs >> (8 * j))
+	}
+	if b.width == 2 {
+		return narrowDate | uint32(k)
+	}
+	return wideDate | uint32(k)
 }
 
 // ownCode appends s to the own strings and returns its code.
@@ -135,8 +215,8 @@ func (b *headerBuilder) start() {
 	if 1+b.own >= narrowOwn {
 		b.width = 4
 	}
-	b.codes = make([]byte, 1+2*b.width*b.fields)
-	b.codes[0] = byte(b.width)
+	b.codes = make([]byte, 1+2*b.width*b.fields+dateBytes*b.dates)
+	b.codes[0] = byte(b.width | b.dates<<3)
 	b.s = make([]string, 1, 1+b.own)
 }
 
@@ -171,14 +251,16 @@ func (h Header) Len() int {
 	if len(h.s) == 0 {
 		return 0
 	}
-	return (len(h.s[0]) - 1) >> (h.s[0][0] >> 1) >> 1 // (len-1) / (2*width), width 2 or 4
+	c0 := h.s[0][0]
+	// (len - 1 - the dates) / (2*width), width 2 or 4
+	return (len(h.s[0]) - 1 - dateBytes*int(c0>>3)) >> (c0 & widthBits >> 1) >> 1
 }
 
 // code returns the k'th code of h (the i'th field's name is the 2i'th,
 // its value the next), and the own flag of h's codes.
 func (h Header) code(k int) (c, own uint32) {
 	codes := h.s[0]
-	if codes[0] == 2 {
+	if codes[0]&widthBits == 2 {
 		at := 1 + 2*k
 		return uint32(codes[at]) | uint32(codes[at+1])<<8, narrowOwn
 	}
@@ -200,19 +282,36 @@ func (h Header) value(i int) string { return h.str(2*i+1, valueTable) }
 // times a hit.
 func (h Header) str(k int, table []string) string {
 	codes := h.s[0]
-	if codes[0] == 2 {
+	if codes[0]&widthBits == 2 {
 		at := 1 + 2*k
 		c := uint32(codes[at]) | uint32(codes[at+1])<<8
-		if c < narrowOwn {
+		if c < narrowDate {
 			return table[c]
 		}
-		return h.s[c-narrowOwn]
+		if c >= narrowOwn {
+			return h.s[c-narrowOwn]
+		}
+		return dateValues(h.date(int(c - narrowDate)))[0]
 	}
 	c, own := h.code(k)
-	if c < own {
+	switch {
+	case c < own>>1:
 		return table[c]
+	case c >= own:
+		return h.s[c&^own]
 	}
-	return h.s[c&^own]
+	return dateValues(h.date(int(c - own>>1)))[0]
+}
+
+// date returns the k'th date of h, in Unix seconds.
+func (h Header) date(k int) int64 {
+	codes := h.s[0]
+	at := len(codes) - dateBytes*(int(codes[0]>>3)-k)
+	var secs int64
+	for j := range dateBytes {
+		secs |= int64(codes[at+j]) << (8 * j)
+	}
+	return secs
 }
 
 // find returns the index of the first field named name and the number of
@@ -269,8 +368,11 @@ func (h Header) Values(name string) []string {
 // own values (several values of a name are all its own, contiguous).
 func (h Header) values(i, n int) []string {
 	c, own := h.code(2*i + 1)
-	if c < own {
+	if c < own>>1 {
 		return valueTable[c : c+1 : c+1]
+	}
+	if c < own {
+		return dateValues(h.date(int(c - own>>1)))
 	}
 	k := int(c &^ own)
 	return h.s[k : k+n : k+n]
@@ -350,9 +452,9 @@ var nameTable = []string{
 var nameCode = codesOf[byte](nameTable)
 
 // codesOf maps each string of table to its index there, a code below
-// narrowOwn.
+// narrowDate.
 func codesOf[C byte | uint16](table []string) map[string]C {
-	if len(table) >= narrowOwn {
+	if len(table) >= narrowDate {
 		panic("tiers: a table too long for its codes")
 	}
 	m := make(map[string]C, len(table))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -212,19 +213,33 @@ func TestEntryBytes(t *testing.T) {
 // it, whatever mix of common names (codes) and uncommon ones (stored
 // after the values), repeated or not.
 func FuzzHeader(f *testing.F) {
-	f.Add("Content-Type", "X-A", "x-b", "Vary", uint8(3), "v", uint16(0))
-	f.Add("Etag", "Etag", "X-Long-Uncommon-Name", "Date", uint8(0), "", uint16(7))
-	f.Add("X-A", "X-B", "X-A", "X-C", uint8(255), "gzip", uint16(40))
-	f.Add("Cache-Control", "Content-Type", "X-A", "Vary", uint8(0b01100101), "own", uint16(0xffff))
-	f.Fuzz(func(t *testing.T, n1, n2, n3, n4 string, counts uint8, value string, common uint16) {
+	f.Add("Content-Type", "X-A", "x-b", "Vary", uint8(3), "v", uint16(0), uint8(0), int64(0), "")
+	f.Add("Etag", "Etag", "X-Long-Uncommon-Name", "Date", uint8(0), "", uint16(7), uint8(0), int64(0), "")
+	f.Add("X-A", "X-B", "X-A", "X-C", uint8(255), "gzip", uint16(40), uint8(0), int64(0), "")
+	f.Add("Cache-Control", "Content-Type", "X-A", "Vary", uint8(0b01100101), "own", uint16(0xffff), uint8(0), int64(0), "")
+	f.Add("Date", "Last-Modified", "Expires", "X-A", uint8(0b01010101), "v", uint16(0), uint8(0b1111), int64(1796637070), "")
+	f.Add("Date", "Expires", "X-A", "X-B", uint8(0b01011001), "v", uint16(0), uint8(0b0011), int64(-1), "")
+	f.Add("Date", "Expires", "X-A", "X-B", uint8(0b01010101), "v", uint16(0), uint8(0b0111), int64(1<<40), "Sun")
+	f.Add("Date", "Expires", "X-A", "X-B", uint8(0b01010101), "v", uint16(0), uint8(0b0111), int64(1796637070), "Mon")
+	f.Fuzz(func(t *testing.T, n1, n2, n3, n4 string, counts uint8, value string, common uint16, dates uint8, secs int64, day string) {
 		// A name's first value is a common one (it has a code if it is
-		// the name's only value) where common's bit for it is set.
+		// the name's only value) where common's bit for it is set, else
+		// a date where dates' bit is: secs in IMF-fixdate form, its day
+		// name replaced by day if day has three bytes (an exact date or
+		// a near one, held as its own string).
+		date := time.Unix(secs, 0).UTC().Format(http.TimeFormat)
+		if len(day) == 3 {
+			date = day + date[3:]
+		}
 		model := http.Header{}
 		for i, n := range []string{n1, n2, n3, n4} {
 			for j := range int(counts>>(2*i)) & 3 {
 				v := value + strconv.Itoa(j)
-				if j == 0 && common&(1<<i) != 0 {
+				switch {
+				case j == 0 && common&(1<<i) != 0:
 					v = valueTable[int(common>>4)%len(valueTable)]
+				case j == 0 && dates&(1<<i) != 0:
+					v = date
 				}
 				model[n] = append(model[n], v)
 			}
@@ -339,8 +354,9 @@ func TestHeaderWideCodes(t *testing.T) {
 }
 
 // A Django REST framework list page, stored gzip by the proxy, keeps as
-// strings of its own only what no table can hold: its Date and
-// Content-Length (and the slice's first slot, its codes).
+// strings of its own only what no table can hold: its Content-Length here
+// (the proxy stores none) and the slice's first slot, its codes; its Date
+// is a date, five bytes of the codes.
 func TestHeaderDRFPageIsCodes(t *testing.T) {
 	h := MakeHeader(http.Header{
 		"Allow":                      {"GET, HEAD, OPTIONS"},
@@ -355,7 +371,73 @@ func TestHeaderDRFPageIsCodes(t *testing.T) {
 		"X-Content-Type-Options":     {"nosniff"},
 		"X-Frame-Options":            {"DENY"},
 	})
-	if len(h.s) != 3 || h.Len() != 11 {
-		t.Errorf("%d fields in %d slots %q, want 11 in 3", h.Len(), len(h.s), h.s[1:])
+	if len(h.s) != 2 || h.Len() != 11 {
+		t.Errorf("%d fields in %d slots %q, want 11 in 2", h.Len(), len(h.s), h.s[1:])
+	}
+	if got := h.Get("Date"); got != "Mon, 07 Dec 2026 11:00:00 GMT" {
+		t.Errorf("Date %q", got)
+	}
+}
+
+// Dates: an exact IMF-fixdate of a name's one value is held as a date, up
+// to maxDates of them, and read back byte for byte, in narrow and wide
+// codes; a near date (a wrong day name, another zone, before 1970, a
+// name's second value) is its own string; a hit copies a date without
+// allocating once its second is formatted.
+func TestHeaderDates(t *testing.T) {
+	date := func(secs int64) string { return time.Unix(secs, 0).UTC().Format(http.TimeFormat) }
+	now := int64(1796637070) // Mon, 07 Dec 2026 12:31:10 GMT
+	for _, wide := range []bool{false, true} {
+		model := http.Header{
+			"Date":          {date(now)},
+			"Last-Modified": {date(now - 86400)},
+			"Expires":       {"Tue, 07 Dec 2026 12:31:10 GMT"}, // wrong day name
+			"X-Before-1970": {date(-1)},
+			"X-Zone":        {"Mon, 07 Dec 2026 12:31:10 UTC"},
+			"X-Two":         {date(now), date(now + 1)},
+		}
+		for i := range 10 {
+			model["X-D"+strconv.Itoa(i)] = []string{date(now + int64(i))}
+		}
+		if wide {
+			for i := range 33000 {
+				model.Add("X-Many", strconv.Itoa(i))
+			}
+		}
+		h := MakeHeader(model)
+		if got := h.s[0][0] & widthBits; (got == 4) != wide {
+			t.Errorf("wide %v: width %d", wide, got)
+		}
+		if got := int(h.s[0][0] >> 3); got != maxDates {
+			t.Errorf("wide %v: %d dates, want %d", wide, got, maxDates)
+		}
+		// Own strings: the 13 names not in nameTable, the three near
+		// dates, the two of X-Two, the dates past maxDates (12 exact ones
+		// in all), and X-Many's name and values.
+		own := 13 + 3 + 2 + (12 - maxDates)
+		if wide {
+			own += 1 + 33000
+		}
+		if len(h.s)-1 != own {
+			t.Errorf("wide %v: %d own strings, want %d", wide, len(h.s)-1, own)
+		}
+		for k, vs := range model {
+			if got := h.Values(k); !slices.Equal(got, vs) {
+				t.Fatalf("wide %v: %s = %q, want %q", wide, k, got, vs)
+			}
+		}
+		d, err := Decode(Encode(&Entry{Kind: KindResponse, Header: h}))
+		if err != nil || !maps.EqualFunc(d.Header.Clone(), model, slices.Equal) {
+			t.Fatalf("wide %v: decoded %v, %v", wide, err, d.Header.Clone())
+		}
+	}
+	h := MakeHeader(http.Header{"Date": {date(now)}, "Content-Type": {"application/json"}})
+	dst := http.Header{}
+	h.CopyTo(dst)
+	if n := testing.AllocsPerRun(100, func() { h.CopyTo(dst) }); n != 0 {
+		t.Errorf("CopyTo of a date: %v allocations", n)
+	}
+	if dst.Get("Date") != date(now) || cap(dst["Date"]) != 1 {
+		t.Errorf("CopyTo: Date %q (cap %d)", dst["Date"], cap(dst["Date"]))
 	}
 }

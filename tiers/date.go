@@ -1,0 +1,68 @@
+package tiers
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Dates: a header value in HTTP's preferred date form (IMF-fixdate, RFC
+// 9110 §5.6.7), as every response's Date is and most Last-Modified and
+// Expires are, is held in a Header as its Unix seconds (see Header), and
+// formatted again when read, once a second of the process's dates.
+
+// looksLikeDate reports whether v has the shape of an IMF-fixdate, "Mon,
+// 07 Dec 2026 12:51:10 GMT": the cheap test before parseDate.
+func looksLikeDate(v string) bool {
+	return len(v) == len(http.TimeFormat) && v[3] == ',' && v[25:] == " GMT"
+}
+
+// parseDate returns the Unix seconds of v if v is exactly the IMF-fixdate
+// of a second between 1970 and the year 36812 (what dateBytes holds):
+// formatted again, it gives v byte for byte, so that a Header gives back
+// the value it was made of.
+func parseDate(v string) (int64, bool) {
+	t, err := time.Parse(http.TimeFormat, v)
+	if err != nil {
+		return 0, false
+	}
+	secs := t.Unix()
+	if secs < 0 || secs >= 1<<(8*dateBytes) {
+		return 0, false
+	}
+	var buf [len(http.TimeFormat)]byte
+	if string(t.UTC().AppendFormat(buf[:0], http.TimeFormat)) != v {
+		return 0, false // a wrong day name, a zone other than GMT...
+	}
+	return secs, true
+}
+
+// dateValues returns the value, as a one-element slice capped so that an
+// append copies, of the date secs: from dateCache if it holds that
+// second, else formatted and put there.
+func dateValues(secs int64) []string {
+	slot := &dateCache[uint64(secs)%uint64(len(dateCache))]
+	if d := slot.Load(); d != nil && d.secs == secs {
+		return d.v[:]
+	}
+	d := &formattedDate{secs: secs}
+	d.v[0] = time.Unix(secs, 0).UTC().Format(http.TimeFormat)
+	slot.Store(d)
+	return d.v[:]
+}
+
+// dateCache holds formatted dates by second, direct-mapped: 4,096 slots
+// cover 68 minutes of distinct seconds, so the Date of every entry filled
+// within the last hour (L1 holds an entry 30 s by default: -l1-ttl) has
+// its own slot, and a hit reads it without allocating. An older date
+// shares its slot with a newer one and may be formatted again (about
+// 100 ns and two allocations). Bounded: 32 KiB of slots and at most
+// 4,096 dates of 80 bytes, whatever the entries.
+var dateCache [4096]atomic.Pointer[formattedDate]
+
+// formattedDate is a second and its IMF-fixdate, never modified once in
+// dateCache.
+type formattedDate struct {
+	secs int64
+	v    [1]string
+}
