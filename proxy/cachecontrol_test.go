@@ -190,3 +190,38 @@ func BenchmarkDecide(b *testing.B) {
 		decide(storeRule{req: r, cc: noDirectives(), defaultTTL: time.Minute}, 200, h)
 	}
 }
+
+// A hit sends the dates the origin sent, byte for byte, from either
+// tier, whatever their spelling: tiers.Header holds an exact IMF-fixdate
+// as a number and formats it again, any other spelling as it came.
+func TestStoredDatesAsSent(t *testing.T) {
+	dates := map[string]string{
+		"Date":          time.Now().UTC().Format(http.TimeFormat),
+		"Last-Modified": "Wed, 25 Nov 2026 09:50:00 GMT",
+		"Expires":       "Thu, 31 Dec 2037 23:59:59 gmt", // lower case: its own string
+		"X-Old":         "Thu, 01 Jan 1970 00:00:00 GMT",
+		"X-Wrong-Day":   "Mon, 25 Nov 2026 09:50:00 GMT",
+		"X-Rfc850":      "Wednesday, 25-Nov-26 09:50:00 GMT",
+	}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		for k, v := range dates {
+			w.Header()[k] = []string{v}
+		}
+		w.Write([]byte("dated"))
+	})
+	s := newStack(t, o, nil)
+	s.raw(t, "GET", "/d")
+	for _, tier := range []string{"HIT-L1", "HIT-L2"} {
+		if tier == "HIT-L2" {
+			s.local.Delete(t.Context(), s.h.Key("/d"))
+		}
+		r := s.raw(t, "GET", "/d")
+		wantXCache(t, r, tier)
+		for k, v := range dates {
+			if got := r.header[k]; len(got) != 1 || got[0] != v {
+				t.Errorf("%s: %s %q, want %q", tier, k, got, v)
+			}
+		}
+	}
+}
