@@ -3,8 +3,9 @@ package tiers
 import (
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"github.com/cacheproxy/cacheproxy/internal/formatted"
 )
 
 // Dates: a header value in HTTP's preferred date form (IMF-fixdate, RFC
@@ -56,32 +57,15 @@ func digits(s string) int {
 	return n
 }
 
-// dateValues returns the value, as a one-element slice capped so that an
-// append copies, of the date secs: from dateCache if it holds that
-// second, else formatted and put there.
-func dateValues(secs int64) []string {
-	slot := &dateCache[uint64(secs)%uint64(len(dateCache))]
-	if d := slot.Load(); d != nil && d.secs == secs {
-		return d.v[:]
-	}
-	d := &formattedDate{secs: secs}
-	d.v[0] = time.Unix(secs, 0).UTC().Format(http.TimeFormat)
-	slot.Store(d)
-	return d.v[:]
-}
+// dateValues returns the value of the date secs, from dateCache.
+func dateValues(secs int64) []string { return dateCache.Values(secs) }
 
-// dateCache holds formatted dates by second, direct-mapped: 4,096 slots
-// cover 68 minutes of distinct seconds, so the Date of every entry filled
-// within the last hour (L1 holds an entry 30 s by default: -l1-ttl) has
-// its own slot, and a hit reads it without allocating. An older date
-// shares its slot with a newer one and may be formatted again (about
-// 100 ns and two allocations). Bounded: 32 KiB of slots and at most
-// 4,096 dates of 80 bytes, whatever the entries.
-var dateCache [4096]atomic.Pointer[formattedDate]
-
-// formattedDate is a second and its IMF-fixdate, never modified once in
-// dateCache.
-type formattedDate struct {
-	secs int64
-	v    [1]string
-}
+// dateCache holds formatted dates by second, direct-mapped: its 4,096
+// slots cover 68 minutes of distinct seconds, so the Date of every entry
+// filled within the last hour (L1 holds an entry 30 s by default:
+// -l1-ttl) has its own slot, and a hit reads it without allocating. An
+// older date shares its slot with a newer one and may be formatted again
+// (about 100 ns and two allocations). Bounded, whatever the entries.
+var dateCache = formatted.New(func(secs int64) string {
+	return time.Unix(secs, 0).UTC().Format(http.TimeFormat)
+})
