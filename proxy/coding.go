@@ -241,20 +241,21 @@ const (
 	refused                  // not at all: its coding is not acceptable
 )
 
-// deliveryOf decides how e may answer a request whose acceptance is a:
+// deliveryOf decides how an entry stored with header h may answer a
+// request whose acceptance is a:
 // as stored if a accepts its coding (identity always: RFC 9110 §12.5.3
 // lets a server send identity even to a client that refuses it, rather
 // than a 406); decoded if it is gzip and may be transformed (no
 // no-transform, RFC 9110 §7.7); else refused. It is the one judge of
 // codings: usability and writeEntry both ask it.
-func deliveryOf(e *tiers.Entry, a acceptance) delivery {
-	c := contentCoding(e.Header)
+func deliveryOf(h tiers.Header, a acceptance) delivery {
+	c := contentCoding(h)
 	switch {
 	case c == identity || (c != otherCoding && a.accepts.has(c)):
 		return asStored
-	case c == gzipCoding && !parseCacheControl(e.Header).noTransform:
+	case c == gzipCoding && !parseCacheControl(h).noTransform:
 		return decoded
-	case c == otherCoding && !registeredCoding(e.Header.Canonical("Content-Encoding")):
+	case c == otherCoding && !registeredCoding(h.Canonical("Content-Encoding")):
 		// A label no registry knows (an origin's own): the proxy cannot
 		// judge who may read it, and serves it as the origin sent it,
 		// as a cache reuses what it stored (RFC 9111 §3; the
@@ -275,7 +276,7 @@ func deliveryOf(e *tiers.Entry, a acceptance) delivery {
 func servesEveryCoding(h tiers.Header) bool {
 	c := contentCoding(h)
 	return (c == identity || c == gzipCoding) &&
-		deliveryOf(&tiers.Entry{Header: h}, identityOnly) != refused
+		deliveryOf(h, identityOnly) != refused
 }
 
 // selectingHeaders returns the request headers that select the stored

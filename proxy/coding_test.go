@@ -124,7 +124,7 @@ func TestDeliveryOf(t *testing.T) {
 		{"a stack, plain client", entry("Content-Encoding", "gzip, br"), plain, refused},
 		{"an origin's own label", entry("Content-Encoding", "x-mine"), plain, asStored},
 	} {
-		if got := deliveryOf(tc.e, tc.a); got != tc.want {
+		if got := deliveryOf(tc.e.Header, tc.a); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}

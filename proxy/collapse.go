@@ -109,7 +109,7 @@ func (x *exchange) writeResult(res *fillResult, collapsed bool, fwd fwdReason) {
 	now := x.h.o.Now() // the fill took its time: Age is as of now
 	var how delivery
 	if res.entry != nil {
-		how = deliveryOf(res.entry, x.ae)
+		how = deliveryOf(res.entry.Header, x.ae)
 	}
 	switch {
 	case res.err != nil:

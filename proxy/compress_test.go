@@ -258,7 +258,7 @@ func TestSelectingHeaders(t *testing.T) {
 				// Whatever it drops, every client is served from the copy.
 				if len(got) < len(vary) {
 					for _, a := range []acceptance{identityOnly, {accepts: 1<<identity | 1<<brCoding, bucket: brCoding}} {
-						if deliveryOf(&tiers.Entry{Header: h}, a) == refused {
+						if deliveryOf(h, a) == refused {
 							t.Errorf("Content-Encoding %q, Cache-Control %q: Accept-Encoding dropped but %+v is refused", ce, cc, a)
 						}
 					}

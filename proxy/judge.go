@@ -34,7 +34,7 @@ func (x *exchange) judge(e *tiers.Entry, now time.Time) judgement {
 	if bans.Dead(e) {
 		return judgement{use: purged}
 	}
-	how := deliveryOf(e, x.ae)
+	how := deliveryOf(e.Header, x.ae)
 	if how == refused {
 		// A body in a coding the client did not accept, which the
 		// proxy cannot decode for it (coding.go).

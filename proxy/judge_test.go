@@ -93,7 +93,7 @@ func checkJudgement(t *testing.T, name string, x *exchange, e *tiers.Entry, j ju
 			t.Errorf("%s: a purged entry judged %v", name, j.use)
 		}
 		return
-	case deliveryOf(e, x.ae) == refused:
+	case deliveryOf(e.Header, x.ae) == refused:
 		if j.use != forbidden {
 			t.Errorf("%s: an entry in a coding the client cannot read judged %v", name, j.use)
 		}
@@ -108,8 +108,8 @@ func checkJudgement(t *testing.T, name string, x *exchange, e *tiers.Entry, j ju
 	if j.e == nil {
 		t.Fatalf("%s: judged %v without an entry", name, j.use)
 	}
-	if j.use == usable && j.how != deliveryOf(e, x.ae) {
-		t.Errorf("%s: delivery %v, deliveryOf says %v", name, j.how, deliveryOf(e, x.ae))
+	if j.use == usable && j.how != deliveryOf(e.Header, x.ae) {
+		t.Errorf("%s: delivery %v, deliveryOf says %v", name, j.how, deliveryOf(e.Header, x.ae))
 	}
 	if bans.Stale(e) {
 		// A soft purge: stale (from now if it was fresh), never
