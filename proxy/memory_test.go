@@ -26,6 +26,25 @@ func liveHeap() uint64 {
 	return ms.HeapAlloc
 }
 
+// l1Proxy returns a proxy with an L1 of bound bytes in front of an origin
+// served by handler, and the L1; both end with t.
+func l1Proxy(t *testing.T, handler http.Handler, bound int64) (*proxy.Handler, *local.Cache) {
+	t.Helper()
+	o := httptest.NewServer(handler)
+	t.Cleanup(o.Close)
+	l1, err := local.New(local.Options{MaxBytes: bound, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l1.Close)
+	u, _ := url.Parse(o.URL)
+	h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, l1
+}
+
 // TestVaryFillKeepsL1MemoryBound fills an 8 MiB L1 through Vary
 // variants and their markers (Vary: Accept-Language; an origin's Vary:
 // Accept-Encoding alone no longer makes variants, see selectingHeaders),
@@ -41,23 +60,12 @@ func TestVaryFillKeepsL1MemoryBound(t *testing.T) {
 	for i := range body {
 		body[i] = byte(rnd.UintN(256)) // incompressible: stored as sent
 	}
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h, l1 := l1Proxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Vary", "Accept-Encoding, Accept-Language")
 		w.Write(body)
-	}))
-	defer o.Close()
-	l1, err := local.New(local.Options{MaxBytes: bound, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l1.Close()
-	u, _ := url.Parse(o.URL)
-	h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}), bound)
 	before := liveHeap()
 	const urls = 4 * bound / 3900
 	for i := range urls {
@@ -125,18 +133,7 @@ func TestL1BytesPerEntry(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := httptest.NewServer(tc.handler)
-			defer o.Close()
-			l1, err := local.New(local.Options{MaxBytes: bound, Logger: quiet})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l1.Close()
-			u, _ := url.Parse(o.URL)
-			h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
+			h, l1 := l1Proxy(t, tc.handler, bound)
 			before := liveHeap()
 			var fed int
 			for i := 0; fed < 4*bound; i++ {
@@ -226,48 +223,39 @@ func TestVaryL1HoldsPages(t *testing.T) {
 			w.Write(gzipped(jsonPage(r)))
 		}},
 	} {
-		o := httptest.NewServer(tc.handler)
-		l1, err := local.New(local.Options{MaxBytes: bound, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, _ := url.Parse(o.URL)
-		h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		const pages = 6000 // about 3 times what the bound holds
-		before := liveHeap()
-		serve := func(i int, cc string) int {
-			req := httptest.NewRequest(http.MethodGet, "/api/items/?page="+strconv.Itoa(i), nil)
-			req.Header.Set("Accept-Encoding", "gzip, deflate, br")
-			if cc != "" {
-				req.Header.Set("Cache-Control", cc)
+		t.Run(tc.name, func(t *testing.T) {
+			h, l1 := l1Proxy(t, tc.handler, bound)
+			const pages = 6000 // about 3 times what the bound holds
+			before := liveHeap()
+			serve := func(i int, cc string) int {
+				req := httptest.NewRequest(http.MethodGet, "/api/items/?page="+strconv.Itoa(i), nil)
+				req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+				if cc != "" {
+					req.Header.Set("Cache-Control", cc)
+				}
+				w := &discardWriter{h: make(http.Header)}
+				h.ServeHTTP(w, req)
+				return w.status
 			}
-			w := &discardWriter{h: make(http.Header)}
-			h.ServeHTTP(w, req)
-			return w.status
-		}
-		for i := range pages {
-			if st := serve(i, ""); st != http.StatusOK {
-				t.Fatalf("%s: page %d: status %d", tc.name, i, st)
+			for i := range pages {
+				if st := serve(i, ""); st != http.StatusOK {
+					t.Fatalf("%s: page %d: status %d", tc.name, i, st)
+				}
 			}
-		}
-		l1.Wait()
-		grew := int64(liveHeap()) - int64(before)
-		for i := range pages {
-			if serve(i, "only-if-cached") == http.StatusOK {
-				held[tc.name]++
+			l1.Wait()
+			grew := int64(liveHeap()) - int64(before)
+			for i := range pages {
+				if serve(i, "only-if-cached") == http.StatusOK {
+					held[tc.name]++
+				}
 			}
-		}
-		t.Logf("%s: %d pages held; L1 %d entries, %d B counted; live heap grew %d B (bound %d)",
-			tc.name, held[tc.name], l1.Len(), l1.Bytes(), grew, bound)
-		if grew > 2*bound {
-			t.Errorf("%s: live heap grew %d bytes for an L1 of %d: more than twice its bound", tc.name, grew, bound)
-		}
-		runtime.KeepAlive(h)
-		l1.Close()
-		o.Close()
+			t.Logf("%s: %d pages held; L1 %d entries, %d B counted; live heap grew %d B (bound %d)",
+				tc.name, held[tc.name], l1.Len(), l1.Bytes(), grew, bound)
+			if grew > 2*bound {
+				t.Errorf("%s: live heap grew %d bytes for an L1 of %d: more than twice its bound", tc.name, grew, bound)
+			}
+			runtime.KeepAlive(h)
+		})
 	}
 	// Stored once, a page of an origin that compresses takes about what
 	// the proxy's own compression takes (the origin's gzip is the
@@ -294,22 +282,11 @@ func TestLargeHitAllocatesAsSmall(t *testing.T) {
 			b[i] = byte(rnd.UintN(256))
 		}
 	}
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h, l1 := l1Proxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(bodies[r.URL.Path])
-	}))
-	defer o.Close()
-	l1, err := local.New(local.Options{MaxBytes: 64 << 20, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l1.Close()
-	u, _ := url.Parse(o.URL)
-	h, err := proxy.New(proxy.Options{Origin: u, Local: l1, Logger: quiet, DefaultTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}), 64<<20)
 	allocs := map[string]float64{}
 	for path, body := range bodies {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
