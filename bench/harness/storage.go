@@ -183,6 +183,9 @@ func (h *harness) storageSystem(ctx context.Context, name string, gzipVary bool,
 		if st, err := stats(front); err == nil && st.L1 != nil {
 			r.heldBytes = st.L1.Bytes
 			r.note = fmt.Sprintf("L1: %s items (a varying URL, its marker and variants, is one), %s counted", num(float64(st.L1.Entries)), mib(st.L1.Bytes))
+			if heap, err := heapInUse(front); err == nil {
+				r.note += fmt.Sprintf("; Go heap in use %s, %.2f× the L1 bound", mib(heap), float64(heap)/storageBudget)
+			}
 		}
 	case front.varnishDir != "":
 		r.held, r.heldBytes = varnishObjects(front)
@@ -306,6 +309,24 @@ func storageDrive(ctx context.Context, n int, request func(i int) (string, http.
 		first = ctx.Err()
 	}
 	return first
+}
+
+// heapInUse returns a cacheproxy's Go heap in use (HeapInuse: spans
+// holding objects, live or not yet swept), from its /metrics: what issue
+// 21 bounds at twice the L1's bytes.
+func heapInUse(s *server) (int64, error) {
+	b, err := get(s.admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	const name = "go_memstats_heap_inuse_bytes "
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, name); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int64(f), err
+		}
+	}
+	return 0, fmt.Errorf("%s/metrics: no %s", s.admin, strings.TrimSpace(name))
 }
 
 // storageReport writes the storage section.
