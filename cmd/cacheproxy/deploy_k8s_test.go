@@ -315,9 +315,9 @@ func TestKubernetesManifests(t *testing.T) {
 	if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" {
 		t.Errorf("resources.requests %v: want cpu and memory", c.Resources.Requests)
 	}
-	if limit := mebibytes(t, c.Resources.Limits["memory"]); limit<<20 < cfg.L1MaxBytes+64<<20 {
-		t.Errorf("memory limit %dMi is less than -l1-max-bytes + 64Mi (%dMi): the Go memory limit is -l1-max-bytes + 48Mi",
-			limit, cfg.L1MaxBytes>>20+64)
+	if limit, goLimit := mebibytes(t, c.Resources.Limits["memory"]), memoryLimit(cfg.L1MaxBytes); limit<<20 < goLimit+16<<20 {
+		t.Errorf("memory limit %dMi is less than the Go memory limit for -l1-max-bytes %dMi (%dMi) + 16Mi",
+			limit, cfg.L1MaxBytes>>20, goLimit>>20)
 	}
 
 	// The probes against a running instance configured the same way (but

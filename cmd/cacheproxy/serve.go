@@ -354,15 +354,33 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, level *slog.Lev
 	return nil
 }
 
-// memoryHeadroom is what the process may use beyond -l1-max-bytes: the
-// runtime, connections, buffers of requests in flight, and the collector's
-// room to work. Too little, and a full L1 leaves the collector running
-// without pause. -l1-max-bytes counts the memory entries really take
-// (tiers.Entry.MemSize, checked against the heap), so with 48 MiB a full
-// 64 MiB L1 under the benchmark's zipf load peaked at 121 MiB RSS, below
-// the -l1-max-bytes + 64 MiB the benchmark asks, with the collector at
-// about a fifth of the CPU (56 MiB: 129 MiB, a ninth).
+// memoryHeadroom is the least the process may use beyond -l1-max-bytes:
+// the runtime, connections, buffers of requests in flight, and the
+// collector's room to work. Too little, and a full L1 leaves the collector
+// running without pause. -l1-max-bytes counts the memory entries really
+// take (tiers.Entry.MemSize, checked against the heap), so with 48 MiB a
+// full 64 MiB L1 under the benchmark's zipf load peaked at 121 MiB RSS,
+// below the -l1-max-bytes + 64 MiB the benchmark asks, with the collector
+// at about a fifth of the CPU (56 MiB: 129 MiB, a ninth).
 const memoryHeadroom = 48 << 20
+
+// memoryLimit returns the soft memory limit for an L1 of l1 bytes: l1
+// plus memoryHeadroom, or plus three quarters of l1 when that is more.
+//
+// The headroom grows with the L1 because a collection's work does: it
+// marks every entry held, so its cost grows with the L1, and with a fixed
+// headroom so does how often it comes, once fragmentation has taken its
+// share. A full L1 of 256 MiB (the default; 134,600 JSON pages), 200,000
+// gzip hits over 200 of them, 16 connections, one CPU: with 48 MiB of
+// headroom a hit cost 59 µs, with 34 collections of ~150 ms (RSS 343 MB;
+// 87.5 µs and 76 collections on a busier machine); with 128 MiB 41 µs (15
+// collections, RSS 393 MB); with 192 MiB, three quarters of the L1 as a
+// 64 MiB L1 has, 34 µs (8), about what a hit costs with a 64 MiB L1, the
+// heap in use at 1.41x the L1's bound, RSS 449 MB.
+func memoryLimit(l1 int64) int64 {
+	l1 = max(l1, 0)
+	return l1 + max(memoryHeadroom, l1/4*3)
+}
 
 // gcPercentNoL1 is the collector's GOGC when there is no L1, unless the
 // environment sets one. The live heap is then a few MiB, and every hit,
@@ -380,14 +398,13 @@ const memoryHeadroom = 48 << 20
 // more throughput.
 const gcPercentNoL1 = 800
 
-// tuneGC gives the Go runtime a soft memory limit of -l1-max-bytes +
-// memoryHeadroom, unless GOMEMLIMIT is set (without it the collector lets
-// the heap grow to twice what is live, so a full L1 would cost twice its
-// bound in RSS), and with no L1 a GC percent of gcPercentNoL1, unless GOGC
-// is set.
+// tuneGC gives the Go runtime a soft memory limit of memoryLimit, unless
+// GOMEMLIMIT is set (without it the collector lets the heap grow to twice
+// what is live, so a full L1 would cost twice its bound in RSS), and with
+// no L1 a GC percent of gcPercentNoL1, unless GOGC is set.
 func tuneGC(cfg config, logger *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := max(cfg.L1MaxBytes, 0) + memoryHeadroom
+		limit := memoryLimit(cfg.L1MaxBytes)
 		debug.SetMemoryLimit(limit)
 		logger.Debug("memory limit set", "bytes", limit)
 	}
