@@ -207,6 +207,41 @@ func TestEntryBytes(t *testing.T) {
 	}
 }
 
+// A packed entry whose header has up to four strings holds them in the
+// Entry's own allocation, right after it (newEntry), and takes the bytes
+// MemSize counts, as a larger one does apart.
+func TestPackedEntryOneObject(t *testing.T) {
+	for extra := range 6 {
+		// Codes alone, then an ETag's value, an uncommon name and its
+		// value, both...: 1 to 6 strings.
+		h := http.Header{"Content-Type": {"application/json"}, "Date": {"Mon, 07 Dec 2026 12:51:10 GMT"}}
+		if extra%2 == 1 {
+			h.Set("Etag", `"v1"`)
+		}
+		for i := range extra / 2 {
+			h.Set("X-Own-"+strconv.Itoa(i), "value "+strconv.Itoa(i))
+		}
+		e := &Entry{Kind: KindResponse, Status: http.StatusOK, Header: MakeHeader(h), URL: "/api/items/?page=1"}
+		e.SetBody([]byte(strings.Repeat("x", 3000)))
+		n := len(e.Header.s)
+		if n != 1+extra {
+			t.Fatalf("header of %d strings, want %d", n, 1+extra)
+		}
+		p := e.Packed()
+		start, slots := uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&p.Header.s[0]))
+		inline := slots == start+unsafe.Sizeof(Entry{})
+		if want := n <= 4; inline != want {
+			t.Errorf("%d header strings: held in the Entry's allocation %v, want %v", n, inline, want)
+		}
+		if p.BodyLen() != 3000 || p.Header.Get("X-Own-0") != h.Get("X-Own-0") || p.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("%d header strings: packed entry lost its body or header", n)
+		}
+		if got, want := allocSize(int(unsafe.Sizeof(Entry{}))+16*n), entryBytes+allocSize(16*n); inline && got != want {
+			t.Errorf("%d header strings: Entry and slice together take %d B, MemSize counts %d", n, got, want)
+		}
+	}
+}
+
 // FuzzHeader checks a Header against the http.Header it was made of, the
 // model: fields sorted by name, a name's values in order and together,
 // lookups, CopyTo, Clone, Packed and the encoding's round trip agree with
