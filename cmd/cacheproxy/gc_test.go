@@ -8,8 +8,9 @@ import (
 )
 
 // The collector gets a memory limit of the L1 budget plus headroom that
-// grows with a large L1, also with no L1, and with no L1 a GC percent that spares its small live heap
-// constant collections; GOMEMLIMIT and GOGC from the environment win.
+// grows with a large L1, also with no L1, and with no L1 a GC percent
+// that spares its small live heap constant collections; GOMEMLIMIT and
+// GOGC from the environment win.
 func TestTuneGC(t *testing.T) {
 	prevPercent := debug.SetGCPercent(100)
 	prevLimit := debug.SetMemoryLimit(-1)
