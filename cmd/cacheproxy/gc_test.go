@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"testing"
 )
@@ -23,8 +24,13 @@ func TestTuneGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	t.Setenv("GOGC", "")
 	// The headroom is 48 MiB, or three quarters of a larger L1 (whose
-	// collections mark more entries: see memoryLimit).
-	for l1, limit := range map[int64]int64{0: 48 << 20, 64 << 20: 112 << 20, 256 << 20: 448 << 20, 4 << 30: 7 << 30} {
+	// collections mark more entries: see memoryLimit); an L1 whose sum
+	// would wrap gets none (math.MaxInt64).
+	for l1, limit := range map[int64]int64{0: 48 << 20, 64 << 20: 112 << 20, 256 << 20: 448 << 20, 4 << 30: 7 << 30,
+		math.MaxInt64 / 7 * 4: math.MaxInt64 / 7 * 7, 6 << 60: math.MaxInt64, math.MaxInt64: math.MaxInt64} {
+		if got := memoryLimit(l1); got != limit {
+			t.Errorf("L1 %d: memoryLimit %d, want %d", l1, got, limit)
+		}
 		tuneGC(config{L1MaxBytes: l1}, quiet)
 		if got := debug.SetMemoryLimit(-1); got != limit {
 			t.Errorf("L1 %d: memory limit %d, want %d", l1, got, limit)

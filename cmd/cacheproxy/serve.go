@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -377,9 +378,16 @@ const memoryHeadroom = 48 << 20
 // collections, RSS 393 MB); with 192 MiB, three quarters of the L1 as a
 // 64 MiB L1 has, 34 µs (8), about what a hit costs with a 64 MiB L1, the
 // heap in use at 1.41x the L1's bound, RSS 449 MB.
+//
+// An L1 too large for the sum (-l1-max-bytes takes up to 8 EiB) gets no
+// limit, math.MaxInt64, rather than a sum that wraps negative.
 func memoryLimit(l1 int64) int64 {
 	l1 = max(l1, 0)
-	return l1 + max(memoryHeadroom, l1/4*3)
+	headroom := max(memoryHeadroom, l1/4*3)
+	if l1 > math.MaxInt64-headroom {
+		return math.MaxInt64
+	}
+	return l1 + headroom
 }
 
 // gcPercentNoL1 is the collector's GOGC when there is no L1, unless the
