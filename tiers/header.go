@@ -627,36 +627,30 @@ func (e *Entry) Packed() *Entry {
 // entry a full L1 holds, at every collection (TestPackedEntryOneObject).
 func newEntry(e *Entry, n int) (*Entry, []string) {
 	switch n {
+	case 0:
+		p := *e
+		return &p, nil
 	case 1:
-		p := &struct {
-			e Entry
-			s [1]string
-		}{e: *e}
-		return &p.e, p.s[:]
+		return withSlots(e, func(s *[1]string) []string { return s[:] })
 	case 2:
-		p := &struct {
-			e Entry
-			s [2]string
-		}{e: *e}
-		return &p.e, p.s[:]
+		return withSlots(e, func(s *[2]string) []string { return s[:] })
 	case 3:
-		p := &struct {
-			e Entry
-			s [3]string
-		}{e: *e}
-		return &p.e, p.s[:]
+		return withSlots(e, func(s *[3]string) []string { return s[:] })
 	case 4:
-		p := &struct {
-			e Entry
-			s [4]string
-		}{e: *e}
-		return &p.e, p.s[:]
+		return withSlots(e, func(s *[4]string) []string { return s[:] })
 	}
 	p := *e
-	if n == 0 {
-		return &p, nil
-	}
 	return &p, make([]string, n)
+}
+
+// withSlots returns a copy of *e allocated with an array of strings A
+// after it, and that array as a slice.
+func withSlots[A any](e *Entry, slice func(*A) []string) (*Entry, []string) {
+	p := &struct {
+		e Entry
+		s A
+	}{e: *e}
+	return &p.e, slice(&p.s)
 }
 
 // bodyPart appends e's body from byte from on to a and returns it.
